@@ -1,0 +1,1 @@
+//! The bridge CNI plugin: a drop-in for the reference on a synchronous netlink path

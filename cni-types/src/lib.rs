@@ -1,0 +1,81 @@
+//! The Container Network Interface specification as data.
+//!
+//! Every spec version (0.1.0 to 1.1.0), network configurations, results of every version and
+//! the conversions between them, the error result and its codes, `CNI_ARGS` and capability
+//! arguments. Pure data: serde, serde_json and ipnet; no I/O, no processes, no kernel.
+//!
+//! # Layout
+//!
+//! - [`version`]: [`Version`] and what each version allows (chaining, CHECK, GC, STATUS).
+//! - [`config`]: one plugin's [`NetConf`] and a `.conflist`'s [`NetConfList`]; unknown keys
+//!   survive a round trip.
+//! - [`result`]: the canonical [`CniResult`] and the 0.4.0 / 0.2.0 wire shapes, with the
+//!   reference's conversion rules.
+//! - [`error`]: the spec's [`Error`] `{code, msg, details}` and [`ErrorCode`].
+//! - [`args`]: `CNI_ARGS` parsing with `IgnoreUnknown`.
+//! - [`capabilities`]: `runtimeConfig` (port mappings, IP ranges, ...) accepting the
+//!   capitalised keys containerd sends, and GC's valid attachments.
+//! - [`validate`]: the reference's rules for container IDs, network and interface names.
+//!
+//! # Quick start
+//!
+//! ```
+//! use cni_types::{CniResult, NetConf, Version};
+//!
+//! let conf = NetConf::from_slice(br#"{"cniVersion":"0.4.0","name":"net","type":"bridge",
+//!     "ipam":{"type":"host-local","subnet":"10.1.0.0/16"},"bridge":"cni0"}"#).unwrap();
+//! assert_eq!(conf.version(), Version::V0_4_0);
+//! assert_eq!(conf.ipam_type(), Some("host-local"));
+//! assert_eq!(conf.extra["bridge"], "cni0"); // plugin-specific keys are kept
+//!
+//! // A 1.0.0 result printed for a 0.4.0 config gains `ips[].version`.
+//! let res = CniResult::from_slice(br#"{"cniVersion":"1.0.0",
+//!     "ips":[{"address":"10.1.0.2/16","gateway":"10.1.0.1"}]}"#, None).unwrap();
+//! let v = res.to_value(conf.version()).unwrap();
+//! assert_eq!(v["ips"][0]["version"], "4");
+//! ```
+
+#![warn(missing_docs)]
+
+pub use ipnet;
+
+pub mod args;
+pub mod capabilities;
+pub mod config;
+pub mod error;
+pub mod result;
+pub mod validate;
+pub mod version;
+
+pub use args::CniArgs;
+pub use capabilities::{Attachment, PortMapping, RuntimeConfig};
+pub use config::{Dns, IpamConf, NetConf, NetConfList};
+pub use error::{Error, ErrorCode};
+pub use result::{CniResult, Interface, IpConfig, Route};
+pub use version::Version;
+
+/// Serialise as the reference library prints results and errors: JSON indented by four
+/// spaces, no trailing newline.
+pub fn to_json_pretty<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    match value.serialize(&mut ser) {
+        Ok(()) => String::from_utf8(buf).unwrap_or_default(),
+        Err(e) => format!(
+            "{{\n    \"code\": 999,\n    \"msg\": {:?}\n}}",
+            format!("failed to serialize: {e}")
+        ),
+    }
+}
+
+/// `{"cniVersion": ..., "supportedVersions": [...]}`: the answer to VERSION.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VersionInfo {
+    /// The version the plugin speaks natively.
+    #[serde(rename = "cniVersion")]
+    pub cni_version: Version,
+    /// Every version it supports.
+    #[serde(rename = "supportedVersions")]
+    pub supported_versions: Vec<Version>,
+}

@@ -1,0 +1,1 @@
+//! Examples for the cni-rs workspace
