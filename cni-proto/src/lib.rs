@@ -1,1 +1,49 @@
-//! placeholder
+//! Both ends of the CNI exec protocol.
+//!
+//! # Layout
+//!
+//! - [`skel`]: a plugin's entry point. Environment, stdin and stdout are passed in; the verb is
+//!   validated as the reference `pkg/skel` does and dispatched to a [`skel::Plugin`]; the result
+//!   is printed converted to the config's version; an error becomes the spec's error JSON and an
+//!   exit code in exactly one place.
+//! - [`delegate`]: run another plugin (IPAM) found through `CNI_PATH`.
+//! - [`exec`]: the [`exec::Exec`] seam: plugins as processes ([`exec::ProcessExec`]) or
+//!   in-process ([`exec::InProcessExec`]).
+//! - [`runtime`]: what libcni does for a container runtime: load `.conflist` files, run ADD /
+//!   CHECK / DEL / GC / STATUS through a chain, thread `prevResult`, inject capability args,
+//!   keep the result cache.
+//! - [`env`], [`command`]: the environment map and the verbs.
+//!
+//! # A minimal plugin
+//!
+//! ```no_run
+//! use cni_proto::skel::{self, Plugin, Request};
+//! use cni_types::{CniResult, Error};
+//!
+//! struct Noop;
+//! impl Plugin for Noop {
+//!     fn add(&self, req: &Request) -> Result<CniResult, Error> {
+//!         // A chained plugin passes the previous result on.
+//!         Ok(req.config.prev_result()?.unwrap_or_default())
+//!     }
+//!     fn del(&self, _req: &Request) -> Result<(), Error> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     skel::main(&Noop)
+//! }
+//! ```
+
+pub use cni_types;
+
+pub mod command;
+pub mod delegate;
+pub mod env;
+pub mod exec;
+pub mod runtime;
+pub mod skel;
+
+pub use command::Command;
+pub use env::Env;

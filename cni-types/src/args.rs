@@ -167,7 +167,10 @@ mod tests {
         assert_eq!(a.get("ip"), None, "keys are case-sensitive");
         assert_eq!(a.get("K8S_POD_NAME"), Some("demo"));
         assert!(a.ignore_unknown().unwrap());
-        assert_eq!(a.to_string(), "IgnoreUnknown=1;K8S_POD_NAME=demo;IP=10.1.2.3/24");
+        assert_eq!(
+            a.to_string(),
+            "IgnoreUnknown=1;K8S_POD_NAME=demo;IP=10.1.2.3/24"
+        );
         assert!(CniArgs::parse("").unwrap().is_empty());
         assert_eq!(CniArgs::parse("K=").unwrap().get("K"), Some(""));
     }

@@ -148,9 +148,9 @@ impl<'de> Deserialize<'de> for IpRange {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let m = Map::deserialize(d)?;
         let subnet: String = field(&m, "subnet")?.unwrap_or_default();
-        let subnet = subnet
-            .parse()
-            .map_err(|e| serde::de::Error::custom(format!("invalid CIDR address: {subnet}: {e}")))?;
+        let subnet = subnet.parse().map_err(|e| {
+            serde::de::Error::custom(format!("invalid CIDR address: {subnet}: {e}"))
+        })?;
         Ok(IpRange {
             subnet,
             range_start: opt_ip(&m, "rangeStart")?,
@@ -246,9 +246,7 @@ impl FromStr for RequestedIp {
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if s.contains('/') {
-            let net: IpNet = s
-                .parse()
-                .map_err(|_| format!("invalid IP address: {s}"))?;
+            let net: IpNet = s.parse().map_err(|_| format!("invalid IP address: {s}"))?;
             Ok(RequestedIp {
                 addr: net.addr(),
                 prefix: Some(net.prefix_len()),

@@ -282,7 +282,11 @@ impl NetConfList {
             return Err(ConfListError::NoPlugins);
         }
         for (i, p) in list.plugins.iter().enumerate() {
-            if !p.get("type").and_then(Value::as_str).is_some_and(|t| !t.is_empty()) {
+            if !p
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.is_empty())
+            {
                 return Err(ConfListError::MissingType(i));
             }
         }

@@ -199,7 +199,11 @@ mod tests {
 
     #[test]
     fn prints_like_the_reference() {
-        let e = Error::new(ErrorCode::IncompatibleCniVersion, "incompatible CNI versions", "x");
+        let e = Error::new(
+            ErrorCode::IncompatibleCniVersion,
+            "incompatible CNI versions",
+            "x",
+        );
         assert_eq!(
             e.to_json_pretty(),
             "{\n    \"code\": 1,\n    \"msg\": \"incompatible CNI versions\",\n    \"details\": \"x\"\n}"

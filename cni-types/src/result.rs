@@ -248,9 +248,9 @@ impl CniResult {
         Ok(match version.result_family() {
             ResultFamily::V100 => VersionedResult::V100(r),
             ResultFamily::V040 => VersionedResult::V040(v040::Result::from(&r)),
-            ResultFamily::V020 => VersionedResult::V020(v020::Result::try_from(
-                &v040::Result::from(&r),
-            )?),
+            ResultFamily::V020 => {
+                VersionedResult::V020(v020::Result::try_from(&v040::Result::from(&r))?)
+            }
         })
     }
 
@@ -360,7 +360,12 @@ pub mod v040 {
                     .ips
                     .iter()
                     .map(|ip| IpConfig {
-                        version: if ip.address.addr().is_ipv4() { "4" } else { "6" }.into(),
+                        version: if ip.address.addr().is_ipv4() {
+                            "4"
+                        } else {
+                            "6"
+                        }
+                        .into(),
                         interface: ip.interface,
                         address: ip.address,
                         gateway: ip.gateway,
@@ -512,7 +517,11 @@ pub mod v020 {
                         address: cfg.ip,
                         gateway: cfg.gateway,
                     });
-                    routes.extend(cfg.routes.into_iter().map(|rt| super::Route::new(rt.dst, rt.gw)));
+                    routes.extend(
+                        cfg.routes
+                            .into_iter()
+                            .map(|rt| super::Route::new(rt.dst, rt.gw)),
+                    );
                 }
             }
             v040::Result {

@@ -123,8 +123,21 @@ mod tests {
     fn interface_names() {
         assert!(validate_interface_name("eth0").is_ok());
         assert!(validate_interface_name("a23456789012345").is_ok());
-        for bad in ["", "a234567890123456", ".", "..", "a/b", "a:b", "a b", "a\tb"] {
-            assert_eq!(validate_interface_name(bad).unwrap_err().code(), 4, "{bad:?}");
+        for bad in [
+            "",
+            "a234567890123456",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\tb",
+        ] {
+            assert_eq!(
+                validate_interface_name(bad).unwrap_err().code(),
+                4,
+                "{bad:?}"
+            );
         }
     }
 }
