@@ -71,12 +71,16 @@ impl Request {
     /// Runs the same validation as [`run`] but does not call a plugin.
     pub fn from_env(env: &Env, stdin: &[u8]) -> Result<Request, Error> {
         let mut reader = stdin;
-        read_request(env, &mut reader)?.ok_or_else(|| {
+        let mut req = read_request(env, &mut reader)?.ok_or_else(|| {
             Error::msg(
                 ErrorCode::InvalidEnvironmentVariables,
                 "required env variables [CNI_COMMAND] missing",
             )
-        })
+        })?;
+        if req.command != Command::Version {
+            parse_config(&mut req)?;
+        }
+        Ok(req)
     }
 }
 
@@ -176,16 +180,6 @@ fn read_request(env: &Env, stdin: &mut dyn Read) -> Result<Option<Request>, Erro
             ));
         }
     };
-    let config = if command == Command::Version {
-        NetConf::default()
-    } else {
-        NetConf::from_slice(&data).map_err(|e| {
-            Error::msg(
-                ErrorCode::DecodingFailure,
-                format!("error unmarshall network config: {e}"),
-            )
-        })?
-    };
     let netns = env.get_or_empty("CNI_NETNS");
     Ok(Some(Request {
         command,
@@ -195,9 +189,20 @@ fn read_request(env: &Env, stdin: &mut dyn Read) -> Result<Option<Request>, Erro
         args: env.get_or_empty("CNI_ARGS").to_string(),
         path: split_path(env.get_or_empty("CNI_PATH")),
         stdin: data,
-        config,
+        config: NetConf::default(),
         env: env.clone(),
     }))
+}
+
+/// The generic parse of the config, once its version has been accepted.
+fn parse_config(req: &mut Request) -> Result<(), Error> {
+    req.config = NetConf::from_slice(&req.stdin).map_err(|e| {
+        Error::msg(
+            ErrorCode::DecodingFailure,
+            format!("error unmarshall network config: {e}"),
+        )
+    })?;
+    Ok(())
 }
 
 fn validate_config(data: &[u8]) -> Result<(), Error> {
@@ -340,7 +345,7 @@ fn dispatch(
     stderr: &mut dyn Write,
 ) -> Result<(), Error> {
     let supported = plugin.supported_versions();
-    let req = match read_request(env, stdin)? {
+    let mut req = match read_request(env, stdin)? {
         None => {
             let about = plugin.about();
             if about.is_empty() {
@@ -374,6 +379,7 @@ fn dispatch(
         Command::Add => {
             let raw = decode_version(&req.stdin)?;
             reconcile(&raw, &supported)?;
+            parse_config(&mut req)?;
             check_netns(&req)?;
             let result = plugin.add(&req)?;
             let text = result.to_json_pretty(req.version())?;
@@ -382,6 +388,7 @@ fn dispatch(
         Command::Del => {
             let raw = decode_version(&req.stdin)?;
             reconcile(&raw, &supported)?;
+            parse_config(&mut req)?;
             check_netns(&req)?;
             plugin.del(&req)?;
         }
@@ -389,18 +396,21 @@ fn dispatch(
             let raw = decode_version(&req.stdin)?;
             check_floor(&raw, Version::V0_4_0, "CHECK", &supported)?;
             reconcile(&raw, &supported)?;
+            parse_config(&mut req)?;
             plugin.check(&req)?;
         }
         Command::Gc => {
             let raw = decode_version(&req.stdin)?;
             check_floor(&raw, Version::V1_1_0, "GC", &supported)?;
             reconcile(&raw, &supported)?;
+            parse_config(&mut req)?;
             plugin.gc(&req)?;
         }
         Command::Status => {
             let raw = decode_version(&req.stdin)?;
             check_floor(&raw, Version::V1_1_0, "STATUS", &supported)?;
             reconcile(&raw, &supported)?;
+            parse_config(&mut req)?;
             plugin.status(&req)?;
         }
     }
