@@ -38,6 +38,7 @@
 
 pub use cni_types;
 
+pub mod base64;
 pub mod command;
 pub mod delegate;
 pub mod env;

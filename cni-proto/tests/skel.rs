@@ -1,4 +1,5 @@
 //! Every rule of the skel, with injected environment and stdio.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Mutex;
 

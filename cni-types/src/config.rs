@@ -282,10 +282,9 @@ impl NetConfList {
             return Err(ConfListError::NoPlugins);
         }
         for (i, p) in list.plugins.iter().enumerate() {
-            if !p
-                .get("type")
+            if p.get("type")
                 .and_then(Value::as_str)
-                .is_some_and(|t| !t.is_empty())
+                .is_none_or(str::is_empty)
             {
                 return Err(ConfListError::MissingType(i));
             }
