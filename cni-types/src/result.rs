@@ -327,7 +327,7 @@ pub mod v040 {
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Result {
         /// Version.
-        #[serde(rename = "cniVersion")]
+        #[serde(rename = "cniVersion", default)]
         pub cni_version: Version,
         /// Interfaces.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
