@@ -1,1 +1,110 @@
-//! host-local IPAM: a drop-in for the reference plugin, with GC and STATUS
+//! host-local IPAM: a drop-in for the reference plugin, plus the GC and STATUS it never had.
+//!
+//! The `host-local` binary of this crate replaces the reference Go plugin
+//! (containernetworking/plugins `plugins/ipam/host-local`): same configuration keys and
+//! defaults, same validation and error messages, and the same on-disk store, byte for byte, so
+//! a node can switch between the two at any moment, in either direction, and both can run at
+//! the same time on one store. The library does everything in-process, for Rust tools that
+//! manage addresses without spawning a plugin.
+//!
+//! # Layout
+//!
+//! - [`config`]: host-local's view of the network configuration ([`Config`]): range sets,
+//!   routes, `dataDir`, `resolvConf`, requested addresses.
+//! - [`range`]: [`Range`] and [`RangeSet`] with the reference's defaults and validation, and the
+//!   round-robin iterator.
+//! - [`allocator`]: [`Allocator`]: allocate, release, check, gc and status over any store.
+//! - [`store`]: the [`Store`] / [`Session`] seam, reservations and holders, and [`MemStore`].
+//! - [`disk`]: [`DiskStore`], the reference's `<dataDir>/<network>/` layout under its `flock`.
+//! - [`dns`]: `resolvConf` parsing.
+//! - [`plugin`]: the verbs over the disk store and the [`HostLocal`] skel plugin.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use cni_ipam_hostlocal::{Allocator, Config, DiskStore};
+//! use cni_types::Attachment;
+//!
+//! let conf = Config::parse(br#"{"cniVersion":"1.1.0","name":"mynet",
+//!     "ipam":{"type":"host-local","dataDir":"/run/my-tool/ipam",
+//!             "ranges":[[{"subnet":"10.1.2.0/24"}],[{"subnet":"2001:db8:1::/64"}]]}}"#, "")?;
+//! let alloc = Allocator::new(DiskStore::new(&conf.data_dir, &conf.name)?);
+//! let pod = Attachment { container_id: "c1".into(), ifname: "eth0".into() };
+//! let ips = alloc.allocate(&conf.ranges, &conf.requested, &pod)?; // 10.1.2.2/24, 2001:db8:1::2/64
+//! alloc.release(&pod)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Behaviour (as the reference)
+//!
+//! - **Config**: `ipam.ranges` (a list of range sets; one address per set), the legacy
+//!   `ipam.subnet`/`rangeStart`/`rangeEnd`/`gateway` prepended as a set, `runtimeConfig.ipRanges`
+//!   prepended before both, `ipam.rangeFromFile` when there is no range at all, `routes`,
+//!   `dataDir` (default `/var/lib/cni/networks`), `resolvConf`. Requested addresses come from
+//!   `runtimeConfig.ips`, `args.cni.ips` and `CNI_ARGS` `IP=` (with or without prefix).
+//! - **Defaults**: gateway = network + 1; the first address handed out is `.2`; IPv4 ranges end
+//!   before the broadcast; IPv6 ranges end at the all-ones address.
+//! - **ADD**: round robin from `last_reserved_ip.<set>`; a duplicate `(container, interface)` is
+//!   refused (`… has been allocated to …, duplicate allocation is not allowed`); an exhausted
+//!   set is `no IP addresses available in range set: <start>-<end>`; when a set fails, the sets
+//!   already allocated are released.
+//! - **DEL** is idempotent. **CHECK** succeeds when the container holds an address.
+//!
+//! # GC (spec 1.1.0; the reference has none)
+//!
+//! GC releases every reservation whose `(containerID, ifname)` is not in
+//! `cni.dev/valid-attachments` (libcni's misspelt `cni.dev/attachments` is read when the spec's
+//! key is absent):
+//! - a reservation file written by old host-local versions holds only a container ID; it is kept
+//!   when *any* valid attachment has that container ID;
+//! - an empty list (or `null`, which is how libcni marshals an empty list) means nothing is
+//!   valid: every reservation is released;
+//! - without the key at all, nothing is released (we cannot tell what is in use);
+//! - only files named by an address are reservations: `lock`, `last_reserved_ip.*`, our index
+//!   and temporary files are never touched;
+//! - GC runs under the store's lock and reads the reservation files themselves, never a cache;
+//!   every release is attempted and failures are reported together.
+//!
+//! The runtime must build the valid list from its own synchronous state: an address released
+//! by GC can be handed out by the next ADD.
+//!
+//! # STATUS (spec 1.1.0; the reference has none)
+//!
+//! STATUS succeeds when every range set of the network still has at least one free address
+//! (ADD needs one from each). Otherwise it fails with code 50 (`PluginNotAvailable`) and the
+//! message `host-local: network <name> cannot allocate: range set <i>: no IP addresses
+//! available in range set: <start>-<end>` for each exhausted set. Reservations of a range's
+//! gateway, or outside every range, do not count as used.
+//!
+//! # Differences from the reference (deliberate)
+//!
+//! - All range sets of one ADD are allocated under one lock (the reference locks per set).
+//! - A failed ADD releases only the addresses it reserved (the reference releases everything the
+//!   attachment holds).
+//! - `args.cni.ips` makes `CNI_ARGS` `IP=` ignored, as the CNI conventions ask (the reference
+//!   uses both).
+//! - Only files named by an address are ever released (the reference's DEL removes any file
+//!   whose content equals the container ID, even `last_reserved_ip.*` for a container named
+//!   like an address).
+//! - Error codes: configuration errors are 7 (6 when undecodable), `CNI_ARGS` errors 4, store
+//!   I/O errors 5, others 999 (the reference reports 999 for all). Messages are unchanged.
+//! - New reservation files are mode 0600 (the reference: 0644).
+//! - The owner index (see [`disk`]) makes ADD, DEL and CHECK independent of the number of
+//!   reservations; the reference reads every reservation file on each of them.
+
+#![warn(missing_docs)]
+
+pub mod allocator;
+pub mod config;
+pub mod disk;
+pub mod dns;
+pub mod plugin;
+pub mod range;
+pub mod store;
+
+pub use allocator::{AllocError, Allocator};
+pub use config::{Config, ConfigError};
+pub use disk::DiskStore;
+pub use plugin::{Error, HostLocal, add, check, del, gc, status};
+pub use range::{Range, RangeError, RangeSet};
+pub use store::{Holder, MemStore, Reservation, Session, Store, StoreError};

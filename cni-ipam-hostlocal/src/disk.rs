@@ -1,0 +1,502 @@
+//! The disk store, byte-compatible with the reference plugin's `backend/disk`.
+//!
+//! Layout of `<dataDir>/<network>/` (directory mode 0755):
+//! - `<ip>`: one file per reserved address, named by the address's text (`10.1.2.3`,
+//!   `2001:db8::2`), holding `containerID\r\nifname`. Created exclusively with mode 0600, fully
+//!   written before it appears under its name (an anonymous `O_TMPFILE` linked into place; a
+//!   named temporary file and `link(2)` where that is unsupported), so no reader and no crash
+//!   ever sees a half-written reservation. Files holding only a container ID (written by
+//!   host-local before interface names were recorded) are matched on DEL, CHECK and GC.
+//! - `last_reserved_ip.<set index>`: the last address handed out from that range set, which
+//!   drives round-robin allocation; replaced by writing `last_reserved_ip.<i>.tmp` and renaming.
+//! - `lock`: an exclusive `flock(2)` is held on it around every operation; it is the lock the
+//!   reference takes through go-filemutex (created mode 0750 as there), so both plugins can run
+//!   on one store at the same time.
+//! - `.cni-rs-host-local.index`: our owner index (see below). The reference ignores it.
+//!
+//! Only files whose name is an address in canonical text form are reservations; the lock,
+//! `last_reserved_ip.*`, the index and temporary files are never released or counted.
+//!
+//! # The owner index
+//!
+//! The reference reads every reservation file on each ADD to refuse a duplicate
+//! `(container, interface)`, so ADD slows down linearly with the number of reservations. We
+//! keep the same check but answer it from an index of holder → addresses that is trusted only
+//! while the directory is exactly as our last writer left it (see the `index` module): after
+//! the reference plugin, an administrator or a crash touched the directory, or after a reboot,
+//! the next operation rebuilds it from the files. Positive answers are always confirmed by
+//! reading the reservation file.
+
+mod index;
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use cni_types::Attachment;
+use cni_types::validate::is_valid_name;
+
+use crate::range::canonical;
+use crate::store::{Holder, Reservation, Session, Store, StoreError, sort_by_name};
+use index::{INDEX_TMP, Index, Stamp};
+
+/// The lock file's name.
+pub const LOCK_NAME: &str = "lock";
+/// Prefix of the round-robin bookkeeping files.
+pub const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
+const RESERVE_TMP: &str = ".cni-rs-host-local.reserve.tmp";
+
+fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The name of `ip`'s reservation file.
+pub fn file_name(ip: IpAddr) -> String {
+    canonical(ip).to_string()
+}
+
+/// The address a directory entry reserves, if it is a reservation file: its name must be an
+/// address in canonical text form (so `lock`, `last_reserved_ip.*` and our own files never
+/// are).
+pub fn parse_file_name(name: &str) -> Option<IpAddr> {
+    let ip: IpAddr = name.parse().ok()?;
+    (canonical(ip) == ip && ip.to_string() == name).then_some(ip)
+}
+
+/// Read a small file completely without an extra `stat`.
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    let mut buf = Vec::with_capacity(256);
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// The disk store of one network: `<data_dir>/<network>/`.
+#[derive(Clone, Debug)]
+pub struct DiskStore {
+    dir: PathBuf,
+    use_index: bool,
+}
+
+impl DiskStore {
+    /// The store of `network` under `data_dir`. The network name is validated first (the
+    /// reference's rule: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`), so it can never name a path outside
+    /// `data_dir`.
+    pub fn new(data_dir: impl AsRef<Path>, network: &str) -> Result<DiskStore, StoreError> {
+        if !is_valid_name(network) {
+            return Err(StoreError::InvalidNetworkName(network.to_string()));
+        }
+        Ok(DiskStore {
+            dir: data_dir.as_ref().join(network),
+            use_index: true,
+        })
+    }
+
+    /// Disable (or re-enable) the owner index: every lookup then reads all reservation files,
+    /// as the reference does. For comparisons and as an escape hatch.
+    pub fn with_index(mut self, enabled: bool) -> Self {
+        self.use_index = enabled;
+        self
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Store for DiskStore {
+    type Session<'a> = DiskSession;
+
+    fn session(&self, create: bool) -> Result<Option<DiskSession>, StoreError> {
+        let dir = &self.dir;
+        if create {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|e| io_err("mkdir", dir, e))?;
+        } else if !dir.is_dir() {
+            return Ok(None);
+        }
+        let lock_path = dir.join(LOCK_NAME);
+        let lock = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_CREAT)
+            .mode(0o750)
+            .open(&lock_path)
+            .map_err(|e| io_err("open", &lock_path, e))?;
+        lock.lock().map_err(|e| io_err("lock", &lock_path, e))?;
+        let dir_file = File::open(dir).map_err(|e| io_err("open", dir, e))?;
+        Ok(Some(DiskSession {
+            dir: dir.clone(),
+            _lock: lock,
+            dir_file,
+            index: if self.use_index {
+                IndexState::Unchecked
+            } else {
+                IndexState::Off
+            },
+            modified: false,
+            tmp: None,
+            boot: None,
+        }))
+    }
+}
+
+#[derive(Debug)]
+enum IndexState {
+    /// Not looked at yet in this session.
+    Unchecked,
+    /// Trusted, and kept in step with this session's changes.
+    Valid(Index),
+    /// Not trusted; left alone (it stays untrusted, since the directory changed).
+    Stale,
+    /// Not used.
+    Off,
+}
+
+/// A locked disk store. Dropping it seals the index (when this session kept it exact) and
+/// releases the lock.
+#[derive(Debug)]
+pub struct DiskSession {
+    dir: PathBuf,
+    _lock: File,
+    dir_file: File,
+    index: IndexState,
+    /// Whether this session changed the directory's entries.
+    modified: bool,
+    /// An anonymous file already holding `content`, ready to be linked under a name.
+    tmp: Option<(String, File)>,
+    /// This boot's ID, read once.
+    boot: Option<Option<[u8; 16]>>,
+}
+
+impl DiskSession {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn boot_id(&mut self) -> Option<[u8; 16]> {
+        *self.boot.get_or_insert_with(index::boot_id)
+    }
+
+    fn current_stamp(&mut self) -> Option<Stamp> {
+        let boot = self.boot_id()?;
+        let meta = self.dir_file.metadata().ok()?;
+        Some(Stamp::of(&meta, boot))
+    }
+
+    /// Decide, before this session changes anything, whether the index can be trusted.
+    fn check_index(&mut self) {
+        if let IndexState::Unchecked = self.index {
+            self.index = match self.current_stamp() {
+                Some(stamp) => match Index::open_valid(&self.dir, &stamp) {
+                    Some(idx) if !self.modified => IndexState::Valid(idx),
+                    _ => IndexState::Stale,
+                },
+                None => IndexState::Stale,
+            };
+        }
+    }
+
+    /// Read every reservation file (the source of truth) and rebuild the index from them.
+    fn scan(&mut self) -> Result<Vec<Reservation>, StoreError> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| io_err("readdir", &self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("readdir", &self.dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(ip) = parse_file_name(name) else {
+                continue;
+            };
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = entry.path();
+            match read_small(&path) {
+                Ok(bytes) => out.push(Reservation {
+                    ip,
+                    holder: Holder::parse(&String::from_utf8_lossy(&bytes)),
+                }),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("read", &path, e)),
+            }
+        }
+        sort_by_name(&mut out);
+        if !matches!(self.index, IndexState::Off) {
+            let entries: Vec<(u64, IpAddr)> =
+                out.iter().map(|r| (holder_hash(&r.holder), r.ip)).collect();
+            // A failure to write the cache only costs speed.
+            self.index = match Index::create(&self.dir, &entries) {
+                Ok(idx) => IndexState::Valid(idx),
+                Err(_) => IndexState::Stale,
+            };
+            self.modified = true;
+            self.remove_leftovers();
+        }
+        Ok(out)
+    }
+
+    /// Remove temporary files a crashed writer may have left.
+    fn remove_leftovers(&self) {
+        let _ = std::fs::remove_file(self.path(RESERVE_TMP));
+        let _ = std::fs::remove_file(self.path(INDEX_TMP));
+    }
+
+    /// The holder of `ip`, read from its file; `None` when it is not reserved.
+    fn read_holder(&self, ip: IpAddr) -> Result<Option<Holder>, StoreError> {
+        let path = self.path(&file_name(ip));
+        match read_small(&path) {
+            Ok(b) => Ok(Some(Holder::parse(&String::from_utf8_lossy(&b)))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path, e)),
+        }
+    }
+
+    /// Create `name` holding `content`, atomically and exclusively. `Ok(false)` if it exists.
+    fn create_exclusive(&mut self, name: &str, content: &str) -> Result<bool, StoreError> {
+        let dest = self.path(name);
+        if !matches!(&self.tmp, Some((c, _)) if c == content) {
+            self.tmp = None;
+            if let Ok(mut f) = OpenOptions::new()
+                .write(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_TMPFILE)
+                .open(&self.dir)
+                && f.write_all(content.as_bytes()).is_ok()
+            {
+                self.tmp = Some((content.to_string(), f));
+            }
+        }
+        if let Some((_, f)) = &self.tmp {
+            let src = format!("/proc/self/fd/{}", f.as_raw_fd());
+            match nix::unistd::linkat(
+                nix::fcntl::AT_FDCWD,
+                src.as_str(),
+                &self.dir_file,
+                name,
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            ) {
+                Ok(()) => {
+                    self.tmp = None;
+                    self.modified = true;
+                    return Ok(true);
+                }
+                Err(nix::errno::Errno::EEXIST) => return Ok(false),
+                // No /proc, or linking anonymous files is not allowed: fall through.
+                Err(_) => self.tmp = None,
+            }
+        }
+        // Fallback: a named temporary file, hard-linked into place.
+        let tmp = self.path(RESERVE_TMP);
+        {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| io_err("open", &tmp, e))?;
+            f.write_all(content.as_bytes())
+                .map_err(|e| io_err("write", &tmp, e))?;
+        }
+        self.modified = true;
+        let linked = std::fs::hard_link(&tmp, &dest);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(io_err("link", &dest, e)),
+        }
+    }
+
+    /// Replace `name` with `content` (temporary file, then rename).
+    fn replace(&mut self, name: &str, content: &str) -> Result<(), StoreError> {
+        let dest = self.path(name);
+        let tmp = self.path(&format!("{name}.tmp"));
+        {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .open(&tmp)
+                .map_err(|e| io_err("open", &tmp, e))?;
+            f.write_all(content.as_bytes())
+                .map_err(|e| io_err("write", &tmp, e))?;
+        }
+        self.modified = true;
+        std::fs::rename(&tmp, &dest).map_err(|e| io_err("rename", &dest, e))
+    }
+
+    /// Make room in the index for one more entry (rewriting it larger if needed).
+    fn index_room(&mut self) {
+        let IndexState::Valid(idx) = &self.index else {
+            return;
+        };
+        if idx.has_room() {
+            return;
+        }
+        self.index = match idx.entries().and_then(|e| Index::create(&self.dir, &e)) {
+            Ok(new) => {
+                self.modified = true;
+                IndexState::Valid(new)
+            }
+            Err(_) => IndexState::Stale,
+        };
+    }
+
+    /// Seal the index with the directory's new state: set the directory's mtime to a value no
+    /// later change can produce, then record it.
+    fn seal(&mut self) {
+        if !matches!(self.index, IndexState::Valid(_)) {
+            return;
+        }
+        let Some(boot) = self.boot_id() else { return };
+        let IndexState::Valid(idx) = &mut self.index else {
+            return;
+        };
+        let Some(stamp_time) = SystemTime::now().checked_sub(Duration::from_secs(1)) else {
+            return;
+        };
+        let times = std::fs::FileTimes::new().set_modified(stamp_time);
+        if self.dir_file.set_times(times).is_err() {
+            return;
+        }
+        if let Ok(meta) = self.dir_file.metadata() {
+            let _ = idx.seal(Stamp::of(&meta, boot));
+        }
+    }
+}
+
+fn holder_hash(h: &Holder) -> u64 {
+    match h {
+        Holder::Attachment(a) => index::hash(&Holder::content(a)),
+        Holder::Legacy(id) => index::hash(id),
+    }
+}
+
+impl Session for DiskSession {
+    fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>, StoreError> {
+        let path = self.path(&format!("{LAST_RESERVED_PREFIX}{set}"));
+        match read_small(&path) {
+            Ok(b) => Ok(String::from_utf8_lossy(&b)
+                .trim()
+                .parse::<IpAddr>()
+                .ok()
+                .map(canonical)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path, e)),
+        }
+    }
+
+    fn reserve(&mut self, ip: IpAddr, owner: &Attachment, set: usize) -> Result<bool, StoreError> {
+        self.check_index();
+        let content = Holder::content(owner);
+        let name = file_name(ip);
+        if !self.create_exclusive(&name, &content)? {
+            return Ok(false);
+        }
+        self.index_room();
+        if let IndexState::Valid(idx) = &mut self.index
+            && idx.insert(index::hash(&content), canonical(ip)).is_err()
+        {
+            self.index = IndexState::Stale;
+        }
+        self.replace(&format!("{LAST_RESERVED_PREFIX}{set}"), &name)?;
+        Ok(true)
+    }
+
+    fn find(&mut self, owner: &Attachment) -> Result<Vec<Reservation>, StoreError> {
+        self.check_index();
+        let candidates = match &self.index {
+            IndexState::Valid(idx) => {
+                let mut ips = idx
+                    .lookup(index::hash(&Holder::content(owner)))
+                    .and_then(|mut a| {
+                        a.extend(idx.lookup(index::hash(owner.container_id.trim()))?);
+                        Ok(a)
+                    });
+                if let Ok(v) = &mut ips {
+                    v.sort();
+                    v.dedup();
+                }
+                ips.ok()
+            }
+            _ => None,
+        };
+        let Some(candidates) = candidates else {
+            let mut all = self.scan()?;
+            all.retain(|r| r.holder.matches(owner));
+            return Ok(all);
+        };
+        let mut out = Vec::new();
+        for ip in candidates {
+            if let Some(holder) = self.read_holder(ip)?
+                && holder.matches(owner)
+            {
+                out.push(Reservation { ip, holder });
+            }
+        }
+        sort_by_name(&mut out);
+        Ok(out)
+    }
+
+    fn release(&mut self, ip: IpAddr) -> Result<bool, StoreError> {
+        self.check_index();
+        let Some(holder) = self.read_holder(ip)? else {
+            return Ok(false);
+        };
+        let path = self.path(&file_name(ip));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err("remove", &path, e)),
+        }
+        self.modified = true;
+        if let IndexState::Valid(idx) = &mut self.index
+            && idx.remove(holder_hash(&holder), canonical(ip)).is_err()
+        {
+            self.index = IndexState::Stale;
+        }
+        Ok(true)
+    }
+
+    fn reservations(&mut self) -> Result<Vec<Reservation>, StoreError> {
+        self.check_index();
+        self.scan()
+    }
+
+    fn addresses(&mut self) -> Result<Vec<IpAddr>, StoreError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| io_err("readdir", &self.dir, e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("readdir", &self.dir, e))?;
+            if let Some(ip) = entry.file_name().to_str().and_then(parse_file_name)
+                && !entry.file_type().is_ok_and(|t| t.is_dir())
+            {
+                out.push(ip);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for DiskSession {
+    fn drop(&mut self) {
+        if self.modified {
+            self.seal();
+        }
+        // The lock is released when `_lock` is closed.
+    }
+}
