@@ -1,0 +1,598 @@
+//! iptables backend: plans for `iptables-restore`, the `iptables-save` model, and apply.
+//!
+//! # Model
+//!
+//! An [`IptablesPlan`] is a pure value: the chains one table of one family must have, and a
+//! list of idempotent operations ([`IptablesOp`]). Plugins build plans and golden-test their
+//! [`Display`](std::fmt::Display) text without root.
+//!
+//! [`apply`] turns plans into kernel state with at most two processes per family: one
+//! `iptables-save` (parsed into an [`IptablesState`]) and, if anything must change, one
+//! `iptables-restore --noflush -w` fed the minimal script computed by [`restore_script`].
+//! Chains are created with `-N` (never with a `:CHAIN` line, which would flush an existing
+//! chain), so when another process changes the table between the two steps the restore
+//! fails as a whole and `apply` re-reads the state and retries (up to three attempts).
+//!
+//! Rules are compared in the canonical form documented in [`Rule`], which is what
+//! `iptables-save` prints and what `iptables -C` of the reference plugins matches.
+
+mod rule;
+mod state;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+pub use rule::{Rule, RuleError};
+pub use state::{ChainState, IptablesState, ParseError, TableState};
+
+use super::IpFamily;
+
+/// Errors of the iptables backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IptablesError {
+    /// A table or chain name that iptables cannot accept or that could break a script line.
+    #[error("invalid iptables {what} name {name:?}")]
+    InvalidName {
+        /// `"table"` or `"chain"`.
+        what: &'static str,
+        /// The offending name.
+        name: String,
+    },
+    /// The binary is not in `PATH`.
+    #[error("{binary} not found in PATH")]
+    NotFound {
+        /// Binary name.
+        binary: &'static str,
+    },
+    /// The process could not be started or talked to.
+    #[error("failed to run {binary}")]
+    Spawn {
+        /// Binary path.
+        binary: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process exited unsuccessfully.
+    #[error("{binary} failed ({status}): {stderr}")]
+    Failed {
+        /// Binary path.
+        binary: String,
+        /// Exit status text.
+        status: String,
+        /// Its standard error, trimmed.
+        stderr: String,
+        /// The restore script that was fed to it (empty for save).
+        script: String,
+    },
+    /// The output of `iptables-save` was not understood.
+    #[error("unexpected iptables-save output")]
+    Parse(#[from] ParseError),
+}
+
+/// One idempotent operation of an [`IptablesPlan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IptablesOp {
+    /// Append `rule` to `chain` unless the chain already contains it (`-C` then `-A`).
+    AppendUnique {
+        /// Chain name.
+        chain: String,
+        /// Rule.
+        rule: Rule,
+    },
+    /// Insert `rule` at the top of `chain` unless the chain already contains it anywhere.
+    InsertUnique {
+        /// Chain name.
+        chain: String,
+        /// Rule.
+        rule: Rule,
+    },
+    /// Delete every copy of `rule` from `chain`; nothing if absent or the chain is missing.
+    Delete {
+        /// Chain name.
+        chain: String,
+        /// Rule.
+        rule: Rule,
+    },
+    /// Delete every rule of `chain` whose comment equals `comment`.
+    DeleteWithComment {
+        /// Chain name.
+        chain: String,
+        /// Exact comment text.
+        comment: String,
+    },
+    /// Delete every rule of the table (in any chain) that jumps or goes to `target`.
+    DeleteJumpsTo {
+        /// Target chain name.
+        target: String,
+    },
+    /// Remove all rules from `chain` if it exists.
+    Flush {
+        /// Chain name.
+        chain: String,
+    },
+    /// Flush and delete `chain` if it exists (the reference's `ClearAndDeleteChain`). Rules
+    /// elsewhere that still jump to it make the kernel refuse: delete them first with
+    /// [`IptablesOp::DeleteJumpsTo`].
+    DeleteChain {
+        /// Chain name.
+        chain: String,
+    },
+}
+
+/// Changes for one table of one address family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IptablesPlan {
+    /// `iptables` or `ip6tables`.
+    pub family: IpFamily,
+    /// Table name, e.g. `"nat"` or `"filter"`.
+    pub table: String,
+    /// User-defined chains created (empty) when missing, before the operations run.
+    pub chains_to_ensure: Vec<String>,
+    /// Operations, applied in order.
+    pub ops: Vec<IptablesOp>,
+}
+
+impl IptablesPlan {
+    /// An empty plan for `table` of `family`.
+    pub fn new(family: IpFamily, table: impl Into<String>) -> IptablesPlan {
+        IptablesPlan {
+            family,
+            table: table.into(),
+            chains_to_ensure: Vec::new(),
+            ops: Vec::new(),
+        }
+    }
+
+    /// Adds a chain to create when missing.
+    pub fn ensure_chain(&mut self, chain: impl Into<String>) -> &mut Self {
+        let chain = chain.into();
+        if !self.chains_to_ensure.contains(&chain) {
+            self.chains_to_ensure.push(chain);
+        }
+        self
+    }
+
+    /// Adds [`IptablesOp::AppendUnique`].
+    pub fn append_unique(&mut self, chain: impl Into<String>, rule: Rule) -> &mut Self {
+        self.push(IptablesOp::AppendUnique {
+            chain: chain.into(),
+            rule,
+        })
+    }
+
+    /// Adds [`IptablesOp::InsertUnique`].
+    pub fn insert_unique(&mut self, chain: impl Into<String>, rule: Rule) -> &mut Self {
+        self.push(IptablesOp::InsertUnique {
+            chain: chain.into(),
+            rule,
+        })
+    }
+
+    /// Adds [`IptablesOp::Delete`].
+    pub fn delete(&mut self, chain: impl Into<String>, rule: Rule) -> &mut Self {
+        self.push(IptablesOp::Delete {
+            chain: chain.into(),
+            rule,
+        })
+    }
+
+    /// Adds [`IptablesOp::DeleteWithComment`].
+    pub fn delete_with_comment(
+        &mut self,
+        chain: impl Into<String>,
+        comment: impl Into<String>,
+    ) -> &mut Self {
+        self.push(IptablesOp::DeleteWithComment {
+            chain: chain.into(),
+            comment: comment.into(),
+        })
+    }
+
+    /// Adds [`IptablesOp::DeleteJumpsTo`].
+    pub fn delete_jumps_to(&mut self, target: impl Into<String>) -> &mut Self {
+        self.push(IptablesOp::DeleteJumpsTo {
+            target: target.into(),
+        })
+    }
+
+    /// Adds [`IptablesOp::Flush`].
+    pub fn flush(&mut self, chain: impl Into<String>) -> &mut Self {
+        self.push(IptablesOp::Flush {
+            chain: chain.into(),
+        })
+    }
+
+    /// Adds [`IptablesOp::DeleteChain`].
+    pub fn delete_chain(&mut self, chain: impl Into<String>) -> &mut Self {
+        self.push(IptablesOp::DeleteChain {
+            chain: chain.into(),
+        })
+    }
+
+    /// Adds any operation.
+    pub fn push(&mut self, op: IptablesOp) -> &mut Self {
+        self.ops.push(op);
+        self
+    }
+
+    /// Whether the plan does nothing.
+    pub fn is_empty(&self) -> bool {
+        self.chains_to_ensure.is_empty() && self.ops.is_empty()
+    }
+
+    fn validate(&self) -> Result<(), IptablesError> {
+        check_name("table", &self.table)?;
+        for c in &self.chains_to_ensure {
+            check_name("chain", c)?;
+        }
+        for op in &self.ops {
+            match op {
+                IptablesOp::AppendUnique { chain, .. }
+                | IptablesOp::InsertUnique { chain, .. }
+                | IptablesOp::Delete { chain, .. }
+                | IptablesOp::DeleteWithComment { chain, .. }
+                | IptablesOp::Flush { chain }
+                | IptablesOp::DeleteChain { chain } => check_name("chain", chain)?,
+                IptablesOp::DeleteJumpsTo { target } => check_name("chain", target)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// iptables accepts names up to 28 bytes (`XT_EXTENSION_MAXNAMELEN - 1`); we also refuse
+/// anything that is not a plain word, so a name can never split a script line.
+fn check_name(what: &'static str, name: &str) -> Result<(), IptablesError> {
+    let ok = !name.is_empty()
+        && name.len() <= 28
+        && !name.starts_with(['-', '!'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\'));
+    if ok {
+        Ok(())
+    } else {
+        Err(IptablesError::InvalidName {
+            what,
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for IptablesPlan {
+    /// A deterministic, line-per-operation dump for golden tests:
+    ///
+    /// ```text
+    /// table ipv4 nat
+    ///   chain CNI-abc
+    ///   append-unique POSTROUTING -s 10.0.0.2/32 -m comment --comment "x y" -j CNI-abc
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "table {} {}", self.family, self.table)?;
+        for c in &self.chains_to_ensure {
+            writeln!(f, "  chain {c}")?;
+        }
+        for op in &self.ops {
+            match op {
+                IptablesOp::AppendUnique { chain, rule } => {
+                    writeln!(f, "  append-unique {chain} {rule}")?
+                }
+                IptablesOp::InsertUnique { chain, rule } => {
+                    writeln!(f, "  insert-unique {chain} {rule}")?
+                }
+                IptablesOp::Delete { chain, rule } => writeln!(f, "  delete {chain} {rule}")?,
+                IptablesOp::DeleteWithComment { chain, comment } => {
+                    let mut q = String::new();
+                    rule::push_quoted(&mut q, comment, true);
+                    writeln!(f, "  delete-with-comment {chain} {q}")?
+                }
+                IptablesOp::DeleteJumpsTo { target } => {
+                    writeln!(f, "  delete-jumps-to {target}")?
+                }
+                IptablesOp::Flush { chain } => writeln!(f, "  flush {chain}")?,
+                IptablesOp::DeleteChain { chain } => writeln!(f, "  delete-chain {chain}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Computes the `iptables-restore --noflush` input that brings `state` to what `plans`
+/// require. Plans must all be for `state.family`. Returns an empty string when nothing needs
+/// to change. Pure: no process, no kernel.
+pub fn restore_script(
+    plans: &[&IptablesPlan],
+    state: &IptablesState,
+) -> Result<String, IptablesError> {
+    let mut sim = state.clone();
+    let mut out = String::new();
+    let tables: BTreeSet<&str> = plans.iter().map(|p| p.table.as_str()).collect();
+    for table in tables {
+        let mut body = String::new();
+        if sim.table(table).is_none() {
+            sim.tables.push(TableState {
+                name: table.to_owned(),
+                chains: Vec::new(),
+            });
+        }
+        let Some(t) = sim.table_mut(table) else {
+            continue;
+        };
+        for plan in plans.iter().filter(|p| p.table == table) {
+            plan.validate()?;
+            plan_into_script(plan, t, &mut body);
+        }
+        if !body.is_empty() {
+            out.push('*');
+            out.push_str(table);
+            out.push('\n');
+            out.push_str(&body);
+            out.push_str("COMMIT\n");
+        }
+    }
+    Ok(out)
+}
+
+fn chain_entry<'a>(t: &'a mut TableState, chain: &str) -> &'a mut ChainState {
+    if t.chain(chain).is_none() {
+        t.chains.push(ChainState {
+            name: chain.to_owned(),
+            policy: None,
+            rules: Vec::new(),
+        });
+    }
+    let idx = t.chains.iter().position(|c| c.name == chain).unwrap_or(0);
+    &mut t.chains[idx]
+}
+
+fn plan_into_script(plan: &IptablesPlan, t: &mut TableState, body: &mut String) {
+    use std::fmt::Write as _;
+    for c in &plan.chains_to_ensure {
+        if !t.has_chain(c) {
+            let _ = writeln!(body, "-N {c}");
+            chain_entry(t, c);
+        }
+    }
+    for op in &plan.ops {
+        match op {
+            IptablesOp::AppendUnique { chain, rule } => {
+                let c = chain_entry(t, chain);
+                if !c.rules.contains(rule) {
+                    let _ = writeln!(body, "-A {chain} {rule}");
+                    c.rules.push(rule.clone());
+                }
+            }
+            IptablesOp::InsertUnique { chain, rule } => {
+                let c = chain_entry(t, chain);
+                if !c.rules.contains(rule) {
+                    let _ = writeln!(body, "-I {chain} 1 {rule}");
+                    c.rules.insert(0, rule.clone());
+                }
+            }
+            IptablesOp::Delete { chain, rule } => {
+                if let Some(c) = t.chain_mut(chain) {
+                    c.rules.retain(|r| {
+                        if r == rule {
+                            let _ = writeln!(body, "-D {chain} {rule}");
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                }
+            }
+            IptablesOp::DeleteWithComment { chain, comment } => {
+                if let Some(c) = t.chain_mut(chain) {
+                    c.rules.retain(|r| {
+                        if r.comment() == Some(comment.as_str()) {
+                            let _ = writeln!(body, "-D {chain} {r}");
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                }
+            }
+            IptablesOp::DeleteJumpsTo { target } => {
+                for c in &mut t.chains {
+                    let name = c.name.clone();
+                    c.rules.retain(|r| {
+                        if r.target() == Some(target.as_str()) {
+                            let _ = writeln!(body, "-D {name} {r}");
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                }
+            }
+            IptablesOp::Flush { chain } => {
+                if let Some(c) = t.chain_mut(chain)
+                    && !c.rules.is_empty()
+                {
+                    let _ = writeln!(body, "-F {chain}");
+                    c.rules.clear();
+                }
+            }
+            IptablesOp::DeleteChain { chain } => {
+                if let Some(c) = t.chain_mut(chain) {
+                    if !c.rules.is_empty() {
+                        let _ = writeln!(body, "-F {chain}");
+                    }
+                    let _ = writeln!(body, "-X {chain}");
+                    t.chains.retain(|c| &c.name != chain);
+                }
+            }
+        }
+    }
+}
+
+/// The `iptables-save`/`iptables-restore` pair for one family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binaries {
+    /// Path of `iptables-save` / `ip6tables-save`.
+    pub save: PathBuf,
+    /// Path of `iptables-restore` / `ip6tables-restore`.
+    pub restore: PathBuf,
+}
+
+impl Binaries {
+    /// Finds the binaries for `family` in `PATH` (no process is spawned).
+    pub fn find(family: IpFamily) -> Result<Binaries, IptablesError> {
+        let (save, restore) = match family {
+            IpFamily::V4 => ("iptables-save", "iptables-restore"),
+            IpFamily::V6 => ("ip6tables-save", "ip6tables-restore"),
+        };
+        let find = |binary: &'static str| {
+            super::find_in_path(binary).ok_or(IptablesError::NotFound { binary })
+        };
+        Ok(Binaries {
+            save: find(save)?,
+            restore: find(restore)?,
+        })
+    }
+}
+
+/// Reads the current state of `table` (or all tables when `None`) with one `iptables-save`
+/// (`ip6tables-save`) process, in the calling thread's network namespace.
+pub fn save(family: IpFamily, table: Option<&str>) -> Result<IptablesState, IptablesError> {
+    let bins = Binaries::find(family)?;
+    save_with(&bins, family, table)
+}
+
+fn save_with(
+    bins: &Binaries,
+    family: IpFamily,
+    table: Option<&str>,
+) -> Result<IptablesState, IptablesError> {
+    let mut cmd = Command::new(&bins.save);
+    if let Some(t) = table {
+        check_name("table", t)?;
+        cmd.arg("-t").arg(t);
+    }
+    let binary = bins.save.display().to_string();
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| IptablesError::Spawn {
+            binary: binary.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(IptablesError::Failed {
+            binary,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            script: String::new(),
+        });
+    }
+    Ok(IptablesState::parse(
+        family,
+        &String::from_utf8_lossy(&out.stdout),
+    )?)
+}
+
+fn restore_with(bins: &Binaries, script: &str) -> Result<(), IptablesError> {
+    let binary = bins.restore.display().to_string();
+    let spawn_err = |source| IptablesError::Spawn {
+        binary: binary.clone(),
+        source,
+    };
+    let mut child = Command::new(&bins.restore)
+        .args(["--noflush", "-w"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    let stdin = child.stdin.take();
+    // Write on a helper thread so a child that fills its stderr pipe cannot deadlock us.
+    let write_result = std::thread::scope(|s| {
+        let writer = s.spawn(|| -> std::io::Result<()> {
+            if let Some(mut stdin) = stdin {
+                stdin.write_all(script.as_bytes())?;
+            }
+            Ok(())
+        });
+        let output = child.wait_with_output();
+        let written = writer.join().unwrap_or(Ok(()));
+        (output, written)
+    });
+    let (output, written) = write_result;
+    let output = output.map_err(spawn_err)?;
+    if !output.status.success() {
+        return Err(IptablesError::Failed {
+            binary,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            script: script.to_owned(),
+        });
+    }
+    written.map_err(spawn_err)?;
+    Ok(())
+}
+
+/// What [`apply`] did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// The restore scripts that were run (one per family and attempt that changed something).
+    pub scripts: Vec<String>,
+    /// Processes spawned.
+    pub processes: usize,
+}
+
+/// Applies `plans` in the calling thread's network namespace: per family one `iptables-save`
+/// of the tables involved and, if needed, one `iptables-restore --noflush -w`. A failed
+/// restore is retried twice from a fresh `iptables-save` (another process may have changed
+/// the table in between); the last error is returned.
+pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
+    let mut report = ApplyReport::default();
+    for family in [IpFamily::V4, IpFamily::V6] {
+        let fam_plans: Vec<&IptablesPlan> = plans
+            .iter()
+            .filter(|p| p.family == family && !p.is_empty())
+            .collect();
+        if fam_plans.is_empty() {
+            continue;
+        }
+        for p in &fam_plans {
+            p.validate()?;
+        }
+        let bins = Binaries::find(family)?;
+        let tables: BTreeSet<&str> = fam_plans.iter().map(|p| p.table.as_str()).collect();
+        let only_table = if tables.len() == 1 {
+            tables.iter().next().copied()
+        } else {
+            None
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let state = save_with(&bins, family, only_table)?;
+            report.processes += 1;
+            let script = restore_script(&fam_plans, &state)?;
+            if script.is_empty() {
+                break;
+            }
+            report.processes += 1;
+            match restore_with(&bins, &script) {
+                Ok(()) => {
+                    report.scripts.push(script);
+                    break;
+                }
+                Err(e) if attempt >= 3 => return Err(e),
+                Err(_) => continue,
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;
