@@ -500,3 +500,317 @@ impl Drop for DiskSession {
         // The lock is released when `_lock` is closed.
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocator::Allocator;
+    use crate::range::RangeSet;
+    use cni_types::capabilities::IpRange;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static N: AtomicUsize = AtomicUsize::new(0);
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new() -> TempDir {
+            let p = std::env::temp_dir().join(format!(
+                "hl-disk-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn att(id: &str, ifname: &str) -> Attachment {
+        Attachment {
+            container_id: id.into(),
+            ifname: ifname.into(),
+        }
+    }
+
+    fn set(subnet: &str) -> RangeSet {
+        RangeSet::new(&[IpRange {
+            subnet: subnet.parse().unwrap(),
+            range_start: None,
+            range_end: None,
+            gateway: None,
+        }])
+        .unwrap()
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn layout_is_the_reference_one() {
+        let t = TempDir::new();
+        let store = DiskStore::new(&t.0, "mynet").unwrap();
+        let a = Allocator::new(store.clone());
+        let sets = [set("10.1.2.0/24"), set("2001:db8:1::/64")];
+        let got = a.allocate(&sets, &[], &att("dummy", "eth0")).unwrap();
+        assert_eq!(got[0].address.to_string(), "10.1.2.2/24");
+        assert_eq!(got[1].address.to_string(), "2001:db8:1::2/64");
+        let dir = t.0.join("mynet");
+        assert_eq!(
+            std::fs::read(dir.join("10.1.2.2")).unwrap(),
+            b"dummy\r\neth0"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("2001:db8:1::2")).unwrap(),
+            b"dummy\r\neth0"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("last_reserved_ip.0")).unwrap(),
+            b"10.1.2.2"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("last_reserved_ip.1")).unwrap(),
+            b"2001:db8:1::2"
+        );
+        assert_eq!(
+            mode(&dir.join("10.1.2.2")) & 0o077,
+            0,
+            "reservations are 0600"
+        );
+        assert_eq!(mode(&dir.join("10.1.2.2")) & 0o600, 0o600);
+        assert_eq!(mode(&dir) & 0o700, 0o700);
+        assert_eq!(
+            mode(&dir.join(LOCK_NAME)) & 0o022,
+            0,
+            "lock is 0750 & umask"
+        );
+        assert!(!dir.join(RESERVE_TMP).exists());
+        assert!(!dir.join("last_reserved_ip.0.tmp").exists());
+        a.release(&att("dummy", "eth0")).unwrap();
+        assert!(!dir.join("10.1.2.2").exists());
+        assert!(!dir.join("2001:db8:1::2").exists());
+        assert!(dir.join("last_reserved_ip.0").exists());
+        assert!(dir.join(LOCK_NAME).exists());
+    }
+
+    #[test]
+    fn legacy_and_whitespace_files_are_matched() {
+        let t = TempDir::new();
+        let a = Allocator::new(DiskStore::new(&t.0, "n").unwrap());
+        let sets = [set("10.1.2.0/24")];
+        a.allocate(&sets, &[], &att("dummy", "eth0")).unwrap();
+        let dir = t.0.join("n");
+        // Rewrite as an old version would have written it.
+        std::fs::write(dir.join("10.1.2.2"), "dummy").unwrap();
+        std::fs::write(dir.join("10.1.2.50"), "  spaced\r\neth0\n ").unwrap();
+        assert!(
+            a.check(&att("dummy", "eth9")).is_ok(),
+            "legacy matches any ifname"
+        );
+        assert!(a.check(&att("spaced", "eth0")).is_ok());
+        assert_eq!(a.release(&att("dummy", "eth0")).unwrap(), [ip("10.1.2.2")]);
+        assert_eq!(
+            a.release(&att("spaced", "eth0")).unwrap(),
+            [ip("10.1.2.50")]
+        );
+        assert!(a.release(&att("unknown", "eth0")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn dels_and_checks_on_a_missing_network_create_nothing() {
+        let t = TempDir::new();
+        let a = Allocator::new(DiskStore::new(&t.0, "never").unwrap());
+        assert!(a.release(&att("x", "eth0")).unwrap().is_empty());
+        assert!(a.check(&att("x", "eth0")).is_err());
+        assert!(a.gc(&[]).unwrap().is_empty());
+        assert!(a.status(&[set("10.0.0.0/24")]).is_ok());
+        assert!(!t.0.join("never").exists());
+    }
+
+    #[test]
+    fn network_names_cannot_escape() {
+        for bad in ["../x", "a/b", "", ".", "..", "-x", "a\0b"] {
+            assert!(DiskStore::new("/tmp", bad).is_err(), "{bad:?}");
+        }
+        assert!(DiskStore::new("/tmp", "ok.net-1_2").is_ok());
+    }
+
+    #[test]
+    fn gc_keeps_bookkeeping_and_unknown_files() {
+        let t = TempDir::new();
+        let a = Allocator::new(DiskStore::new(&t.0, "gcnet").unwrap());
+        let s = [set("10.0.0.0/24")];
+        a.allocate(&s, &[], &att("keep", "eth0")).unwrap();
+        a.allocate(&s, &[], &att("gone", "eth0")).unwrap();
+        let dir = t.0.join("gcnet");
+        std::fs::write(dir.join("10.0.0.9"), "legacy-id").unwrap();
+        std::fs::write(dir.join("notes.txt"), "gone\r\neth0").unwrap();
+        std::fs::write(dir.join("::ffff:10.0.0.7"), "gone\r\neth0").unwrap();
+        let released = a
+            .gc(&[att("keep", "eth0"), att("legacy-id", "eth1")])
+            .unwrap();
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].ip, ip("10.0.0.3"));
+        for kept in [
+            "10.0.0.2",
+            "10.0.0.9",
+            "lock",
+            "last_reserved_ip.0",
+            "notes.txt",
+            "::ffff:10.0.0.7",
+        ] {
+            assert!(dir.join(kept).exists(), "{kept}");
+        }
+        assert_eq!(a.gc(&[]).unwrap().len(), 2);
+        assert!(dir.join("lock").exists() && dir.join("last_reserved_ip.0").exists());
+        // The freed address is allocatable again.
+        let got = a
+            .allocate(&s, &[ip("10.0.0.2")], &att("new", "eth0"))
+            .unwrap();
+        assert_eq!(got[0].address.addr(), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn foreign_changes_invalidate_the_index() {
+        let t = TempDir::new();
+        let a = Allocator::new(DiskStore::new(&t.0, "n").unwrap());
+        let s = [set("10.0.0.0/24")];
+        a.allocate(&s, &[], &att("ours", "eth0")).unwrap();
+        let dir = t.0.join("n");
+        // Another writer (the reference plugin) reserves an address for "theirs".
+        std::fs::write(dir.join("10.0.0.77"), "theirs\r\neth0").unwrap();
+        let e = a.allocate(&s, &[], &att("theirs", "eth0")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("10.0.0.77 has been allocated to theirs"),
+            "{e}"
+        );
+        // ... and releases ours behind our back: nothing stale is reported.
+        std::fs::remove_file(dir.join("10.0.0.2")).unwrap();
+        assert!(a.check(&att("ours", "eth0")).is_err());
+        assert_eq!(
+            a.release(&att("theirs", "eth0")).unwrap(),
+            [ip("10.0.0.77")]
+        );
+    }
+
+    #[test]
+    fn a_valid_index_is_used() {
+        let t = TempDir::new();
+        let a = Allocator::new(DiskStore::new(&t.0, "n").unwrap());
+        let s = [set("10.0.0.0/24")];
+        a.allocate(&s, &[], &att("old", "eth0")).unwrap();
+        // Rewriting a file in place changes no directory entry: the index still says "old".
+        // (No plugin does this; it shows that lookups come from the index, not a scan.)
+        let f = t.0.join("n").join("10.0.0.2");
+        std::fs::write(&f, "new\r\neth0").unwrap();
+        assert!(
+            a.check(&att("new", "eth0")).is_err(),
+            "answered by the index"
+        );
+        assert!(
+            a.check(&att("old", "eth0")).is_err(),
+            "positives are verified"
+        );
+        // Without the index every file is read.
+        let plain = Allocator::new(DiskStore::new(&t.0, "n").unwrap().with_index(false));
+        assert!(plain.check(&att("new", "eth0")).is_ok());
+        // A full read (GC) rebuilds the index.
+        a.gc(&[att("new", "eth0")]).unwrap();
+        assert!(a.check(&att("new", "eth0")).is_ok());
+    }
+
+    #[test]
+    fn index_and_plain_store_agree_over_many_operations() {
+        let t = TempDir::new();
+        let indexed = Allocator::new(DiskStore::new(&t.0, "a").unwrap());
+        let plain = Allocator::new(DiskStore::new(&t.0, "b").unwrap().with_index(false));
+        let s = [set("10.0.0.0/22"), set("2001:db8::/120")];
+        for i in 0..300 {
+            let who = att(
+                &format!("c{}", i % 97),
+                if i % 2 == 0 { "eth0" } else { "eth1" },
+            );
+            let x = indexed.allocate(&s, &[], &who).map_err(|e| e.to_string());
+            let y = plain.allocate(&s, &[], &who).map_err(|e| e.to_string());
+            assert_eq!(x, y, "allocate {i}");
+            if i % 3 == 0 {
+                let who = att(&format!("c{}", (i * 7) % 97), "eth0");
+                assert_eq!(
+                    indexed.release(&who).unwrap(),
+                    plain.release(&who).unwrap(),
+                    "release {i}"
+                );
+            }
+        }
+        let names = |d: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(t.0.join(d))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| parse_file_name(n).is_some())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names("a"), names("b"));
+        assert!(names("a").len() > 100, "the index grew past its first size");
+    }
+
+    #[test]
+    fn threads_with_their_own_stores_never_share_an_address() {
+        let t = TempDir::new();
+        let s = set("10.5.0.0/24");
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let dir = t.0.clone();
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let a = Allocator::new(DiskStore::new(&dir, "n").unwrap());
+                    (0..8)
+                        .map(|j| {
+                            a.allocate(&[s.clone()], &[], &att(&format!("t{i}-{j}"), "eth0"))
+                                .unwrap()[0]
+                                .address
+                                .addr()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<IpAddr> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 128);
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(parse_file_name("10.1.2.3"), Some(ip("10.1.2.3")));
+        assert_eq!(parse_file_name("2001:db8::1"), Some(ip("2001:db8::1")));
+        for not in [
+            "lock",
+            "last_reserved_ip.0",
+            "2001:DB8::1",
+            "2001:db8:0::1",
+            "::ffff:1.2.3.4",
+            ".cni-rs-host-local.index",
+            "010.1.2.3",
+        ] {
+            assert_eq!(parse_file_name(not), None, "{not}");
+        }
+        assert_eq!(file_name(ip("::ffff:1.2.3.4")), "1.2.3.4");
+    }
+}
