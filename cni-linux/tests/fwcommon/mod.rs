@@ -1,0 +1,105 @@
+//! Helpers for the firewall and conntrack integration tests: throw-away named namespaces
+//! (removed on drop, also when a test panics), running code or commands inside them, and the
+//! root check.
+//!
+//! Every privileged action of these tests happens inside a namespace created here: closures
+//! run on a thread that entered the namespace ([`TestNs::run`]), commands run through
+//! `ip netns exec <name>` ([`TestNs::cmd`]). The root namespace's firewall is never touched.
+
+#![allow(dead_code, clippy::expect_used)]
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use cni_linux::netns::NetNs;
+
+/// True when the tests can run. Without root they print why and return early, except under
+/// `CI`, where skipping would hide failures: then they panic.
+pub fn require_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let why = "privileged firewall test needs root (network namespaces, netfilter)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}, and CI is set");
+    }
+    eprintln!("skipping: {why}");
+    false
+}
+
+/// Like [`require_root`], and also requires the binary `name` in `PATH`.
+pub fn require_tool(name: &str) -> bool {
+    if !require_root() {
+        return false;
+    }
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    if found {
+        return true;
+    }
+    let why = format!("firewall test needs `{name}` in PATH");
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}, and CI is set");
+    }
+    eprintln!("skipping: {why}");
+    false
+}
+
+/// A uniquely named namespace under /run/netns, deleted on drop.
+pub struct TestNs {
+    /// The name under /run/netns.
+    pub name: String,
+    /// An open handle on it.
+    pub ns: NetNs,
+}
+
+impl TestNs {
+    /// Creates `cnifw-<tag>-<pid>-<n>`.
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("cnifw-{tag}-{}-{n}", std::process::id());
+        let ns = NetNs::create_named(&name).expect("create test namespace");
+        TestNs { name, ns }
+    }
+
+    /// Runs `f` on a thread inside the namespace.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.ns.run(f).expect("enter test namespace")
+    }
+
+    /// Runs `argv` inside the namespace (`ip netns exec <name> argv...`).
+    pub fn cmd(&self, argv: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .output()
+            .expect("run ip netns exec")
+    }
+
+    /// Runs `argv` inside the namespace, asserts success and returns stdout.
+    pub fn ok(&self, argv: &[&str]) -> String {
+        let out = self.cmd(argv);
+        assert!(
+            out.status.success(),
+            "{argv:?} failed in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a shell script inside the namespace, asserts success and returns stdout.
+    pub fn sh(&self, script: &str) -> String {
+        self.ok(&["sh", "-c", script])
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        if let Err(e) = NetNs::delete_named(&self.name) {
+            eprintln!("cleanup of namespace {} failed: {e}", self.name);
+        }
+    }
+}
