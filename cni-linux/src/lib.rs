@@ -1,4 +1,42 @@
 //! Linux plumbing for CNI plugins.
+//!
+//! # Layout
+//!
+//! | module | job |
+//! |---|---|
+//! | [`netns`] | [`NetNs`](netns::NetNs): an owned handle on a network namespace; run a closure inside it on a dedicated thread that exits afterwards; create and delete named (bind-mounted) namespaces like `ip netns`; [`is_netns`](netns::is_netns) |
+//! | [`netlink`] | synchronous rtnetlink ([`Handle`](netlink::Handle)): links (bridge, veth with the peer created directly inside the target namespace), addresses, routes, bridge ports and VLANs, event-driven waits, MAC helpers |
+//! | [`sysctl`] | `/proc/sys` keys in the calling thread's or a given namespace |
+//! | [`firewall`] | iptables and nftables backends (see the module docs) |
+//! | [`conntrack`] | conntrack entries (see the module docs) |
+//!
+//! Nothing here spawns `ip` or needs an async runtime. Namespace switching never leaves a
+//! thread in the wrong namespace: either a short-lived thread enters the namespace
+//! ([`NetNs::run`](netns::NetNs::run)), or a netlink socket is opened inside it once
+//! ([`Handle::new_in`](netlink::Handle::new_in)) and used from anywhere.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use cni_linux::netlink::{AddrFlags, Handle, Route};
+//! use cni_linux::{netns::NetNs, sysctl};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pod = NetNs::open("/run/netns/pod1")?;
+//! // One thread hop: a netlink socket inside the pod plus a sysctl written there.
+//! let (mut h, wrote) = Handle::new_in_with(&pod, || {
+//!     sysctl::write("net.ipv4.conf.all.arp_notify", "1")
+//! })?;
+//! wrote?;
+//! let lo = h.require_link("lo")?;
+//! h.set_up(lo.index)?;
+//! let eth0 = h.require_link("eth0")?;
+//! h.addr_add(eth0.index, "10.88.0.2/16".parse()?, AddrFlags::NONE)?;
+//! h.set_up(eth0.index)?;
+//! h.route_add(&Route::default_via("10.88.0.1".parse()?))?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod conntrack;
 pub mod firewall;

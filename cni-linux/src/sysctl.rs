@@ -6,7 +6,7 @@
 //! empty components are refused.
 //!
 //! `/proc/sys/net` shows the network namespace of the thread that opens the file, so
-//! [`read`] and [`write`] act in the calling thread's namespace. To act in another namespace
+//! [`read()`] and [`write()`] act in the calling thread's namespace. To act in another namespace
 //! use [`get_in`] / [`set_in`] (or call them inside [`NetNs::run`]).
 //!
 //! ```no_run

@@ -79,3 +79,27 @@ fn per_interface_keys_and_batches() {
     let missing = sysctl::get_in(&t.ns, "net/ipv4/conf/nope0/forwarding").unwrap_err();
     assert!(missing.is_not_found(), "{missing}");
 }
+
+#[test]
+fn handle_and_sysctls_in_one_thread_hop() {
+    if !require_root() {
+        return;
+    }
+    let t = TestNs::new("hop");
+    let (mut h, wrote) = cni_linux::netlink::Handle::new_in_with(&t.ns, || {
+        sysctl::write("net.ipv4.conf.all.arp_notify", "1")
+    })
+    .unwrap();
+    wrote.unwrap();
+    assert_eq!(
+        sysctl::get_in(&t.ns, "net.ipv4.conf.all.arp_notify").unwrap(),
+        "1"
+    );
+    assert!(h.netns().is_same(&t.ns));
+    // The handle acts in the namespace: what it creates is visible there, not here.
+    h.add_veth(&cni_linux::netlink::VethRequest::new("hop0", "hop1"))
+        .unwrap();
+    assert!(t.handle().link_by_name("hop0").unwrap().is_some());
+    let mut here = cni_linux::netlink::Handle::new().unwrap();
+    assert!(here.link_by_name("hop0").unwrap().is_none());
+}

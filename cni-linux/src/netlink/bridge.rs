@@ -235,3 +235,54 @@ fn check_vid(vid: u16) -> Result<()> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::{Emitable, NlaBuffer, NlasIterator};
+
+    fn nlas(buf: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        NlasIterator::new(buf)
+            .map(|nla| {
+                let nla: NlaBuffer<&[u8]> = nla.unwrap();
+                (nla.kind() & 0x3fff, nla.value().to_vec())
+            })
+            .collect()
+    }
+
+    fn emit(msg: &LinkMessage) -> Vec<u8> {
+        let mut bytes = vec![0u8; msg.buffer_len()];
+        msg.emit(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn bridge_vlan_request_layout() {
+        // What `bridge vlan add dev X vid 100 pvid untagged self` sends: ifinfomsg with
+        // AF_BRIDGE and the index, IFLA_AF_SPEC { IFLA_BRIDGE_FLAGS = SELF,
+        // IFLA_BRIDGE_VLAN_INFO = { flags PVID|UNTAGGED, vid } }.
+        let bytes = emit(&Handle::bridge_vlan_msg(5, 100, true, true, true));
+        assert_eq!(bytes[0], libc::AF_BRIDGE as u8);
+        assert_eq!(i32::from_ne_bytes(bytes[4..8].try_into().unwrap()), 5);
+        let top = nlas(&bytes[16..]);
+        assert_eq!(top.len(), 1);
+        assert_eq!(top[0].0, 26, "IFLA_AF_SPEC");
+        let spec = nlas(&top[0].1);
+        assert_eq!(
+            spec[0],
+            (0, 2u16.to_ne_bytes().to_vec()),
+            "IFLA_BRIDGE_FLAGS self"
+        );
+        let mut info = Vec::new();
+        info.extend_from_slice(&(0x2u16 | 0x4).to_ne_bytes());
+        info.extend_from_slice(&100u16.to_ne_bytes());
+        assert_eq!(spec[1], (2, info), "IFLA_BRIDGE_VLAN_INFO");
+
+        // A port VLAN without flags carries no IFLA_BRIDGE_FLAGS.
+        let bytes = emit(&Handle::bridge_vlan_msg(6, 200, false, false, false));
+        let spec = nlas(&nlas(&bytes[16..])[0].1);
+        assert_eq!(spec.len(), 1);
+        assert_eq!(spec[0].0, 2);
+        assert!(check_vid(0).is_err() && check_vid(4095).is_err() && check_vid(4094).is_ok());
+    }
+}

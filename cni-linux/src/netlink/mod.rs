@@ -301,6 +301,18 @@ impl Handle {
         Ok(Self::from_parts(socket, ns.try_clone()?))
     }
 
+    /// Like [`Handle::new_in`], and also runs `f` in the namespace on the same short-lived
+    /// thread: one thread hop for both, for example to write the interface sysctls a plugin
+    /// needs next to its netlink work.
+    pub fn new_in_with<F, T>(ns: &NetNs, f: F) -> Result<(Self, T)>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let (socket, value) = ns.run(|| open_socket().map(|s| (s, f())))??;
+        Ok((Self::from_parts(socket, ns.try_clone()?), value))
+    }
+
     fn from_parts(socket: Socket, ns: NetNs) -> Self {
         Handle {
             socket,
