@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::AsFd;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader,
+    Emitable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader,
     NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_netfilter::nftables::{
@@ -105,6 +105,36 @@ fn hook_number(family: Family, hook: super::Hook) -> HookNumber {
         super::Hook::Output => InetHookNumber::LocalOut,
         super::Hook::Postrouting => InetHookNumber::PostRouting,
     })
+}
+
+/// Netlink attribute lengths are 16 bits: nested lists must stay well below 64 KiB.
+const MAX_NLA_PAYLOAD: usize = 60 * 1024;
+
+/// Splits set elements into lists that each fit one netlink attribute.
+#[derive(Default)]
+struct Chunker {
+    done: Vec<Vec<ListAttribute<SetElementAttribute>>>,
+    cur: Vec<ListAttribute<SetElementAttribute>>,
+    cur_len: usize,
+}
+
+impl Chunker {
+    fn push(&mut self, e: ListAttribute<SetElementAttribute>) {
+        let len = e.buffer_len();
+        if !self.cur.is_empty() && self.cur_len + len > MAX_NLA_PAYLOAD {
+            self.done.push(std::mem::take(&mut self.cur));
+            self.cur_len = 0;
+        }
+        self.cur_len += len;
+        self.cur.push(e);
+    }
+
+    fn finish(mut self) -> Vec<Vec<ListAttribute<SetElementAttribute>>> {
+        if !self.cur.is_empty() {
+            self.done.push(self.cur);
+        }
+        self.done
+    }
 }
 
 const CREATE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
@@ -296,7 +326,7 @@ fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<Netfilte
             if elements.is_empty() {
                 return Ok(());
             }
-            let mut list = Vec::with_capacity(elements.len());
+            let mut chunks = Chunker::default();
             for e in elements {
                 check_comment(&e.comment)?;
                 let mut attrs = vec![SetElementAttribute::Key(DataAttribute::Value(
@@ -323,19 +353,21 @@ fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<Netfilte
                 if let Some(c) = &e.comment {
                     attrs.push(SetElementAttribute::UserData(udata_comment(0, c)));
                 }
-                list.push(ListAttribute::Element(attrs));
+                chunks.push(ListAttribute::Element(attrs));
             }
-            out.push(nf_msg(
-                *family,
-                CREATE,
-                NfTablesMessage::NewSetElement(SetElementMessage {
-                    attributes: vec![
-                        SetElementList::Table(table.clone()),
-                        SetElementList::Set(set.clone()),
-                        SetElementList::Elements(list),
-                    ],
-                }),
-            ));
+            for list in chunks.finish() {
+                out.push(nf_msg(
+                    *family,
+                    CREATE,
+                    NfTablesMessage::NewSetElement(SetElementMessage {
+                        attributes: vec![
+                            SetElementList::Table(table.clone()),
+                            SetElementList::Set(set.clone()),
+                            SetElementList::Elements(list),
+                        ],
+                    }),
+                ));
+            }
         }
         NftOp::DeleteElements {
             family,
@@ -349,23 +381,25 @@ fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<Netfilte
             if keys.is_empty() {
                 return Ok(());
             }
-            let mut list = Vec::with_capacity(keys.len());
+            let mut chunks = Chunker::default();
             for k in keys {
-                list.push(ListAttribute::Element(vec![SetElementAttribute::Key(
+                chunks.push(ListAttribute::Element(vec![SetElementAttribute::Key(
                     DataAttribute::Value(expr::key_bytes(key, k)?),
                 )]));
             }
-            out.push(nf_msg(
-                *family,
-                PLAIN,
-                NfTablesMessage::DeleteSetElement(SetElementMessage {
-                    attributes: vec![
-                        SetElementList::Table(table.clone()),
-                        SetElementList::Set(set.clone()),
-                        SetElementList::Elements(list),
-                    ],
-                }),
-            ));
+            for list in chunks.finish() {
+                out.push(nf_msg(
+                    *family,
+                    PLAIN,
+                    NfTablesMessage::DeleteSetElement(SetElementMessage {
+                        attributes: vec![
+                            SetElementList::Table(table.clone()),
+                            SetElementList::Set(set.clone()),
+                            SetElementList::Elements(list),
+                        ],
+                    }),
+                ));
+            }
         }
         NftOp::AddRule {
             family,
@@ -381,6 +415,9 @@ fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<Netfilte
             check_name("chain", &rule.chain)?;
             check_comment(&rule.comment)?;
             let exprs = expr::encode_rule(&rule.stmts, *family)?;
+            if exprs.as_slice().buffer_len() > MAX_NLA_PAYLOAD {
+                return Err(EncodeError("rule too large for one netlink attribute".into()));
+            }
             let mut attrs = vec![
                 RuleAttribute::Table(table.clone()),
                 RuleAttribute::Chain(rule.chain.clone()),
