@@ -327,3 +327,18 @@ fn vlan_filtering_and_bridge_vlans() {
     h.set_vlan_filtering(br.index, false).unwrap();
     assert_eq!(h.vlan_filtering(br.index).unwrap(), Some(false));
 }
+
+#[test]
+fn handle_in_own_namespace_needs_no_hop() {
+    if !require_root() {
+        return;
+    }
+    // Read-only in the test process's own namespace.
+    let here = cni_linux::netns::NetNs::current().unwrap();
+    let mut h = cni_linux::netlink::Handle::new_in(&here).unwrap();
+    assert!(h.netns().is_same(&here));
+    let lo = h.require_link("lo").unwrap();
+    assert_eq!(lo.index, 1);
+    let missing = h.require_link("nope0").unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+}

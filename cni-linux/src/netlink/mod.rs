@@ -296,8 +296,15 @@ impl Handle {
 
     /// Opens an rtnetlink socket inside `ns` (on a short-lived thread, see [`NetNs::run`]).
     /// The handle then operates in `ns` from whichever thread uses it.
+    ///
+    /// When `ns` is the calling thread's own namespace the socket is opened directly, without
+    /// the thread hop.
     pub fn new_in(ns: &NetNs) -> Result<Self> {
-        let socket = ns.run(open_socket)??;
+        let socket = if NetNs::current()?.is_same(ns) {
+            open_socket()?
+        } else {
+            ns.run(open_socket)??
+        };
         Ok(Self::from_parts(socket, ns.try_clone()?))
     }
 
