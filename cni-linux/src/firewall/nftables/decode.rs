@@ -135,7 +135,7 @@ impl SetListing {
 
 // ------------------------------------------------------------------ raw attribute walking
 
-fn nlas(buf: &[u8]) -> Vec<(u16, &[u8])> {
+pub(crate) fn nlas(buf: &[u8]) -> Vec<(u16, &[u8])> {
     let mut out = Vec::new();
     let mut off = 0;
     while off + 4 <= buf.len() {
@@ -150,14 +150,14 @@ fn nlas(buf: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
-fn attrs_of(m: &RawMsg) -> Vec<(u16, &[u8])> {
+pub(crate) fn attrs_of(m: &RawMsg) -> Vec<(u16, &[u8])> {
     if m.payload.len() < 4 {
         return Vec::new();
     }
     nlas(&m.payload[4..])
 }
 
-fn get<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
+pub(crate) fn get<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
     attrs.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v)
 }
 

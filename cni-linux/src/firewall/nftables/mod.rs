@@ -23,9 +23,9 @@
 //!
 //! Everything happens in the network namespace of the calling thread.
 
-mod decode;
+pub(crate) mod decode;
 mod expr;
-mod socket;
+pub(crate) mod socket;
 
 use std::fmt;
 

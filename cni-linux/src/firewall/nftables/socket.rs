@@ -14,7 +14,9 @@ use netlink_packet_netfilter::nftables::{
 };
 use netlink_packet_netfilter::nftables::{ChainMessage, RuleMessage};
 use netlink_packet_netfilter::none::ControlMessage;
-use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
+use netlink_packet_netfilter::{
+    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
 use super::expr::{self, EncodeError};
@@ -676,11 +678,11 @@ impl NfSocket {
 
     /// Sends a GET request (`dump` adds `NLM_F_DUMP`) and returns the data messages.
     /// `Err(Request)` carries the kernel's errno (e.g. ENOENT).
-    pub(crate) fn request(
+    pub(crate) fn request<M: Into<NetfilterMessageInner>>(
         &mut self,
         what: &str,
         family: u8,
-        inner: NfTablesMessage,
+        inner: M,
         dump: bool,
     ) -> Result<Vec<RawMsg>, NftError> {
         let seq = self.next_seq(1);
