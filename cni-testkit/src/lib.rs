@@ -1,1 +1,87 @@
-//! Test kit for CNI plugins: throw-away namespaces, plugin and chain runners, a conformance suite
+//! A test kit for CNI plugins: throw-away namespaces, plugin and chain runners, traffic
+//! helpers, state snapshots, topologies, and a conformance suite that judges any plugin binary
+//! against the spec.
+//!
+//! Everything privileged happens inside namespaces the kit creates; the machine's own network
+//! namespace is never changed.
+//!
+//! # Layout
+//!
+//! - [`netns`]: [`TempNetns`], a named namespace with a unique name, `lo` up, deleted (and its
+//!   processes killed) on drop, also after a panic.
+//! - [`runner`]: [`PluginRunner`] execs a plugin binary with `CNI_*` variables and a config on
+//!   stdin, inside a "node" namespace, and returns a typed result or a [`PluginError`].
+//! - [`chain`]: [`ChainRunner`] runs a conflist through `cni-proto`'s runtime (capability
+//!   args, `prevResult`, the result cache) with plugins started inside a node namespace.
+//! - [`versions`]: [`Versions`] sets and [`versions::each`] to loop a test over spec versions.
+//! - [`traffic`]: ping, TCP and UDP echo servers and clients inside namespaces, with timeouts.
+//! - [`snapshot`]: [`Snapshot`]s of links, addresses, routes, firewall and files, their
+//!   [`Diff`], and [`assert_unchanged!`].
+//! - [`topology`]: nodes on an underlay with pod subnets and routes between them, and an
+//!   outside namespace standing for the internet ([`topology::Cluster`]).
+//! - [`bins`]: the workspace's built plugin binaries, the Go reference plugins, and `CNI_PATH`
+//!   directories mixing them.
+//! - [`conformance`]: the suite behind the `cni-conformance` binary.
+//! - [`require_root`]: the policy for privileged tests (skip with a message, but fail in CI).
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use cni_testkit::{Attachment, PluginRunner, Snapshot, TempNetns, TempDir, assert_unchanged, bins};
+//! use serde_json::json;
+//!
+//! #[test]
+//! fn add_then_del_leaves_nothing() {
+//!     if !cni_testkit::require_root() {
+//!         return;
+//!     }
+//!     let node = TempNetns::new("node").unwrap();
+//!     let pod = TempNetns::new("pod").unwrap();
+//!     let data = TempDir::new("ipam").unwrap();
+//!     let before = Snapshot::of(&node).unwrap();
+//!     let plugins = bins::cni_path_with(&["bridge", "host-local"]).unwrap();
+//!     let bridge = PluginRunner::new(plugins.plugin("bridge"))
+//!         .cni_path([plugins.path()])
+//!         .in_netns(&node)
+//!         .unwrap();
+//!     let conf = json!({"cniVersion": "1.1.0", "name": "net", "type": "bridge",
+//!         "bridge": "cni0", "isGateway": true,
+//!         "ipam": {"type": "host-local", "subnet": "10.1.0.0/24", "dataDir": data.path()}});
+//!     let att = Attachment::new("c1", pod.path(), "eth0");
+//!     let res = bridge.add(&conf, &att).unwrap();
+//!     assert_eq!(res.ips[0].address.to_string(), "10.1.0.2/24");
+//!     bridge.del(&conf, &att).unwrap();
+//!     let bridge_stays = |d: &cni_testkit::Diff| d.added.iter().all(|i| i.text.contains("cni0"));
+//!     let diff = before.diff(&before.retake(&node).unwrap());
+//!     assert!(bridge_stays(&diff), "{diff}");
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod bins;
+pub mod chain;
+pub mod conformance;
+mod error;
+pub mod netns;
+pub mod privilege;
+pub mod process;
+pub mod runner;
+pub mod snapshot;
+mod tempdir;
+pub mod topology;
+pub mod traffic;
+pub mod versions;
+
+pub use chain::ChainRunner;
+pub use error::{Error, Result};
+pub use netns::TempNetns;
+pub use privilege::require_root;
+pub use runner::{Attachment, Invocation, PluginError, PluginRunner};
+pub use snapshot::{Diff, Item, Snapshot, SnapshotOptions};
+pub use tempdir::{TempDir, random_hex, unique_name};
+pub use versions::Versions;
+
+pub use cni_linux;
+pub use cni_proto;
+pub use cni_types;

@@ -1,0 +1,82 @@
+//! The test kit's error type.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Errors of the test kit's helpers (namespaces, processes, topologies, snapshots, traffic).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A namespace operation failed.
+    #[error("network namespace")]
+    Netns(#[from] cni_linux::netns::NetnsError),
+    /// A netlink request failed.
+    #[error("netlink")]
+    Netlink(#[from] cni_linux::netlink::Error),
+    /// A sysctl could not be read or written.
+    #[error("sysctl")]
+    Sysctl(#[from] cni_linux::sysctl::SysctlError),
+    /// A file system or socket operation failed.
+    #[error("{op}")]
+    Io {
+        /// What was being done.
+        op: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A program could not be started.
+    #[error("run {program}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A program ran but exited with a failure.
+    #[error("{program} exited with {status}: {stderr}")]
+    Command {
+        /// The program and its arguments.
+        program: String,
+        /// Its exit status.
+        status: String,
+        /// What it wrote on stderr (and stdout, if stderr was empty).
+        stderr: String,
+    },
+    /// Something did not happen in time.
+    #[error("timed out after {after:?}: {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// A plugin binary was not found.
+    #[error("plugin binary {name:?} not found (looked in {})", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    BinaryNotFound {
+        /// The plugin's name.
+        name: String,
+        /// Where we looked.
+        searched: Vec<PathBuf>,
+    },
+    /// An argument was not acceptable.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// The argument.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(op: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+        let op = op.into();
+        move |source| Error::Io { op, source }
+    }
+}
+
+/// Short alias for results of the kit's helpers.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

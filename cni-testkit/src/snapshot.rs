@@ -1,0 +1,684 @@
+//! State snapshots of a namespace and their differences, so a test can assert "nothing left
+//! behind" in one line.
+//!
+//! A [`Snapshot`] is a sorted list of [`Item`]s: links (name, kind, master, up, MTU),
+//! addresses, routes of every table but `local`, the nftables ruleset (`nft -s list
+//! ruleset`, one item per rule, chain, set and table), `iptables-save` / `ip6tables-save`
+//! (one item per chain and rule), chosen sysctls, and the files under chosen directories
+//! (with their contents).
+//!
+//! Volatile things are normalised away: packet counters, interface indices (links are named),
+//! IPv6 link-local addresses and routes (the kernel adds them asynchronously), and, on request,
+//! the random part of `veth` names.
+//!
+//! ```no_run
+//! use cni_testkit::{Snapshot, TempNetns, assert_unchanged};
+//!
+//! # fn main() -> cni_testkit::Result<()> {
+//! let node = TempNetns::new("node")?;
+//! let before = Snapshot::of(&node)?;
+//! // ... ADD then DEL ...
+//! assert_unchanged!(before, &node);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cni_linux::netlink::Handle;
+use cni_linux::netns::NetNs;
+
+use crate::error::{Error, Result};
+use crate::netns::TempNetns;
+use crate::process;
+
+/// Timeout for the listing programs.
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Files larger than this are recorded by size only.
+const MAX_FILE: u64 = 64 * 1024;
+
+/// What an [`Item`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A network interface.
+    Link,
+    /// An address on an interface.
+    Addr,
+    /// A route.
+    Route,
+    /// A line of the nftables ruleset.
+    Nft,
+    /// A chain or rule of `iptables-save` / `ip6tables-save`.
+    Iptables,
+    /// A sysctl value.
+    Sysctl,
+    /// A file or directory and its content.
+    File,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Kind::Link => "link",
+            Kind::Addr => "addr",
+            Kind::Route => "route",
+            Kind::Nft => "nft",
+            Kind::Iptables => "iptables",
+            Kind::Sysctl => "sysctl",
+            Kind::File => "file",
+        })
+    }
+}
+
+/// One piece of state, as text.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Item {
+    /// What it is.
+    pub kind: Kind,
+    /// Its normalised text, e.g. `eth0 kind=veth master=cni0 up mtu=1500`.
+    pub text: String,
+}
+
+impl Item {
+    /// An item.
+    pub fn new(kind: Kind, text: impl Into<String>) -> Self {
+        Item {
+            kind,
+            text: text.into(),
+        }
+    }
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<8} {}", self.kind, self.text)
+    }
+}
+
+/// What a snapshot records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// Record the nftables ruleset and iptables-save output (default: true).
+    pub firewall: bool,
+    /// Directories whose files (recursively) are recorded with their contents.
+    pub dirs: Vec<PathBuf>,
+    /// Sysctls read inside the namespace (dotted keys).
+    pub sysctls: Vec<String>,
+    /// Keep IPv6 link-local addresses and routes (default: false; the kernel adds them
+    /// asynchronously when links come up).
+    pub keep_link_local: bool,
+    /// Write `vethXXXXXXXX` names (8 hex digits, the reference's random host veth names) as
+    /// `veth*` (default: false).
+    pub normalize_veth_names: bool,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            firewall: true,
+            dirs: Vec::new(),
+            sysctls: Vec::new(),
+            keep_link_local: false,
+            normalize_veth_names: false,
+        }
+    }
+}
+
+impl SnapshotOptions {
+    /// Without the firewall listings (faster; no `nft` / `iptables-save` processes).
+    pub fn without_firewall(mut self) -> Self {
+        self.firewall = false;
+        self
+    }
+
+    /// Also record the files under `dir`.
+    pub fn with_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dirs.push(dir.into());
+        self
+    }
+
+    /// Also record sysctl `key`.
+    pub fn with_sysctl(mut self, key: impl Into<String>) -> Self {
+        self.sysctls.push(key.into());
+        self
+    }
+
+    /// Keep IPv6 link-local addresses and routes.
+    pub fn keep_link_local(mut self) -> Self {
+        self.keep_link_local = true;
+        self
+    }
+
+    /// Write random veth names as `veth*`.
+    pub fn normalize_veth_names(mut self) -> Self {
+        self.normalize_veth_names = true;
+        self
+    }
+}
+
+/// The state of one namespace at one moment. See the [module docs](self).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    options: SnapshotOptions,
+    items: Vec<Item>,
+    files: BTreeMap<PathBuf, Option<String>>,
+}
+
+impl Snapshot {
+    /// Links, addresses, routes and the firewall of `ns`.
+    pub fn of(ns: &TempNetns) -> Result<Snapshot> {
+        Self::with(ns, SnapshotOptions::default())
+    }
+
+    /// The state of `ns` as `options` say.
+    pub fn with(ns: &TempNetns, options: SnapshotOptions) -> Result<Snapshot> {
+        Self::of_netns(ns.netns(), options)
+    }
+
+    /// The state of any namespace handle.
+    pub fn of_netns(ns: &NetNs, options: SnapshotOptions) -> Result<Snapshot> {
+        let mut items = Vec::new();
+        let mut nl = Handle::new_in(ns)?;
+        let links = nl.links()?;
+        let names: HashMap<u32, String> = links
+            .iter()
+            .map(|l| (l.index, name(&l.name, &options)))
+            .collect();
+        let ifname = |i: Option<u32>| match i {
+            Some(i) => names.get(&i).cloned().unwrap_or_else(|| format!("if{i}")),
+            None => "-".to_string(),
+        };
+        for l in &links {
+            let mut t = name(&l.name, &options);
+            if let Some(k) = &l.kind {
+                t.push_str(&format!(" kind={k}"));
+            }
+            if l.master.is_some() {
+                t.push_str(&format!(" master={}", ifname(l.master)));
+            }
+            t.push_str(if l.up { " up" } else { " down" });
+            t.push_str(&format!(" mtu={}", l.mtu));
+            items.push(Item::new(Kind::Link, t));
+        }
+        for a in nl.addrs(None, None)? {
+            if !options.keep_link_local && is_link_local(&a.addr.addr()) {
+                continue;
+            }
+            items.push(Item::new(
+                Kind::Addr,
+                format!("{} {}", ifname(Some(a.index)), a.addr),
+            ));
+        }
+        for r in nl.routes(None, None)? {
+            let table = r.table.unwrap_or(254);
+            if table == 255 {
+                continue; // local table: derived from the addresses
+            }
+            if !options.keep_link_local
+                && (is_link_local(&r.dst.addr()) || r.dst.addr().is_multicast())
+            {
+                continue;
+            }
+            let mut t = match table {
+                254 => "main".to_string(),
+                t => format!("table={t}"),
+            };
+            if let Some(k) = r.kind
+                && !matches!(k, cni_linux::netlink::RouteKind::Unicast)
+            {
+                t.push_str(&format!(" {k:?}").to_lowercase());
+            }
+            t.push_str(&format!(" {}", r.dst));
+            if let Some(gw) = r.gw {
+                t.push_str(&format!(" via {gw}"));
+            }
+            if r.oif.is_some() {
+                t.push_str(&format!(" dev {}", ifname(r.oif)));
+            }
+            if let Some(s) = r.scope {
+                t.push_str(&format!(" scope={}", u8::from(s)));
+            }
+            if let Some(p) = r.priority {
+                t.push_str(&format!(" metric={p}"));
+            }
+            if let Some(src) = r.src {
+                t.push_str(&format!(" src={src}"));
+            }
+            if let Some(m) = r.mtu {
+                t.push_str(&format!(" mtu={m}"));
+            }
+            if let Some(m) = r.advmss {
+                t.push_str(&format!(" advmss={m}"));
+            }
+            items.push(Item::new(Kind::Route, t));
+        }
+        if options.firewall {
+            if let Some(text) = list_if_installed("nft", &["-s", "list", "ruleset"], ns)? {
+                items.extend(
+                    parse_nft(&text)
+                        .into_iter()
+                        .map(|t| Item::new(Kind::Nft, t)),
+                );
+            }
+            for (prog, fam) in [("iptables-save", "v4"), ("ip6tables-save", "v6")] {
+                if let Some(text) = list_if_installed(prog, &[], ns)? {
+                    items.extend(
+                        parse_iptables_save(fam, &text)
+                            .into_iter()
+                            .map(|t| Item::new(Kind::Iptables, t)),
+                    );
+                }
+            }
+        }
+        for key in &options.sysctls {
+            let v = match cni_linux::sysctl::get_in(ns, key) {
+                Ok(v) => v,
+                Err(e) if e.is_not_found() => "(absent)".to_string(),
+                Err(e) => return Err(e.into()),
+            };
+            items.push(Item::new(Kind::Sysctl, format!("{key} = {v}")));
+        }
+        let mut files = BTreeMap::new();
+        for dir in &options.dirs {
+            walk(dir, &mut files)?;
+        }
+        for (path, content) in &files {
+            let t = match content {
+                None => format!("{}/", path.display()),
+                Some(c) => format!("{} = {:?}", path.display(), c),
+            };
+            items.push(Item::new(Kind::File, t));
+        }
+        items.sort();
+        Ok(Snapshot {
+            options,
+            items,
+            files,
+        })
+    }
+
+    /// Take a new snapshot of `ns` with the same options.
+    pub fn retake(&self, ns: &TempNetns) -> Result<Snapshot> {
+        Self::with(ns, self.options.clone())
+    }
+
+    /// The options it was taken with.
+    pub fn options(&self) -> &SnapshotOptions {
+        &self.options
+    }
+
+    /// Every item, sorted.
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// Files recorded: path → content (`None` for a directory; files over 64 KiB as a size
+    /// note).
+    pub fn files(&self) -> &BTreeMap<PathBuf, Option<String>> {
+        &self.files
+    }
+
+    /// Items whose text contains `needle`.
+    pub fn mentioning(&self, needle: &str) -> Vec<&Item> {
+        self.items
+            .iter()
+            .filter(|i| i.text.contains(needle))
+            .collect()
+    }
+
+    /// Whether it has an item of `kind` whose text contains `needle`.
+    pub fn has(&self, kind: Kind, needle: &str) -> bool {
+        self.items
+            .iter()
+            .any(|i| i.kind == kind && i.text.contains(needle))
+    }
+
+    /// What changed from `self` to `later` (a multiset difference).
+    pub fn diff(&self, later: &Snapshot) -> Diff {
+        Diff::between(&self.items, &later.items)
+    }
+
+    /// This snapshot without the items of `diff.removed` and with those of `diff.added`: what
+    /// the state should be after the changes `diff` describes.
+    pub fn apply(&self, diff: &Diff) -> Snapshot {
+        let mut items = multiset_minus(&self.items, &diff.removed);
+        items.extend(diff.added.iter().cloned());
+        items.sort();
+        Snapshot {
+            options: self.options.clone(),
+            items,
+            files: self.files.clone(),
+        }
+    }
+}
+
+fn name(n: &str, options: &SnapshotOptions) -> String {
+    if options.normalize_veth_names
+        && n.len() == 12
+        && n.starts_with("veth")
+        && n[4..].bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        "veth*".to_string()
+    } else {
+        n.to_string()
+    }
+}
+
+fn is_link_local(ip: &std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        std::net::IpAddr::V4(_) => false,
+    }
+}
+
+/// Run a listing program inside `ns`; `None` when it is not installed.
+fn list_if_installed(prog: &str, args: &[&str], ns: &NetNs) -> Result<Option<String>> {
+    match process::run_ok(prog, args, Some(ns), LIST_TIMEOUT) {
+        Ok(out) => Ok(Some(out.stdout_text())),
+        Err(Error::Spawn { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Option<String>>) -> Result<()> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(format!("read directory {}", dir.display()))(e)),
+    };
+    let mut entries: Vec<_> = rd.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue; // removed meanwhile
+        };
+        if meta.is_dir() {
+            out.insert(path.clone(), None);
+            walk(&path, out)?;
+        } else if meta.len() > MAX_FILE {
+            out.insert(path, Some(format!("({} bytes)", meta.len())));
+        } else {
+            let content = fs::read(&path).map(|b| String::from_utf8_lossy(&b).into_owned());
+            if let Ok(c) = content {
+                out.insert(path, Some(c));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `nft list ruleset` output as items: every block header with its path (`table ip nat`,
+/// `table ip nat / chain POSTROUTING`) and every statement with the path of its block.
+/// Comments and counter values are dropped.
+pub fn parse_nft(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack: Vec<String> = Vec::new();
+    for raw in text.lines() {
+        let line = strip_counters(raw.trim());
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line == "}" {
+            stack.pop();
+            continue;
+        }
+        if let Some(head) = line.strip_suffix('{') {
+            stack.push(head.trim().to_string());
+            out.push(stack.join(" / "));
+            continue;
+        }
+        if stack.is_empty() {
+            out.push(line);
+        } else {
+            out.push(format!("{}: {line}", stack.join(" / ")));
+        }
+    }
+    out
+}
+
+/// Remove `packets N bytes M` after `counter` (in case `-s` was not honoured).
+fn strip_counters(line: &str) -> String {
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    let mut i = 0;
+    while i < words.len() {
+        if words[i] == "counter"
+            && words.get(i + 1) == Some(&"packets")
+            && words.get(i + 3) == Some(&"bytes")
+        {
+            words.drain(i + 1..(i + 5).min(words.len()));
+        }
+        i += 1;
+    }
+    words.join(" ")
+}
+
+/// `iptables-save` output as items: `<family> <table> :CHAIN POLICY` and `<family> <table>
+/// -A ...`, without counters.
+pub fn parse_iptables_save(family: &str, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut table = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line == "COMMIT" {
+            continue;
+        }
+        if let Some(t) = line.strip_prefix('*') {
+            table = t.to_string();
+            continue;
+        }
+        let line = match line.strip_prefix('[').and_then(|l| l.split_once("] ")) {
+            Some((_, rest)) => rest.to_string(), // `-c` counters before a rule
+            None => line.to_string(),
+        };
+        let line = if line.starts_with(':') {
+            match line.rfind(" [") {
+                Some(i) => line[..i].to_string(),
+                None => line,
+            }
+        } else {
+            line
+        };
+        out.push(format!("{family} {table} {line}"));
+    }
+    out
+}
+
+fn multiset_minus(a: &[Item], b: &[Item]) -> Vec<Item> {
+    let mut counts: HashMap<&Item, usize> = HashMap::new();
+    for i in b {
+        *counts.entry(i).or_default() += 1;
+    }
+    let mut out = Vec::new();
+    for i in a {
+        match counts.get_mut(i) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => out.push(i.clone()),
+        }
+    }
+    out
+}
+
+/// What changed between two snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// Items only in the later snapshot.
+    pub added: Vec<Item>,
+    /// Items only in the earlier snapshot.
+    pub removed: Vec<Item>,
+}
+
+impl Diff {
+    /// The multiset difference from `before` to `after`.
+    pub fn between(before: &[Item], after: &[Item]) -> Diff {
+        let mut added = multiset_minus(after, before);
+        let mut removed = multiset_minus(before, after);
+        added.sort();
+        removed.sort();
+        Diff { added, removed }
+    }
+
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+
+    /// Changed items whose text contains `needle`.
+    pub fn mentioning(&self, needle: &str) -> Vec<&Item> {
+        self.added
+            .iter()
+            .chain(&self.removed)
+            .filter(|i| i.text.contains(needle))
+            .collect()
+    }
+
+    /// Only the changes `keep` accepts.
+    pub fn filter(&self, keep: impl Fn(&Item) -> bool) -> Diff {
+        Diff {
+            added: self.added.iter().filter(|i| keep(i)).cloned().collect(),
+            removed: self.removed.iter().filter(|i| keep(i)).cloned().collect(),
+        }
+    }
+}
+
+impl fmt::Display for Diff {
+    /// One line per change, `- ` removed and `+ ` added, grouped by kind.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("(no changes)");
+        }
+        let mut lines: Vec<(&Item, char)> = self
+            .removed
+            .iter()
+            .map(|i| (i, '-'))
+            .chain(self.added.iter().map(|i| (i, '+')))
+            .collect();
+        lines.sort_by(|a, b| (a.0.kind, &a.0.text, a.1).cmp(&(b.0.kind, &b.0.text, b.1)));
+        for (n, (item, sign)) in lines.iter().enumerate() {
+            if n > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{sign} {item}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Assert that a namespace is as a snapshot recorded it; panics with the readable diff.
+///
+/// `assert_unchanged!(before, &ns)` takes a new snapshot of `ns` with `before`'s options.
+#[macro_export]
+macro_rules! assert_unchanged {
+    ($before:expr, $ns:expr) => {{
+        let before: &$crate::Snapshot = &$before;
+        let after = before
+            .retake($ns)
+            .unwrap_or_else(|e| panic!("snapshot failed: {e}"));
+        let diff = before.diff(&after);
+        if !diff.is_empty() {
+            panic!("namespace state changed:\n{diff}");
+        }
+    }};
+    ($before:expr, $ns:expr, $($arg:tt)+) => {{
+        let before: &$crate::Snapshot = &$before;
+        let after = before
+            .retake($ns)
+            .unwrap_or_else(|e| panic!("snapshot failed: {e}"));
+        let diff = before.diff(&after);
+        if !diff.is_empty() {
+            panic!("{}: namespace state changed:\n{diff}", format_args!($($arg)+));
+        }
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nft_ruleset_becomes_items() {
+        let text = "# Warning: table ip nat is managed by iptables-nft, do not touch!\n\
+table ip nat {\n\
+\tchain POSTROUTING {\n\
+\t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+\t\tip saddr 10.1.0.2 counter packets 3 bytes 180 jump CNI-abc\n\
+\t}\n\
+}\n\
+table inet empty {\n\
+}\n";
+        assert_eq!(
+            parse_nft(text),
+            vec![
+                "table ip nat",
+                "table ip nat / chain POSTROUTING",
+                "table ip nat / chain POSTROUTING: type nat hook postrouting priority srcnat; policy accept;",
+                "table ip nat / chain POSTROUTING: ip saddr 10.1.0.2 counter jump CNI-abc",
+                "table inet empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn iptables_save_becomes_items_without_counters() {
+        let text = "# Generated by iptables-nft-save v1.8.9\n*nat\n:PREROUTING ACCEPT [0:0]\n:CNI-x - [0:0]\n\
+-A POSTROUTING -s 10.1.0.2/32 -m comment --comment \"name: x\" -j CNI-x\n[5:300] -A CNI-x -j MASQUERADE\nCOMMIT\n";
+        assert_eq!(
+            parse_iptables_save("v4", text),
+            vec![
+                "v4 nat :PREROUTING ACCEPT",
+                "v4 nat :CNI-x -",
+                "v4 nat -A POSTROUTING -s 10.1.0.2/32 -m comment --comment \"name: x\" -j CNI-x",
+                "v4 nat -A CNI-x -j MASQUERADE",
+            ]
+        );
+    }
+
+    #[test]
+    fn diff_is_a_multiset_difference_and_reads_well() {
+        let a = vec![
+            Item::new(Kind::Link, "lo up"),
+            Item::new(Kind::Link, "veth* up"),
+            Item::new(Kind::Link, "veth* up"),
+        ];
+        let b = vec![
+            Item::new(Kind::Link, "lo up"),
+            Item::new(Kind::Link, "veth* up"),
+            Item::new(Kind::File, "/d/x = \"c1\""),
+        ];
+        let d = Diff::between(&a, &b);
+        assert_eq!(d.removed, vec![Item::new(Kind::Link, "veth* up")]);
+        assert_eq!(d.added.len(), 1);
+        assert_eq!(d.mentioning("c1").len(), 1);
+        assert_eq!(
+            d.to_string(),
+            "- link     veth* up\n+ file     /d/x = \"c1\""
+        );
+        assert!(Diff::between(&a, &a).is_empty());
+        assert_eq!(Diff::default().to_string(), "(no changes)");
+    }
+
+    #[test]
+    fn veth_names_normalise_only_when_asked() {
+        let o = SnapshotOptions::default();
+        assert_eq!(name("veth1a2b3c4d", &o), "veth1a2b3c4d");
+        let o = o.normalize_veth_names();
+        assert_eq!(name("veth1a2b3c4d", &o), "veth*");
+        assert_eq!(name("vethcni0", &o), "vethcni0");
+        assert_eq!(name("eth0", &o), "eth0");
+    }
+
+    #[test]
+    fn counters_are_stripped() {
+        assert_eq!(
+            strip_counters("ip saddr 1.2.3.4 counter packets 0 bytes 0 accept"),
+            "ip saddr 1.2.3.4 counter accept"
+        );
+        assert_eq!(strip_counters("counter"), "counter");
+    }
+}
