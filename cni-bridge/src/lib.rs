@@ -1,1 +1,92 @@
-//! The bridge CNI plugin: a drop-in for the reference on a synchronous netlink path
+//! The bridge CNI plugin: a drop-in for the reference `bridge` (containernetworking/plugins)
+//! on a fast, synchronous netlink path.
+//!
+//! Every key of the reference is supported (`bridge`, `isGateway`, `isDefaultGateway`,
+//! `forceAddress`, `ipMasq`, `ipMasqBackend`, `mtu`, `hairpinMode`, `promiscMode`, `vlan`,
+//! `vlanTrunk`, `preserveDefaultVlan`, `enabledad`, `macspoofchk`,
+//! `disableContainerInterface`, `portIsolation`, `ipam`, `dns`, and the container MAC from
+//! `runtimeConfig.mac`, `args.cni.mac` or `CNI_ARGS` `MAC`), with the reference's result layout
+//! (`interfaces` = bridge, host veth, container interface; `ips[].interface` = 2) and error
+//! messages. IPAM is delegated through `CNI_PATH`, so it works with any IPAM plugin.
+//!
+//! # Layout
+//!
+//! - [`config`]: the raw keys parsed once into a validated [`BridgeConf`].
+//! - [`add()`], [`del()`], [`check()`], [`gc()`], [`status()`]: the verbs, callable in-process;
+//!   [`BridgePlugin`] runs them behind [`cni_proto::skel`].
+//! - [`deps`]: the seams ([`Deps`]: IPAM exec, firewall applier, test [`Hooks`]) and the
+//!   [`Attachment`] a verb applies to.
+//! - [`masq`], [`spoofchk`]: the masquerade and MAC spoof-check rules as pure plans (golden
+//!   tested), laid out exactly as the reference's so either implementation can clean up after
+//!   the other.
+//! - [`error`]: [`BridgeError`] and its spec error codes.
+//!
+//! # What differs from the reference, on purpose
+//!
+//! - **ADD completes or undoes what it did** (plugins #29): a failure at any step, including
+//!   IPAM itself, deletes the veth, removes the spoof check and masquerade rules, and runs IPAM
+//!   DEL. The bridge, its gateway addresses and the sysctls are shared state and stay, as with
+//!   the reference.
+//! - **DEL cleans masquerade rules without a namespace** (plugins #810): iptables chains are
+//!   found from (network, container ID), nftables rules by their comment hash, in both backends.
+//!   The container interface is deleted before IPAM DEL (#666). Every step runs; errors are
+//!   collected.
+//! - **GC** is implemented (the reference has none, plugins #1013): stale masquerade rules of
+//!   both backends and stale spoof checks are removed, then GC is passed on to IPAM.
+//! - **No sleeping**: the veth's container end is created directly in the container's
+//!   namespace under its final name (no rename, no namespace move: the move alone costs about
+//!   20 ms of kernel time); the wait for the port to come up and for IPv6 DAD are netlink
+//!   event waits, not the reference's 0/50/500/1000/1000 ms polls.
+//! - **Route `mtu` and `advmss`** of the result (spec 1.1) are applied; the reference drops
+//!   them. **Config errors** carry code 7 (`CNI_ARGS` errors code 4) instead of the reference's
+//!   999; the messages are the reference's.
+//! - A new bridge gets a fixed random MAC at creation, so its MAC never follows its ports'
+//!   (the reference re-sets the MAC after each gateway address for the same effect).
+//! - IPAM CHECK is only called when IPAM is configured (the reference fails CHECK of L2
+//!   networks looking for a plugin named "").
+//!
+//! # Masquerade backend when `ipMasqBackend` is unset
+//!
+//! The reference's rule: **iptables, unless only nftables is available** (no `iptables-save`/
+//! `iptables-restore` in `PATH`, and nf_tables answers). We keep it, because a node may run the
+//! Go bridge v1.1.1, which only knows iptables: masquerade state created by one implementation
+//! must be removable by the other. nftables is faster (one netlink transaction, no process);
+//! choose it explicitly with `"ipMasqBackend": "nftables"`. Teardown always tries both.
+//!
+//! # Quick start (in-process)
+//!
+//! ```no_run
+//! use cni_bridge::{Attachment, BridgeConf, Deps};
+//!
+//! let conf = BridgeConf::parse(br#"{"cniVersion":"1.0.0","name":"podnet","type":"bridge",
+//!     "bridge":"cni0","isGateway":true,"ipMasq":true,
+//!     "ipam":{"type":"host-local","subnet":"10.88.0.0/16"}}"#, "")?;
+//! let att = Attachment::new("ctr1", "eth0", Some("/run/netns/pod1".into()), "/opt/cni/bin");
+//! let mut deps = Deps::system();
+//! let result = cni_bridge::add(&conf, &att, &mut deps)?;
+//! assert_eq!(result.ips[0].interface, Some(2));
+//! cni_bridge::del(&conf, &att, &mut deps)?;
+//! # Ok::<(), cni_bridge::BridgeError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod add;
+mod check;
+pub mod config;
+mod container;
+mod del;
+pub mod deps;
+pub mod error;
+mod host;
+pub mod masq;
+mod plugin;
+pub mod spoofchk;
+
+pub use add::{add, calc_gateways, default_masq_backend};
+pub use check::check;
+pub use config::{BridgeConf, MasqBackend};
+pub use del::{del, gc, status};
+pub use deps::{Attachment, Deps, FailPoint, Hooks};
+pub use error::BridgeError;
+pub use plugin::BridgePlugin;

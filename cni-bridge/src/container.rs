@@ -1,0 +1,185 @@
+//! Container-side plumbing: sysctls, addresses, routes of the container interface (the
+//! reference's `ipam.ConfigureIface`), and its removal on DEL.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use cni_linux::firewall::IpFamily;
+use cni_linux::firewall::names::go_quote;
+use cni_linux::netlink::{self, Handle, Route, Scope};
+use cni_linux::netns::NetNs;
+use cni_linux::sysctl;
+use cni_types::CniResult;
+use ipnet::IpNet;
+
+use crate::error::BridgeError;
+
+/// How long IPv6 duplicate address detection may take (only with `enabledad`).
+pub(crate) const DAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The sysctls of the container interface, written on the thread that opens the container's
+/// netlink socket (one thread hop for both). Failures are ignored as in the reference, except
+/// re-enabling IPv6, which is needed for the addresses.
+pub(crate) fn interface_sysctls(
+    ifname: &str,
+    enable_dad: bool,
+    has_v6: bool,
+) -> Result<(), BridgeError> {
+    let set = |k: String, v: &str| sysctl::write(&k, v);
+    if enable_dad {
+        let _ = set(format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+        let _ = set(format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
+    } else {
+        let _ = set(format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
+    }
+    let _ = set(format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+    if has_v6 {
+        for iface in ["lo", ifname] {
+            let key = format!("net/ipv6/conf/{iface}/disable_ipv6");
+            match sysctl::read(&key) {
+                Ok(v) if v == "0" => {}
+                Ok(v) => sysctl::write(&key, "0").map_err(|source| BridgeError::Sysctl {
+                    context: format!(
+                        "failed to enable IPv6 for interface {} ({key}={v})",
+                        go_quote(iface)
+                    ),
+                    source,
+                })?,
+                // IPv6 compiled out or the key missing: the address add will say why.
+                Err(_) => {}
+            }
+        }
+        // Keep the addresses should the link ever go down.
+        let _ = set(format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1");
+    }
+    Ok(())
+}
+
+/// Adds the result's addresses to the interface, brings it up (the kernel then sends the
+/// gratuitous ARPs `arp_notify` asks for), waits for IPv6 DAD when it is enabled and there is
+/// an IPv6 gateway (event-driven), then adds the routes; a route without gateway uses its
+/// family's gateway. Route `mtu`, `advmss`, `priority`, `table` and `scope` are applied.
+pub(crate) fn configure_iface(
+    inner: &mut Handle,
+    index: u32,
+    ifname: &str,
+    result: &CniResult,
+    wait_dad: bool,
+) -> Result<(), BridgeError> {
+    let mut v4gw = None;
+    let mut v6gw = None;
+    for ip in &result.ips {
+        inner
+            .addr_add(index, ip.address, Default::default())
+            .map_err(|e| {
+                BridgeError::netlink(
+                    format!(
+                        "failed to add IP addr {} to {}",
+                        ip.address,
+                        go_quote(ifname)
+                    ),
+                    e,
+                )
+            })?;
+        if let Some(gw) = ip.gateway {
+            match gw {
+                IpAddr::V4(_) if v4gw.is_none() => v4gw = Some(gw),
+                IpAddr::V6(_) if v6gw.is_none() => v6gw = Some(gw),
+                _ => {}
+            }
+        }
+    }
+    inner
+        .set_up(index)
+        .map_err(|e| BridgeError::netlink(format!("failed to set {} UP", go_quote(ifname)), e))?;
+    if wait_dad && v6gw.is_some() {
+        inner
+            .wait_addrs_not_tentative(index, DAD_TIMEOUT)
+            .map_err(|e| BridgeError::netlink("failed to settle addresses", e))?;
+    }
+    for r in &result.routes {
+        let gw = r.gw.or(if r.dst.addr().is_ipv4() { v4gw } else { v6gw });
+        let mut route = Route::new(r.dst.trunc()).dev(index);
+        route.gw = gw;
+        route.table = r.table;
+        route.scope = r.scope.map(Scope::from);
+        route.priority = (r.priority > 0).then_some(r.priority);
+        route.mtu = (r.mtu > 0).then_some(r.mtu);
+        route.advmss = (r.advmss > 0).then_some(r.advmss);
+        match inner.route_add(&route) {
+            Ok(()) => {}
+            // The same route twice in a result is not an error.
+            Err(e) if e.is_exists() => {}
+            Err(e) => {
+                let via = gw.map(|g| g.to_string()).unwrap_or_else(|| "<nil>".into());
+                return Err(BridgeError::netlink(
+                    format!("failed to add route '{} via {via} dev {ifname}'", r.dst),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// DEL inside the container: removes `ifname` (which removes the whole veth pair) and returns
+/// the addresses it had when `want_addrs`. A missing namespace or link is success.
+pub(crate) fn delete_iface(
+    netns: &std::path::Path,
+    ifname: &str,
+    want_addrs: bool,
+) -> Result<Vec<IpNet>, BridgeError> {
+    let ns = match NetNs::open(netns) {
+        Ok(ns) => ns,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(BridgeError::Netns {
+                path: netns.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let err = |e: netlink::Error| {
+        BridgeError::netlink(format!("failed to delete {}", go_quote(ifname)), e)
+    };
+    let mut inner = Handle::new_in(&ns).map_err(err)?;
+    let Some(link) = inner.link_by_name(ifname).map_err(err)? else {
+        return Ok(Vec::new());
+    };
+    let addrs = if want_addrs {
+        inner
+            .addrs(Some(link.index), None)
+            .map_err(err)?
+            .into_iter()
+            .filter(|a| a.scope == 0)
+            .map(|a| a.addr)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match inner.delete_link(link.index) {
+        Ok(()) => Ok(addrs),
+        Err(e) if e.is_not_found() => Ok(addrs),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// The (firewall) families of a set of addresses.
+pub(crate) fn families(ips: impl IntoIterator<Item = IpNet>) -> Vec<IpFamily> {
+    let mut v4 = false;
+    let mut v6 = false;
+    for ip in ips {
+        match ip.addr() {
+            IpAddr::V4(_) => v4 = true,
+            IpAddr::V6(_) => v6 = true,
+        }
+    }
+    let mut out = Vec::new();
+    if v4 {
+        out.push(IpFamily::V4);
+    }
+    if v6 {
+        out.push(IpFamily::V6);
+    }
+    out
+}

@@ -1,0 +1,341 @@
+//! `macspoofchk`: drop frames entering the bridge from the container's port whose source MAC
+//! is not the container's, as nftables plans laid out exactly as the reference's
+//! `pkg/link/spoofcheck.go`:
+//!
+//! ```text
+//! table bridge nat {
+//!   chain PREROUTING { type filter hook prerouting priority -300; policy accept;
+//!     iifname "<host veth>" jump cni-br-iface-<cid>-<ifname> comment "macspoofchk-<cid>-<ifname>" }
+//!   chain cni-br-iface-<cid>-<ifname> { jump cni-br-iface-<cid>-<ifname>-mac comment "…" }
+//!   chain cni-br-iface-<cid>-<ifname>-mac {
+//!     ether saddr <mac> return comment "…"
+//!     drop comment "…" }
+//! }
+//! ```
+//!
+//! The reference needs two transactions (declare, then flush and fill); one suffices here,
+//! because the chains are added before they are flushed in the same batch.
+
+use std::collections::BTreeSet;
+
+use cni_linux::firewall::nftables::{
+    BaseChain, ChainSpec, ChainType, CmpOp, Family, Field, Hook, NftPlan, Policy, RuleSpec, Stmt,
+    TableListing, Value, Verdict,
+};
+
+/// The table (family `bridge`).
+pub const TABLE: &str = "nat";
+/// The base chain.
+pub const PREROUTING: &str = "PREROUTING";
+const IFACE_PREFIX: &str = "cni-br-iface-";
+
+/// `<cid>-<ifname>`: identifies one attachment.
+pub fn ref_id(container_id: &str, ifname: &str) -> String {
+    format!("{container_id}-{ifname}")
+}
+
+/// `cni-br-iface-<ref>`.
+pub fn iface_chain(ref_id: &str) -> String {
+    format!("{IFACE_PREFIX}{ref_id}")
+}
+
+/// `cni-br-iface-<ref>-mac`.
+pub fn mac_chain(ref_id: &str) -> String {
+    format!("{IFACE_PREFIX}{ref_id}-mac")
+}
+
+/// `macspoofchk-<ref>`: the comment of every rule.
+pub fn comment(ref_id: &str) -> String {
+    format!("macspoofchk-{ref_id}")
+}
+
+/// The one-transaction setup for the attachment `ref_id` whose host port is `host_iface` and
+/// whose container MAC is `mac`.
+pub fn setup(ref_id: &str, host_iface: &str, mac: [u8; 6]) -> NftPlan {
+    let f = Family::Bridge;
+    let iface = iface_chain(ref_id);
+    let macc = mac_chain(ref_id);
+    let c = comment(ref_id);
+    let mut plan = NftPlan::new();
+    plan.add_table(f, TABLE, None);
+    plan.add_chain(
+        f,
+        TABLE,
+        ChainSpec {
+            name: PREROUTING.into(),
+            base: Some(BaseChain {
+                kind: ChainType::Filter,
+                hook: Hook::Prerouting,
+                priority: -300,
+                policy: Some(Policy::Accept),
+            }),
+            comment: None,
+        },
+    );
+    plan.add_chain(f, TABLE, ChainSpec::regular(&iface));
+    plan.add_chain(f, TABLE, ChainSpec::regular(&macc));
+    plan.flush_chain(f, TABLE, &iface);
+    plan.flush_chain(f, TABLE, &macc);
+    plan.add_rule(
+        f,
+        TABLE,
+        RuleSpec::new(
+            PREROUTING,
+            vec![
+                Stmt::Cmp {
+                    field: Field::Iifname,
+                    op: CmpOp::Eq,
+                    value: Value::Ifname(host_iface.to_string()),
+                },
+                Stmt::Verdict(Verdict::Jump(iface.clone())),
+            ],
+        )
+        .with_comment(c.clone()),
+    );
+    plan.add_rule(
+        f,
+        TABLE,
+        RuleSpec::new(&iface, vec![Stmt::Verdict(Verdict::Jump(macc.clone()))])
+            .with_comment(c.clone()),
+    );
+    plan.add_rule(
+        f,
+        TABLE,
+        RuleSpec::new(
+            &macc,
+            vec![
+                Stmt::Cmp {
+                    field: Field::EtherSaddr,
+                    op: CmpOp::Eq,
+                    value: Value::Ether(mac),
+                },
+                Stmt::Verdict(Verdict::Return),
+            ],
+        )
+        .with_comment(c.clone()),
+    );
+    plan.add_rule(
+        f,
+        TABLE,
+        RuleSpec::new(&macc, vec![Stmt::Verdict(Verdict::Drop)]).with_comment(c),
+    );
+    plan
+}
+
+/// Removes the attachment's jump rule(s) from `PREROUTING` and its two chains, as far as they
+/// exist in `existing` (the listed `bridge nat` table). Empty when nothing is there.
+pub fn teardown(ref_id: &str, existing: Option<&TableListing>) -> NftPlan {
+    let mut plan = NftPlan::new();
+    let Some(t) = existing else {
+        return plan;
+    };
+    let f = Family::Bridge;
+    let c = comment(ref_id);
+    if let Some(pre) = t.chain(PREROUTING) {
+        for r in pre
+            .rules
+            .iter()
+            .filter(|r| r.comment.as_deref() == Some(&c))
+        {
+            plan.delete_rule(f, TABLE, PREROUTING, r.handle);
+        }
+    }
+    let iface = iface_chain(ref_id);
+    let macc = mac_chain(ref_id);
+    let has_iface = t.chain(&iface).is_some();
+    let has_mac = t.chain(&macc).is_some();
+    // Empty the chains first so no jump is left when they are deleted.
+    if has_iface {
+        plan.flush_chain(f, TABLE, &iface);
+    }
+    if has_mac {
+        plan.flush_chain(f, TABLE, &macc);
+    }
+    for (exists, chain) in [(has_iface, iface), (has_mac, macc)] {
+        if exists {
+            plan.push(cni_linux::firewall::nftables::NftOp::DeleteChain {
+                family: f,
+                table: TABLE.to_string(),
+                chain,
+            });
+        }
+    }
+    plan
+}
+
+/// The host interface name a `PREROUTING` rule of ours matches (`iifname "<name>"`), decoded
+/// from the rule's expression dump.
+fn rule_iifname(exprs: &[String]) -> Option<String> {
+    let pos = exprs
+        .iter()
+        .position(|e| e.starts_with("meta load iifname"))?;
+    let cmp = exprs.get(pos + 1)?;
+    let hex = cmp.rsplit(' ').next()?.strip_prefix("0x")?;
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8(bytes[..end].to_vec()).ok()
+}
+
+/// The attachments (ref ids) of stale spoof checks: not in `valid` and whose host interface no
+/// longer exists (`host_link_exists` answers for a name).
+///
+/// The `bridge nat` table is shared by every network, and its names do not say which network
+/// an attachment belongs to; removing checks whose port is gone is safe for all of them (and
+/// necessary: a reused interface name would inherit a stale MAC filter).
+pub fn stale(
+    valid: &[cni_types::Attachment],
+    existing: Option<&TableListing>,
+    mut host_link_exists: impl FnMut(&str) -> bool,
+) -> Vec<String> {
+    let Some(t) = existing else {
+        return Vec::new();
+    };
+    let keep: BTreeSet<String> = valid
+        .iter()
+        .map(|a| ref_id(&a.container_id, &a.ifname))
+        .collect();
+    let mut out = BTreeSet::new();
+    let pre = t.chain(PREROUTING);
+    for chain in &t.chains {
+        let Some(rid) = chain.name.strip_prefix(IFACE_PREFIX) else {
+            continue;
+        };
+        // Every attachment has an iface chain and a `-mac` chain; look at iface chains only.
+        if t.chain(&format!("{}-mac", chain.name)).is_none() && rid.ends_with("-mac") {
+            continue;
+        }
+        if keep.contains(rid) {
+            continue;
+        }
+        let c = comment(rid);
+        let port = pre.and_then(|p| {
+            p.rules
+                .iter()
+                .find(|r| r.comment.as_deref() == Some(&c))
+                .and_then(|r| rule_iifname(&r.exprs))
+        });
+        let gone = match port {
+            Some(name) => !host_link_exists(&name),
+            // No jump rule left: the chains are unreachable leftovers.
+            None => true,
+        };
+        if gone {
+            out.insert(rid.to_string());
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cni_linux::firewall::nftables::{ChainListing, RuleListing};
+
+    #[test]
+    fn setup_golden() {
+        let plan = setup(
+            "abc-eth0",
+            "veth1234abcd",
+            [0x02, 0x42, 0x0a, 0x58, 0x05, 0x32],
+        );
+        let expected = "\
+add table bridge nat
+add chain bridge nat PREROUTING { type filter hook prerouting priority -300; policy accept; }
+add chain bridge nat cni-br-iface-abc-eth0
+add chain bridge nat cni-br-iface-abc-eth0-mac
+flush chain bridge nat cni-br-iface-abc-eth0
+flush chain bridge nat cni-br-iface-abc-eth0-mac
+add rule bridge nat PREROUTING iifname \"veth1234abcd\" jump cni-br-iface-abc-eth0 comment \"macspoofchk-abc-eth0\"
+add rule bridge nat cni-br-iface-abc-eth0 jump cni-br-iface-abc-eth0-mac comment \"macspoofchk-abc-eth0\"
+add rule bridge nat cni-br-iface-abc-eth0-mac ether saddr 02:42:0a:58:05:32 return comment \"macspoofchk-abc-eth0\"
+add rule bridge nat cni-br-iface-abc-eth0-mac drop comment \"macspoofchk-abc-eth0\"
+";
+        assert_eq!(plan.to_string(), expected);
+    }
+
+    fn chain(name: &str, rules: Vec<RuleListing>) -> ChainListing {
+        ChainListing {
+            name: name.into(),
+            handle: 1,
+            hook: None,
+            chain_type: None,
+            policy: None,
+            comment: None,
+            rules,
+        }
+    }
+
+    fn jump_rule(handle: u64, rid: &str, port: &str) -> RuleListing {
+        let mut b = [0u8; 16];
+        b[..port.len()].copy_from_slice(port.as_bytes());
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        RuleListing {
+            handle,
+            comment: Some(comment(rid)),
+            exprs: vec![
+                "meta load iifname => reg 1".into(),
+                format!("cmp eq reg 1 0x{hex}"),
+                format!("immediate reg 0 jump {}", iface_chain(rid)),
+            ],
+        }
+    }
+
+    fn table() -> TableListing {
+        TableListing {
+            family: Family::Bridge,
+            name: TABLE.into(),
+            handle: 1,
+            comment: None,
+            chains: vec![
+                chain(
+                    PREROUTING,
+                    vec![
+                        jump_rule(5, "a-eth0", "vethaaaa"),
+                        jump_rule(6, "b-eth0", "vethbbbb"),
+                        jump_rule(7, "c-eth0", "vethcccc"),
+                    ],
+                ),
+                chain(&iface_chain("a-eth0"), vec![]),
+                chain(&mac_chain("a-eth0"), vec![]),
+                chain(&iface_chain("b-eth0"), vec![]),
+                chain(&mac_chain("b-eth0"), vec![]),
+                chain(&iface_chain("c-eth0"), vec![]),
+                chain(&mac_chain("c-eth0"), vec![]),
+            ],
+            sets: vec![],
+        }
+    }
+
+    #[test]
+    fn teardown_golden() {
+        let t = table();
+        let expected = "\
+delete rule bridge nat PREROUTING handle 6
+flush chain bridge nat cni-br-iface-b-eth0
+flush chain bridge nat cni-br-iface-b-eth0-mac
+delete chain bridge nat cni-br-iface-b-eth0
+delete chain bridge nat cni-br-iface-b-eth0-mac
+";
+        assert_eq!(teardown("b-eth0", Some(&t)).to_string(), expected);
+        assert!(teardown("zzz-eth0", Some(&t)).is_empty());
+        assert!(teardown("b-eth0", None).is_empty());
+    }
+
+    #[test]
+    fn stale_needs_invalid_and_gone() {
+        let t = table();
+        let valid = vec![cni_types::Attachment {
+            container_id: "a".into(),
+            ifname: "eth0".into(),
+        }];
+        // a: valid; b: invalid but its port exists (maybe another network's); c: invalid, gone.
+        let st = stale(&valid, Some(&t), |name| name != "vethcccc");
+        assert_eq!(st, vec!["c-eth0".to_string()]);
+        assert_eq!(
+            rule_iifname(&jump_rule(1, "x", "veth0").exprs).as_deref(),
+            Some("veth0")
+        );
+    }
+}
