@@ -46,7 +46,7 @@ const CTA_IP_V6_DST: u16 = 4;
 const CTA_PROTO_NUM: u16 = 1;
 const CTA_PROTO_SRC_PORT: u16 = 2;
 const CTA_PROTO_DST_PORT: u16 = 3;
-const IPCTNL_MSG_CT_NEW: u16 = (1 << 8) | 0;
+const IPCTNL_MSG_CT_NEW: u16 = 1 << 8;
 
 /// Errors of conntrack operations.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +177,12 @@ fn dump(sock: &mut NfSocket, family: Option<IpFamily>) -> Result<Vec<Entry>, Con
     let mut attempt = 0;
     let msgs = loop {
         attempt += 1;
-        match sock.request("dump", family_byte(family), ConntrackMessage::Get(vec![]), true) {
+        match sock.request(
+            "dump",
+            family_byte(family),
+            ConntrackMessage::Get(vec![]),
+            true,
+        ) {
             Err(e) if e.errno() == Some(libc::EINTR) && attempt < 5 => continue,
             other => break other?,
         }
@@ -229,7 +234,10 @@ pub fn delete(filter: &Filter) -> Result<usize, ConntrackError> {
             e.orig_raw.clone(),
         ))];
         if let Some(z) = &e.zone_raw {
-            attrs.push(ConntrackAttribute::Other(DefaultNla::new(CTA_ZONE, z.clone())));
+            attrs.push(ConntrackAttribute::Other(DefaultNla::new(
+                CTA_ZONE,
+                z.clone(),
+            )));
         }
         match sock.request(
             "delete entry",

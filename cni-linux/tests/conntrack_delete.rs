@@ -1,6 +1,9 @@
 //! Conntrack deletion against the real kernel, inside a throw-away namespace (conntrack
 //! tables are per namespace, so the machine's own entries are never seen or touched).
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod fwcommon;
 
 use std::net::UdpSocket;
@@ -27,7 +30,10 @@ fn tracking_ns(tag: &str) -> TestNs {
         .add_rule(
             Family::Inet,
             "track",
-            RuleSpec::new("out", vec![Stmt::CtState(vec![CtState::New]), Stmt::Counter]),
+            RuleSpec::new(
+                "out",
+                vec![Stmt::CtState(vec![CtState::New]), Stmt::Counter],
+            ),
         );
     ns.run(|| nftables::apply(&p)).unwrap();
     ns
@@ -73,16 +79,33 @@ fn deletes_udp_entries_by_destination_port_only() {
         .collect();
     ports.sort_unstable();
     assert_eq!(ports, [5353, 5354]);
-    let e = listed.iter().find(|e| e.orig.dst_port == Some(5353)).unwrap();
+    let e = listed
+        .iter()
+        .find(|e| e.orig.dst_port == Some(5353))
+        .unwrap();
     assert_eq!(e.orig.dst, "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
     assert_eq!(e.reply.as_ref().unwrap().src_port, Some(5353));
 
-    let n = ns.run(|| conntrack::delete_udp_by_dport(IpFamily::V4, 5353)).unwrap();
+    let n = ns
+        .run(|| conntrack::delete_udp_by_dport(IpFamily::V4, 5353))
+        .unwrap();
     assert_eq!(n, 1);
-    assert_eq!(cli_udp_dports(&ns), [5354], "only the matching entry is gone");
+    assert_eq!(
+        cli_udp_dports(&ns),
+        [5354],
+        "only the matching entry is gone"
+    );
     // Already gone: nothing to do, no error. Wrong family: untouched.
-    assert_eq!(ns.run(|| conntrack::delete_udp_by_dport(IpFamily::V4, 5353)).unwrap(), 0);
-    assert_eq!(ns.run(|| conntrack::delete_udp_by_dport(IpFamily::V6, 5354)).unwrap(), 0);
+    assert_eq!(
+        ns.run(|| conntrack::delete_udp_by_dport(IpFamily::V4, 5353))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        ns.run(|| conntrack::delete_udp_by_dport(IpFamily::V6, 5354))
+            .unwrap(),
+        0
+    );
     assert_eq!(cli_udp_dports(&ns), [5354]);
 }
 
@@ -94,16 +117,26 @@ fn deletes_ipv6_entries_by_destination_address() {
     let ns = tracking_ns("ct6");
     send_udp(&ns, "[::1]:0", &["[::1]:6000", "[::1]:6001"]);
     send_udp(&ns, "127.0.0.1:0", &["127.0.0.1:6000"]);
-    assert_eq!(cli_udp_dports(&ns), [6000, 6000, 6001], "entries created (both families)");
+    assert_eq!(
+        cli_udp_dports(&ns),
+        [6000, 6000, 6001],
+        "entries created (both families)"
+    );
     let v6 = ns.run(|| conntrack::list(Some(IpFamily::V6))).unwrap();
-    assert_eq!(v6.iter().filter(|e| e.orig.protocol == PROTO_UDP).count(), 2);
+    assert_eq!(
+        v6.iter().filter(|e| e.orig.protocol == PROTO_UDP).count(),
+        2
+    );
 
     let n = ns
         .run(|| conntrack::delete_by_dst_addr("::1".parse().unwrap(), PROTO_UDP))
         .unwrap();
     assert_eq!(n, 2);
     let all = ns.run(|| conntrack::list(None)).unwrap();
-    let udp: Vec<_> = all.iter().filter(|e| e.orig.protocol == PROTO_UDP).collect();
+    let udp: Vec<_> = all
+        .iter()
+        .filter(|e| e.orig.protocol == PROTO_UDP)
+        .collect();
     assert_eq!(udp.len(), 1, "{udp:?}");
     assert_eq!(udp[0].family, IpFamily::V4);
     assert_eq!(cli_udp_dports(&ns), [6000]);

@@ -1,10 +1,15 @@
 //! iptables backend against the real kernel, inside throw-away namespaces.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod fwcommon;
 
 use cni_linux::firewall::IpFamily;
 use cni_linux::firewall::iptables::{self, IptablesPlan, Rule};
-use cni_linux::firewall::names::{format_chain_name, format_chain_name_with_prefix, format_comment};
+use cni_linux::firewall::names::{
+    format_chain_name, format_chain_name_with_prefix, format_comment,
+};
 use fwcommon::TestNs;
 
 fn r(tokens: &[&str]) -> Rule {
@@ -12,12 +17,46 @@ fn r(tokens: &[&str]) -> Rule {
 }
 
 /// The bridge plugin's ipMasq rules, in the Go plugin's argument order.
-fn ipmasq_args(ip: &str, subnet: &str, multicast: &str, chain: &str, comment: &str) -> Vec<(String, Vec<String>)> {
+fn ipmasq_args(
+    ip: &str,
+    subnet: &str,
+    multicast: &str,
+    chain: &str,
+    comment: &str,
+) -> Vec<(String, Vec<String>)> {
     let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![
-        (chain.to_owned(), v(&["-d", subnet, "-j", "ACCEPT", "-m", "comment", "--comment", comment])),
-        (chain.to_owned(), v(&["!", "-d", multicast, "-j", "MASQUERADE", "-m", "comment", "--comment", comment])),
-        ("POSTROUTING".to_owned(), v(&["-s", ip, "-j", chain, "-m", "comment", "--comment", comment])),
+        (
+            chain.to_owned(),
+            v(&[
+                "-d",
+                subnet,
+                "-j",
+                "ACCEPT",
+                "-m",
+                "comment",
+                "--comment",
+                comment,
+            ]),
+        ),
+        (
+            chain.to_owned(),
+            v(&[
+                "!",
+                "-d",
+                multicast,
+                "-j",
+                "MASQUERADE",
+                "-m",
+                "comment",
+                "--comment",
+                comment,
+            ]),
+        ),
+        (
+            "POSTROUTING".to_owned(),
+            v(&["-s", ip, "-j", chain, "-m", "comment", "--comment", comment]),
+        ),
     ]
 }
 
@@ -29,28 +68,124 @@ fn portmap_args(fam: IpFamily, cip: &str, dn: &str, comment: &str) -> Vec<(Strin
         IpFamily::V6 => format!("[{cip}]:80"),
     };
     let mut rules = vec![
-        ("PREROUTING".to_owned(), v(&["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"])),
-        ("OUTPUT".to_owned(), v(&["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"])),
+        (
+            "PREROUTING".to_owned(),
+            v(&[
+                "-m",
+                "addrtype",
+                "--dst-type",
+                "LOCAL",
+                "-j",
+                "CNI-HOSTPORT-DNAT",
+            ]),
+        ),
+        (
+            "OUTPUT".to_owned(),
+            v(&[
+                "-m",
+                "addrtype",
+                "--dst-type",
+                "LOCAL",
+                "-j",
+                "CNI-HOSTPORT-DNAT",
+            ]),
+        ),
         (
             "CNI-HOSTPORT-DNAT".to_owned(),
-            v(&["-m", "comment", "--comment", comment, "-m", "multiport", "-p", "tcp", "--destination-ports", "8080,8081", "-j", dn]),
+            v(&[
+                "-m",
+                "comment",
+                "--comment",
+                comment,
+                "-m",
+                "multiport",
+                "-p",
+                "tcp",
+                "--destination-ports",
+                "8080,8081",
+                "-j",
+                dn,
+            ]),
         ),
         (
             dn.to_owned(),
-            v(&["-p", "tcp", "--dport", "8080", "-s", &format!("{cip}/24"), "-j", "CNI-HOSTPORT-SETMARK"]),
+            v(&[
+                "-p",
+                "tcp",
+                "--dport",
+                "8080",
+                "-s",
+                &format!("{cip}/24"),
+                "-j",
+                "CNI-HOSTPORT-SETMARK",
+            ]),
         ),
     ];
     if fam == IpFamily::V4 {
-        rules.push((dn.to_owned(), v(&["-p", "tcp", "--dport", "8080", "-s", "127.0.0.1", "-j", "CNI-HOSTPORT-SETMARK"])));
+        rules.push((
+            dn.to_owned(),
+            v(&[
+                "-p",
+                "tcp",
+                "--dport",
+                "8080",
+                "-s",
+                "127.0.0.1",
+                "-j",
+                "CNI-HOSTPORT-SETMARK",
+            ]),
+        ));
     }
     rules.extend([
-        (dn.to_owned(), v(&["-p", "tcp", "--dport", "8080", "-j", "DNAT", "--to-destination", &dnat_to])),
-        (dn.to_owned(), v(&["-p", "tcp", "--dport", "8081", "-d", if fam == IpFamily::V4 { "192.168.1.1" } else { "fd01::1" }, "-j", "DNAT", "--to-destination", &dnat_to])),
+        (
+            dn.to_owned(),
+            v(&[
+                "-p",
+                "tcp",
+                "--dport",
+                "8080",
+                "-j",
+                "DNAT",
+                "--to-destination",
+                &dnat_to,
+            ]),
+        ),
+        (
+            dn.to_owned(),
+            v(&[
+                "-p",
+                "tcp",
+                "--dport",
+                "8081",
+                "-d",
+                if fam == IpFamily::V4 {
+                    "192.168.1.1"
+                } else {
+                    "fd01::1"
+                },
+                "-j",
+                "DNAT",
+                "--to-destination",
+                &dnat_to,
+            ]),
+        ),
         (
             "CNI-HOSTPORT-SETMARK".to_owned(),
-            v(&["-m", "comment", "--comment", "CNI portfwd masquerade mark", "-j", "MARK", "--set-xmark", "0x2000/0x2000"]),
+            v(&[
+                "-m",
+                "comment",
+                "--comment",
+                "CNI portfwd masquerade mark",
+                "-j",
+                "MARK",
+                "--set-xmark",
+                "0x2000/0x2000",
+            ]),
         ),
-        ("CNI-HOSTPORT-MASQ".to_owned(), v(&["-m", "mark", "--mark", "0x2000/0x2000", "-j", "MASQUERADE"])),
+        (
+            "CNI-HOSTPORT-MASQ".to_owned(),
+            v(&["-m", "mark", "--mark", "0x2000/0x2000", "-j", "MASQUERADE"]),
+        ),
     ]);
     rules
 }
@@ -81,19 +216,38 @@ fn applies_reference_rules_idempotently_and_tears_down() {
 
     let mut plans = Vec::new();
     for (fam, ip, subnet, mcast, cip) in [
-        (IpFamily::V4, "10.88.0.2", "10.88.0.0/16", "224.0.0.0/4", "10.88.0.2"),
+        (
+            IpFamily::V4,
+            "10.88.0.2",
+            "10.88.0.0/16",
+            "224.0.0.0/4",
+            "10.88.0.2",
+        ),
         (IpFamily::V6, "fd00::2", "fd00::/64", "ff00::/8", "fd00::2"),
     ] {
         let mut rules = ipmasq_args(ip, subnet, mcast, &masq_chain, &comment);
         rules.extend(portmap_args(fam, cip, &dn, &dnat_comment));
         let mut plan = plan_from(
             fam,
-            &[&masq_chain, "CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ", &dn],
+            &[
+                &masq_chain,
+                "CNI-HOSTPORT-DNAT",
+                "CNI-HOSTPORT-SETMARK",
+                "CNI-HOSTPORT-MASQ",
+                &dn,
+            ],
             &rules,
         );
         plan.insert_unique(
             "POSTROUTING",
-            r(&["-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"]),
+            r(&[
+                "-m",
+                "comment",
+                "--comment",
+                "CNI portfwd requiring masquerade",
+                "-j",
+                "CNI-HOSTPORT-MASQ",
+            ]),
         );
         plans.push(plan);
     }
@@ -121,7 +275,11 @@ fn applies_reference_rules_idempotently_and_tears_down() {
             }
         }
         let post = nat.chain("POSTROUTING").unwrap();
-        assert_eq!(post.rules[0].target(), Some("CNI-HOSTPORT-MASQ"), "inserted at the top");
+        assert_eq!(
+            post.rules[0].target(),
+            Some("CNI-HOSTPORT-MASQ"),
+            "inserted at the top"
+        );
     }
 
     // Second run: nothing to change, one iptables-save per family only.
@@ -165,7 +323,8 @@ fn rules_are_identical_for_go_plugins_iptables_check() {
 
     // Ours -> checked with `iptables -C` using the Go plugin's exact arguments.
     let plan = plan_from(IpFamily::V4, &[&chain], &rules);
-    ns.run(|| iptables::apply(std::slice::from_ref(&plan))).unwrap();
+    ns.run(|| iptables::apply(std::slice::from_ref(&plan)))
+        .unwrap();
     for (c, args) in &rules {
         let mut argv = vec!["iptables", "-t", "nat", "-C", c.as_str()];
         argv.extend(args.iter().map(String::as_str));
@@ -180,10 +339,14 @@ fn rules_are_identical_for_go_plugins_iptables_check() {
         argv.extend(args.iter().map(String::as_str));
         ns2.ok(&argv);
     }
-    let state = ns2.run(|| iptables::save(IpFamily::V4, Some("nat"))).unwrap();
+    let state = ns2
+        .run(|| iptables::save(IpFamily::V4, Some("nat")))
+        .unwrap();
     let script = iptables::restore_script(&[&plan], &state).unwrap();
     assert_eq!(script, "", "Go-created rules must be recognised");
-    let report = ns2.run(|| iptables::apply(std::slice::from_ref(&plan))).unwrap();
+    let report = ns2
+        .run(|| iptables::apply(std::slice::from_ref(&plan)))
+        .unwrap();
     assert!(report.scripts.is_empty());
 }
 
@@ -195,16 +358,28 @@ fn hostile_comment_stays_inside_its_rule() {
     let ns = TestNs::new("ipth");
     let nasty = format_comment("net\" -j DROP #", "id' \\\" $(x) `y`");
     let mut plan = IptablesPlan::new(IpFamily::V4, "filter");
-    plan.ensure_chain("CNI-TEST")
-        .append_unique("CNI-TEST", r(&["-m", "comment", "--comment", &nasty, "-j", "RETURN"]));
-    ns.run(|| iptables::apply(std::slice::from_ref(&plan))).unwrap();
-    let state = ns.run(|| iptables::save(IpFamily::V4, Some("filter"))).unwrap();
-    let rules = &state.table("filter").unwrap().chain("CNI-TEST").unwrap().rules;
+    plan.ensure_chain("CNI-TEST").append_unique(
+        "CNI-TEST",
+        r(&["-m", "comment", "--comment", &nasty, "-j", "RETURN"]),
+    );
+    ns.run(|| iptables::apply(std::slice::from_ref(&plan)))
+        .unwrap();
+    let state = ns
+        .run(|| iptables::save(IpFamily::V4, Some("filter")))
+        .unwrap();
+    let rules = &state
+        .table("filter")
+        .unwrap()
+        .chain("CNI-TEST")
+        .unwrap()
+        .rules;
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].comment(), Some(nasty.as_str()));
     assert_eq!(rules[0].target(), Some("RETURN"));
     // Idempotent with the hostile comment too.
-    let report = ns.run(|| iptables::apply(std::slice::from_ref(&plan))).unwrap();
+    let report = ns
+        .run(|| iptables::apply(std::slice::from_ref(&plan)))
+        .unwrap();
     assert!(report.scripts.is_empty());
 }
 
@@ -219,7 +394,9 @@ fn restore_failure_is_reported_with_stderr_and_changes_nothing() {
         .append_unique("CNI-OK", r(&["-j", "RETURN"]))
         // A jump to a chain that does not exist fails the whole commit.
         .append_unique("CNI-OK", r(&["-j", "CNI-NOPE"]));
-    let err = ns.run(|| iptables::apply(std::slice::from_ref(&plan))).unwrap_err();
+    let err = ns
+        .run(|| iptables::apply(std::slice::from_ref(&plan)))
+        .unwrap_err();
     match &err {
         iptables::IptablesError::Failed { stderr, script, .. } => {
             assert!(!stderr.is_empty());
@@ -227,6 +404,11 @@ fn restore_failure_is_reported_with_stderr_and_changes_nothing() {
         }
         other => panic!("unexpected error {other:?}"),
     }
-    let state = ns.run(|| iptables::save(IpFamily::V4, Some("nat"))).unwrap();
-    assert!(!state.table("nat").unwrap().has_chain("CNI-OK"), "all or nothing");
+    let state = ns
+        .run(|| iptables::save(IpFamily::V4, Some("nat")))
+        .unwrap();
+    assert!(
+        !state.table("nat").unwrap().has_chain("CNI-OK"),
+        "all or nothing"
+    );
 }

@@ -2,6 +2,9 @@
 //! is checked twice: the kernel accepts it, and `nft list ruleset` (run in the namespace)
 //! shows it as nft itself would have written it.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod fwcommon;
 
 use std::net::IpAddr;
@@ -60,19 +63,52 @@ fn portmap_plan() -> NftPlan {
     p.add_table(f, T, Some("CNI portmap plugin"))
         .add_chain(f, T, ChainSpec::regular("hostports"))
         .add_chain(f, T, ChainSpec::regular("hostip_hostports"))
-        .add_chain(f, T, ChainSpec::base("prerouting", ChainType::Nat, Hook::Prerouting, priority::DSTNAT))
+        .add_chain(
+            f,
+            T,
+            ChainSpec::base(
+                "prerouting",
+                ChainType::Nat,
+                Hook::Prerouting,
+                priority::DSTNAT,
+            ),
+        )
         .flush_chain(f, T, "prerouting")
-        .add_rule(f, T, RuleSpec::new("prerouting", vec![jump("hostip_hostports")]))
-        .add_rule(f, T, RuleSpec::new("prerouting", vec![jump("hostports")]))
-        .add_chain(f, T, ChainSpec::base("output", ChainType::Nat, Hook::Output, priority::DSTNAT))
-        .flush_chain(f, T, "output")
-        .add_rule(f, T, RuleSpec::new("output", vec![jump("hostip_hostports")]))
         .add_rule(
             f,
             T,
-            RuleSpec::new("output", vec![Stmt::FibDaddrLocal { negate: false }, jump("hostports")]),
+            RuleSpec::new("prerouting", vec![jump("hostip_hostports")]),
         )
-        .add_chain(f, T, ChainSpec::base("masquerading", ChainType::Nat, Hook::Postrouting, priority::SRCNAT))
+        .add_rule(f, T, RuleSpec::new("prerouting", vec![jump("hostports")]))
+        .add_chain(
+            f,
+            T,
+            ChainSpec::base("output", ChainType::Nat, Hook::Output, priority::DSTNAT),
+        )
+        .flush_chain(f, T, "output")
+        .add_rule(
+            f,
+            T,
+            RuleSpec::new("output", vec![jump("hostip_hostports")]),
+        )
+        .add_rule(
+            f,
+            T,
+            RuleSpec::new(
+                "output",
+                vec![Stmt::FibDaddrLocal { negate: false }, jump("hostports")],
+            ),
+        )
+        .add_chain(
+            f,
+            T,
+            ChainSpec::base(
+                "masquerading",
+                ChainType::Nat,
+                Hook::Postrouting,
+                priority::SRCNAT,
+            ),
+        )
         .add_rule(
             f,
             T,
@@ -163,11 +199,21 @@ fn portmap_rules_are_accepted_listed_and_deleted_by_comment() {
     // Applying the same plan again: ensures succeed, flushed chains are rebuilt, the
     // per-container rules are appended again (nf_tables has no "unique" rules).
     ns.run(|| nftables::apply(&plan)).unwrap();
-    let listing = ns.run(|| nftables::list_table(Family::Ip, T)).unwrap().unwrap();
+    let listing = ns
+        .run(|| nftables::list_table(Family::Ip, T))
+        .unwrap()
+        .unwrap();
     assert_eq!(listing.comment.as_deref(), Some("CNI portmap plugin"));
-    assert_eq!(listing.chain("prerouting").unwrap().rules.len(), 2, "flush + add");
+    assert_eq!(
+        listing.chain("prerouting").unwrap().rules.len(),
+        2,
+        "flush + add"
+    );
     assert_eq!(listing.chain("prerouting").unwrap().hook, Some((0, -100)));
-    assert_eq!(listing.chain("prerouting").unwrap().chain_type.as_deref(), Some("nat"));
+    assert_eq!(
+        listing.chain("prerouting").unwrap().chain_type.as_deref(),
+        Some("nat")
+    );
     assert_eq!(listing.rules_with_comment(CID).count(), 8);
 
     // DEL as portmap does it: delete every rule carrying the container id, by handle.
@@ -176,9 +222,16 @@ fn portmap_rules_are_accepted_listed_and_deleted_by_comment() {
         del.delete_rule(Family::Ip, T, &chain.name, rule.handle);
     }
     ns.run(|| nftables::apply(&del)).unwrap();
-    let after = ns.run(|| nftables::list_table(Family::Ip, T)).unwrap().unwrap();
+    let after = ns
+        .run(|| nftables::list_table(Family::Ip, T))
+        .unwrap()
+        .unwrap();
     assert_eq!(after.rules_with_comment(CID).count(), 0);
-    assert_eq!(after.chain("output").unwrap().rules.len(), 2, "skeleton stays");
+    assert_eq!(
+        after.chain("output").unwrap().rules.len(),
+        2,
+        "skeleton stays"
+    );
     // A second delete of the same handles fails as a whole and names the op.
     let err = ns.run(|| nftables::apply(&del)).unwrap_err();
     match err {
@@ -200,66 +253,93 @@ fn ipmasq_inet_rules_with_prefixes_and_goto() {
     let t = "cni_plugins_masquerade";
     let comment = "a1b2c3d4e5f60718-0918273645abcdef, net: mynet, if: eth0, id: cid";
     let mut p = NftPlan::new();
-    p.add_table(f, t, Some("Masquerading for plugins from github.com/containernetworking/plugins"))
-        .add_chain(
-            f,
-            t,
-            ChainSpec::regular("masq_checks")
-                .with_comment("Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"),
+    p.add_table(
+        f,
+        t,
+        Some("Masquerading for plugins from github.com/containernetworking/plugins"),
+    )
+    .add_chain(
+        f,
+        t,
+        ChainSpec::regular("masq_checks").with_comment(
+            "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet",
+        ),
+    )
+    .add_chain(
+        f,
+        t,
+        ChainSpec::base(
+            "postrouting",
+            ChainType::Nat,
+            Hook::Postrouting,
+            priority::SRCNAT,
+        ),
+    )
+    .flush_chain(f, t, "postrouting")
+    .add_rule(
+        f,
+        t,
+        RuleSpec::new(
+            "postrouting",
+            vec![
+                cmp(Field::IpDaddr, Value::Net("224.0.0.0/4".parse().unwrap())),
+                Stmt::Verdict(Verdict::Return),
+            ],
+        ),
+    )
+    .add_rule(
+        f,
+        t,
+        RuleSpec::new(
+            "postrouting",
+            vec![
+                cmp(Field::Ip6Daddr, Value::Net("ff00::/8".parse().unwrap())),
+                Stmt::Verdict(Verdict::Return),
+            ],
+        ),
+    )
+    .add_rule(
+        f,
+        t,
+        RuleSpec::new(
+            "postrouting",
+            vec![Stmt::Verdict(Verdict::Goto("masq_checks".into()))],
+        ),
+    )
+    .add_rule(
+        f,
+        t,
+        RuleSpec::new(
+            "masq_checks",
+            vec![
+                cmp(Field::IpSaddr, Value::Addr(ip("10.88.0.2"))),
+                Stmt::Cmp {
+                    field: Field::IpDaddr,
+                    op: CmpOp::Neq,
+                    value: Value::Net("10.88.0.0/16".parse().unwrap()),
+                },
+                Stmt::Masquerade,
+            ],
         )
-        .add_chain(f, t, ChainSpec::base("postrouting", ChainType::Nat, Hook::Postrouting, priority::SRCNAT))
-        .flush_chain(f, t, "postrouting")
-        .add_rule(
-            f,
-            t,
-            RuleSpec::new(
-                "postrouting",
-                vec![cmp(Field::IpDaddr, Value::Net("224.0.0.0/4".parse().unwrap())), Stmt::Verdict(Verdict::Return)],
-            ),
+        .with_comment(comment),
+    )
+    .add_rule(
+        f,
+        t,
+        RuleSpec::new(
+            "masq_checks",
+            vec![
+                cmp(Field::Ip6Saddr, Value::Addr(ip("fd00::2"))),
+                Stmt::Cmp {
+                    field: Field::Ip6Daddr,
+                    op: CmpOp::Neq,
+                    value: Value::Net("fd00::/64".parse().unwrap()),
+                },
+                Stmt::Masquerade,
+            ],
         )
-        .add_rule(
-            f,
-            t,
-            RuleSpec::new(
-                "postrouting",
-                vec![cmp(Field::Ip6Daddr, Value::Net("ff00::/8".parse().unwrap())), Stmt::Verdict(Verdict::Return)],
-            ),
-        )
-        .add_rule(f, t, RuleSpec::new("postrouting", vec![Stmt::Verdict(Verdict::Goto("masq_checks".into()))]))
-        .add_rule(
-            f,
-            t,
-            RuleSpec::new(
-                "masq_checks",
-                vec![
-                    cmp(Field::IpSaddr, Value::Addr(ip("10.88.0.2"))),
-                    Stmt::Cmp {
-                        field: Field::IpDaddr,
-                        op: CmpOp::Neq,
-                        value: Value::Net("10.88.0.0/16".parse().unwrap()),
-                    },
-                    Stmt::Masquerade,
-                ],
-            )
-            .with_comment(comment),
-        )
-        .add_rule(
-            f,
-            t,
-            RuleSpec::new(
-                "masq_checks",
-                vec![
-                    cmp(Field::Ip6Saddr, Value::Addr(ip("fd00::2"))),
-                    Stmt::Cmp {
-                        field: Field::Ip6Daddr,
-                        op: CmpOp::Neq,
-                        value: Value::Net("fd00::/64".parse().unwrap()),
-                    },
-                    Stmt::Masquerade,
-                ],
-            )
-            .with_comment(comment),
-        );
+        .with_comment(comment),
+    );
     ns.run(|| nftables::apply(&p)).unwrap();
     assert_lines(
         &ruleset(&ns),
@@ -270,15 +350,27 @@ fn ipmasq_inet_rules_with_prefixes_and_goto() {
             "ip daddr 224.0.0.0/4 return",
             "ip6 daddr ff00::/8 return",
             "goto masq_checks",
-            &format!("ip saddr 10.88.0.2 ip daddr != 10.88.0.0/16 masquerade comment \"{comment}\""),
+            &format!(
+                "ip saddr 10.88.0.2 ip daddr != 10.88.0.0/16 masquerade comment \"{comment}\""
+            ),
             &format!("ip6 saddr fd00::2 ip6 daddr != fd00::/64 masquerade comment \"{comment}\""),
         ],
     );
     let listing = ns.run(|| nftables::list_table(f, t)).unwrap().unwrap();
     let chain = listing.chain("masq_checks").unwrap();
-    assert_eq!(chain.comment.as_deref(), Some("Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"));
+    assert_eq!(
+        chain.comment.as_deref(),
+        Some("Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet")
+    );
     assert_eq!(chain.rules.len(), 2);
-    assert!(chain.rules[0].exprs.iter().any(|e| e == "meta load nfproto => reg 1"), "{:?}", chain.rules[0].exprs);
+    assert!(
+        chain.rules[0]
+            .exprs
+            .iter()
+            .any(|e| e == "meta load nfproto => reg 1"),
+        "{:?}",
+        chain.rules[0].exprs
+    );
     assert!(chain.rules[0].exprs.iter().any(|e| e == "masq"));
 }
 
@@ -290,7 +382,11 @@ fn verdict_maps_and_concatenated_dnat_maps() {
     let ns = TestNs::new("nftmap");
     let f = Family::Ip;
     let t = "maps";
-    let vmap = SetSpec::map("svc", vec![DataType::InetProto, DataType::InetService], MapData::Verdict);
+    let vmap = SetSpec::map(
+        "svc",
+        vec![DataType::InetProto, DataType::InetService],
+        MapData::Verdict,
+    );
     let dmap = SetSpec::map(
         "dnat",
         vec![DataType::InetProto, DataType::InetService],
@@ -301,7 +397,11 @@ fn verdict_maps_and_concatenated_dnat_maps() {
     let mut p = NftPlan::new();
     p.add_table(f, t, None)
         .add_chain(f, t, ChainSpec::regular("hostports"))
-        .add_chain(f, t, ChainSpec::base("pre", ChainType::Nat, Hook::Prerouting, priority::DSTNAT))
+        .add_chain(
+            f,
+            t,
+            ChainSpec::base("pre", ChainType::Nat, Hook::Prerouting, priority::DSTNAT),
+        )
         .add_set(f, t, vmap.clone())
         .add_set(f, t, dmap.clone())
         .add_set(f, t, allowed.clone())
@@ -322,12 +422,18 @@ fn verdict_maps_and_concatenated_dnat_maps() {
             vec![
                 Element {
                     key: vec![Value::l4(L4Proto::Tcp), Value::Port(8080)],
-                    value: Some(ElemValue::Values(vec![Value::Addr(ip("10.0.0.2")), Value::Port(80)])),
+                    value: Some(ElemValue::Values(vec![
+                        Value::Addr(ip("10.0.0.2")),
+                        Value::Port(80),
+                    ])),
                     comment: Some(CID.into()),
                 },
                 Element {
                     key: vec![Value::l4(L4Proto::Udp), Value::Port(5353)],
-                    value: Some(ElemValue::Values(vec![Value::Addr(ip("10.0.0.3")), Value::Port(53)])),
+                    value: Some(ElemValue::Values(vec![
+                        Value::Addr(ip("10.0.0.3")),
+                        Value::Port(53),
+                    ])),
                     comment: None,
                 },
             ],
@@ -347,11 +453,14 @@ fn verdict_maps_and_concatenated_dnat_maps() {
             t,
             RuleSpec::new(
                 "pre",
-                vec![Stmt::InSet {
-                    fields: vec![Field::IpSaddr],
-                    set: "allowed".into(),
-                    negate: true,
-                }, Stmt::Verdict(Verdict::Return)],
+                vec![
+                    Stmt::InSet {
+                        fields: vec![Field::IpSaddr],
+                        set: "allowed".into(),
+                        negate: true,
+                    },
+                    Stmt::Verdict(Verdict::Return),
+                ],
             ),
         )
         .add_rule(
@@ -399,31 +508,50 @@ fn verdict_maps_and_concatenated_dnat_maps() {
         ],
     );
     assert!(
-        have.iter().any(|l| l.contains("tcp . 8080 comment") && l.contains(": 10.0.0.2 . 80")),
+        have.iter()
+            .any(|l| l.contains("tcp . 8080 comment") && l.contains(": 10.0.0.2 . 80")),
         "dnat element missing:\n{}",
         have.join("\n")
     );
 
     let listing = ns.run(|| nftables::list_table(f, t)).unwrap().unwrap();
     let svc = listing.set("svc").unwrap();
-    let e = svc.find(&vmap.key, &[Value::l4(L4Proto::Tcp), Value::Port(80)]).unwrap();
-    assert_eq!(e.data, Some(ElementData::Verdict(Verdict::Jump("hostports".into()))));
+    let e = svc
+        .find(&vmap.key, &[Value::l4(L4Proto::Tcp), Value::Port(80)])
+        .unwrap();
+    assert_eq!(
+        e.data,
+        Some(ElementData::Verdict(Verdict::Jump("hostports".into())))
+    );
     assert_eq!(e.comment.as_deref(), Some(CID));
     let d = listing.set("dnat").unwrap();
     assert_eq!(d.elements.len(), 2);
-    let e = d.find(&dmap.key, &[Value::l4(L4Proto::Udp), Value::Port(5353)]).unwrap();
-    assert_eq!(e.data, Some(ElementData::Value(vec![10, 0, 0, 3, 0, 53, 0, 0])));
-    assert_eq!(listing.set("allowed").unwrap().comment.as_deref(), Some("allowed sources"));
+    let e = d
+        .find(&dmap.key, &[Value::l4(L4Proto::Udp), Value::Port(5353)])
+        .unwrap();
+    assert_eq!(
+        e.data,
+        Some(ElementData::Value(vec![10, 0, 0, 3, 0, 53, 0, 0]))
+    );
+    assert_eq!(
+        listing.set("allowed").unwrap().comment.as_deref(),
+        Some("allowed sources")
+    );
 
     // Adding the same elements again is fine; deleting by key works; flushing empties.
     ns.run(|| nftables::apply(&p)).unwrap();
     let mut del = NftPlan::new();
-    del.delete_elements(f, t, &dmap, vec![vec![Value::l4(L4Proto::Tcp), Value::Port(8080)]])
-        .push(NftOp::FlushSet {
-            family: f,
-            table: t.into(),
-            set: "allowed".into(),
-        });
+    del.delete_elements(
+        f,
+        t,
+        &dmap,
+        vec![vec![Value::l4(L4Proto::Tcp), Value::Port(8080)]],
+    )
+    .push(NftOp::FlushSet {
+        family: f,
+        table: t.into(),
+        set: "allowed".into(),
+    });
     ns.run(|| nftables::apply(&del)).unwrap();
     let listing = ns.run(|| nftables::list_table(f, t)).unwrap().unwrap();
     assert_eq!(listing.set("dnat").unwrap().elements.len(), 1);
@@ -441,7 +569,12 @@ fn bridge_macspoofchk_rules() {
     let iface_chain = "cni-br-iface-cid-eth0";
     let mac_chain = "cni-br-iface-cid-eth0-mac";
     let comment = "macspoofchk-cid-eth0";
-    let mut base = ChainSpec::base("PREROUTING", ChainType::Filter, Hook::Prerouting, priority::BRIDGE_DSTNAT);
+    let mut base = ChainSpec::base(
+        "PREROUTING",
+        ChainType::Filter,
+        Hook::Prerouting,
+        priority::BRIDGE_DSTNAT,
+    );
     if let Some(b) = base.base.as_mut() {
         b.policy = Some(Policy::Accept);
     }
@@ -455,23 +588,40 @@ fn bridge_macspoofchk_rules() {
         .add_rule(
             f,
             t,
-            RuleSpec::new("PREROUTING", vec![cmp(Field::Iifname, Value::Ifname("veth1234abcd".into())), jump(iface_chain)])
-                .with_comment(comment),
+            RuleSpec::new(
+                "PREROUTING",
+                vec![
+                    cmp(Field::Iifname, Value::Ifname("veth1234abcd".into())),
+                    jump(iface_chain),
+                ],
+            )
+            .with_comment(comment),
         )
-        .add_rule(f, t, RuleSpec::new(iface_chain, vec![jump(mac_chain)]).with_comment(comment))
+        .add_rule(
+            f,
+            t,
+            RuleSpec::new(iface_chain, vec![jump(mac_chain)]).with_comment(comment),
+        )
         .add_rule(
             f,
             t,
             RuleSpec::new(
                 mac_chain,
                 vec![
-                    cmp(Field::EtherSaddr, Value::Ether([0x0a, 0x58, 0x0a, 0x00, 0x00, 0x02])),
+                    cmp(
+                        Field::EtherSaddr,
+                        Value::Ether([0x0a, 0x58, 0x0a, 0x00, 0x00, 0x02]),
+                    ),
                     Stmt::Verdict(Verdict::Return),
                 ],
             )
             .with_comment(comment),
         )
-        .add_rule(f, t, RuleSpec::new(mac_chain, vec![Stmt::Verdict(Verdict::Drop)]).with_comment(comment));
+        .add_rule(
+            f,
+            t,
+            RuleSpec::new(mac_chain, vec![Stmt::Verdict(Verdict::Drop)]).with_comment(comment),
+        );
     ns.run(|| nftables::apply(&p)).unwrap();
     assert_lines(
         &ruleset(&ns),
@@ -492,8 +642,16 @@ fn bridge_macspoofchk_rules() {
         .unwrap();
     let mut down = NftPlan::new();
     down.delete_rule(f, t, "PREROUTING", jump_rule.handle)
-        .push(NftOp::DeleteChain { family: f, table: t.into(), chain: iface_chain.into() })
-        .push(NftOp::DeleteChain { family: f, table: t.into(), chain: mac_chain.into() });
+        .push(NftOp::DeleteChain {
+            family: f,
+            table: t.into(),
+            chain: iface_chain.into(),
+        })
+        .push(NftOp::DeleteChain {
+            family: f,
+            table: t.into(),
+            chain: mac_chain.into(),
+        });
     ns.run(|| nftables::apply(&down)).unwrap();
     let listing = ns.run(|| nftables::list_table(f, t)).unwrap().unwrap();
     assert_eq!(listing.chains.len(), 1);
@@ -510,13 +668,79 @@ fn misc_statements_are_accepted_and_shown() {
     let t = "misc";
     let mut p = NftPlan::new();
     p.add_table(f, t, None)
-        .add_chain(f, t, ChainSpec::base("fwd", ChainType::Filter, Hook::Forward, priority::FILTER))
-        .add_chain(f, t, ChainSpec::base("nat_pre", ChainType::Nat, Hook::Prerouting, priority::DSTNAT))
-        .add_rule(f, t, RuleSpec::new("fwd", vec![Stmt::CtState(vec![CtState::Established, CtState::Related]), Stmt::Verdict(Verdict::Accept)]))
-        .add_rule(f, t, RuleSpec::new("fwd", vec![cmp(Field::Oifname, Value::Ifname("cni*".into())), Stmt::Counter, Stmt::SetMark(0x2000)]))
-        .add_rule(f, t, RuleSpec::new("fwd", vec![cmp(Field::Mark, Value::Mark(0x2000)), cmp(Field::NfProto, Value::NfProto(IpFamily::V6)), Stmt::Verdict(Verdict::Drop)]))
-        .add_rule(f, t, RuleSpec::new("fwd", vec![cmp(Field::L4Proto, Value::l4(L4Proto::Sctp)), cmp(Field::ThDport, Value::Port(9)), Stmt::Verdict(Verdict::Continue)]))
-        .add_rule(f, t, RuleSpec::new("nat_pre", vec![cmp(Field::Dport(L4Proto::Tcp), Value::Port(8443)), Stmt::Redirect { port: Some(443) }]))
+        .add_chain(
+            f,
+            t,
+            ChainSpec::base("fwd", ChainType::Filter, Hook::Forward, priority::FILTER),
+        )
+        .add_chain(
+            f,
+            t,
+            ChainSpec::base(
+                "nat_pre",
+                ChainType::Nat,
+                Hook::Prerouting,
+                priority::DSTNAT,
+            ),
+        )
+        .add_rule(
+            f,
+            t,
+            RuleSpec::new(
+                "fwd",
+                vec![
+                    Stmt::CtState(vec![CtState::Established, CtState::Related]),
+                    Stmt::Verdict(Verdict::Accept),
+                ],
+            ),
+        )
+        .add_rule(
+            f,
+            t,
+            RuleSpec::new(
+                "fwd",
+                vec![
+                    cmp(Field::Oifname, Value::Ifname("cni*".into())),
+                    Stmt::Counter,
+                    Stmt::SetMark(0x2000),
+                ],
+            ),
+        )
+        .add_rule(
+            f,
+            t,
+            RuleSpec::new(
+                "fwd",
+                vec![
+                    cmp(Field::Mark, Value::Mark(0x2000)),
+                    cmp(Field::NfProto, Value::NfProto(IpFamily::V6)),
+                    Stmt::Verdict(Verdict::Drop),
+                ],
+            ),
+        )
+        .add_rule(
+            f,
+            t,
+            RuleSpec::new(
+                "fwd",
+                vec![
+                    cmp(Field::L4Proto, Value::l4(L4Proto::Sctp)),
+                    cmp(Field::ThDport, Value::Port(9)),
+                    Stmt::Verdict(Verdict::Continue),
+                ],
+            ),
+        )
+        .add_rule(
+            f,
+            t,
+            RuleSpec::new(
+                "nat_pre",
+                vec![
+                    cmp(Field::Dport(L4Proto::Tcp), Value::Port(8443)),
+                    Stmt::Redirect { port: Some(443) },
+                ],
+            ),
+        )
         .add_rule(
             f,
             t,
@@ -525,11 +749,25 @@ fn misc_statements_are_accepted_and_shown() {
                 vec![
                     cmp(Field::Ip6Daddr, Value::Addr(ip("fd01::1"))),
                     cmp(Field::Dport(L4Proto::Tcp), Value::Port(80)),
-                    Stmt::Nat { kind: NatKind::Dnat, addr: ip("fd00::2"), port: Some(8080) },
+                    Stmt::Nat {
+                        kind: NatKind::Dnat,
+                        addr: ip("fd00::2"),
+                        port: Some(8080),
+                    },
                 ],
             ),
         )
-        .insert_rule(f, t, RuleSpec::new("nat_pre", vec![Stmt::FibDaddrLocal { negate: true }, Stmt::Verdict(Verdict::Return)]));
+        .insert_rule(
+            f,
+            t,
+            RuleSpec::new(
+                "nat_pre",
+                vec![
+                    Stmt::FibDaddrLocal { negate: true },
+                    Stmt::Verdict(Verdict::Return),
+                ],
+            ),
+        );
     ns.run(|| nftables::apply(&p)).unwrap();
     let have = ruleset(&ns);
     assert_lines(
@@ -560,34 +798,71 @@ fn failing_op_is_named_and_nothing_is_applied() {
     let mut p = NftPlan::new();
     p.add_table(f, "atomic", None)
         .add_chain(f, "atomic", ChainSpec::regular("a"))
-        .add_rule(f, "atomic", RuleSpec::new("a", vec![Stmt::Verdict(Verdict::Accept)]))
-        .add_rule(f, "atomic", RuleSpec::new("a", vec![jump("does_not_exist")]))
-        .add_rule(f, "atomic", RuleSpec::new("a", vec![Stmt::Verdict(Verdict::Drop)]));
+        .add_rule(
+            f,
+            "atomic",
+            RuleSpec::new("a", vec![Stmt::Verdict(Verdict::Accept)]),
+        )
+        .add_rule(
+            f,
+            "atomic",
+            RuleSpec::new("a", vec![jump("does_not_exist")]),
+        )
+        .add_rule(
+            f,
+            "atomic",
+            RuleSpec::new("a", vec![Stmt::Verdict(Verdict::Drop)]),
+        );
     let err = ns.run(|| nftables::apply(&p)).unwrap_err();
     match &err {
-        NftError::Rejected { index, op, source, .. } => {
+        NftError::Rejected {
+            index, op, source, ..
+        } => {
             assert_eq!(*index, Some(3), "{err}");
             assert!(op.as_deref().unwrap().contains("jump does_not_exist"));
             assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert!(ns.run(|| nftables::list_table(f, "atomic")).unwrap().is_none(), "all or nothing");
+    assert!(
+        ns.run(|| nftables::list_table(f, "atomic"))
+            .unwrap()
+            .is_none(),
+        "all or nothing"
+    );
 
     // Destroy of missing objects succeeds; of present ones deletes them.
     let mut d = NftPlan::new();
-    d.push(NftOp::DestroyTable { family: f, name: "atomic".into() });
+    d.push(NftOp::DestroyTable {
+        family: f,
+        name: "atomic".into(),
+    });
     ns.run(|| nftables::apply(&d)).unwrap();
     p.ops.truncate(3);
     ns.run(|| nftables::apply(&p)).unwrap();
     let mut d2 = NftPlan::new();
-    d2.push(NftOp::DestroyChain { family: f, table: "atomic".into(), chain: "a".into() })
-        .push(NftOp::DestroyChain { family: f, table: "atomic".into(), chain: "a".into() });
+    d2.push(NftOp::DestroyChain {
+        family: f,
+        table: "atomic".into(),
+        chain: "a".into(),
+    })
+    .push(NftOp::DestroyChain {
+        family: f,
+        table: "atomic".into(),
+        chain: "a".into(),
+    });
     ns.run(|| nftables::apply(&d2)).unwrap();
-    let listing = ns.run(|| nftables::list_table(f, "atomic")).unwrap().unwrap();
+    let listing = ns
+        .run(|| nftables::list_table(f, "atomic"))
+        .unwrap()
+        .unwrap();
     assert!(listing.chains.is_empty());
     ns.run(|| nftables::apply(&d)).unwrap();
-    assert!(ns.run(|| nftables::list_table(f, "atomic")).unwrap().is_none());
+    assert!(
+        ns.run(|| nftables::list_table(f, "atomic"))
+            .unwrap()
+            .is_none()
+    );
     let tables = ns.run(nftables::list_tables).unwrap();
     assert!(tables.is_empty(), "{tables:?}");
     assert!(ns.run(cni_linux::firewall::nftables_available));
@@ -617,7 +892,11 @@ fn bulk_transaction_cost() {
                 "c",
                 vec![
                     cmp(Field::Dport(L4Proto::Tcp), Value::Port(10000 + i)),
-                    Stmt::Nat { kind: NatKind::Dnat, addr: ip("10.0.0.2"), port: Some(80) },
+                    Stmt::Nat {
+                        kind: NatKind::Dnat,
+                        addr: ip("10.0.0.2"),
+                        port: Some(80),
+                    },
                 ],
             )
             .with_comment(CID),
@@ -640,7 +919,10 @@ fn bulk_transaction_cost() {
         (0..n)
             .map(|i| Element {
                 key: vec![Value::l4(L4Proto::Tcp), Value::Port(10000 + i)],
-                value: Some(ElemValue::Values(vec![Value::Addr(ip("10.0.0.2")), Value::Port(80)])),
+                value: Some(ElemValue::Values(vec![
+                    Value::Addr(ip("10.0.0.2")),
+                    Value::Port(80),
+                ])),
                 comment: Some(CID.into()),
             })
             .collect(),
@@ -657,13 +939,32 @@ fn bulk_transaction_cost() {
 
     // One nft process adding one rule, for comparison.
     let start = std::time::Instant::now();
-    ns.ok(&["nft", "add", "rule", "ip", t, "c", "tcp", "dport", "9999", "dnat", "to", "10.0.0.2:80"]);
+    ns.ok(&[
+        "nft",
+        "add",
+        "rule",
+        "ip",
+        t,
+        "c",
+        "tcp",
+        "dport",
+        "9999",
+        "dnat",
+        "to",
+        "10.0.0.2:80",
+    ]);
     let nft_elapsed = start.elapsed();
     let one = NftPlan {
         ops: vec![NftOp::AddRule {
             family: f,
             table: t.into(),
-            rule: RuleSpec::new("c", vec![cmp(Field::Dport(L4Proto::Tcp), Value::Port(9998)), Stmt::Verdict(Verdict::Accept)]),
+            rule: RuleSpec::new(
+                "c",
+                vec![
+                    cmp(Field::Dport(L4Proto::Tcp), Value::Port(9998)),
+                    Stmt::Verdict(Verdict::Accept),
+                ],
+            ),
         }],
     };
     let start = std::time::Instant::now();

@@ -7,7 +7,7 @@
 //!   the parsed [`IptablesState`](iptables::IptablesState), and
 //!   [`iptables::apply`] (one `iptables-save` + at most one `iptables-restore` per family).
 //! - [`nftables`]: [`NftPlan`](nftables::NftPlan) with an nft-like text dump,
-//!   [`nftables::apply`] (one netlink transaction), and [`nftables::list`] to read tables,
+//!   [`nftables::apply`] (one netlink transaction), and [`nftables::list_table`] to read tables,
 //!   chains, rules (handles, comments) and set elements back.
 //! - [`names`]: chain names, hashes and comments exactly as the reference Go plugins make them.
 //! - [`FirewallApplier`]: the narrow seam plugins take, with the real [`System`]
@@ -233,7 +233,11 @@ impl FirewallApplier for Recorder {
             });
         Ok(iptables::IptablesState {
             family,
-            tables: state.tables.into_iter().filter(|t| t.name == table).collect(),
+            tables: state
+                .tables
+                .into_iter()
+                .filter(|t| t.name == table)
+                .collect(),
         })
     }
 

@@ -71,7 +71,11 @@ pub fn format_chain_name_with_prefix(
     let mut to_hash = String::with_capacity(name.len() + id.len());
     to_hash.push_str(name);
     to_hash.push_str(id);
-    format_hash_with_prefix(MAX_CHAIN_LENGTH, &format!("{CHAIN_PREFIX}{prefix}"), &to_hash)
+    format_hash_with_prefix(
+        MAX_CHAIN_LENGTH,
+        &format!("{CHAIN_PREFIX}{prefix}"),
+        &to_hash,
+    )
 }
 
 /// The reference's per-container chain name without extra prefix (`FormatChainName`), as used
@@ -169,7 +173,9 @@ fn go_is_print(c: char) -> bool {
         (0xe0000, 0xe007f),
         (0xf0000, 0x10ffff),
     ];
-    !escaped_ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&u))
+    !escaped_ranges
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).contains(&u))
 }
 
 #[cfg(test)]
@@ -205,7 +211,10 @@ mod tests {
     fn hash_with_prefix_rejects_what_go_panics_on() {
         assert!(format_hash_with_prefix(4, "CNI-", "x").is_err());
         assert!(format_hash_with_prefix(129, "", "x").is_err());
-        assert_eq!(format_hash_with_prefix(16, "", "").unwrap(), "cf83e1357eefb8bd");
+        assert_eq!(
+            format_hash_with_prefix(16, "", "").unwrap(),
+            "cf83e1357eefb8bd"
+        );
     }
 
     #[test]
@@ -215,7 +224,10 @@ mod tests {
             format_comment("a\"b\\c", "x\ny\u{1}\u{7f}é\u{200b}"),
             r#"name: "a\"b\\c" id: "x\ny\x01\x7fé\u200b""#
         );
-        assert_eq!(go_quote("\u{0}\t\u{b}\u{c}\u{7}\u{8}\r"), r#""\x00\t\v\f\a\b\r""#);
+        assert_eq!(
+            go_quote("\u{0}\t\u{b}\u{c}\u{7}\u{8}\r"),
+            r#""\x00\t\v\f\a\b\r""#
+        );
         assert_eq!(go_quote("\u{a0}"), r#""\u00a0""#);
         assert_eq!(go_quote("\u{f0000}"), r#""\U000f0000""#);
         assert_eq!(go_quote("日本"), "\"日本\"");

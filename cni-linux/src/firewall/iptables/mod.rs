@@ -292,9 +292,7 @@ impl fmt::Display for IptablesPlan {
                     rule::push_quoted(&mut q, comment, true);
                     writeln!(f, "  delete-with-comment {chain} {q}")?
                 }
-                IptablesOp::DeleteJumpsTo { target } => {
-                    writeln!(f, "  delete-jumps-to {target}")?
-                }
+                IptablesOp::DeleteJumpsTo { target } => writeln!(f, "  delete-jumps-to {target}")?,
                 IptablesOp::Flush { chain } => writeln!(f, "  flush {chain}")?,
                 IptablesOp::DeleteChain { chain } => writeln!(f, "  delete-chain {chain}")?,
             }

@@ -123,16 +123,16 @@ fn canonical_addr(v: &str) -> Result<Option<String>, String> {
         Some((a, p)) => (a, Some(p)),
         None => (v, None),
     };
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("{v:?} is not an IP address or network (host names are not supported)"))?;
+    let ip: IpAddr = addr.parse().map_err(|_| {
+        format!("{v:?} is not an IP address or network (host names are not supported)")
+    })?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len: u8 = match prefix {
         None => max,
         Some(p) => {
-            let n: u8 = p
-                .parse()
-                .map_err(|_| format!("{v:?}: prefix length must be a number (masks are not supported)"))?;
+            let n: u8 = p.parse().map_err(|_| {
+                format!("{v:?}: prefix length must be a number (masks are not supported)")
+            })?;
             if n > max {
                 return Err(format!("{v:?}: prefix length above {max}"));
             }
@@ -185,10 +185,18 @@ fn order_options(opts: &mut Vec<String>, first: &str, second: &str) {
         return;
     }
     // Extract the `first` option group: optional "!" before it, the option and one value.
-    let start = if f > 0 && opts[f - 1] == "!" { f - 1 } else { f };
+    let start = if f > 0 && opts[f - 1] == "!" {
+        f - 1
+    } else {
+        f
+    };
     let end = (f + 2).min(opts.len());
     let group: Vec<String> = opts.drain(start..end).collect();
-    let s_start = if s > 0 && opts[s - 1] == "!" { s - 1 } else { s };
+    let s_start = if s > 0 && opts[s - 1] == "!" {
+        s - 1
+    } else {
+        s
+    };
     for (i, t) in group.into_iter().enumerate() {
         opts.insert(s_start + i, t);
     }
@@ -219,7 +227,7 @@ fn canonical_match_opts(name: &str, opts: &mut Vec<String>) {
     }
 }
 
-fn canonical_target_opts(name: &str, opts: &mut Vec<String>) {
+fn canonical_target_opts(name: &str, opts: &mut [String]) {
     if name != "MARK" || opts.len() != 2 {
         return;
     }
@@ -271,12 +279,14 @@ impl Rule {
         let mut i = 0;
         while i < tokens.len() {
             let tok = tokens[i].as_str();
-            let negated_header = tok == "!"
-                && tokens
-                    .get(i + 1)
-                    .is_some_and(|n| header_key(n).is_some());
+            let negated_header =
+                tok == "!" && tokens.get(i + 1).is_some_and(|n| header_key(n).is_some());
             if negated_header || header_key(tok).is_some() {
-                let (neg, opt_idx) = if negated_header { (true, i + 1) } else { (false, i) };
+                let (neg, opt_idx) = if negated_header {
+                    (true, i + 1)
+                } else {
+                    (false, i)
+                };
                 let opt = tokens[opt_idx].as_str();
                 let Some(value) = tokens.get(opt_idx + 1) else {
                     return Err(err(format!("option {opt} needs a value")));
@@ -315,7 +325,11 @@ impl Rule {
                     let Some(name) = tokens.get(i + 1) else {
                         return Err(err(format!("{tok} needs a target")));
                     };
-                    let flag = if tok == "-g" || tok == "--goto" { "-g" } else { "-j" };
+                    let flag = if tok == "-g" || tok == "--goto" {
+                        "-g"
+                    } else {
+                        "-j"
+                    };
                     segments.push(Segment {
                         flag,
                         name: name.clone(),
@@ -330,10 +344,7 @@ impl Rule {
                         None => {
                             // An option before any -m/-j: it must belong to the protocol's
                             // implicit match (`-p tcp --dport 80`).
-                            let proto = header
-                                .proto
-                                .as_ref()
-                                .and_then(|(_, p)| canonical_proto(p));
+                            let proto = header.proto.as_ref().and_then(|(_, p)| canonical_proto(p));
                             let Some(m) = proto.as_deref().and_then(implicit_match) else {
                                 return Err(err(format!(
                                     "option {tok} is not inside a match (-m) or target (-j)"
@@ -376,8 +387,16 @@ impl Rule {
             };
             push_header(slot, flag, value);
         }
-        push_header(&header.iif, "-i", header.iif.as_ref().map(|(_, v)| v.clone()));
-        push_header(&header.oif, "-o", header.oif.as_ref().map(|(_, v)| v.clone()));
+        push_header(
+            &header.iif,
+            "-i",
+            header.iif.as_ref().map(|(_, v)| v.clone()),
+        );
+        push_header(
+            &header.oif,
+            "-o",
+            header.oif.as_ref().map(|(_, v)| v.clone()),
+        );
         push_header(
             &header.proto,
             "-p",

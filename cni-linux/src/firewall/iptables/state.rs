@@ -145,7 +145,10 @@ impl TableState {
     }
 
     /// Every `(chain, rule)` whose target (`-j`/`-g`) is `target`.
-    pub fn rules_jumping_to<'a>(&'a self, target: &'a str) -> impl Iterator<Item = (&'a str, &'a Rule)> + 'a {
+    pub fn rules_jumping_to<'a>(
+        &'a self,
+        target: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Rule)> + 'a {
         self.chains.iter().flat_map(move |c| {
             c.rules
                 .iter()
@@ -155,7 +158,10 @@ impl TableState {
     }
 
     /// Every `(chain, rule)` whose comment equals `comment`.
-    pub fn rules_with_comment<'a>(&'a self, comment: &'a str) -> impl Iterator<Item = (&'a str, &'a Rule)> + 'a {
+    pub fn rules_with_comment<'a>(
+        &'a self,
+        comment: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Rule)> + 'a {
         self.chains.iter().flat_map(move |c| {
             c.rules
                 .iter()

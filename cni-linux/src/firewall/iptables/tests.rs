@@ -41,58 +41,203 @@ fn canonical_form_matches_iptables_save() {
     // Each pair: the arguments as the Go plugins pass them, and iptables-save's line.
     let cases: &[(&[&str], &str)] = &[
         (
-            &["-d", "10.0.0.0/24", "-j", "ACCEPT", "-m", "comment", "--comment", "name: \"net\" id: \"cid\""],
+            &[
+                "-d",
+                "10.0.0.0/24",
+                "-j",
+                "ACCEPT",
+                "-m",
+                "comment",
+                "--comment",
+                "name: \"net\" id: \"cid\"",
+            ],
             r#"-d 10.0.0.0/24 -m comment --comment "name: \"net\" id: \"cid\"" -j ACCEPT"#,
         ),
         (
-            &["!", "-d", "224.0.0.0/4", "-j", "MASQUERADE", "-m", "comment", "--comment", "x y"],
+            &[
+                "!",
+                "-d",
+                "224.0.0.0/4",
+                "-j",
+                "MASQUERADE",
+                "-m",
+                "comment",
+                "--comment",
+                "x y",
+            ],
             r#"! -d 224.0.0.0/4 -m comment --comment "x y" -j MASQUERADE"#,
         ),
         (
-            &["-s", "10.0.0.2", "-j", "CNI-abc", "-m", "comment", "--comment", "c"],
+            &[
+                "-s",
+                "10.0.0.2",
+                "-j",
+                "CNI-abc",
+                "-m",
+                "comment",
+                "--comment",
+                "c",
+            ],
             "-s 10.0.0.2/32 -m comment --comment c -j CNI-abc",
         ),
         (
-            &["-m", "comment", "--comment", "dnat", "-m", "multiport", "-p", "tcp", "--destination-ports", "8080,8081", "-j", "CNI-DN-x"],
+            &[
+                "-m",
+                "comment",
+                "--comment",
+                "dnat",
+                "-m",
+                "multiport",
+                "-p",
+                "tcp",
+                "--destination-ports",
+                "8080,8081",
+                "-j",
+                "CNI-DN-x",
+            ],
             "-p tcp -m comment --comment dnat -m multiport --dports 8080,8081 -j CNI-DN-x",
         ),
         (
-            &["-p", "tcp", "--dport", "8080", "-s", "10.0.0.2/32", "-j", "CNI-HOSTPORT-SETMARK"],
+            &[
+                "-p",
+                "tcp",
+                "--dport",
+                "8080",
+                "-s",
+                "10.0.0.2/32",
+                "-j",
+                "CNI-HOSTPORT-SETMARK",
+            ],
             "-s 10.0.0.2/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK",
         ),
         (
-            &["-p", "tcp", "--dport", "8080", "-j", "DNAT", "--to-destination", "10.0.0.2:80"],
+            &[
+                "-p",
+                "tcp",
+                "--dport",
+                "8080",
+                "-j",
+                "DNAT",
+                "--to-destination",
+                "10.0.0.2:80",
+            ],
             "-p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.0.2:80",
         ),
         (
-            &["-p", "TCP", "--dport", "80", "--sport", "1000", "-j", "ACCEPT"],
+            &[
+                "-p", "TCP", "--dport", "80", "--sport", "1000", "-j", "ACCEPT",
+            ],
             "-p tcp -m tcp --sport 1000 --dport 80 -j ACCEPT",
         ),
-        (&["-p", "17", "--destination-port", "80", "-j", "ACCEPT"], "-p udp -m udp --dport 80 -j ACCEPT"),
-        (&["-p", "all", "-s", "10.0.0.5/24", "-j", "ACCEPT"], "-s 10.0.0.0/24 -j ACCEPT"),
-        (&["-s", "0.0.0.0/0", "-j", "ACCEPT"], "-j ACCEPT"),
-        (&["-m", "mark", "--mark", "8192", "-j", "MARK", "--set-mark", "1"], "-m mark --mark 0x2000 -j MARK --set-xmark 0x1/0xffffffff"),
         (
-            &["-m", "mark", "!", "--mark", "0x2000/0x2000", "-j", "MARK", "--or-mark", "0x2000"],
+            &["-p", "17", "--destination-port", "80", "-j", "ACCEPT"],
+            "-p udp -m udp --dport 80 -j ACCEPT",
+        ),
+        (
+            &["-p", "all", "-s", "10.0.0.5/24", "-j", "ACCEPT"],
+            "-s 10.0.0.0/24 -j ACCEPT",
+        ),
+        (&["-s", "0.0.0.0/0", "-j", "ACCEPT"], "-j ACCEPT"),
+        (
+            &[
+                "-m",
+                "mark",
+                "--mark",
+                "8192",
+                "-j",
+                "MARK",
+                "--set-mark",
+                "1",
+            ],
+            "-m mark --mark 0x2000 -j MARK --set-xmark 0x1/0xffffffff",
+        ),
+        (
+            &[
+                "-m",
+                "mark",
+                "!",
+                "--mark",
+                "0x2000/0x2000",
+                "-j",
+                "MARK",
+                "--or-mark",
+                "0x2000",
+            ],
             "-m mark ! --mark 0x2000/0x2000 -j MARK --set-xmark 0x2000/0x2000",
         ),
         (
-            &["-m", "addrtype", "--dst-type", "LOCAL", "--src-type", "LOCAL", "-j", "RETURN"],
+            &[
+                "-m",
+                "addrtype",
+                "--dst-type",
+                "LOCAL",
+                "--src-type",
+                "LOCAL",
+                "-j",
+                "RETURN",
+            ],
             "-m addrtype --src-type LOCAL --dst-type LOCAL -j RETURN",
         ),
-        (&["-p", "udp", "-j", "MASQUERADE", "--to-ports", "1000-2000"], "-p udp -j MASQUERADE --to-ports 1000-2000"),
-        (&["-m", "comment", "--comment", "", "-j", "ACCEPT"], r#"-m comment --comment "" -j ACCEPT"#),
-        (&["-m", "comment", "--comment", "a#b", "-j", "ACCEPT"], r#"-m comment --comment "a#b" -j ACCEPT"#),
-        (&["-g", "CNI-abc"], "-g CNI-abc"),
-        (&["-p", "udp", "-m", "udp", "--dport", "53", "-j", "ACCEPT"], "-p udp -m udp --dport 53 -j ACCEPT"),
-        (&["-o", "eth0", "!", "-p", "udp", "-d", "1.2.3.4", "!", "-s", "10.0.0.0/8", "-j", "ACCEPT"], "! -s 10.0.0.0/8 -d 1.2.3.4/32 -o eth0 ! -p udp -j ACCEPT"),
         (
-            &["-s", "fd00:0:0::2", "-d", "ff00::/8", "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", "[fd00::2]:80"],
+            &["-p", "udp", "-j", "MASQUERADE", "--to-ports", "1000-2000"],
+            "-p udp -j MASQUERADE --to-ports 1000-2000",
+        ),
+        (
+            &["-m", "comment", "--comment", "", "-j", "ACCEPT"],
+            r#"-m comment --comment "" -j ACCEPT"#,
+        ),
+        (
+            &["-m", "comment", "--comment", "a#b", "-j", "ACCEPT"],
+            r#"-m comment --comment "a#b" -j ACCEPT"#,
+        ),
+        (&["-g", "CNI-abc"], "-g CNI-abc"),
+        (
+            &["-p", "udp", "-m", "udp", "--dport", "53", "-j", "ACCEPT"],
+            "-p udp -m udp --dport 53 -j ACCEPT",
+        ),
+        (
+            &[
+                "-o",
+                "eth0",
+                "!",
+                "-p",
+                "udp",
+                "-d",
+                "1.2.3.4",
+                "!",
+                "-s",
+                "10.0.0.0/8",
+                "-j",
+                "ACCEPT",
+            ],
+            "! -s 10.0.0.0/8 -d 1.2.3.4/32 -o eth0 ! -p udp -j ACCEPT",
+        ),
+        (
+            &[
+                "-s",
+                "fd00:0:0::2",
+                "-d",
+                "ff00::/8",
+                "-p",
+                "tcp",
+                "--dport",
+                "80",
+                "-j",
+                "DNAT",
+                "--to-destination",
+                "[fd00::2]:80",
+            ],
             "-s fd00::2/128 -d ff00::/8 -p tcp -m tcp --dport 80 -j DNAT --to-destination [fd00::2]:80",
         ),
-        (&["-s", "::/0", "-p", "icmpv6", "-j", "ACCEPT"], "-p ipv6-icmp -j ACCEPT"),
+        (
+            &["-s", "::/0", "-p", "icmpv6", "-j", "ACCEPT"],
+            "-p ipv6-icmp -j ACCEPT",
+        ),
         (&["-p", "58", "-j", "ACCEPT"], "-p ipv6-icmp -j ACCEPT"),
-        (&["-s", "2001:db8:0:0:1:0:0:1", "-j", "ACCEPT"], "-s 2001:db8::1:0:0:1/128 -j ACCEPT"),
+        (
+            &["-s", "2001:db8:0:0:1:0:0:1", "-j", "ACCEPT"],
+            "-s 2001:db8::1:0:0:1/128 -j ACCEPT",
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(&text(input), want, "input {input:?}");
@@ -106,11 +251,31 @@ fn canonical_form_matches_iptables_save() {
 fn saved_rules_equal_canonical_rules() {
     let state = IptablesState::parse(IpFamily::V4, SAVED).unwrap();
     let nat = state.table("nat").unwrap();
-    let masq = rule(&["!", "-d", "224.0.0.0/4", "-j", "MASQUERADE", "-m", "comment", "--comment", "name: \"net\" id: \"cid\""]);
+    let masq = rule(&[
+        "!",
+        "-d",
+        "224.0.0.0/4",
+        "-j",
+        "MASQUERADE",
+        "-m",
+        "comment",
+        "--comment",
+        "name: \"net\" id: \"cid\"",
+    ]);
     assert!(nat.contains_rule("CNI-abc", &masq));
     let dnat = rule(&[
-        "-m", "comment", "--comment", "dnat name: \"net\" id: \"cid\"", "-m", "multiport", "-p", "tcp",
-        "--destination-ports", "8080,8081", "-j", "CNI-DN-x",
+        "-m",
+        "comment",
+        "--comment",
+        "dnat name: \"net\" id: \"cid\"",
+        "-m",
+        "multiport",
+        "-p",
+        "tcp",
+        "--destination-ports",
+        "8080,8081",
+        "-j",
+        "CNI-DN-x",
     ]);
     assert!(nat.contains_rule("CNI-HOSTPORT-DNAT", &dnat));
     assert!(!nat.contains_rule("POSTROUTING", &dnat));
@@ -123,7 +288,10 @@ fn parses_chains_policies_and_queries() {
     let state = IptablesState::parse(IpFamily::V4, SAVED).unwrap();
     let nat = state.table("nat").unwrap();
     assert_eq!(nat.chains.len(), 7);
-    assert_eq!(nat.chain("PREROUTING").unwrap().policy.as_deref(), Some("ACCEPT"));
+    assert_eq!(
+        nat.chain("PREROUTING").unwrap().policy.as_deref(),
+        Some("ACCEPT")
+    );
     assert_eq!(nat.chain("CNI-abc").unwrap().policy, None);
     assert_eq!(nat.chain("CNI-abc").unwrap().rules.len(), 2);
     let jumps: Vec<&str> = nat.rules_jumping_to("CNI-DN-x").map(|(c, _)| c).collect();
@@ -194,21 +362,68 @@ fn invalid_names_are_refused() {
 fn masq_plan(comment: &str) -> IptablesPlan {
     let mut plan = IptablesPlan::new(IpFamily::V4, "nat");
     plan.ensure_chain("CNI-abc")
-        .append_unique("CNI-abc", rule(&["-d", "10.0.0.0/24", "-j", "ACCEPT", "-m", "comment", "--comment", comment]))
-        .append_unique("CNI-abc", rule(&["!", "-d", "224.0.0.0/4", "-j", "MASQUERADE", "-m", "comment", "--comment", comment]))
-        .append_unique("POSTROUTING", rule(&["-s", "10.0.0.2", "-j", "CNI-abc", "-m", "comment", "--comment", comment]));
+        .append_unique(
+            "CNI-abc",
+            rule(&[
+                "-d",
+                "10.0.0.0/24",
+                "-j",
+                "ACCEPT",
+                "-m",
+                "comment",
+                "--comment",
+                comment,
+            ]),
+        )
+        .append_unique(
+            "CNI-abc",
+            rule(&[
+                "!",
+                "-d",
+                "224.0.0.0/4",
+                "-j",
+                "MASQUERADE",
+                "-m",
+                "comment",
+                "--comment",
+                comment,
+            ]),
+        )
+        .append_unique(
+            "POSTROUTING",
+            rule(&[
+                "-s",
+                "10.0.0.2",
+                "-j",
+                "CNI-abc",
+                "-m",
+                "comment",
+                "--comment",
+                comment,
+            ]),
+        );
     plan
 }
 
 #[test]
 fn golden_plan_dump() {
     let mut plan = masq_plan("name: \"net\" id: \"cid\"");
-    plan.insert_unique("POSTROUTING", rule(&["-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"]))
-        .delete("POSTROUTING", rule(&["-s", "10.0.0.2/24", "-j", "CNI-abc"]))
-        .delete_with_comment("CNI-HOSTPORT-DNAT", "dnat name: \"net\" id: \"cid\"")
-        .delete_jumps_to("CNI-DN-x")
-        .flush("CNI-DN-x")
-        .delete_chain("CNI-DN-x");
+    plan.insert_unique(
+        "POSTROUTING",
+        rule(&[
+            "-m",
+            "comment",
+            "--comment",
+            "CNI portfwd requiring masquerade",
+            "-j",
+            "CNI-HOSTPORT-MASQ",
+        ]),
+    )
+    .delete("POSTROUTING", rule(&["-s", "10.0.0.2/24", "-j", "CNI-abc"]))
+    .delete_with_comment("CNI-HOSTPORT-DNAT", "dnat name: \"net\" id: \"cid\"")
+    .delete_jumps_to("CNI-DN-x")
+    .flush("CNI-DN-x")
+    .delete_chain("CNI-DN-x");
     let want = r#"table ipv4 nat
   chain CNI-abc
   append-unique CNI-abc -d 10.0.0.0/24 -m comment --comment "name: \"net\" id: \"cid\"" -j ACCEPT
@@ -226,7 +441,8 @@ fn golden_plan_dump() {
 
 #[test]
 fn script_is_minimal_against_state() {
-    let empty = IptablesState::parse(IpFamily::V4, "*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n").unwrap();
+    let empty =
+        IptablesState::parse(IpFamily::V4, "*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n").unwrap();
     let plan = masq_plan("c");
     let script = restore_script(&[&plan], &empty).unwrap();
     assert_eq!(
@@ -289,7 +505,10 @@ fn insert_unique_and_duplicate_deletes() {
 
 #[test]
 fn split_args_like_iptables_restore() {
-    assert_eq!(split_args("a  b\t\"c d\" \"e\\\"f\" g\\h").unwrap(), ["a", "b", "c d", "e\"f", "g\\h"]);
+    assert_eq!(
+        split_args("a  b\t\"c d\" \"e\\\"f\" g\\h").unwrap(),
+        ["a", "b", "c d", "e\"f", "g\\h"]
+    );
     assert_eq!(split_args("\"\"").unwrap(), [""]);
     assert!(split_args("\"open").is_err());
 }

@@ -581,7 +581,9 @@ fn list_table_once(
                         if let Some(v) = get(&da, 1) {
                             Some(ElementData::Value(v.to_vec()))
                         } else {
-                            get(&da, 2).and_then(decode_verdict).map(ElementData::Verdict)
+                            get(&da, 2)
+                                .and_then(decode_verdict)
+                                .map(ElementData::Verdict)
                         }
                     });
                     set.elements.push(ElementListing {

@@ -397,7 +397,11 @@ pub(crate) fn stmt_text(s: &Stmt, table_family: Family) -> String {
         }
         Stmt::CtState(states) => format!(
             "ct state {}",
-            states.iter().map(|s| s.name()).collect::<Vec<_>>().join(",")
+            states
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(",")
         ),
         Stmt::SetMark(m) => format!("meta mark set {m:#010x}"),
         Stmt::Counter => "counter".to_owned(),
@@ -598,10 +602,22 @@ fn ip_dep(table: Family, v6: bool) -> Result<Vec<Dep>, EncodeError> {
 fn load(field: Field, table: Family, dreg: u32) -> Result<Load, EncodeError> {
     let len = field_len(field);
     let (expr, deps) = match field {
-        Field::IpSaddr => (payload(NFT_PAYLOAD_NETWORK, 12, 4, dreg), ip_dep(table, false)?),
-        Field::IpDaddr => (payload(NFT_PAYLOAD_NETWORK, 16, 4, dreg), ip_dep(table, false)?),
-        Field::Ip6Saddr => (payload(NFT_PAYLOAD_NETWORK, 8, 16, dreg), ip_dep(table, true)?),
-        Field::Ip6Daddr => (payload(NFT_PAYLOAD_NETWORK, 24, 16, dreg), ip_dep(table, true)?),
+        Field::IpSaddr => (
+            payload(NFT_PAYLOAD_NETWORK, 12, 4, dreg),
+            ip_dep(table, false)?,
+        ),
+        Field::IpDaddr => (
+            payload(NFT_PAYLOAD_NETWORK, 16, 4, dreg),
+            ip_dep(table, false)?,
+        ),
+        Field::Ip6Saddr => (
+            payload(NFT_PAYLOAD_NETWORK, 8, 16, dreg),
+            ip_dep(table, true)?,
+        ),
+        Field::Ip6Daddr => (
+            payload(NFT_PAYLOAD_NETWORK, 24, 16, dreg),
+            ip_dep(table, true)?,
+        ),
         Field::L4Proto => (meta_load(MetaKey::L4Proto, dreg), vec![]),
         Field::NfProto => (meta_load(MetaKey::Nfproto, dreg), vec![]),
         Field::Dport(p) => (
@@ -703,7 +719,10 @@ fn check_ifname(name: &str) -> Result<(), EncodeError> {
 
 /// Encodes the key of a set element or a concatenated lookup: each value padded to a
 /// multiple of 4 bytes (the register size), in order.
-pub(crate) fn key_bytes(types: &[super::DataType], values: &[Value]) -> Result<Vec<u8>, EncodeError> {
+pub(crate) fn key_bytes(
+    types: &[super::DataType],
+    values: &[Value],
+) -> Result<Vec<u8>, EncodeError> {
     if types.len() != values.len() {
         return Err(EncodeError(format!(
             "key has {} values, the set type has {}",
@@ -774,7 +793,9 @@ impl Ctx {
             loads.push(l);
         }
         if reg32 > 24 {
-            return Err(EncodeError("concatenation too long for the registers".into()));
+            return Err(EncodeError(
+                "concatenation too long for the registers".into(),
+            ));
         }
         for l in &loads {
             self.deps(&l.deps);
@@ -805,7 +826,9 @@ fn nat_family(table: Family, fam: IpFamily) -> Result<u32, EncodeError> {
         (Family::Ip, IpFamily::V4) | (Family::Ip6, IpFamily::V6) | (Family::Inet, _)
     );
     if !ok {
-        return Err(EncodeError(format!("{fam} nat is not possible in a {table} table")));
+        return Err(EncodeError(format!(
+            "{fam} nat is not possible in a {table} table"
+        )));
     }
     Ok(u32::from(match fam {
         IpFamily::V4 => NFPROTO_IPV4,
@@ -854,7 +877,10 @@ fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
             negate,
         } => {
             c.load_concat(fields)?;
-            let mut attrs = vec![Lookup::Set(set.clone()), Lookup::SourceRegister(Register::Reg1)];
+            let mut attrs = vec![
+                Lookup::Set(set.clone()),
+                Lookup::SourceRegister(Register::Reg1),
+            ];
             if *negate {
                 attrs.push(Lookup::Flags(1));
             }
@@ -963,7 +989,10 @@ fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
         }
         Stmt::Masquerade => {
             if !matches!(c.table, Family::Ip | Family::Ip6 | Family::Inet) {
-                return Err(EncodeError(format!("masquerade is not possible in a {} table", c.table)));
+                return Err(EncodeError(format!(
+                    "masquerade is not possible in a {} table",
+                    c.table
+                )));
             }
             c.out.push(other("masq", vec![]));
         }

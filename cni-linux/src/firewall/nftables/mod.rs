@@ -29,7 +29,9 @@ pub(crate) mod socket;
 
 use std::fmt;
 
-pub use decode::{ChainListing, ElementData, ElementListing, RuleListing, SetListing, TableListing};
+pub use decode::{
+    ChainListing, ElementData, ElementListing, RuleListing, SetListing, TableListing,
+};
 pub use expr::{CmpOp, CtState, Field, L4Proto, NatKind, Stmt, Value, Verdict};
 
 use expr::quote;
@@ -723,7 +725,13 @@ impl NftPlan {
     }
 
     /// [`NftOp::DeleteRule`].
-    pub fn delete_rule(&mut self, family: Family, table: &str, chain: &str, handle: u64) -> &mut Self {
+    pub fn delete_rule(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+        handle: u64,
+    ) -> &mut Self {
         self.push(NftOp::DeleteRule {
             family,
             table: table.to_owned(),
@@ -751,7 +759,10 @@ fn element_text(e: &Element) -> String {
         Some(ElemValue::Verdict(v)) => format!(" : {v}"),
         Some(ElemValue::Values(vs)) => format!(
             " : {}",
-            vs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" . ")
+            vs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" . ")
         ),
     };
     format!("{key}{val}{}", comment_suffix(&e.comment))
@@ -849,7 +860,11 @@ impl fmt::Display for NftOp {
             } => write!(
                 f,
                 "add element {family} {table} {set} {{ {} }}",
-                elements.iter().map(element_text).collect::<Vec<_>>().join(", ")
+                elements
+                    .iter()
+                    .map(element_text)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             NftOp::DeleteElements {
                 family,
@@ -861,7 +876,11 @@ impl fmt::Display for NftOp {
                 f,
                 "delete element {family} {table} {set} {{ {} }}",
                 keys.iter()
-                    .map(|k| k.iter().map(ToString::to_string).collect::<Vec<_>>().join(" . "))
+                    .map(|k| k
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" . "))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

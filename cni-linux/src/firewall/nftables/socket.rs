@@ -142,7 +142,11 @@ impl Chunker {
 const CREATE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
 const PLAIN: u16 = NLM_F_REQUEST | NLM_F_ACK;
 
-fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<NetfilterMessage>>) -> Result<(), EncodeError> {
+fn encode_op(
+    op: &NftOp,
+    set_id: &mut u32,
+    out: &mut Vec<NetlinkMessage<NetfilterMessage>>,
+) -> Result<(), EncodeError> {
     match op {
         NftOp::AddTable {
             family,
@@ -155,7 +159,11 @@ fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<Netfilte
             if let Some(c) = comment {
                 attrs.push(TableAttribute::UserData(udata_comment(0, c)));
             }
-            out.push(nf_msg(*family, CREATE, NfTablesMessage::NewTable(TableMessage { attributes: attrs })));
+            out.push(nf_msg(
+                *family,
+                CREATE,
+                NfTablesMessage::NewTable(TableMessage { attributes: attrs }),
+            ));
         }
         NftOp::DeleteTable { family, name } | NftOp::DestroyTable { family, name } => {
             check_name("table", name)?;
@@ -204,7 +212,11 @@ fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<Netfilte
             if let Some(c) = &chain.comment {
                 attrs.push(ChainAttribute::UserData(udata_comment(0, c)));
             }
-            out.push(nf_msg(*family, CREATE, NfTablesMessage::NewChain(ChainMessage { attributes: attrs })));
+            out.push(nf_msg(
+                *family,
+                CREATE,
+                NfTablesMessage::NewChain(ChainMessage { attributes: attrs }),
+            ));
         }
         NftOp::FlushChain {
             family,
@@ -249,7 +261,11 @@ fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<Netfilte
                     }),
                 ));
             }
-            out.push(nf_msg(*family, PLAIN, NfTablesMessage::DeleteChain(ChainMessage { attributes: attrs })));
+            out.push(nf_msg(
+                *family,
+                PLAIN,
+                NfTablesMessage::DeleteChain(ChainMessage { attributes: attrs }),
+            ));
         }
         NftOp::AddSet { family, table, set } => {
             check_name("table", table)?;
@@ -285,7 +301,11 @@ fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<Netfilte
             if let Some(c) = &set.comment {
                 attrs.push(SetAttribute::UserData(udata_comment(7, c)));
             }
-            out.push(nf_msg(*family, CREATE, NfTablesMessage::NewSet(SetMessage { attributes: attrs })));
+            out.push(nf_msg(
+                *family,
+                CREATE,
+                NfTablesMessage::NewSet(SetMessage { attributes: attrs }),
+            ));
         }
         NftOp::FlushSet { family, table, set } => {
             check_name("table", table)?;
@@ -418,7 +438,9 @@ fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<Netfilte
             check_comment(&rule.comment)?;
             let exprs = expr::encode_rule(&rule.stmts, *family)?;
             if exprs.as_slice().buffer_len() > MAX_NLA_PAYLOAD {
-                return Err(EncodeError("rule too large for one netlink attribute".into()));
+                return Err(EncodeError(
+                    "rule too large for one netlink attribute".into(),
+                ));
             }
             let mut attrs = vec![
                 RuleAttribute::Table(table.clone()),
@@ -433,7 +455,11 @@ fn encode_op(op: &NftOp, set_id: &mut u32, out: &mut Vec<NetlinkMessage<Netfilte
             } else {
                 CREATE
             };
-            out.push(nf_msg(*family, flags, NfTablesMessage::NewRule(RuleMessage { attributes: attrs })));
+            out.push(nf_msg(
+                *family,
+                flags,
+                NfTablesMessage::NewRule(RuleMessage { attributes: attrs }),
+            ));
         }
         NftOp::DeleteRule {
             family,
@@ -492,7 +518,10 @@ pub(crate) fn batch_bytes(msgs: &[Msg], base: u32) -> Vec<u8> {
     }
     serialize_into(
         &mut buf,
-        &control(ControlMessage::BatchEnd, base.wrapping_add(1 + msgs.len() as u32)),
+        &control(
+            ControlMessage::BatchEnd,
+            base.wrapping_add(1 + msgs.len() as u32),
+        ),
     );
     buf
 }
@@ -513,7 +542,9 @@ fn parse_msgs(buf: &[u8], out: &mut Vec<RawMsg>) -> Result<(), NftError> {
         let u16_at = |o: usize| u16::from_ne_bytes([buf[o], buf[o + 1]]);
         let len = u32_at(off) as usize;
         if len < 16 || off + len > buf.len() {
-            return Err(NftError::Decode(format!("bad netlink message length {len}")));
+            return Err(NftError::Decode(format!(
+                "bad netlink message length {len}"
+            )));
         }
         out.push(RawMsg {
             msg_type: u16_at(off + 4),
@@ -569,7 +600,8 @@ impl NfSocket {
     pub(crate) fn open() -> Result<NfSocket, NftError> {
         let mut sock = Socket::new(NETLINK_NETFILTER).map_err(NftError::Socket)?;
         sock.bind_auto().map_err(NftError::Socket)?;
-        sock.connect(&SocketAddr::new(0, 0)).map_err(NftError::Socket)?;
+        sock.connect(&SocketAddr::new(0, 0))
+            .map_err(NftError::Socket)?;
         // Best effort: smaller acks and kernel error strings.
         let _ = sock.set_cap_ack(true);
         let _ = sock.set_ext_ack(true);
@@ -660,7 +692,9 @@ impl NfSocket {
             let op_index = (idx >= 1 && idx <= n).then(|| msgs[(idx - 1) as usize].op);
             return Err(NftError::Rejected {
                 index: op_index,
-                op: op_index.and_then(|i| plan.ops.get(i)).map(ToString::to_string),
+                op: op_index
+                    .and_then(|i| plan.ops.get(i))
+                    .map(ToString::to_string),
                 message,
                 source: io::Error::from_raw_os_error(errno),
             });

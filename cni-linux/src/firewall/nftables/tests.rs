@@ -30,8 +30,13 @@ fn sample_plan() -> NftPlan {
         .add_chain(
             f,
             t,
-            ChainSpec::base("prerouting", ChainType::Nat, Hook::Prerouting, priority::DSTNAT)
-                .with_comment("entry"),
+            ChainSpec::base(
+                "prerouting",
+                ChainType::Nat,
+                Hook::Prerouting,
+                priority::DSTNAT,
+            )
+            .with_comment("entry"),
         )
         .flush_chain(f, t, "prerouting")
         .add_rule(
@@ -88,7 +93,10 @@ fn sample_plan() -> NftPlan {
             &dmap,
             vec![Element {
                 key: vec![Value::l4(L4Proto::Tcp), Value::Port(8080)],
-                value: Some(ElemValue::Values(vec![Value::Addr(ip("10.0.0.2")), Value::Port(80)])),
+                value: Some(ElemValue::Values(vec![
+                    Value::Addr(ip("10.0.0.2")),
+                    Value::Port(80),
+                ])),
                 comment: Some("cid".into()),
             }],
         )
@@ -127,7 +135,12 @@ fn sample_plan() -> NftPlan {
                 }],
             ),
         )
-        .delete_elements(f, t, &dmap, vec![vec![Value::l4(L4Proto::Udp), Value::Port(53)]])
+        .delete_elements(
+            f,
+            t,
+            &dmap,
+            vec![vec![Value::l4(L4Proto::Udp), Value::Port(53)]],
+        )
         .delete_rule(f, t, "hostports", 42)
         .push(NftOp::DestroyTable {
             family: Family::Inet,
@@ -166,7 +179,10 @@ fn nat_family_is_printed_in_inet_tables_only() {
         port: Some(1),
     };
     assert_eq!(expr::stmt_text(&nat, Family::Ip6), "snat to [fd00::1]:1");
-    assert_eq!(expr::stmt_text(&nat, Family::Inet), "snat ip6 to [fd00::1]:1");
+    assert_eq!(
+        expr::stmt_text(&nat, Family::Inet),
+        "snat ip6 to [fd00::1]:1"
+    );
     let nat = Stmt::Nat {
         kind: NatKind::Dnat,
         addr: ip("10.0.0.1"),
@@ -188,7 +204,9 @@ fn encodes_a_batch_with_begin_and_end() {
     let mut types = Vec::new();
     while off < bytes.len() {
         let len = u32::from_ne_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
-        types.push(u16::from_ne_bytes(bytes[off + 4..off + 6].try_into().unwrap()));
+        types.push(u16::from_ne_bytes(
+            bytes[off + 4..off + 6].try_into().unwrap(),
+        ));
         off += (len + 3) & !3;
     }
     assert_eq!(off, bytes.len());
@@ -216,15 +234,45 @@ fn rejects_what_the_kernel_or_nft_would_misread() {
         table: "t".into(),
         rule: RuleSpec::new("c", stmts),
     };
-    assert!(invalid(rule(Family::Ip, vec![eq(Field::Ip6Saddr, Value::Addr(ip("::1")))])).contains("ip6"));
-    assert!(invalid(rule(Family::Ip, vec![eq(Field::EtherSaddr, Value::Ether([0; 6]))])).contains("ether"));
-    assert!(invalid(rule(Family::Ip, vec![eq(Field::IpSaddr, Value::Port(1))])).contains("does not fit"));
-    assert!(invalid(rule(Family::Ip, vec![eq(Field::Iifname, Value::Ifname("a-name-longer-than-15".into()))])).contains("interface"));
-    assert!(invalid(rule(
-        Family::Ip6,
-        vec![Stmt::Nat { kind: NatKind::Dnat, addr: ip("10.0.0.1"), port: None }]
-    ))
-    .contains("nat"));
+    assert!(
+        invalid(rule(
+            Family::Ip,
+            vec![eq(Field::Ip6Saddr, Value::Addr(ip("::1")))]
+        ))
+        .contains("ip6")
+    );
+    assert!(
+        invalid(rule(
+            Family::Ip,
+            vec![eq(Field::EtherSaddr, Value::Ether([0; 6]))]
+        ))
+        .contains("ether")
+    );
+    assert!(
+        invalid(rule(Family::Ip, vec![eq(Field::IpSaddr, Value::Port(1))]))
+            .contains("does not fit")
+    );
+    assert!(
+        invalid(rule(
+            Family::Ip,
+            vec![eq(
+                Field::Iifname,
+                Value::Ifname("a-name-longer-than-15".into())
+            )]
+        ))
+        .contains("interface")
+    );
+    assert!(
+        invalid(rule(
+            Family::Ip6,
+            vec![Stmt::Nat {
+                kind: NatKind::Dnat,
+                addr: ip("10.0.0.1"),
+                port: None
+            }]
+        ))
+        .contains("nat")
+    );
     assert!(invalid(rule(Family::Bridge, vec![Stmt::Masquerade])).contains("masquerade"));
     assert!(invalid(rule(Family::Ip, vec![Stmt::CtState(vec![])])).contains("ct state"));
     let long = NftOp::AddRule {
@@ -233,7 +281,14 @@ fn rejects_what_the_kernel_or_nft_would_misread() {
         rule: RuleSpec::new("c", vec![]).with_comment("x".repeat(129)),
     };
     assert!(invalid(long).contains("128"));
-    assert!(invalid(NftOp::AddTable { family: Family::Ip, name: "a\0b".into(), comment: None }).contains("table name"));
+    assert!(
+        invalid(NftOp::AddTable {
+            family: Family::Ip,
+            name: "a\0b".into(),
+            comment: None
+        })
+        .contains("table name")
+    );
     let set = SetSpec::set("s", vec![DataType::Ipv4Addr]);
     let bad_elem = NftOp::AddElements {
         family: Family::Ip,
@@ -241,7 +296,11 @@ fn rejects_what_the_kernel_or_nft_would_misread() {
         set: "s".into(),
         key: set.key.clone(),
         data: None,
-        elements: vec![Element { key: vec![Value::Port(1)], value: None, comment: None }],
+        elements: vec![Element {
+            key: vec![Value::Port(1)],
+            value: None,
+            comment: None,
+        }],
     };
     assert!(invalid(bad_elem).contains("not of type"));
     let wrong_arity = NftOp::DeleteElements {
@@ -270,7 +329,10 @@ fn element_keys_are_padded_in_concatenations_only() {
     )
     .unwrap();
     assert_eq!(k, [10, 0, 0, 2, 0, 80, 0, 0]);
-    assert_eq!(type_id(&[DataType::InetProto, DataType::InetService]), (12 << 6) | 13);
+    assert_eq!(
+        type_id(&[DataType::InetProto, DataType::InetService]),
+        (12 << 6) | 13
+    );
     assert_eq!(type_len(&[DataType::Ipv6Addr, DataType::InetService]), 20);
 }
 
@@ -279,7 +341,9 @@ fn large_element_lists_are_split_into_several_messages() {
     let set = SetSpec::set("s", vec![DataType::Ipv4Addr]);
     let elements = (0..10_000u32)
         .map(|i| Element {
-            key: vec![Value::Addr(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)))],
+            key: vec![Value::Addr(IpAddr::from(std::net::Ipv4Addr::from(
+                0x0a00_0000 + i,
+            )))],
             value: None,
             comment: Some("0123456789abcdef0123456789abcdef".into()),
         })
