@@ -979,3 +979,106 @@ fn bulk_transaction_cost() {
         elems_elapsed.as_secs_f64() * 1e6 / f64::from(n),
     );
 }
+
+#[test]
+fn traffic_is_dnatted_through_verdict_map_and_concatenated_map() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    if !fwcommon::require_root() {
+        return;
+    }
+    let ns = TestNs::new("nftflow");
+    ns.sh("ip link set lo up && ip addr add 10.0.0.2/32 dev lo && ip addr add 10.0.0.3/32 dev lo");
+    let exchange = || {
+        let listener = TcpListener::bind("10.0.0.2:80").unwrap();
+        let mut client = match TcpStream::connect("10.0.0.3:8080") {
+            Ok(c) => c,
+            Err(e) => return Err(e.kind()),
+        };
+        let (mut server, _) = listener.accept().unwrap();
+        client.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        server.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        Ok(server.local_addr().unwrap())
+    };
+    // Nothing listens on 8080: refused before the rules exist.
+    assert_eq!(ns.run(exchange), Err(std::io::ErrorKind::ConnectionRefused));
+
+    let f = Family::Ip;
+    let t = "flow";
+    let svc = SetSpec::map(
+        "svc",
+        vec![DataType::InetProto, DataType::InetService],
+        MapData::Verdict,
+    );
+    let dnat = SetSpec::map(
+        "dnat",
+        vec![DataType::InetProto, DataType::InetService],
+        MapData::Values(vec![DataType::Ipv4Addr, DataType::InetService]),
+    );
+    let mut p = NftPlan::new();
+    p.add_table(f, t, None)
+        .add_chain(f, t, ChainSpec::regular("hostports"))
+        .add_chain(
+            f,
+            t,
+            ChainSpec::base("output", ChainType::Nat, Hook::Output, priority::DSTNAT),
+        )
+        .add_set(f, t, svc.clone())
+        .add_set(f, t, dnat.clone())
+        .add_elements(
+            f,
+            t,
+            &svc,
+            vec![Element {
+                key: vec![Value::l4(L4Proto::Tcp), Value::Port(8080)],
+                value: Some(ElemValue::Verdict(Verdict::Jump("hostports".into()))),
+                comment: None,
+            }],
+        )
+        .add_elements(
+            f,
+            t,
+            &dnat,
+            vec![Element {
+                key: vec![Value::l4(L4Proto::Tcp), Value::Port(8080)],
+                value: Some(ElemValue::Values(vec![
+                    Value::Addr(ip("10.0.0.2")),
+                    Value::Port(80),
+                ])),
+                comment: Some(CID.into()),
+            }],
+        )
+        .add_rule(
+            f,
+            t,
+            RuleSpec::new(
+                "output",
+                vec![
+                    Stmt::FibDaddrLocal { negate: false },
+                    Stmt::VerdictMap {
+                        fields: vec![Field::L4Proto, Field::ThDport],
+                        map: "svc".into(),
+                    },
+                ],
+            ),
+        )
+        .add_rule(
+            f,
+            t,
+            RuleSpec::new(
+                "hostports",
+                vec![Stmt::NatMap {
+                    kind: NatKind::Dnat,
+                    family: IpFamily::V4,
+                    fields: vec![Field::L4Proto, Field::ThDport],
+                    map: "dnat".into(),
+                    with_port: true,
+                }],
+            ),
+        );
+    ns.run(|| nftables::apply(&p)).unwrap();
+    let served_by = ns.run(exchange).unwrap();
+    assert_eq!(served_by.to_string(), "10.0.0.2:80");
+}

@@ -11,7 +11,7 @@
 //! `iptables-restore --noflush -w` fed the minimal script computed by [`restore_script`].
 //! Chains are created with `-N` (never with a `:CHAIN` line, which would flush an existing
 //! chain), so when another process changes the table between the two steps the restore
-//! fails as a whole and `apply` re-reads the state and retries (up to three attempts).
+//! fails as a whole and `apply` re-reads the state and retries once.
 //!
 //! Rules are compared in the canonical form documented in [`Rule`], which is what
 //! `iptables-save` prints and what `iptables -C` of the reference plugins matches.
@@ -547,7 +547,7 @@ pub struct ApplyReport {
 
 /// Applies `plans` in the calling thread's network namespace: per family one `iptables-save`
 /// of the tables involved and, if needed, one `iptables-restore --noflush -w`. A failed
-/// restore is retried twice from a fresh `iptables-save` (another process may have changed
+/// restore is retried once from a fresh `iptables-save` (another process may have changed
 /// the table in between); the last error is returned.
 pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
     let mut report = ApplyReport::default();
@@ -584,7 +584,7 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
                     report.scripts.push(script);
                     break;
                 }
-                Err(e) if attempt >= 3 => return Err(e),
+                Err(e) if attempt >= 2 => return Err(e),
                 Err(_) => continue,
             }
         }
