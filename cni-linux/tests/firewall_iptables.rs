@@ -412,3 +412,46 @@ fn restore_failure_is_reported_with_stderr_and_changes_nothing() {
         "all or nothing"
     );
 }
+
+#[test]
+fn concurrent_applies_creating_the_same_chain_all_succeed() {
+    if !fwcommon::require_tool("iptables-restore") {
+        return;
+    }
+    let ns = TestNs::new("iptcc");
+    let n = 8;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let ns = &ns;
+                s.spawn(move || {
+                    let mut plan = IptablesPlan::new(IpFamily::V4, "nat");
+                    plan.ensure_chain("CNI-HOSTPORT-DNAT").append_unique(
+                        "CNI-HOSTPORT-DNAT",
+                        r(&[
+                            "-p",
+                            "tcp",
+                            "--dport",
+                            &(9000 + i).to_string(),
+                            "-j",
+                            "RETURN",
+                        ]),
+                    );
+                    ns.run(|| iptables::apply(std::slice::from_ref(&plan)))
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    });
+    let state = ns
+        .run(|| iptables::save(IpFamily::V4, Some("nat")))
+        .unwrap();
+    let chain = state
+        .table("nat")
+        .unwrap()
+        .chain("CNI-HOSTPORT-DNAT")
+        .unwrap();
+    assert_eq!(chain.rules.len(), n as usize, "{:#?}", chain.rules);
+}
