@@ -43,3 +43,31 @@ pub mod firewall;
 pub mod netlink;
 pub mod netns;
 pub mod sysctl;
+
+/// IPv4 or IPv6: address families for netlink listings, firewall tables and conntrack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IpFamily {
+    /// IPv4 (`AF_INET`, `iptables`, nft family `ip`).
+    V4,
+    /// IPv6 (`AF_INET6`, `ip6tables`, nft family `ip6`).
+    V6,
+}
+
+impl IpFamily {
+    /// The family of an address.
+    pub fn of(addr: &std::net::IpAddr) -> IpFamily {
+        match addr {
+            std::net::IpAddr::V4(_) => IpFamily::V4,
+            std::net::IpAddr::V6(_) => IpFamily::V6,
+        }
+    }
+}
+
+impl std::fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IpFamily::V4 => "ipv4",
+            IpFamily::V6 => "ipv6",
+        })
+    }
+}

@@ -21,36 +21,9 @@ pub mod names;
 pub mod nftables;
 pub mod sha512;
 
-use std::fmt;
 use std::path::PathBuf;
 
-/// IPv4 or IPv6.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum IpFamily {
-    /// IPv4 (`iptables`, nft family `ip`).
-    V4,
-    /// IPv6 (`ip6tables`, nft family `ip6`).
-    V6,
-}
-
-impl IpFamily {
-    /// The family of an address.
-    pub fn of(addr: &std::net::IpAddr) -> IpFamily {
-        match addr {
-            std::net::IpAddr::V4(_) => IpFamily::V4,
-            std::net::IpAddr::V6(_) => IpFamily::V6,
-        }
-    }
-}
-
-impl fmt::Display for IpFamily {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IpFamily::V4 => "ipv4",
-            IpFamily::V6 => "ipv6",
-        })
-    }
-}
+pub use crate::IpFamily;
 
 /// Which firewall backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

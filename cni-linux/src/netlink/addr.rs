@@ -103,7 +103,7 @@ impl Addr {
 
 fn addr_message(index: u32, addr: IpNet, flags: AddrFlags) -> AddressMessage {
     let mut msg = AddressMessage::default();
-    msg.header.family = IpFamily::of(&addr.addr()).to_af();
+    msg.header.family = super::family_to_af(IpFamily::of(&addr.addr()));
     msg.header.prefix_len = addr.prefix_len();
     msg.header.index = index;
     msg.header.flags = AddressHeaderFlags::from_bits_retain((flags.0 & 0xff) as u8);
@@ -161,7 +161,7 @@ impl Handle {
     /// [`super::Error::is_not_found`] is true.
     pub fn addr_del(&mut self, index: u32, addr: IpNet) -> Result<()> {
         let mut msg = AddressMessage::default();
-        msg.header.family = IpFamily::of(&addr.addr()).to_af();
+        msg.header.family = super::family_to_af(IpFamily::of(&addr.addr()));
         msg.header.prefix_len = addr.prefix_len();
         msg.header.index = index;
         msg.attributes.push(AddressAttribute::Local(addr.addr()));
@@ -183,7 +183,7 @@ impl Handle {
         };
         for fam in families {
             let mut msg = AddressMessage::default();
-            msg.header.family = fam.to_af();
+            msg.header.family = super::family_to_af(*fam);
             msg.header.index = index.unwrap_or(0);
             self.dump(
                 "list addresses",

@@ -57,7 +57,6 @@ mod wait;
 
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
 
 use netlink_packet_core::{
     DecodeError, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader,
@@ -93,29 +92,12 @@ const RECV_BUF_SIZE: usize = 64 * 1024;
 pub(crate) const CREATE_EXCL: u16 =
     netlink_packet_core::NLM_F_CREATE | netlink_packet_core::NLM_F_EXCL;
 
-/// An IP address family, for listing addresses and routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IpFamily {
-    /// IPv4 (`AF_INET`).
-    V4,
-    /// IPv6 (`AF_INET6`).
-    V6,
-}
+pub use crate::IpFamily;
 
-impl IpFamily {
-    /// The family of an address.
-    pub fn of(ip: &IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => IpFamily::V4,
-            IpAddr::V6(_) => IpFamily::V6,
-        }
-    }
-
-    pub(crate) fn to_af(self) -> netlink_packet_route::AddressFamily {
-        match self {
-            IpFamily::V4 => netlink_packet_route::AddressFamily::Inet,
-            IpFamily::V6 => netlink_packet_route::AddressFamily::Inet6,
-        }
+pub(crate) fn family_to_af(f: IpFamily) -> netlink_packet_route::AddressFamily {
+    match f {
+        IpFamily::V4 => netlink_packet_route::AddressFamily::Inet,
+        IpFamily::V6 => netlink_packet_route::AddressFamily::Inet6,
     }
 }
 

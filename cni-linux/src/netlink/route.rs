@@ -220,7 +220,7 @@ impl Route {
     pub(crate) fn message(&self, delete: bool) -> RouteMessage {
         let mut msg = RouteMessage::default();
         let h = &mut msg.header;
-        h.address_family = self.family().to_af();
+        h.address_family = super::family_to_af(self.family());
         h.destination_prefix_length = self.dst.prefix_len();
         let table = self.table.unwrap_or(TABLE_MAIN);
         h.table = if table < 256 {
@@ -374,7 +374,7 @@ impl Handle {
         let mut out = Vec::new();
         for fam in families {
             let mut msg = RouteMessage::default();
-            msg.header.address_family = fam.to_af();
+            msg.header.address_family = super::family_to_af(*fam);
             if let Some(t) = table {
                 msg.attributes.push(RouteAttribute::Table(t));
             }
@@ -395,7 +395,7 @@ impl Handle {
     /// has `dst` as a host route with `oif`, `gw` (when via a gateway), `src` and `table`.
     pub fn route_get(&mut self, dst: IpAddr) -> Result<Route> {
         let mut msg = RouteMessage::default();
-        msg.header.address_family = IpFamily::of(&dst).to_af();
+        msg.header.address_family = super::family_to_af(IpFamily::of(&dst));
         msg.header.destination_prefix_length = match dst {
             IpAddr::V4(_) => 32,
             IpAddr::V6(_) => 128,
