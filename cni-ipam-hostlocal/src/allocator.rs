@@ -377,7 +377,8 @@ mod tests {
 
     #[test]
     fn round_robin_table() {
-        let cases: &[(&[&str], &[&str], Option<&str>, &str)] = &[
+        type Case<'a> = (&'a [&'a str], &'a [&'a str], Option<&'a str>, &'a str);
+        let cases: &[Case] = &[
             (&["10.0.0.0/29"], &[], None, "10.0.0.2"),
             (&["2001:db8:1::0/64"], &[], None, "2001:db8:1::2"),
             (&["10.0.0.0/30"], &[], None, "10.0.0.2"),
@@ -665,7 +666,7 @@ mod tests {
         let a = Allocator::new(store);
         let free = set(&["10.0.1.0/24"]);
         let full = set(&["10.0.0.0/30"]);
-        assert!(a.status(&[free.clone()]).is_ok());
+        assert!(a.status(std::slice::from_ref(&free)).is_ok());
         let e = a.status(&[free, full]).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -71,11 +71,28 @@ pub fn parse_file_name(name: &str) -> Option<IpAddr> {
     (canonical(ip) == ip && ip.to_string() == name).then_some(ip)
 }
 
-/// Read a small file completely without an extra `stat`.
-fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
-    let mut buf = Vec::with_capacity(256);
-    f.read_to_end(&mut buf)?;
+/// Read a small file of the store completely: opened relative to the store directory, and
+/// without the `stat` and end-of-file `read` a general-purpose read costs (reservation files
+/// are a few dozen bytes; the full scan reads thousands of them).
+fn read_small(dir: &File, name: &str) -> std::io::Result<Vec<u8>> {
+    let fd = nix::fcntl::openat(
+        dir,
+        name,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let mut f = File::from(fd);
+    let mut buf = vec![0u8; 512];
+    let mut len = 0;
+    loop {
+        let n = f.read(&mut buf[len..])?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            break;
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+    buf.truncate(len);
     Ok(buf)
 }
 
@@ -222,14 +239,13 @@ impl DiskSession {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
-            let path = entry.path();
-            match read_small(&path) {
+            match read_small(&self.dir_file, name) {
                 Ok(bytes) => out.push(Reservation {
                     ip,
                     holder: Holder::parse(&String::from_utf8_lossy(&bytes)),
                 }),
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("read", &path, e)),
+                Err(e) => return Err(io_err("read", &self.path(name), e)),
             }
         }
         sort_by_name(&mut out);
@@ -255,11 +271,11 @@ impl DiskSession {
 
     /// The holder of `ip`, read from its file; `None` when it is not reserved.
     fn read_holder(&self, ip: IpAddr) -> Result<Option<Holder>, StoreError> {
-        let path = self.path(&file_name(ip));
-        match read_small(&path) {
+        let name = file_name(ip);
+        match read_small(&self.dir_file, &name) {
             Ok(b) => Ok(Some(Holder::parse(&String::from_utf8_lossy(&b)))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err("read", &path, e)),
+            Err(e) => Err(io_err("read", &self.path(&name), e)),
         }
     }
 
@@ -388,15 +404,15 @@ fn holder_hash(h: &Holder) -> u64 {
 
 impl Session for DiskSession {
     fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>, StoreError> {
-        let path = self.path(&format!("{LAST_RESERVED_PREFIX}{set}"));
-        match read_small(&path) {
+        let name = format!("{LAST_RESERVED_PREFIX}{set}");
+        match read_small(&self.dir_file, &name) {
             Ok(b) => Ok(String::from_utf8_lossy(&b)
                 .trim()
                 .parse::<IpAddr>()
                 .ok()
                 .map(canonical)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err("read", &path, e)),
+            Err(e) => Err(io_err("read", &self.path(&name), e)),
         }
     }
 
@@ -778,8 +794,12 @@ mod tests {
                     let a = Allocator::new(DiskStore::new(&dir, "n").unwrap());
                     (0..8)
                         .map(|j| {
-                            a.allocate(&[s.clone()], &[], &att(&format!("t{i}-{j}"), "eth0"))
-                                .unwrap()[0]
+                            a.allocate(
+                                std::slice::from_ref(&s),
+                                &[],
+                                &att(&format!("t{i}-{j}"), "eth0"),
+                            )
+                            .unwrap()[0]
                                 .address
                                 .addr()
                         })

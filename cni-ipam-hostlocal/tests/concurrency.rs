@@ -1,6 +1,8 @@
 //! Many ADD processes at once against one store hand out distinct addresses: ours alone, and
 //! ours mixed with the reference Go binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashSet;

@@ -1,6 +1,8 @@
 //! Interoperability with the reference Go binary (/usr/lib/cni/host-local, v1.1.1) on one
 //! store: allocations, releases, duplicate detection and CHECK across implementations.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use cni_types::Version;

@@ -2,6 +2,8 @@
 //! /work/shared/vectors/podman-4.3) against our binary, with our own dataDir, and compare with
 //! what the reference plugin answered.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::IpAddr;

@@ -1,6 +1,8 @@
 //! The reference plugin's host-local scenarios (`host_local_test.go`), run against our binary
 //! exactly as a runtime runs it, for every spec version where they apply.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::IpAddr;

@@ -18,7 +18,7 @@
 //! compare every file's content to an ID, never match it.
 
 use std::fs::File;
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -338,7 +338,7 @@ impl Index {
             false
         })?;
         let Some((i, was_deleted)) = target else {
-            return Err(std::io::Error::new(ErrorKind::Other, "index full"));
+            return Err(std::io::Error::other("index full"));
         };
         self.file
             .write_all_at(&encode_slot(USED, h, ip), HEADER + i * SLOT)?;

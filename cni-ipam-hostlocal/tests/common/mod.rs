@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: run a host-local binary exactly as a runtime does
 //! (CNI_* environment, config on stdin), temporary data directories, the Go reference binary.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
