@@ -98,6 +98,41 @@ pub struct Config {
     pub requested: Vec<IpAddr>,
 }
 
+/// Where a network's reservations live: all that DEL and GC need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The network name.
+    pub name: String,
+    /// The store root (`dataDir`).
+    pub data_dir: PathBuf,
+}
+
+impl Location {
+    /// Read only `name` and `ipam.dataDir` (the `ipam` key must be present). Unlike
+    /// [`Config::parse`] this does not validate ranges or requested addresses, so a network
+    /// whose configuration became invalid can still release its addresses.
+    pub fn parse(stdin: &[u8]) -> Result<Location, ConfigError> {
+        let top: Value = serde_json::from_slice(stdin).map_err(|source| ConfigError::Decode {
+            what: "network config",
+            source,
+        })?;
+        let top = object(&top, "network config")?;
+        let ipam = match key(top, "ipam") {
+            None => return Err(ConfigError::MissingIpam),
+            Some(v) => object(v, "ipam")?,
+        };
+        let data_dir = string(ipam, "dataDir", "ipam.dataDir")?;
+        Ok(Location {
+            name: string(top, "name", "name")?,
+            data_dir: PathBuf::from(if data_dir.is_empty() {
+                DEFAULT_DATA_DIR
+            } else {
+                &data_dir
+            }),
+        })
+    }
+}
+
 fn decode<T: DeserializeOwned>(v: &Value, what: &'static str) -> Result<T, ConfigError> {
     serde_json::from_value(v.clone()).map_err(|source| ConfigError::Decode { what, source })
 }
@@ -125,6 +160,14 @@ fn string(m: &Map<String, Value>, k: &str, what: &'static str) -> Result<String,
 }
 
 impl Config {
+    /// Where this network's reservations live.
+    pub fn location(&self) -> Location {
+        Location {
+            name: self.name.clone(),
+            data_dir: self.data_dir.clone(),
+        }
+    }
+
     /// Parse and validate stdin plus the raw `CNI_ARGS`, as the reference's
     /// `LoadIPAMConfig`.
     pub fn parse(stdin: &[u8], cni_args: &str) -> Result<Config, ConfigError> {
@@ -497,6 +540,22 @@ mod tests {
         assert!(matches!(
             parse(r#"{"name":"n","ipam":{"ranges":"x"}}"#, "").unwrap_err(),
             ConfigError::Decode { .. }
+        ));
+    }
+
+    #[test]
+    fn location_ignores_invalid_ranges() {
+        let conf =
+            br#"{"cniVersion":"1.0.0","name":"n","ipam":{"dataDir":"/d","subnet":"10.1.2.3/24"}}"#;
+        assert!(Config::parse(conf, "").is_err());
+        let l = Location::parse(conf).unwrap();
+        assert_eq!(l.name, "n");
+        assert_eq!(l.data_dir, PathBuf::from("/d"));
+        let l = Location::parse(br#"{"name":"n","ipam":{}}"#).unwrap();
+        assert_eq!(l.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(matches!(
+            Location::parse(br#"{"name":"n"}"#).unwrap_err(),
+            ConfigError::MissingIpam
         ));
     }
 

@@ -89,6 +89,9 @@
 //! - Error codes: configuration errors are 7 (6 when undecodable), `CNI_ARGS` errors 4, store
 //!   I/O errors 5, others 999 (the reference reports 999 for all). Messages are unchanged.
 //! - New reservation files are mode 0600 (the reference: 0644).
+//! - DEL and GC read only `name` and `ipam.dataDir` (and `CNI_ARGS` is not parsed for them),
+//!   so a network whose ranges became invalid can still release its addresses; the reference
+//!   refuses DEL until the configuration is valid again.
 //! - The owner index (see [`disk`]) makes ADD, DEL and CHECK independent of the number of
 //!   reservations; the reference reads every reservation file on each of them.
 
@@ -103,7 +106,7 @@ pub mod range;
 pub mod store;
 
 pub use allocator::{AllocError, Allocator};
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Location};
 pub use disk::DiskStore;
 pub use plugin::{Error, HostLocal, add, check, del, gc, status};
 pub use range::{Range, RangeError, RangeSet};

@@ -5,7 +5,7 @@ use cni_types::{Attachment, CniResult, ErrorCode, Version};
 use serde_json::Value;
 
 use crate::allocator::{AllocError, Allocator};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Location};
 use crate::disk::DiskStore;
 use crate::dns::read_resolv_conf;
 use crate::store::{Reservation, StoreError};
@@ -62,8 +62,8 @@ impl From<Error> for cni_types::Error {
     }
 }
 
-fn store(config: &Config) -> Result<DiskStore, Error> {
-    Ok(DiskStore::new(&config.data_dir, &config.name)?)
+fn store(at: &Location) -> Result<DiskStore, Error> {
+    Ok(DiskStore::new(&at.data_dir, &at.name)?)
 }
 
 /// ADD: allocate one address per range set for `owner` and build the IPAM result (addresses,
@@ -76,7 +76,11 @@ pub fn add(config: &Config, owner: &Attachment) -> Result<CniResult, Error> {
             source,
         })?,
     };
-    let ips = Allocator::new(store(config)?).allocate(&config.ranges, &config.requested, owner)?;
+    let ips = Allocator::new(store(&config.location())?).allocate(
+        &config.ranges,
+        &config.requested,
+        owner,
+    )?;
     Ok(CniResult {
         cni_version: Version::CURRENT,
         interfaces: Vec::new(),
@@ -86,25 +90,26 @@ pub fn add(config: &Config, owner: &Attachment) -> Result<CniResult, Error> {
     })
 }
 
-/// DEL: release `owner`'s addresses (idempotent).
-pub fn del(config: &Config, owner: &Attachment) -> Result<(), Error> {
-    Allocator::new(store(config)?).release(owner)?;
+/// DEL: release `owner`'s addresses (idempotent). Only the store's location is needed.
+pub fn del(at: &Location, owner: &Attachment) -> Result<(), Error> {
+    Allocator::new(store(at)?).release(owner)?;
     Ok(())
 }
 
 /// CHECK: `owner` holds an address.
 pub fn check(config: &Config, owner: &Attachment) -> Result<(), Error> {
-    Ok(Allocator::new(store(config)?).check(owner)?)
+    Ok(Allocator::new(store(&config.location())?).check(owner)?)
 }
 
-/// GC: release every reservation not held by a valid attachment.
-pub fn gc(config: &Config, valid: &[Attachment]) -> Result<Vec<Reservation>, Error> {
-    Ok(Allocator::new(store(config)?).gc(valid)?)
+/// GC: release every reservation not held by a valid attachment. Only the store's location
+/// is needed.
+pub fn gc(at: &Location, valid: &[Attachment]) -> Result<Vec<Reservation>, Error> {
+    Ok(Allocator::new(store(at)?).gc(valid)?)
 }
 
 /// STATUS: every range set has a free address.
 pub fn status(config: &Config) -> Result<(), Error> {
-    Ok(Allocator::new(store(config)?).status(&config.ranges)?)
+    Ok(Allocator::new(store(&config.location())?).status(&config.ranges)?)
 }
 
 /// GC's valid attachments from the raw config: `cni.dev/valid-attachments` (or libcni's
@@ -145,7 +150,8 @@ impl Plugin for HostLocal {
     }
 
     fn del(&self, req: &Request) -> Result<(), cni_types::Error> {
-        Ok(del(&config(req)?, &owner(req))?)
+        let at = Location::parse(&req.stdin).map_err(Error::from)?;
+        Ok(del(&at, &owner(req))?)
     }
 
     fn check(&self, req: &Request) -> Result<(), cni_types::Error> {
@@ -153,12 +159,12 @@ impl Plugin for HostLocal {
     }
 
     fn gc(&self, req: &Request) -> Result<(), cni_types::Error> {
-        let config = config(req)?;
+        let at = Location::parse(&req.stdin).map_err(Error::from)?;
         match valid_attachments(&req.stdin)? {
             // Without a list we cannot know what is in use: release nothing.
             None => Ok(()),
             Some(valid) => {
-                gc(&config, &valid)?;
+                gc(&at, &valid)?;
                 Ok(())
             }
         }

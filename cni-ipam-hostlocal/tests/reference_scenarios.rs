@@ -601,3 +601,23 @@ fn version_and_about() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("CNI host-local plugin"));
 }
+
+#[test]
+fn del_releases_even_when_the_ranges_became_invalid() {
+    // Deliberate difference: the reference refuses DEL until the config is valid again.
+    let bin = ours();
+    let t = TempDir::new("del-invalid");
+    let good = conf(Version::V1_0_0, "n", &t.s(), r#""subnet":"10.1.2.0/24""#);
+    let bad = conf(Version::V1_0_0, "n", &t.s(), r#""subnet":"10.1.2.3/24""#);
+    Call::new(&bin, "ADD", "c").run(&good).result();
+    assert_eq!(
+        Call::new(&bin, "ADD", "d").run(&bad).err().code,
+        ErrorCode::InvalidNetworkConfig
+    );
+    Call::new(&bin, "DEL", "c").run(&bad).ok();
+    assert!(reservations(t.path().join("n")).is_empty());
+    let e = Call::new(&bin, "DEL", "c")
+        .run(r#"{"cniVersion":"1.0.0","name":"n"}"#)
+        .err();
+    assert_eq!(e.msg, "IPAM config missing 'ipam' key");
+}
