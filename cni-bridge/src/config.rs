@@ -92,7 +92,7 @@ pub struct BridgeConf {
     pub dns: Option<Dns>,
     /// `prevResult`, raw (parsed by CHECK).
     pub prev_result: Option<Value>,
-    /// GC's valid attachments, when the config carries them.
+    /// GC's valid attachments, when the config carries them (`null` is an empty list).
     pub valid_attachments: Option<Vec<cni_types::Attachment>>,
     /// The config bytes as received: what IPAM is given.
     pub raw: Vec<u8>,
@@ -198,6 +198,34 @@ pub fn collect_vlan_trunk(items: &[Value]) -> Result<Option<Vec<u16>>, BridgeErr
     Ok((!ids.is_empty()).then(|| ids.into_iter().collect()))
 }
 
+/// GC's valid attachments: `cni.dev/valid-attachments` (or libcni's `cni.dev/attachments`).
+/// `None` when absent; `null` is an empty list (libcni marshals an empty Go slice so).
+fn valid_attachments(
+    conf: &NetConf,
+    raw: &[u8],
+) -> Result<Option<Vec<cni_types::Attachment>>, BridgeError> {
+    if let Some(v) = &conf.valid_attachments {
+        return Ok(Some(v.clone()));
+    }
+    // The generic parse cannot tell `null` from absent: look at the bytes (only when the key
+    // may be there at all).
+    if !raw.windows(8).any(|w| w == b"cni.dev/") {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_slice(raw)
+        .map_err(|e| BridgeError::Config(format!("failed to load netconf: {e}")))?;
+    let found = v
+        .get("cni.dev/valid-attachments")
+        .or_else(|| v.get("cni.dev/attachments"));
+    match found {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(Vec::new())),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| BridgeError::Config(format!("failed to load netconf: {e}"))),
+    }
+}
+
 impl BridgeConf {
     /// Parses and validates the config bytes a runtime sent, with the raw `CNI_ARGS`
     /// (for `MAC=`). Errors read as the reference's.
@@ -275,9 +303,7 @@ impl BridgeConf {
         }
 
         let is_default_gateway = bool_key(m, "isDefaultGateway", false)?;
-        let valid_attachments = conf
-            .gc_valid_attachments()
-            .map_err(|e| BridgeError::Config(format!("failed to load netconf: {e}")))?;
+        let valid_attachments = valid_attachments(&conf, &raw)?;
         Ok(BridgeConf {
             version: conf.version(),
             bridge: string_key(m, "bridge")?
@@ -515,6 +541,18 @@ mod tests {
         let e = parse(r#"{"name":"n","isGateway":"yes"}"#).unwrap_err();
         assert!(e.to_string().contains("cannot unmarshal string"), "{e}");
         assert!(parse(r#"{"name":"n","mtu":-1}"#).is_err());
+    }
+
+    #[test]
+    fn gc_attachments_null_is_empty_absent_is_none() {
+        let c = parse(r#"{"name":"n"}"#).unwrap();
+        assert_eq!(c.valid_attachments, None);
+        let c = parse(r#"{"name":"n","cni.dev/valid-attachments":null}"#).unwrap();
+        assert_eq!(c.valid_attachments, Some(vec![]));
+        let c =
+            parse(r#"{"name":"n","cni.dev/attachments":[{"containerID":"a","ifname":"eth0"}]}"#)
+                .unwrap();
+        assert_eq!(c.valid_attachments.unwrap()[0].container_id, "a");
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn backend_available(backend: MasqBackend) -> bool {
 
 /// GC (spec 1.1): removes the masquerade rules (both backends) and spoof checks of
 /// attachments of this network that are not in `cni.dev/valid-attachments`, then passes GC
-/// on to IPAM.
+/// on to IPAM. Without a `cni.dev/valid-attachments` key only IPAM is asked.
 ///
 /// - iptables: chains whose comment `name: "<net>" id: "<cid>"` names this network and a
 ///   container that is not valid (and whose name is derived from that pair);
@@ -89,14 +89,30 @@ fn backend_available(backend: MasqBackend) -> bool {
 ///   network, so a check is removed only when its attachment is not valid **and** its host
 ///   port no longer exists.
 pub fn gc(conf: &BridgeConf, env: &Env, deps: &mut Deps) -> Result<(), BridgeError> {
-    let valid = conf.valid_attachments.clone().unwrap_or_default();
     let mut errs = Vec::new();
+    if let Some(valid) = &conf.valid_attachments {
+        gc_firewall(conf, valid, deps, &mut errs);
+    }
+    if let Some(ipam) = &conf.ipam_type
+        && let Err(e) = delegate::gc(&*deps.exec, ipam, &conf.raw, env)
+    {
+        errs.push(BridgeError::Ipam(e));
+    }
+    BridgeError::collect(errs)
+}
 
+/// GC of our firewall state (see [`gc`]).
+fn gc_firewall(
+    conf: &BridgeConf,
+    valid: &[cni_types::Attachment],
+    deps: &mut Deps,
+    errs: &mut Vec<BridgeError>,
+) {
     // nftables masquerade.
     let ctx = "failed to garbage-collect IP masquerade";
     match deps.firewall.nft_table(Family::Inet, masq::NFT_TABLE) {
         Ok(existing) => {
-            let plan = masq::nft_gc(&conf.name, &valid, existing.as_ref());
+            let plan = masq::nft_gc(&conf.name, valid, existing.as_ref());
             if !plan.is_empty()
                 && let Err(e) = deps.firewall.apply_nft(&plan)
             {
@@ -130,8 +146,14 @@ pub fn gc(conf: &BridgeConf, env: &Env, deps: &mut Deps) -> Result<(), BridgeErr
     let ctx = "failed to garbage-collect spoof-check";
     match deps.firewall.nft_table(Family::Bridge, spoofchk::TABLE) {
         Ok(Some(existing)) => {
-            let mut host = Handle::new().map_err(|e| BridgeError::netlink("netlink", e))?;
-            let stale = spoofchk::stale(&valid, Some(&existing), |name| {
+            let mut host = match Handle::new() {
+                Ok(h) => h,
+                Err(e) => {
+                    errs.push(BridgeError::netlink("netlink", e));
+                    return;
+                }
+            };
+            let stale = spoofchk::stale(valid, Some(&existing), |name| {
                 // When in doubt the port exists: never remove a live check by mistake.
                 host.link_by_name(name).map(|l| l.is_some()).unwrap_or(true)
             });
@@ -152,13 +174,6 @@ pub fn gc(conf: &BridgeConf, env: &Env, deps: &mut Deps) -> Result<(), BridgeErr
         }
         Err(_) => {}
     }
-
-    if let Some(ipam) = &conf.ipam_type
-        && let Err(e) = delegate::gc(&*deps.exec, ipam, &conf.raw, env)
-    {
-        errs.push(BridgeError::Ipam(e));
-    }
-    BridgeError::collect(errs)
 }
 
 /// STATUS (spec 1.1): IPAM's answer when IPAM is configured, ready otherwise.

@@ -322,7 +322,14 @@ pub(crate) fn ensure_addr(
             ));
         }
     }
-    if let Some(m) = link.mac {
+    // Its MAC now (a bridge follows its lowest port MAC until one is set, and has none at all
+    // without ports), made permanent.
+    let current = host
+        .link_by_index(link.index)
+        .map_err(|e| BridgeError::netlink("could not set bridge's mac", e))?
+        .and_then(|l| l.mac)
+        .filter(|m| mac::is_unicast(m) && *m != [0; 6]);
+    if let Some(m) = current {
         host.set_mac(link.index, m)
             .map_err(|e| BridgeError::netlink("could not set bridge's mac", e))?;
     }

@@ -1,0 +1,1017 @@
+//! The bridge plugin binary against the real kernel, in throw-away namespaces: one "node"
+//! namespace where the plugin runs (as a runtime would run it) and "pod" namespaces.
+
+// Test helpers (not only #[test] functions) may panic on failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use cni_testkit::cni_linux::netlink::mac;
+use cni_testkit::cni_types::{CniResult, Version};
+use cni_testkit::runner::{with_prev_result, with_valid_attachments};
+use cni_testkit::{Versions, traffic};
+use common::{Ipam, Node, addrs, att, pod_link, root, routes};
+use serde_json::json;
+
+fn gw(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// The whole life cycle for one config, in every version: ADD (result layout and kernel
+/// state), CHECK, DEL twice, nothing left.
+fn life_cycle(subnets: &[&str], gateways: &[&str], versions: &[Version]) {
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    for &v in versions {
+        let pod = node.pod();
+        let conf = node.conf(
+            v,
+            json!({"isDefaultGateway": true, "ipam": node.ipam(subnets)}),
+        );
+        let a = att(&format!("ctr-{v}"), &pod);
+        let r = node
+            .runner
+            .add(&conf, &a)
+            .unwrap_or_else(|e| panic!("[{v}] ADD: {e}"));
+
+        // Result layout.
+        assert_eq!(r.ips.len(), subnets.len(), "[{v}] {r:?}");
+        for (ip, (subnet, gwy)) in r.ips.iter().zip(subnets.iter().zip(gateways)) {
+            let net: ipnet::IpNet = subnet.parse().unwrap();
+            assert!(net.contains(&ip.address.addr()), "[{v}] {ip:?}");
+            assert_eq!(ip.address.prefix_len(), net.prefix_len());
+            assert_eq!(ip.gateway, Some(gw(gwy)), "[{v}]");
+        }
+        if v >= Version::V0_3_0 {
+            assert_eq!(r.interfaces.len(), 3, "[{v}] {r:?}");
+            assert_eq!(r.interfaces[0].name, "cni0");
+            assert_eq!(r.interfaces[0].mac.len(), 17);
+            assert!(r.interfaces[1].name.starts_with("veth"), "[{v}]");
+            assert_eq!(r.interfaces[1].sandbox, "");
+            assert_eq!(r.interfaces[2].name, "eth0");
+            assert_eq!(r.interfaces[2].sandbox, pod.path().display().to_string());
+            assert!(r.ips.iter().all(|ip| ip.interface == Some(2)), "[{v}]");
+        }
+
+        // Kernel state: bridge with the gateway addresses, the host port, the container end.
+        let br = node.link("cni0").expect("bridge");
+        assert!(br.is_kind("bridge") && br.up);
+        let br_addrs = addrs(&node.ns, "cni0");
+        for (subnet, gwy) in subnets.iter().zip(gateways) {
+            let prefix = subnet.split('/').nth(1).unwrap();
+            assert!(
+                br_addrs.contains(&format!("{gwy}/{prefix}")),
+                "[{v}] {br_addrs:?}"
+            );
+        }
+        let links = node.nl().links().unwrap();
+        assert_eq!(links.len(), 3, "[{v}] lo, cni0 and one veth: {links:?}");
+        let port = links.iter().find(|l| l.is_kind("veth")).expect("host veth");
+        assert_eq!(port.master, Some(br.index));
+        assert!(port.up && port.oper_up);
+        let eth0 = pod_link(&pod, "eth0").expect("eth0 in the pod");
+        assert!(eth0.is_kind("veth") && eth0.up);
+        if v >= Version::V0_3_0 {
+            assert_eq!(r.interfaces[1].name, port.name);
+            assert_eq!(r.interfaces[1].mac, mac::format(&port.mac.unwrap()));
+            assert_eq!(r.interfaces[2].mac, mac::format(&eth0.mac.unwrap()));
+            assert_eq!(r.interfaces[0].mac, mac::format(&br.mac.unwrap()));
+        }
+        let pod_addrs = addrs(&pod, "eth0");
+        for ip in &r.ips {
+            assert!(
+                pod_addrs.contains(&ip.address.to_string()),
+                "[{v}] {pod_addrs:?}"
+            );
+        }
+        let pod_routes = routes(&pod);
+        // One default route per family, via the family's first gateway.
+        let firsts = [
+            gateways.iter().find(|g| !g.contains(':')),
+            gateways.iter().find(|g| g.contains(':')),
+        ];
+        for gwy in firsts.into_iter().flatten() {
+            let default = if gwy.contains(':') {
+                "::/0"
+            } else {
+                "0.0.0.0/0"
+            };
+            assert!(
+                pod_routes.contains(&format!("{default} via {gwy}")),
+                "[{v}] {pod_routes:?}"
+            );
+        }
+        assert_eq!(node.allocations().len(), subnets.len());
+
+        if v.supports_check() {
+            let with_prev = with_prev_result(&conf, &r).unwrap();
+            node.runner
+                .check(&with_prev, &a)
+                .unwrap_or_else(|e| panic!("[{v}] CHECK: {e}"));
+        }
+
+        node.runner.del(&conf, &a).unwrap();
+        node.runner.del(&conf, &a).expect("a second DEL succeeds");
+        assert!(
+            pod_link(&pod, "eth0").is_none(),
+            "[{v}] eth0 left in the pod"
+        );
+        assert_eq!(
+            node.nl().links().unwrap().len(),
+            2,
+            "[{v}] only lo and cni0 remain"
+        );
+        assert!(node.allocations().is_empty(), "[{v}] IP not released");
+    }
+}
+
+#[test]
+fn ipv4_every_version() {
+    if !root() {
+        return;
+    }
+    life_cycle(&["10.1.2.0/24"], &["10.1.2.1"], &Versions::all());
+}
+
+#[test]
+fn ipv6_every_version() {
+    if !root() {
+        return;
+    }
+    life_cycle(&["2001:db8::/64"], &["2001:db8::1"], &Versions::all());
+}
+
+#[test]
+fn dual_stack_every_version() {
+    if !root() {
+        return;
+    }
+    life_cycle(
+        &["192.168.0.0/24", "fd00::/64"],
+        &["192.168.0.1", "fd00::1"],
+        &Versions::all(),
+    );
+}
+
+#[test]
+fn two_ipv6_subnets_fail_cleanly_before_0_3_0() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let subnets = ["10.2.0.0/24", "fd01::/64", "fd02::/64"];
+    for v in [Version::V0_1_0, Version::V0_2_0] {
+        let pod = node.pod();
+        let before = node.snapshot();
+        let conf = node.conf(v, json!({"isGateway": true, "ipam": node.ipam(&subnets)}));
+        let e = node.runner.add(&conf, &att("c", &pod)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("does not support more than 1 address per family"),
+            "[{v}] {e}"
+        );
+        assert!(pod_link(&pod, "eth0").is_none());
+        let after = node.snapshot();
+        let diff = before.diff(&after).filter(|i| !i.text.contains("cni0"));
+        assert!(diff.is_empty(), "[{v}] left behind:\n{diff}");
+    }
+    life_cycle(
+        &subnets,
+        &["10.2.0.1", "fd01::1", "fd02::1"],
+        &Versions::since(Version::V0_3_0),
+    );
+}
+
+#[test]
+fn layer2_only() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    for v in Versions::since(Version::V0_3_0) {
+        let pod = node.pod();
+        let conf = node.conf(v, json!({"ipam": {}}));
+        let a = att("l2", &pod);
+        let r = node.runner.add(&conf, &a).unwrap();
+        assert!(r.ips.is_empty());
+        assert_eq!(r.interfaces.len(), 3);
+        let eth0 = pod_link(&pod, "eth0").unwrap();
+        assert!(eth0.up, "[{v}] an L2 container interface is up");
+        assert!(addrs(&pod, "eth0").is_empty());
+        assert!(addrs(&node.ns, "cni0").is_empty());
+        node.runner.del(&conf, &a).unwrap();
+        assert!(pod_link(&pod, "eth0").is_none());
+    }
+    // 0.1.0 / 0.2.0 results cannot express an L2 attachment: ADD fails and undoes itself.
+    for v in [Version::V0_1_0, Version::V0_2_0] {
+        let pod = node.pod();
+        let conf = node.conf(v, json!({}));
+        let e = node.runner.add(&conf, &att("l2", &pod)).unwrap_err();
+        assert!(e.to_string().contains("no valid IP addresses"), "{e}");
+        assert!(pod_link(&pod, "eth0").is_none());
+        assert_eq!(node.nl().links().unwrap().len(), 2);
+    }
+}
+
+/// On a kernel without `CONFIG_BRIDGE_VLAN_FILTERING` a VLAN config cannot work (with the
+/// reference either): ADD must fail cleanly. Returns whether VLAN tests can run.
+fn vlan_supported(node: &Node, conf: &serde_json::Value) -> bool {
+    if common::kernel_has_vlan_filtering() {
+        return true;
+    }
+    eprintln!("skipping the VLAN checks: this kernel has no CONFIG_BRIDGE_VLAN_FILTERING");
+    let before = node.snapshot();
+    let pod = node.pod();
+    let e = node.runner.add(conf, &att("novlan", &pod)).unwrap_err();
+    assert!(e.to_string().contains("Operation not supported"), "{e}");
+    assert!(pod_link(&pod, "eth0").is_none());
+    common::assert_nothing_left(
+        &before,
+        node,
+        "a VLAN ADD on a kernel without VLAN filtering",
+    );
+    false
+}
+
+#[test]
+fn vlan_access_port_with_gateway() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let pod = node.pod();
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"vlan": 100, "isGateway": true, "ipam": node.ipam(&["10.3.0.0/24"])}),
+    );
+    if !vlan_supported(&node, &conf) {
+        return;
+    }
+    let a = att("v100", &pod);
+    let r = node.runner.add(&conf, &a).unwrap();
+    let mut nl = node.nl();
+    let br = nl.link_by_name("cni0").unwrap().unwrap();
+    assert_eq!(nl.vlan_filtering(br.index).unwrap(), Some(true));
+    let port = nl.link_by_name(&r.interfaces[1].name).unwrap().unwrap();
+    let vlans = nl.bridge_vlans(port.index).unwrap();
+    assert!(
+        vlans.iter().any(|v| v.vid == 100 && v.pvid && v.untagged),
+        "{vlans:?}"
+    );
+    assert!(
+        vlans.iter().any(|v| v.vid == 1),
+        "default VLAN kept by default: {vlans:?}"
+    );
+    // The gateway lives on cni0.100, reported as a 4th interface.
+    assert_eq!(r.interfaces.len(), 4, "{r:?}");
+    assert_eq!(r.interfaces[3].name, "cni0.100");
+    assert_eq!(addrs(&node.ns, "cni0.100"), vec!["10.3.0.1/24".to_string()]);
+    assert!(addrs(&node.ns, "cni0").is_empty());
+    // The pod reaches its gateway through the VLAN.
+    traffic::ping(&pod, gw("10.3.0.1"), Duration::from_secs(5)).unwrap();
+    node.runner.del(&conf, &a).unwrap();
+}
+
+#[test]
+fn vlan_trunk_without_default_vlan() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let pod = node.pod();
+    let conf = node.conf(
+        Version::V1_1_0,
+        json!({"vlanTrunk": [{"id": 101}, {"minID": 200, "maxID": 202}],
+               "preserveDefaultVlan": false, "ipam": {}}),
+    );
+    if !vlan_supported(&node, &conf) {
+        return;
+    }
+    let a = att("trunk", &pod);
+    let r = node.runner.add(&conf, &a).unwrap();
+    let mut nl = node.nl();
+    let port = nl.link_by_name(&r.interfaces[1].name).unwrap().unwrap();
+    let vids: Vec<(u16, bool, bool)> = nl
+        .bridge_vlans(port.index)
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.vid, v.pvid, v.untagged))
+        .collect();
+    assert_eq!(
+        vids,
+        vec![
+            (101, false, false),
+            (200, false, false),
+            (201, false, false),
+            (202, false, false)
+        ]
+    );
+    node.runner.del(&conf, &a).unwrap();
+    // vlan + vlanTrunk together is refused before anything is done.
+    let bad = node.conf(
+        Version::V1_1_0,
+        json!({"vlan": 5, "vlanTrunk": [{"id": 6}]}),
+    );
+    let e = node.runner.add(&bad, &a).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot set vlan and vlanTrunk at the same time")
+    );
+}
+
+#[test]
+fn existing_bridge_is_kept() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let mut nl = node.nl();
+    let pre = nl
+        .add_bridge("cni0", &Default::default())
+        .expect("pre-existing bridge");
+    let pod = node.pod();
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipam": node.ipam(&["10.4.0.0/24"])}),
+    );
+    let a = att("keep", &pod);
+    let r = node.runner.add(&conf, &a).unwrap();
+    let br = nl.link_by_name("cni0").unwrap().unwrap();
+    assert_eq!(br.index, pre.index, "the same bridge is used");
+    assert!(br.up, "and brought up");
+    assert_eq!(r.interfaces[0].mac, mac::format(&br.mac.unwrap()));
+    node.runner.del(&conf, &a).unwrap();
+    assert_eq!(nl.link_by_name("cni0").unwrap().unwrap().index, pre.index);
+
+    // A non-bridge link of that name is refused.
+    nl.add_veth(&cni_testkit::cni_linux::netlink::VethRequest::new(
+        "notabr",
+        "notabr-peer",
+    ))
+    .unwrap();
+    let conf = node.conf(Version::V1_0_0, json!({"bridge": "notabr", "ipam": {}}));
+    let e = node.runner.add(&conf, &a).unwrap_err();
+    assert_eq!(
+        e.cni_error().unwrap().msg,
+        "failed to create bridge \"notabr\": \"notabr\" already exists but is not a bridge"
+    );
+}
+
+#[test]
+fn bridge_mac_is_stable() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipam": node.ipam(&["10.4.1.0/24"])}),
+    );
+    let pods: Vec<_> = (0..3).map(|_| node.pod()).collect();
+    let mut macs = Vec::new();
+    for (i, pod) in pods.iter().enumerate() {
+        let r = node.runner.add(&conf, &att(&format!("m{i}"), pod)).unwrap();
+        assert_ne!(r.interfaces[0].mac, r.interfaces[1].mac);
+        macs.push(r.interfaces[0].mac.clone());
+    }
+    node.runner.del(&conf, &att("m0", &pods[0])).unwrap();
+    let now = mac::format(&node.link("cni0").unwrap().mac.unwrap());
+    assert!(macs.iter().all(|m| *m == now), "{macs:?} then {now}");
+}
+
+#[test]
+fn force_address() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let mut nl = node.nl();
+    let opts = cni_testkit::cni_linux::netlink::BridgeOptions {
+        up: true,
+        ..Default::default()
+    };
+    let br = nl.add_bridge("cni0", &opts).unwrap();
+    nl.addr_add(br.index, "10.0.0.1/8".parse().unwrap(), Default::default())
+        .unwrap();
+    let pod = node.pod();
+    let a = att("force", &pod);
+    let ipam = node.ipam(&["10.5.2.0/24"]);
+    let before = node.snapshot();
+
+    let conf = node.conf(Version::V1_0_0, json!({"isGateway": true, "ipam": ipam}));
+    let e = node.runner.add(&conf, &a).unwrap_err();
+    assert_eq!(
+        e.cni_error().unwrap().msg,
+        "failed to set bridge addr: \"cni0\" already has an IP address different from 10.5.2.1/24"
+    );
+    common::assert_nothing_left(&before, &node, "a refused ADD leaves nothing");
+    assert!(pod_link(&pod, "eth0").is_none());
+
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "forceAddress": true, "ipam": ipam}),
+    );
+    node.runner.add(&conf, &a).unwrap();
+    assert_eq!(addrs(&node.ns, "cni0"), vec!["10.5.2.1/24".to_string()]);
+    node.runner.del(&conf, &a).unwrap();
+
+    // Non-overlapping IPv6 addresses coexist; an overlapping one needs forceAddress.
+    nl.addr_add(br.index, "fd10::1/64".parse().unwrap(), Default::default())
+        .unwrap();
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipam": node.ipam(&["fd20::/64"])}),
+    );
+    node.runner.add(&conf, &a).unwrap();
+    let v6: Vec<String> = addrs(&node.ns, "cni0")
+        .into_iter()
+        .filter(|a| a.contains(':'))
+        .collect();
+    assert_eq!(v6, vec!["fd10::1/64".to_string(), "fd20::1/64".to_string()]);
+    node.runner.del(&conf, &a).unwrap();
+}
+
+#[test]
+fn promisc_and_hairpin() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let pod = node.pod();
+    let a = att("ph", &pod);
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"promiscMode": true, "ipam": node.ipam(&["10.6.0.0/24"])}),
+    );
+    let r = node.runner.add(&conf, &a).unwrap();
+    assert!(node.link("cni0").unwrap().promisc);
+    let port = node.link(&r.interfaces[1].name).unwrap();
+    assert!(!port.bridge_port.unwrap().hairpin);
+    let with_prev = with_prev_result(&conf, &r).unwrap();
+    node.runner
+        .check(&with_prev, &a)
+        .expect("CHECK sees promisc as configured");
+    node.runner.del(&conf, &a).unwrap();
+
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"hairpinMode": true, "bridge": "cni1", "ipam": node.ipam(&["10.6.1.0/24"])}),
+    );
+    let r = node.runner.add(&conf, &a).unwrap();
+    let port = node.link(&r.interfaces[1].name).unwrap();
+    assert!(port.bridge_port.unwrap().hairpin);
+    node.runner.del(&conf, &a).unwrap();
+
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"hairpinMode": true, "promiscMode": true, "ipam": {}}),
+    );
+    let e = node.runner.add(&conf, &a).unwrap_err();
+    assert_eq!(
+        e.cni_error().unwrap().msg,
+        "cannot set hairpin mode and promiscuous mode at the same time"
+    );
+}
+
+#[test]
+fn container_mac_from_each_source() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let cases = [
+        (
+            "args",
+            json!({"args": {"cni": {"mac": "02:00:00:00:0a:01"}}}),
+            "",
+            "02:00:00:00:0a:01",
+        ),
+        (
+            "runtimeConfig",
+            json!({"runtimeConfig": {"mac": "02:00:00:00:0a:02"}, "args": {"cni": {"mac": "02:00:00:00:0a:01"}}}),
+            "IgnoreUnknown=1;MAC=02:00:00:00:0a:03",
+            "02:00:00:00:0a:02",
+        ),
+        (
+            "CNI_ARGS",
+            json!({}),
+            "IgnoreUnknown=1;K8S_POD_NAME=x;MAC=02:00:00:00:0a:03",
+            "02:00:00:00:0a:03",
+        ),
+    ];
+    for (what, extra, args, want) in cases {
+        let pod = node.pod();
+        let mut conf = node.conf(
+            Version::V1_0_0,
+            json!({"ipam": node.ipam(&["10.7.0.0/24"])}),
+        );
+        conf.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let a = att(what, &pod).with_args(args);
+        let r = node.runner.add(&conf, &a).unwrap();
+        assert_eq!(r.interfaces[2].mac, want, "{what}");
+        let eth0 = pod_link(&pod, "eth0").unwrap();
+        assert_eq!(mac::format(&eth0.mac.unwrap()), want, "{what}");
+        node.runner.del(&conf, &a).unwrap();
+    }
+}
+
+#[test]
+fn ping_between_pods_and_to_the_gateway() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_1_0,
+        json!({"isDefaultGateway": true, "ipam": node.ipam(&["10.8.0.0/24", "fd08::/64"])}),
+    );
+    let p1 = node.pod();
+    let p2 = node.pod();
+    let r1 = node.runner.add(&conf, &att("p1", &p1)).unwrap();
+    let r2 = node.runner.add(&conf, &att("p2", &p2)).unwrap();
+    let t = Duration::from_secs(5);
+    traffic::ping(&p1, gw("10.8.0.1"), t).unwrap();
+    traffic::ping(&p1, gw("fd08::1"), t).unwrap();
+    for ip in &r2.ips {
+        traffic::ping(&p1, ip.address.addr(), t).unwrap();
+    }
+    for ip in &r1.ips {
+        traffic::ping(&p2, ip.address.addr(), t).unwrap();
+    }
+    // The node reaches the pods through the bridge.
+    traffic::ping(&node.ns, r1.ips[0].address.addr(), t).unwrap();
+    node.runner.del(&conf, &att("p1", &p1)).unwrap();
+    node.runner.del(&conf, &att("p2", &p2)).unwrap();
+}
+
+#[test]
+fn port_isolation() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "portIsolation": true, "ipam": node.ipam(&["10.9.0.0/24"])}),
+    );
+    let p1 = node.pod();
+    let p2 = node.pod();
+    let r1 = node.runner.add(&conf, &att("i1", &p1)).unwrap();
+    let r2 = node.runner.add(&conf, &att("i2", &p2)).unwrap();
+    for r in [&r1, &r2] {
+        let port = node.link(&r.interfaces[1].name).unwrap();
+        assert!(port.bridge_port.unwrap().isolated);
+    }
+    let t = Duration::from_secs(2);
+    // Isolated ports reach the bridge (gateway) but not each other.
+    traffic::ping(&p1, gw("10.9.0.1"), t).unwrap();
+    assert!(!traffic::can_ping(&p1, common::first_v4(&r2), t));
+    node.runner.del(&conf, &att("i1", &p1)).unwrap();
+    node.runner.del(&conf, &att("i2", &p2)).unwrap();
+
+    // Without portIsolation the flag stays off.
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"ipam": node.ipam(&["10.9.1.0/24"])}),
+    );
+    let r = node.runner.add(&conf, &att("i3", &p1)).unwrap();
+    assert!(
+        !node
+            .link(&r.interfaces[1].name)
+            .unwrap()
+            .bridge_port
+            .unwrap()
+            .isolated
+    );
+    node.runner.del(&conf, &att("i3", &p1)).unwrap();
+}
+
+#[test]
+fn disable_container_interface() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let pod = node.pod();
+    let a = att("dci", &pod);
+    let conf = node.conf(Version::V1_0_0, json!({"disableContainerInterface": true}));
+    let r = node.runner.add(&conf, &a).unwrap();
+    assert_eq!(r.interfaces.len(), 3);
+    let eth0 = pod_link(&pod, "eth0").unwrap();
+    assert!(!eth0.up, "the container veth stays down");
+    node.runner.del(&conf, &a).unwrap();
+
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"disableContainerInterface": true, "ipam": node.ipam(&["10.10.0.0/24"])}),
+    );
+    let e = node.runner.add(&conf, &a).unwrap_err();
+    assert_eq!(
+        e.cni_error().unwrap().msg,
+        "cannot use IPAM when DisableContainerInterface flag is set"
+    );
+    assert!(pod_link(&pod, "eth0").is_none());
+}
+
+#[test]
+fn del_after_the_namespace_is_gone() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipMasq": true, "ipam": node.ipam(&["10.11.0.0/24"])}),
+    );
+    let pod = node.pod();
+    let path = pod.path().to_path_buf();
+    let a = att("gone", &pod);
+    node.runner.add(&conf, &a).unwrap();
+    assert_eq!(node.allocations().len(), 1);
+    pod.delete().unwrap();
+    assert!(!path.exists());
+    // The veth pair died with the namespace; DEL with the stale path must still release the
+    // address and the masquerade chain.
+    node.runner.del(&conf, &a).unwrap();
+    assert!(node.allocations().is_empty());
+    assert!(!node.exec("iptables-save", &["-t", "nat"]).contains("CNI-"));
+    // (The host veth goes when the kernel finishes destroying the namespace, asynchronously.)
+    node.runner.del(&conf, &a).unwrap();
+}
+
+#[test]
+fn check_fails_after_an_address_is_removed_by_hand() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipam": node.ipam(&["10.12.0.0/24"])}),
+    );
+    let pod = node.pod();
+    let a = att("chk", &pod);
+    let r = node.runner.add(&conf, &a).unwrap();
+    let with_prev = with_prev_result(&conf, &r).unwrap();
+    node.runner.check(&with_prev, &a).unwrap();
+
+    let mut nl = pod.netlink().unwrap();
+    let eth0 = nl.require_link("eth0").unwrap();
+    nl.addr_del(eth0.index, r.ips[0].address).unwrap();
+    let e = node.runner.check(&with_prev, &a).unwrap_err();
+    assert_eq!(
+        e.cni_error().unwrap().msg,
+        format!(
+            "Failed to match addr {} on interface eth0",
+            r.ips[0].address
+        )
+    );
+
+    // CHECK without prevResult is refused.
+    let e = node.runner.check(&conf, &a).unwrap_err();
+    assert_eq!(e.cni_error().unwrap().msg, "Required prevResult missing");
+    node.runner.del(&conf, &a).unwrap();
+    // After DEL, CHECK fails (first at IPAM, which no longer holds the address).
+    assert!(node.runner.check(&with_prev, &a).is_err());
+}
+
+fn masq_life_cycle(backend: Option<&str>) {
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let before = node.snapshot();
+    let mut extra = json!({"isDefaultGateway": true, "ipMasq": true,
+        "ipam": node.ipam(&["10.13.0.0/24", "fd13::/64"])});
+    if let Some(b) = backend {
+        extra["ipMasqBackend"] = json!(b);
+    }
+    let conf = node.conf(Version::V1_0_0, extra);
+    let pod = node.pod();
+    let a = att("masq1", &pod);
+    let r = node.runner.add(&conf, &a).unwrap();
+    let v4 = common::first_v4(&r);
+    let chain = cni_bridge::masq::iptables_chain("testnet", "masq1");
+    let nft = node.exec("nft", &["list", "ruleset"]);
+    let ipt = node.exec("iptables-save", &["-t", "nat"]);
+    let ip6t = node.exec("ip6tables-save", &["-t", "nat"]);
+    match backend {
+        Some("nftables") => {
+            let comment = cni_bridge::masq::nft_comment("testnet", "eth0", "masq1");
+            assert!(nft.contains("table inet cni_plugins_masquerade"), "{nft}");
+            let rules: Vec<&str> = nft.lines().filter(|l| l.contains(&comment)).collect();
+            assert_eq!(rules.len(), 2, "{nft}");
+            assert!(
+                rules.iter().any(|l| l.contains(&format!(
+                    "ip saddr {v4} ip daddr != 10.13.0.0/24 masquerade"
+                ))),
+                "{rules:?}"
+            );
+            assert!(!ipt.contains(&chain), "{ipt}");
+        }
+        _ => {
+            let comment = r#""name: \"testnet\" id: \"masq1\"""#;
+            assert!(ipt.contains(&format!(":{chain} - [0:0]")), "{ipt}");
+            assert!(
+                ipt.contains(&format!(
+                    "-A POSTROUTING -s {v4}/32 -m comment --comment {comment} -j {chain}"
+                )),
+                "{ipt}"
+            );
+            assert!(
+                ipt.contains(&format!(
+                    "-A {chain} -d 10.13.0.0/24 -m comment --comment {comment} -j ACCEPT"
+                )),
+                "{ipt}"
+            );
+            assert!(
+                ipt.contains(&format!(
+                    "-A {chain} ! -d 224.0.0.0/4 -m comment --comment {comment} -j MASQUERADE"
+                )),
+                "{ipt}"
+            );
+            assert!(
+                ip6t.contains(&format!(
+                    "-A {chain} ! -d ff00::/8 -m comment --comment {comment} -j MASQUERADE"
+                )),
+                "{ip6t}"
+            );
+            assert!(!nft.contains("cni_plugins_masquerade"), "{nft}");
+        }
+    }
+    // Masquerade works: the pod reaches an "outside" address through the node, which sees the
+    // node's own address as the source.
+    let out = node.pod();
+    {
+        let mut nl = node.nl();
+        let mut req = cni_testkit::cni_linux::netlink::VethRequest::new("uplink", "wan0");
+        req.peer_netns = Some(std::os::fd::AsFd::as_fd(out.netns()));
+        req.up = true;
+        let up = nl.add_veth(&req).unwrap();
+        nl.addr_add(
+            up.index,
+            "198.51.100.1/24".parse().unwrap(),
+            Default::default(),
+        )
+        .unwrap();
+        let mut onl = out.netlink().unwrap();
+        let wan = onl.require_link("wan0").unwrap();
+        onl.addr_add(
+            wan.index,
+            "198.51.100.2/24".parse().unwrap(),
+            Default::default(),
+        )
+        .unwrap();
+        onl.set_up(wan.index).unwrap();
+    }
+    let server = traffic::TcpEchoServer::start(&out, "198.51.100.2:7777".parse().unwrap()).unwrap();
+    node.exec("ip", &["route", "add", "default", "via", "198.51.100.2"]);
+    traffic::tcp_echo(
+        &pod,
+        "198.51.100.2:7777".parse().unwrap(),
+        b"hi",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let peers = server.peers();
+    assert!(
+        peers.iter().all(|p| p.ip() == gw("198.51.100.1")),
+        "masqueraded source expected: {peers:?}"
+    );
+    drop(server);
+    node.exec("ip", &["route", "del", "default"]);
+    node.nl().delete_link_by_name("uplink").unwrap();
+
+    // DEL without the namespace (plugins #810) removes the rules in any case.
+    node.runner.del(&conf, &a.without_netns()).unwrap();
+    assert!(!node.exec("iptables-save", &["-t", "nat"]).contains(&chain));
+    assert!(!node.exec("ip6tables-save", &["-t", "nat"]).contains(&chain));
+    let nft = node.exec("nft", &["list", "ruleset"]);
+    assert!(!nft.contains("masquerade comment"), "{nft}");
+    node.runner.del(&conf, &a).unwrap();
+    let after = node.snapshot();
+    // Left: the bridge and its addresses, the (empty) nft skeleton table, forwarding.
+    // Shared, expected leftovers: the bridge and its addresses, the nft skeleton table, the
+    // nat tables iptables creates when first used (but no CNI- chain or rule in them).
+    let shared = |i: &cni_testkit::Item| {
+        i.text.contains("cni0")
+            || i.text.contains("cni_plugins_masquerade")
+            || (i.text.contains("nat") && !i.text.contains("CNI-"))
+            || common::ipam_bookkeeping(i)
+    };
+    let diff = before.diff(&after).filter(|i| !shared(i));
+    assert!(diff.is_empty(), "left behind:\n{diff}");
+}
+
+#[test]
+fn ipmasq_iptables_default_backend() {
+    if !root() {
+        return;
+    }
+    masq_life_cycle(None);
+}
+
+#[test]
+fn ipmasq_iptables() {
+    if !root() {
+        return;
+    }
+    masq_life_cycle(Some("iptables"));
+}
+
+#[test]
+fn ipmasq_nftables() {
+    if !root() {
+        return;
+    }
+    masq_life_cycle(Some("nftables"));
+}
+
+#[test]
+fn mac_spoof_check() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "macspoofchk": true, "ipam": node.ipam(&["10.14.0.0/24"])}),
+    );
+    let pod = node.pod();
+    let a = att("spoof", &pod);
+    let r = node.runner.add(&conf, &a).unwrap();
+    let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
+    assert!(nft.contains("chain cni-br-iface-spoof-eth0 {"), "{nft}");
+    assert!(
+        nft.contains(&format!(
+            "ether saddr {} return comment \"macspoofchk-spoof-eth0\"",
+            r.interfaces[2].mac
+        )),
+        "{nft}"
+    );
+    assert!(
+        nft.contains(&format!(
+            "iifname \"{}\" jump cni-br-iface-spoof-eth0",
+            r.interfaces[1].name
+        )),
+        "{nft}"
+    );
+    let t = Duration::from_secs(2);
+    traffic::ping(&pod, gw("10.14.0.1"), t).unwrap();
+    // A spoofed source MAC is dropped at the bridge port.
+    let mut nl = pod.netlink().unwrap();
+    let eth0 = nl.require_link("eth0").unwrap();
+    nl.set_down(eth0.index).unwrap();
+    nl.set_mac(eth0.index, [0x02, 0x66, 0x66, 0x66, 0x66, 0x66])
+        .unwrap();
+    nl.set_up(eth0.index).unwrap();
+    assert!(
+        !traffic::can_ping(&pod, gw("10.14.0.1"), t),
+        "spoofed frames must be dropped"
+    );
+
+    node.runner.del(&conf, &a).unwrap();
+    let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
+    assert!(!nft.contains("cni-br-iface"), "{nft}");
+    assert!(!nft.contains("macspoofchk"), "{nft}");
+}
+
+#[test]
+fn gc_removes_stale_masquerade_and_spoof_checks() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    for backend in ["iptables", "nftables"] {
+        let conf = node.conf(
+            Version::V1_1_0,
+            json!({"isGateway": true, "ipMasq": true, "ipMasqBackend": backend, "macspoofchk": true,
+                   "ipam": node.ipam(&["10.15.0.0/24"])}),
+        );
+        let keep = node.pod();
+        let stale = node.pod();
+        let rk = node.runner.add(&conf, &att("keep", &keep)).unwrap();
+        node.runner.add(&conf, &att("stale", &stale)).unwrap();
+        // The stale pod disappears without DEL. (Its interface is deleted directly: when a
+        // namespace is deleted the kernel destroys its devices asynchronously.)
+        let mut snl = stale.netlink().unwrap();
+        let eth0 = snl.require_link("eth0").unwrap();
+        snl.delete_link(eth0.index).unwrap();
+        let valid = [cni_testkit::cni_types::Attachment {
+            container_id: "keep".into(),
+            ifname: "eth0".into(),
+        }];
+        node.runner
+            .gc(&with_valid_attachments(&conf, &valid))
+            .unwrap_or_else(|e| panic!("[{backend}] GC: {e}"));
+        let ipt = node.exec("iptables-save", &["-t", "nat"]);
+        let nft = node.exec("nft", &["list", "ruleset"]);
+        let keep_chain = cni_bridge::masq::iptables_chain("testnet", "keep");
+        let stale_chain = cni_bridge::masq::iptables_chain("testnet", "stale");
+        assert!(!ipt.contains(&stale_chain), "[{backend}] {ipt}");
+        assert!(!nft.contains("id: stale"), "[{backend}] {nft}");
+        assert!(
+            !nft.contains("cni-br-iface-stale-eth0"),
+            "[{backend}] {nft}"
+        );
+        match backend {
+            "iptables" => assert!(ipt.contains(&keep_chain), "{ipt}"),
+            _ => assert!(nft.contains("id: keep"), "{nft}"),
+        }
+        assert!(nft.contains("cni-br-iface-keep-eth0"), "{nft}");
+        // GC reached IPAM: only the valid attachment keeps its address.
+        let allocs = node.allocations();
+        assert_eq!(
+            allocs,
+            vec![common::first_v4(&rk).to_string()],
+            "[{backend}]"
+        );
+        node.runner.del(&conf, &att("keep", &keep)).unwrap();
+    }
+}
+
+#[test]
+fn status_is_delegated_to_ipam() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_1_0,
+        json!({"ipam": node.ipam(&["10.16.0.0/24"])}),
+    );
+    node.runner.status(&conf).unwrap();
+    // An L2 network is always ready.
+    node.runner
+        .status(&node.conf(Version::V1_1_0, json!({})))
+        .unwrap();
+    // A full range makes IPAM (and so the bridge) report "not available".
+    let mut ipam = node.ipam(&["10.16.1.0/30"]);
+    ipam["ranges"][0][0]["rangeStart"] = json!("10.16.1.2");
+    ipam["ranges"][0][0]["rangeEnd"] = json!("10.16.1.2");
+    let conf = node.conf(Version::V1_1_0, json!({"ipam": ipam}));
+    let pod = node.pod();
+    node.runner.add(&conf, &att("full", &pod)).unwrap();
+    let e = node.runner.status(&conf).unwrap_err();
+    assert_eq!(e.code(), Some(50), "{e}");
+    node.runner.del(&conf, &att("full", &pod)).unwrap();
+}
+
+#[test]
+fn result_dns_from_config_overrides_ipam() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"dns": {"nameservers": ["9.9.9.9"], "search": ["svc"]},
+               "ipam": node.ipam(&["10.17.0.0/24"])}),
+    );
+    let pod = node.pod();
+    let r: CniResult = node.runner.add(&conf, &att("dns", &pod)).unwrap();
+    assert_eq!(r.dns.nameservers, vec!["9.9.9.9".to_string()]);
+    assert_eq!(r.dns.search, vec!["svc".to_string()]);
+    node.runner.del(&conf, &att("dns", &pod)).unwrap();
+}
