@@ -228,6 +228,7 @@ impl DiskSession {
     /// Read every reservation file (the source of truth) and rebuild the index from them.
     fn scan(&mut self) -> Result<Vec<Reservation>, StoreError> {
         let mut out = Vec::new();
+        let mut unreadable = false;
         let entries = std::fs::read_dir(&self.dir).map_err(|e| io_err("readdir", &self.dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| io_err("readdir", &self.dir, e))?;
@@ -245,11 +246,13 @@ impl DiskSession {
                     holder: Holder::parse(&String::from_utf8_lossy(&bytes)),
                 }),
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("read", &self.path(name), e)),
+                // As the reference, an unreadable file is skipped; the index is then not
+                // rebuilt, so the next operation tries again.
+                Err(_) => unreadable = true,
             }
         }
         sort_by_name(&mut out);
-        if !matches!(self.index, IndexState::Off) {
+        if !unreadable && !matches!(self.index, IndexState::Off) {
             let entries: Vec<(u64, IpAddr)> =
                 out.iter().map(|r| (holder_hash(&r.holder), r.ip)).collect();
             // A failure to write the cache only costs speed.
