@@ -820,6 +820,23 @@ mod tests {
     }
 
     #[test]
+    fn a_session_holds_the_flock_the_reference_takes() {
+        let t = TempDir::new();
+        let store = DiskStore::new(&t.0, "n").unwrap();
+        let session = store.session(true).unwrap().unwrap();
+        let lock = t.0.join("n").join(LOCK_NAME);
+        // A second open file description, as another process (or go-filemutex) has.
+        let other = File::open(&lock).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(session);
+        other.try_lock().unwrap();
+        other.unlock().unwrap();
+    }
+
+    #[test]
     fn file_names() {
         assert_eq!(parse_file_name("10.1.2.3"), Some(ip("10.1.2.3")));
         assert_eq!(parse_file_name("2001:db8::1"), Some(ip("2001:db8::1")));
