@@ -135,15 +135,19 @@ impl Store for DiskStore {
 
     fn session(&self, create: bool) -> Result<Option<DiskSession>, StoreError> {
         let dir = &self.dir;
-        if create {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(dir)
-                .map_err(|e| io_err("mkdir", dir, e))?;
-        } else if !dir.is_dir() {
-            return Ok(None);
-        }
+        let dir_file = match File::open(dir) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound && create => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)
+                    .map_err(|e| io_err("mkdir", dir, e))?;
+                File::open(dir).map_err(|e| io_err("open", dir, e))?
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open", dir, e)),
+        };
         let lock_path = dir.join(LOCK_NAME);
         let lock = OpenOptions::new()
             .read(true)
@@ -152,7 +156,6 @@ impl Store for DiskStore {
             .open(&lock_path)
             .map_err(|e| io_err("open", &lock_path, e))?;
         lock.lock().map_err(|e| io_err("lock", &lock_path, e))?;
-        let dir_file = File::open(dir).map_err(|e| io_err("open", dir, e))?;
         Ok(Some(DiskSession {
             dir: dir.clone(),
             _lock: lock,

@@ -78,8 +78,17 @@ impl Stamp {
 /// This boot's ID, `None` when it cannot be read (then the index is not used: a reboot could
 /// not be detected).
 pub(crate) fn boot_id() -> Option<[u8; 16]> {
-    let s = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let hex: Vec<u8> = s.trim().bytes().filter(|b| *b != b'-').collect();
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(
+        &mut File::open("/proc/sys/kernel/random/boot_id").ok()?,
+        &mut buf,
+    )
+    .ok()?;
+    let hex: Vec<u8> = buf[..n]
+        .iter()
+        .copied()
+        .filter(|b| b.is_ascii_hexdigit())
+        .collect();
     if hex.len() != 32 {
         return None;
     }
