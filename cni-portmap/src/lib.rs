@@ -1,1 +1,175 @@
-//! The portmap CNI plugin: host port mappings with iptables or nftables
+//! The `portmap` CNI plugin: host port mappings (`runtimeConfig.portMappings`) for a
+//! container, as a chained plugin after `bridge`, `ptp` or any plugin that returns the
+//! container's addresses. A drop-in for the reference plugin (containernetworking/plugins
+//! `plugins/meta/portmap`), with two backends:
+//!
+//! - **iptables** ([`iptables`]): the reference's chains, hashes, rules and comments byte for
+//!   byte (`CNI-HOSTPORT-DNAT`, `CNI-DN-<hash>`, `CNI-HOSTPORT-SETMARK`,
+//!   `CNI-HOSTPORT-MASQ`), so the Go plugin removes what this one created and the other way
+//!   round. One `iptables-save` and at most one `iptables-restore --noflush` per family and
+//!   verb, never a process per rule. Works with iptables-legacy and iptables-nft.
+//! - **nftables** ([`nftables`]): our own layout in table `ip cni_portmap` /
+//!   `ip6 cni_portmap`: verdict maps keyed by (host address,) protocol and port pointing to
+//!   one chain per container. Neither ADD nor the packet path gets slower as containers
+//!   accumulate. Spoken over netlink, one transaction per verb, no `nft` process.
+//!
+//! # Layout
+//!
+//! - [`config`]: stdin parsed once into a validated [`PortmapConf`] (the reference's keys,
+//!   defaults, errors and container address choice).
+//! - [`add()`], [`del()`], [`check()`], [`gc()`], [`status()`]: the verbs, callable in-process
+//!   with any [`FirewallApplier`](cni_linux::firewall::FirewallApplier) and [`Host`];
+//!   [`PortmapPlugin`] runs them behind [`cni_proto::skel`].
+//! - [`iptables`], [`nftables`]: pure plan builders (golden-tested without root); the thin
+//!   apply layer is `cni_linux::firewall`.
+//! - [`conditions`]: `conditionsV4`/`conditionsV6` for nftables, parsed into statements.
+//! - [`host`]: [`Host`], the non-firewall side effects (backend detection,
+//!   `route_localnet`, conntrack), with [`SystemHost`] and the [`FakeHost`] test double.
+//! - [`error`]: [`PortmapError`] and its spec error codes.
+//!
+//! # Behaviour
+//!
+//! - Chained only: ADD without `prevResult` fails with `must be called as chained plugin`.
+//!   ADD without mappings prints `prevResult` and touches nothing; so does DEL.
+//! - Keys: `runtimeConfig.portMappings` (also containerd's `HostPort`, `ContainerPort`,
+//!   `Protocol`, `HostIP`), `snat` (default true), `masqAll`, `markMasqBit` (default 13),
+//!   `externalSetMarkChain` (iptables only), `conditionsV4`/`conditionsV6`, `backend`, with
+//!   the reference's errors (`Cannot specify externalSetMarkChain and markMasqBit`,
+//!   `MasqMarkBit must be between 0 and 31`, `Invalid host port number: 0`, `iptables backend
+//!   was requested but configuration contains nftables-specific options [conditionsV4]`, ...).
+//! - Container address: per family the first of `prevResult.ips` whose interface is
+//!   `CNI_IFNAME` inside a sandbox (an IP without interface index is accepted).
+//! - `hostIP`: a mapping whose `hostIP` is of the other family is skipped for that family;
+//!   `0.0.0.0` and `::` mean any address of their family.
+//! - `snat`: hairpin traffic (from the container's subnet, or any source with `masqAll`) and
+//!   IPv4 traffic from `127.0.0.1` is masqueraded, and `route_localnet` is enabled on the host
+//!   interface that routes to the container's IPv4 address.
+//! - UDP: stale conntrack entries of the mapped UDP host ports are deleted after ADD **and
+//!   after DEL** (the reference only does it on ADD: plugins #1190), over netlink.
+//! - DEL is idempotent and also cleans the other backend (best effort), so a node can switch
+//!   backends between ADD and DEL. CHECK only checks the family of each container address
+//!   (v1.1.1 also checks IPv4 rules in ip6tables and fails IPv4-only pods).
+//! - **GC** (the reference has none): removes this network's mappings of attachments not in
+//!   `cni.dev/valid-attachments` (absent list: nothing is removed), in both backends.
+//!   iptables chains are found by their entry rule's comment
+//!   (`dnat name: "<net>" id: "<cid>"`, so Go-created leftovers too), nftables chains by their
+//!   comment and hashed name.
+//! - **STATUS** (the reference has none): succeeds when the configured backend is usable,
+//!   else error 50 (`iptables backend is not available`).
+//! - Errors: configuration errors carry code 7 (the reference: 999) with the reference's
+//!   messages; firewall failures 999.
+//!
+//! # Default backend
+//!
+//! As the reference: **iptables, unless only nftables is available** (no
+//! `iptables-save`/`iptables-restore` in `PATH` and the kernel answers nf_tables requests).
+//! A node may run the Go portmap v1.1.1, which only knows iptables, and a backend switch
+//! leaves the other implementation's state behind it; so the default stays the compatible one,
+//! and `"backend": "nftables"` opts into the flat-cost layout.
+//!
+//! # nftables: what differs from the reference's nftables backend
+//!
+//! Table `cni_portmap` instead of `cni_hostport` (a different layout under the same name
+//! would confuse the Go plugin); `conditionsV4`/`conditionsV6` are parsed (a documented
+//! subset of nft syntax, see [`conditions`]) instead of pasted; `markMasqBit` is honoured.
+//! Masquerading uses a packet mark that is only set when the packet carries none: a hairpin or
+//! localhost packet that already carries another mark when it is DNATed is not masqueraded
+//! (see the report on the `cni_linux` statements that would lift this).
+//!
+//! # Quick start (in-process)
+//!
+//! ```no_run
+//! use cni_linux::firewall::System;
+//! use cni_portmap::{PortmapConf, SystemHost};
+//! use cni_types::Attachment;
+//!
+//! let stdin = br#"{"cniVersion":"1.0.0","name":"podnet","type":"portmap","backend":"nftables",
+//!   "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]},
+//!   "prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/p"}],
+//!     "ips":[{"address":"10.88.0.5/16","interface":0}]}}"#;
+//! let mut host = SystemHost;
+//! let conf = PortmapConf::parse(stdin, "eth0", &mut || cni_linux::firewall::Backend::Nftables)?;
+//! let att = Attachment { container_id: "ctr1".into(), ifname: "eth0".into() };
+//! let result = cni_portmap::add(&conf, &att, &mut System, &mut host)?;
+//! assert_eq!(result.ips[0].address.to_string(), "10.88.0.5/16");
+//! cni_portmap::del(&conf, &att, &mut System, &mut host)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod conditions;
+pub mod config;
+pub mod error;
+pub mod host;
+pub mod iptables;
+pub mod nftables;
+mod verbs;
+
+pub use config::{Mapping, PortmapConf, Protocol};
+pub use error::{CheckError, ConfigError, PortmapError};
+pub use host::{FakeHost, Host, SystemHost};
+pub use verbs::{add, check, del, gc, status};
+
+use cni_linux::firewall::System;
+use cni_proto::skel::{Plugin, Request};
+use cni_types::{Attachment, CniResult, Error};
+
+/// The plugin behind [`cni_proto::skel`]: the real firewall and host.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PortmapPlugin;
+
+fn attachment(req: &Request) -> Attachment {
+    Attachment {
+        container_id: req.container_id.clone(),
+        ifname: req.ifname.clone(),
+    }
+}
+
+fn conf(req: &Request, host: &mut SystemHost) -> Result<PortmapConf, Error> {
+    PortmapConf::from_netconf(&req.config, &req.ifname, &mut || host.default_backend())
+        .map_err(|e| PortmapError::Config(e).into())
+}
+
+impl Plugin for PortmapPlugin {
+    fn add(&self, req: &Request) -> Result<CniResult, Error> {
+        let mut host = SystemHost;
+        let c = conf(req, &mut host)?;
+        Ok(add(&c, &attachment(req), &mut System, &mut host)?)
+    }
+
+    fn del(&self, req: &Request) -> Result<(), Error> {
+        let mut host = SystemHost;
+        let c = conf(req, &mut host)?;
+        Ok(del(&c, &attachment(req), &mut System, &mut host)?)
+    }
+
+    fn check(&self, req: &Request) -> Result<(), Error> {
+        let mut host = SystemHost;
+        let c = conf(req, &mut host)?;
+        Ok(check(&c, &attachment(req), &mut System, &mut host)?)
+    }
+
+    fn gc(&self, req: &Request) -> Result<(), Error> {
+        let mut host = SystemHost;
+        let c = conf(req, &mut host)?;
+        let valid = req
+            .config
+            .gc_valid_attachments()
+            .map_err(PortmapError::Attachments)?;
+        match valid {
+            Some(v) => Ok(gc(&c, &v, &mut System, &mut host)?),
+            None => Ok(()),
+        }
+    }
+
+    fn status(&self, req: &Request) -> Result<(), Error> {
+        let mut host = SystemHost;
+        let c = conf(req, &mut host)?;
+        Ok(status(&c, &mut host)?)
+    }
+
+    fn about(&self) -> String {
+        format!("CNI portmap plugin (cni-rs) v{}", env!("CARGO_PKG_VERSION"))
+    }
+}

@@ -1,0 +1,110 @@
+//! The host side effects of the verbs other than the firewall (which goes through
+//! [`cni_linux::firewall::FirewallApplier`]): backend detection, `route_localnet`, conntrack.
+
+use std::net::IpAddr;
+
+use cni_linux::conntrack::{self, ConntrackError, Filter, PROTO_UDP};
+use cni_linux::firewall::{Backend, IpFamily};
+use cni_linux::netlink::Handle;
+use cni_linux::sysctl;
+
+use crate::error::PortmapError;
+
+/// What the verbs need from the host besides the firewall. Everything acts in the calling
+/// thread's network namespace (the node's).
+pub trait Host {
+    /// The backend to use when the config names none.
+    fn default_backend(&mut self) -> Backend;
+    /// Whether `backend` is usable (STATUS).
+    fn backend_available(&mut self, backend: Backend) -> bool;
+    /// Sets `net.ipv4.conf.<if>.route_localnet=1` on the interface that routes to
+    /// `container`; returns the interface, `None` when no route was found (as the
+    /// reference, that is not an error).
+    fn enable_route_localnet(&mut self, container: IpAddr) -> Result<Option<String>, PortmapError>;
+    /// Deletes the UDP conntrack entries of `family` whose original destination port is one
+    /// of `ports`; returns how many were deleted.
+    fn delete_udp_conntrack(&mut self, family: IpFamily, ports: &[u16]) -> Result<usize, ConntrackError>;
+}
+
+/// The real host.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemHost;
+
+impl Host for SystemHost {
+    fn default_backend(&mut self) -> Backend {
+        Backend::detect_default().unwrap_or(Backend::Iptables)
+    }
+
+    fn backend_available(&mut self, backend: Backend) -> bool {
+        match backend {
+            Backend::Iptables => cni_linux::firewall::iptables_available(),
+            Backend::Nftables => cni_linux::firewall::nftables_available(),
+        }
+    }
+
+    fn enable_route_localnet(&mut self, container: IpAddr) -> Result<Option<String>, PortmapError> {
+        // As the reference's getRoutableHostIF: any failure to find the interface skips it.
+        let Ok(mut h) = Handle::new() else {
+            return Ok(None);
+        };
+        let Some(oif) = h.route_get(container).ok().and_then(|r| r.oif) else {
+            return Ok(None);
+        };
+        let Some(link) = h.link_by_index(oif).ok().flatten() else {
+            return Ok(None);
+        };
+        let key = format!("net/ipv4/conf/{}/route_localnet", link.name);
+        sysctl::ensure(&key, "1").map_err(|source| PortmapError::RouteLocalnet {
+            ifname: link.name.clone(),
+            source,
+        })?;
+        Ok(Some(link.name))
+    }
+
+    fn delete_udp_conntrack(&mut self, family: IpFamily, ports: &[u16]) -> Result<usize, ConntrackError> {
+        let mut n = 0;
+        for p in ports {
+            n += conntrack::delete(&Filter {
+                family: Some(family),
+                protocol: PROTO_UDP,
+                dst_port: Some(*p),
+                dst_addr: None,
+            })?;
+        }
+        Ok(n)
+    }
+}
+
+/// A host double for tests: answers from fields and records calls.
+#[derive(Debug, Clone, Default)]
+pub struct FakeHost {
+    /// What [`Host::default_backend`] answers (iptables when `None`).
+    pub backend: Option<Backend>,
+    /// What [`Host::backend_available`] answers.
+    pub unavailable: bool,
+    /// The interface [`Host::enable_route_localnet`] reports.
+    pub route_localnet_if: Option<String>,
+    /// Every call, as text, in order.
+    pub calls: Vec<String>,
+}
+
+impl Host for FakeHost {
+    fn default_backend(&mut self) -> Backend {
+        self.backend.unwrap_or(Backend::Iptables)
+    }
+
+    fn backend_available(&mut self, backend: Backend) -> bool {
+        self.calls.push(format!("available {}", crate::config::backend_name(backend)));
+        !self.unavailable
+    }
+
+    fn enable_route_localnet(&mut self, container: IpAddr) -> Result<Option<String>, PortmapError> {
+        self.calls.push(format!("route_localnet {container}"));
+        Ok(self.route_localnet_if.clone())
+    }
+
+    fn delete_udp_conntrack(&mut self, family: IpFamily, ports: &[u16]) -> Result<usize, ConntrackError> {
+        self.calls.push(format!("conntrack {family} udp {ports:?}"));
+        Ok(0)
+    }
+}

@@ -1,0 +1,367 @@
+//! The verbs, callable in-process with any firewall applier and host.
+
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+
+use cni_linux::firewall::iptables::IptablesError;
+use cni_linux::firewall::{Backend, FirewallApplier, FirewallError, IpFamily};
+use cni_types::{Attachment, CniResult};
+use ipnet::IpNet;
+
+use crate::config::{PortmapConf, backend_name};
+use crate::error::PortmapError;
+use crate::host::Host;
+use crate::{iptables, nftables};
+
+fn other(b: Backend) -> Backend {
+    match b {
+        Backend::Iptables => Backend::Nftables,
+        Backend::Nftables => Backend::Iptables,
+    }
+}
+
+fn nft_errno_kind(e: &FirewallError) -> Option<ErrorKind> {
+    match e {
+        FirewallError::Nftables(n) => n.errno().map(|n| std::io::Error::from_raw_os_error(n).kind()),
+        _ => None,
+    }
+}
+
+/// Whether an iptables failure means "this family's iptables is not usable here" (binary
+/// missing, table not readable) rather than "our change was refused".
+fn iptables_unusable(e: &FirewallError) -> bool {
+    match e {
+        FirewallError::Iptables(i) => match i {
+            IptablesError::NotFound { .. } | IptablesError::Spawn { .. } => true,
+            IptablesError::Failed { script, .. } => script.is_empty(),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn container_nets(conf: &PortmapConf) -> Vec<IpNet> {
+    [conf.container_v4, conf.container_v6]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn fam(net: &IpNet) -> IpFamily {
+    IpFamily::of(&net.addr())
+}
+
+/// ADD: installs the mappings for the container's addresses, deletes stale UDP conntrack
+/// entries of the mapped host ports and (with `snat`) enables `route_localnet` on the host
+/// interface towards the container's IPv4 address. Returns `prevResult`. With no mappings,
+/// nothing is touched. On failure, what was installed is removed again.
+pub fn add(
+    conf: &PortmapConf,
+    att: &Attachment,
+    fw: &mut dyn FirewallApplier,
+    host: &mut dyn Host,
+) -> Result<CniResult, PortmapError> {
+    let prev = conf.prev_result.clone().ok_or(PortmapError::NotChained)?;
+    if conf.mappings.is_empty() {
+        return Ok(prev);
+    }
+    let nets = container_nets(conf);
+    let undo = |fw: &mut dyn FirewallApplier, e: PortmapError| {
+        let _ = remove(conf.backend, conf, att, fw);
+        e
+    };
+    if let Err(e) = install(conf, att, &nets, fw) {
+        return Err(undo(fw, e));
+    }
+    // After the rules exist, so new packets use them. Failures only cost the stale entries
+    // their remaining timeout, as in the reference, which only logs them.
+    let udp = conf.udp_host_ports();
+    if !udp.is_empty() {
+        for n in &nets {
+            let _ = host.delete_udp_conntrack(fam(n), &udp);
+        }
+    }
+    if conf.snat
+        && let Some(v4) = conf.container_v4
+        && let Err(e) = host.enable_route_localnet(v4.addr())
+    {
+        return Err(undo(fw, e));
+    }
+    Ok(prev)
+}
+
+fn install(
+    conf: &PortmapConf,
+    att: &Attachment,
+    nets: &[IpNet],
+    fw: &mut dyn FirewallApplier,
+) -> Result<(), PortmapError> {
+    match conf.backend {
+        Backend::Iptables => {
+            let plans = nets
+                .iter()
+                .map(|n| iptables::add_plan(conf, &att.container_id, *n))
+                .collect::<Result<Vec<_>, _>>()?;
+            fw.apply_iptables(&plans)
+                .map_err(PortmapError::firewall("unable to set up iptables rules for port mappings"))
+        }
+        Backend::Nftables => {
+            for n in nets {
+                nft_add(conf, att, *n, fw)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn nft_add(
+    conf: &PortmapConf,
+    att: &Attachment,
+    net: IpNet,
+    fw: &mut dyn FirewallApplier,
+) -> Result<(), PortmapError> {
+    const WHAT: &str = "unable to set up nftables rules for port mappings";
+    let f = fam(&net);
+    let chain = nftables::container_chain(&conf.name, &att.container_id, &att.ifname);
+    let plan = nftables::add_plan(conf, att, net, &[])?;
+    let mut result = fw.apply_nft(&plan);
+    // EEXIST: a host port is held by another container. Take it over (last ADD wins): list
+    // the table, delete the conflicting keys and add ours in one transaction. Retried in case
+    // another ADD raced us.
+    for _ in 0..3 {
+        match &result {
+            Err(e) if nft_errno_kind(e) == Some(ErrorKind::AlreadyExists) => {}
+            _ => break,
+        }
+        let Some(listing) = fw
+            .nft_table(nftables::family(f), nftables::TABLE)
+            .map_err(PortmapError::firewall(WHAT))?
+        else {
+            break;
+        };
+        let taken = nftables::conflicts(&listing, f, &chain, &nftables::keys(conf, f));
+        if taken.is_empty() {
+            break;
+        }
+        let plan = nftables::add_plan(conf, att, net, &taken)?;
+        result = fw.apply_nft(&plan);
+    }
+    result.map_err(PortmapError::firewall(WHAT))
+}
+
+/// Removes the container's state from one backend, in both families.
+fn remove(
+    backend: Backend,
+    conf: &PortmapConf,
+    att: &Attachment,
+    fw: &mut dyn FirewallApplier,
+) -> Result<(), PortmapError> {
+    let mut errors = Vec::new();
+    match backend {
+        Backend::Iptables => {
+            let mut unusable = 0;
+            for f in [IpFamily::V4, IpFamily::V6] {
+                let plan = iptables::del_plan(f, &conf.name, &att.container_id);
+                match fw.apply_iptables(&[plan]) {
+                    Ok(()) => {}
+                    Err(e) if iptables_unusable(&e) => {
+                        unusable += 1;
+                        if unusable == 2 {
+                            errors.push(PortmapError::firewall(
+                                "neither iptables nor ip6tables is usable",
+                            )(e));
+                        }
+                    }
+                    Err(e) => errors.push(PortmapError::firewall(match f {
+                        IpFamily::V4 => "could not teardown ipv4 dnat",
+                        IpFamily::V6 => "could not teardown ipv6 dnat",
+                    })(e)),
+                }
+            }
+        }
+        Backend::Nftables => {
+            for f in [IpFamily::V4, IpFamily::V6] {
+                if let Err(e) = nft_del(conf, att, f, fw) {
+                    errors.push(PortmapError::firewall("error deleting nftables rules")(e));
+                }
+            }
+        }
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(PortmapError::Many(errors)),
+    }
+}
+
+fn nft_del(
+    conf: &PortmapConf,
+    att: &Attachment,
+    f: IpFamily,
+    fw: &mut dyn FirewallApplier,
+) -> Result<(), FirewallError> {
+    let chain = nftables::container_chain(&conf.name, &att.container_id, &att.ifname);
+    let comment = nftables::owner_comment(&conf.name, &att.container_id, &att.ifname);
+    let plan = nftables::del_plan(f, &chain, &comment, &nftables::keys(conf, f));
+    match fw.apply_nft(&plan) {
+        Ok(()) => return Ok(()),
+        Err(e)
+            if matches!(
+                nft_errno_kind(&e),
+                Some(ErrorKind::AlreadyExists | ErrorKind::NotFound | ErrorKind::ResourceBusy)
+            ) => {}
+        Err(e) => return Err(e),
+    }
+    // A key was taken over by another container, the table does not exist, or elements we
+    // do not know of still point to the chain: delete exactly what points to it.
+    let Some(listing) = fw.nft_table(nftables::family(f), nftables::TABLE)? else {
+        return Ok(());
+    };
+    let plan = nftables::del_plan_listed(&listing, f, &chain);
+    if plan.is_empty() {
+        return Ok(());
+    }
+    fw.apply_nft(&plan)
+}
+
+/// DEL: removes the container's mappings in both families, from the configured backend and,
+/// best effort, from the other one (a node may have switched backends between ADD and DEL),
+/// then deletes UDP conntrack entries of the mapped host ports (the reference only does this
+/// on ADD: plugins #1190). Idempotent. With no mappings (the reference's condition), nothing
+/// is touched.
+pub fn del(
+    conf: &PortmapConf,
+    att: &Attachment,
+    fw: &mut dyn FirewallApplier,
+    host: &mut dyn Host,
+) -> Result<(), PortmapError> {
+    if conf.mappings.is_empty() {
+        return Ok(());
+    }
+    let result = remove(conf.backend, conf, att, fw);
+    let _ = remove(other(conf.backend), conf, att, fw);
+    let udp = conf.udp_host_ports();
+    if !udp.is_empty() {
+        let nets = container_nets(conf);
+        let families: Vec<IpFamily> = if nets.is_empty() {
+            vec![IpFamily::V4, IpFamily::V6]
+        } else {
+            nets.iter().map(fam).collect()
+        };
+        for f in families {
+            let _ = host.delete_udp_conntrack(f, &udp);
+        }
+    }
+    result
+}
+
+/// CHECK: verifies what ADD installs, for each container address (only in its own family).
+pub fn check(
+    conf: &PortmapConf,
+    att: &Attachment,
+    fw: &mut dyn FirewallApplier,
+    _host: &mut dyn Host,
+) -> Result<(), PortmapError> {
+    if conf.prev_result.is_none() {
+        return Err(PortmapError::MissingPrevResult);
+    }
+    if conf.mappings.is_empty() {
+        return Ok(());
+    }
+    for net in container_nets(conf) {
+        let f = fam(&net);
+        match conf.backend {
+            Backend::Iptables => {
+                let state = fw
+                    .iptables_state(f, iptables::TABLE)
+                    .map_err(PortmapError::firewall("could not read iptables rules"))?;
+                iptables::check(&state, conf, &att.container_id, net)?;
+            }
+            Backend::Nftables => {
+                let listing = fw
+                    .nft_table(nftables::family(f), nftables::TABLE)
+                    .map_err(PortmapError::firewall("could not list nftables rules"))?;
+                nftables::check(listing.as_ref(), conf, att, net)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn gc_backend(
+    backend: Backend,
+    conf: &PortmapConf,
+    valid: &[Attachment],
+    fw: &mut dyn FirewallApplier,
+) -> Result<(), PortmapError> {
+    let mut errors = Vec::new();
+    for f in [IpFamily::V4, IpFamily::V6] {
+        match backend {
+            Backend::Iptables => {
+                let ids: BTreeSet<String> = valid.iter().map(|a| a.container_id.clone()).collect();
+                let state = match fw.iptables_state(f, iptables::TABLE) {
+                    Ok(s) => s,
+                    Err(e) if iptables_unusable(&e) => continue,
+                    Err(e) => {
+                        errors.push(PortmapError::firewall("could not read iptables rules")(e));
+                        continue;
+                    }
+                };
+                let plan = iptables::gc_plan(&state, &conf.name, &ids);
+                if !plan.is_empty()
+                    && let Err(e) = fw.apply_iptables(&[plan])
+                {
+                    errors.push(PortmapError::firewall("could not remove stale iptables rules")(e));
+                }
+            }
+            Backend::Nftables => {
+                let listing = match fw.nft_table(nftables::family(f), nftables::TABLE) {
+                    Ok(Some(l)) => l,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        errors.push(PortmapError::firewall("could not list nftables rules")(e));
+                        continue;
+                    }
+                };
+                let plan = nftables::gc_plan(&listing, f, &conf.name, valid);
+                if !plan.is_empty()
+                    && let Err(e) = fw.apply_nft(&plan)
+                {
+                    errors.push(PortmapError::firewall("could not remove stale nftables rules")(e));
+                }
+            }
+        }
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(PortmapError::Many(errors)),
+    }
+}
+
+/// GC (not in the reference): removes the mappings of this network's attachments that are
+/// not in `valid`, in both families, from the configured backend and, best effort, the other.
+/// iptables chains are attributed by the comment of their entry rules (container ID only, as
+/// the reference's chain names are); nftables chains by their comment and name (container ID
+/// and interface).
+pub fn gc(
+    conf: &PortmapConf,
+    valid: &[Attachment],
+    fw: &mut dyn FirewallApplier,
+    _host: &mut dyn Host,
+) -> Result<(), PortmapError> {
+    let result = gc_backend(conf.backend, conf, valid, fw);
+    let _ = gc_backend(other(conf.backend), conf, valid, fw);
+    result
+}
+
+/// STATUS (not in the reference): ready when the configured backend is usable (iptables:
+/// `iptables-save`/`iptables-restore` in `PATH`; nftables: the kernel answers nf_tables
+/// requests); otherwise error 50.
+pub fn status(conf: &PortmapConf, host: &mut dyn Host) -> Result<(), PortmapError> {
+    if host.backend_available(conf.backend) {
+        Ok(())
+    } else {
+        Err(PortmapError::Unavailable(backend_name(conf.backend)))
+    }
+}
