@@ -115,6 +115,11 @@ pub struct SnapshotOptions {
     /// Write `vethXXXXXXXX` names (8 hex digits, the reference's random host veth names) as
     /// `veth*` (default: false).
     pub normalize_veth_names: bool,
+    /// Keep firewall state that has no effect (default: false): empty tables, base chains
+    /// with an accept policy and no rules, and the declarations of built-in iptables chains
+    /// with an `ACCEPT` policy. iptables-nft creates these as a side effect of merely
+    /// listing a table.
+    pub keep_inert_firewall: bool,
 }
 
 impl Default for SnapshotOptions {
@@ -125,6 +130,7 @@ impl Default for SnapshotOptions {
             sysctls: Vec::new(),
             keep_link_local: false,
             normalize_veth_names: false,
+            keep_inert_firewall: false,
         }
     }
 }
@@ -157,6 +163,12 @@ impl SnapshotOptions {
     /// Write random veth names as `veth*`.
     pub fn normalize_veth_names(mut self) -> Self {
         self.normalize_veth_names = true;
+        self
+    }
+
+    /// Keep firewall state that has no effect (see [`SnapshotOptions::keep_inert_firewall`]).
+    pub fn keep_inert_firewall(mut self) -> Self {
+        self.keep_inert_firewall = true;
         self
     }
 }
@@ -259,17 +271,18 @@ impl Snapshot {
         }
         if options.firewall {
             if let Some(text) = list_if_installed("nft", &["-s", "list", "ruleset"], ns)? {
-                items.extend(
-                    parse_nft(&text)
-                        .into_iter()
-                        .map(|t| Item::new(Kind::Nft, t)),
-                );
+                let mut lines = parse_nft(&text);
+                if !options.keep_inert_firewall {
+                    lines = drop_inert_nft(lines);
+                }
+                items.extend(lines.into_iter().map(|t| Item::new(Kind::Nft, t)));
             }
             for (prog, fam) in [("iptables-save", "v4"), ("ip6tables-save", "v6")] {
                 if let Some(text) = list_if_installed(prog, &[], ns)? {
                     items.extend(
                         parse_iptables_save(fam, &text)
                             .into_iter()
+                            .filter(|t| options.keep_inert_firewall || !is_inert_builtin(t))
                             .map(|t| Item::new(Kind::Iptables, t)),
                     );
                 }
@@ -300,6 +313,20 @@ impl Snapshot {
             items,
             files,
         })
+    }
+
+    /// A snapshot made of given items and files (for tests of code that judges snapshots).
+    pub fn from_parts(
+        options: SnapshotOptions,
+        mut items: Vec<Item>,
+        files: BTreeMap<PathBuf, Option<String>>,
+    ) -> Snapshot {
+        items.sort();
+        Snapshot {
+            options,
+            items,
+            files,
+        }
     }
 
     /// Take a new snapshot of `ns` with the same options.
@@ -458,6 +485,47 @@ fn strip_counters(line: &str) -> String {
         i += 1;
     }
     words.join(" ")
+}
+
+/// Drop base chains with an accept policy and no rules, then tables left empty.
+pub fn drop_inert_nft(lines: Vec<String>) -> Vec<String> {
+    use std::collections::BTreeSet;
+    let is_accept_spec = |l: &str| l.contains(" hook ") && l.trim_end().ends_with("policy accept;");
+    // Chains are "table / chain"; their content lines are "table / chain: ...".
+    let mut accepting_base: BTreeSet<&str> = BTreeSet::new();
+    let mut with_rules: BTreeSet<&str> = BTreeSet::new();
+    for l in &lines {
+        if let Some((path, rest)) = l.split_once(": ")
+            && path.contains(" / chain ")
+        {
+            if is_accept_spec(rest) {
+                accepting_base.insert(path);
+            } else {
+                with_rules.insert(path);
+            }
+        }
+    }
+    let inert: BTreeSet<&str> = accepting_base.difference(&with_rules).copied().collect();
+    let kept: Vec<&String> = lines
+        .iter()
+        .filter(|l| !inert.contains(l.split_once(": ").map_or(l.as_str(), |(p, _)| p)))
+        .collect();
+    let used_tables: BTreeSet<&str> = kept
+        .iter()
+        .filter_map(|l| l.split_once(" / ").map(|(t, _)| t))
+        .collect();
+    kept.into_iter()
+        .filter(|l| l.contains(" / ") || l.contains(": ") || used_tables.contains(l.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// A built-in iptables chain declared with an `ACCEPT` policy (`v4 nat :PREROUTING ACCEPT`).
+fn is_inert_builtin(item: &str) -> bool {
+    const BUILTIN: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+    let mut parts = item.split_whitespace();
+    let (_fam, _table, chain, policy) = (parts.next(), parts.next(), parts.next(), parts.next());
+    matches!((chain, policy), (Some(c), Some("ACCEPT")) if c.strip_prefix(':').is_some_and(|c| BUILTIN.contains(&c)))
 }
 
 /// `iptables-save` output as items: `<family> <table> :CHAIN POLICY` and `<family> <table>
@@ -622,6 +690,43 @@ table inet empty {\n\
                 "table inet empty",
             ]
         );
+    }
+
+    #[test]
+    fn inert_firewall_state_is_dropped() {
+        let lines: Vec<String> = [
+            "table ip6 nat",
+            "table ip nat",
+            "table ip nat / chain PREROUTING",
+            "table ip nat / chain PREROUTING: type nat hook prerouting priority dstnat; policy accept;",
+            "table ip nat / chain POSTROUTING",
+            "table ip nat / chain POSTROUTING: type nat hook postrouting priority srcnat; policy accept;",
+            "table ip nat / chain POSTROUTING: ip saddr 10.1.0.2 jump CNI-x",
+            "table ip nat / chain CNI-x",
+            "table ip filter",
+            "table ip filter / chain INPUT",
+            "table ip filter / chain INPUT: type filter hook input priority filter; policy drop;",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            drop_inert_nft(lines),
+            vec![
+                "table ip nat",
+                "table ip nat / chain POSTROUTING",
+                "table ip nat / chain POSTROUTING: type nat hook postrouting priority srcnat; policy accept;",
+                "table ip nat / chain POSTROUTING: ip saddr 10.1.0.2 jump CNI-x",
+                "table ip nat / chain CNI-x",
+                "table ip filter",
+                "table ip filter / chain INPUT",
+                "table ip filter / chain INPUT: type filter hook input priority filter; policy drop;",
+            ]
+        );
+        assert!(is_inert_builtin("v6 nat :INPUT ACCEPT"));
+        assert!(!is_inert_builtin("v4 filter :FORWARD DROP"));
+        assert!(!is_inert_builtin("v4 nat :CNI-x -"));
+        assert!(!is_inert_builtin("v4 nat -A INPUT -j ACCEPT"));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! They run real plugins (the Go reference ones from /usr/lib/cni, always installed by CI) in
 //! namespaces the kit creates.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] functions
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
@@ -327,7 +329,7 @@ fn chain_runner_wires_a_pod_with_the_go_plugins() {
             .all(|i| i.kind != Kind::Link || i.text.starts_with("kit0")),
         "{left}"
     );
-    let _ = assert_unchanged_usable(&node);
+    assert_unchanged_usable(&node);
 }
 
 fn assert_unchanged_usable(ns: &TempNetns) {
