@@ -237,7 +237,8 @@ impl std::fmt::Display for Key {
     }
 }
 
-/// The keys of the mappings installed for addresses of `f`, without duplicates, in order.
+/// The keys of the mappings installed for addresses of `f`, without duplicates: hostIP keys
+/// first, each group in mapping order.
 pub fn keys(conf: &PortmapConf, f: IpFamily) -> Vec<Key> {
     let mut out: Vec<Key> = Vec::new();
     for m in conf.mappings_for(f) {
@@ -246,6 +247,7 @@ pub fn keys(conf: &PortmapConf, f: IpFamily) -> Vec<Key> {
             out.push(k);
         }
     }
+    out.sort_by_key(|k| k.host_ip.is_none());
     out
 }
 

@@ -365,3 +365,6 @@ pub fn status(conf: &PortmapConf, host: &mut dyn Host) -> Result<(), PortmapErro
         Err(PortmapError::Unavailable(backend_name(conf.backend)))
     }
 }
+
+#[cfg(test)]
+mod tests;

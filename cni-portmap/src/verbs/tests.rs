@@ -1,0 +1,140 @@
+use super::*;
+use crate::host::FakeHost;
+use cni_linux::firewall::Recorder;
+use cni_types::ErrorCode;
+
+fn conf(backend: &str, maps: &str, extra: &str, addrs: &[&str]) -> PortmapConf {
+    let ips: Vec<String> = addrs
+        .iter()
+        .map(|a| format!(r#"{{"address":"{a}","interface":0}}"#))
+        .collect();
+    let prev = if addrs.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#","prevResult":{{"cniVersion":"1.0.0","interfaces":[{{"name":"eth0","sandbox":"/x"}}],"ips":[{}]}}"#,
+            ips.join(",")
+        )
+    };
+    let j = format!(
+        r#"{{"cniVersion":"1.0.0","name":"net1","type":"portmap","backend":"{backend}",
+        "runtimeConfig":{{"portMappings":[{maps}]}}{extra}{prev}}}"#
+    );
+    PortmapConf::parse(j.as_bytes(), "eth0", &mut || Backend::Iptables).unwrap()
+}
+
+fn att() -> Attachment {
+    Attachment {
+        container_id: "ctr1".into(),
+        ifname: "eth0".into(),
+    }
+}
+
+const TCP: &str = r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp"}"#;
+const BOTH: &str = r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp"},{"hostPort":53,"containerPort":53,"protocol":"udp"}"#;
+
+#[test]
+fn add_requires_prev_result() {
+    let c = conf("iptables", TCP, "", &[]);
+    let e = add(&c, &att(), &mut Recorder::default(), &mut FakeHost::default()).unwrap_err();
+    assert_eq!(e.to_string(), "must be called as chained plugin");
+    let e: cni_types::Error = e.into();
+    assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
+}
+
+#[test]
+fn no_mappings_touch_nothing() {
+    for backend in ["iptables", "nftables"] {
+        let c = conf(backend, "", "", &["10.0.0.2/24"]);
+        let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+        let r = add(&c, &att(), &mut fw, &mut host).unwrap();
+        assert_eq!(Some(r), c.prev_result);
+        del(&c, &att(), &mut fw, &mut host).unwrap();
+        check(&c, &att(), &mut fw, &mut host).unwrap();
+        assert!(fw.iptables.is_empty() && fw.nft.is_empty(), "{}", fw.dump());
+        assert!(host.calls.is_empty(), "{:?}", host.calls);
+    }
+}
+
+#[test]
+fn add_iptables_dual_stack() {
+    let c = conf("iptables", BOTH, "", &["10.0.0.2/24", "fd00::2/64"]);
+    let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+    add(&c, &att(), &mut fw, &mut host).unwrap();
+    assert_eq!(fw.iptables.len(), 2);
+    assert_eq!(fw.iptables[0].family, IpFamily::V4);
+    assert_eq!(fw.iptables[1].family, IpFamily::V6);
+    assert!(fw.nft.is_empty());
+    assert_eq!(
+        host.calls,
+        vec![
+            "conntrack ipv4 udp [53]",
+            "conntrack ipv6 udp [53]",
+            "route_localnet 10.0.0.2"
+        ]
+    );
+}
+
+#[test]
+fn add_nftables_no_snat_no_route_localnet() {
+    let c = conf("nftables", TCP, r#","snat":false"#, &["10.0.0.2/24"]);
+    let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+    add(&c, &att(), &mut fw, &mut host).unwrap();
+    assert_eq!(fw.nft.len(), 1);
+    assert!(fw.iptables.is_empty());
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+    // v6 only: no route_localnet either.
+    let c = conf("nftables", TCP, "", &["fd00::2/64"]);
+    let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+    add(&c, &att(), &mut fw, &mut host).unwrap();
+    assert!(fw.dump().contains("add table ip6 cni_portmap"));
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+}
+
+#[test]
+fn del_cleans_both_backends_and_conntrack() {
+    let c = conf("iptables", BOTH, "", &["10.0.0.2/24"]);
+    let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+    del(&c, &att(), &mut fw, &mut host).unwrap();
+    // iptables per family, then nftables per family.
+    assert_eq!(fw.iptables.len(), 2);
+    assert_eq!(fw.nft.len(), 2);
+    assert!(fw.dump().contains("delete-chain CNI-DN-"));
+    assert!(fw.dump().contains("delete chain ip6 cni_portmap pm-"));
+    assert_eq!(host.calls, vec!["conntrack ipv4 udp [53]"]);
+    // Without prevResult: both families.
+    let c = conf("nftables", BOTH, "", &[]);
+    let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+    del(&c, &att(), &mut fw, &mut host).unwrap();
+    assert_eq!(host.calls, vec!["conntrack ipv4 udp [53]", "conntrack ipv6 udp [53]"]);
+    assert!(fw.dump().starts_with("table ipv4 nat"), "{}", fw.dump());
+}
+
+#[test]
+fn check_iptables_from_state() {
+    let c = conf("iptables", TCP, "", &["10.0.0.2/24"]);
+    let mut fw = Recorder::default();
+    let e = check(&c, &att(), &mut fw, &mut FakeHost::default()).unwrap_err();
+    assert!(
+        cni_types::error::chain_message(&e).contains("chain CNI-HOSTPORT-SETMARK not found in iptables table nat"),
+        "{e}"
+    );
+    let c = conf("iptables", TCP, "", &[]);
+    let e = check(&c, &att(), &mut fw, &mut FakeHost::default()).unwrap_err();
+    assert_eq!(e.to_string(), "Required prevResult missing");
+}
+
+#[test]
+fn status_and_gc() {
+    let c = conf("nftables", TCP, "", &[]);
+    let mut host = FakeHost::default();
+    status(&c, &mut host).unwrap();
+    host.unavailable = true;
+    let e = status(&c, &mut host).unwrap_err();
+    assert_eq!(e.to_string(), "nftables backend is not available");
+    assert_eq!(cni_types::Error::from(e).code, ErrorCode::PluginNotAvailable);
+    // GC on empty state does nothing.
+    let mut fw = Recorder::default();
+    gc(&c, &[att()], &mut fw, &mut host).unwrap();
+    assert!(fw.iptables.is_empty() && fw.nft.is_empty());
+}
