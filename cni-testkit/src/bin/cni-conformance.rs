@@ -45,6 +45,10 @@ struct Args {
     /// Only run checks whose names start with one of these (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// A shell command run inside every fresh node namespace before each check (repeatable),
+    /// e.g. "ip link add cni0 type bridge && ip addr add 10.244.1.1/24 dev cni0 && ip link set cni0 up".
+    #[arg(long = "node-setup")]
+    node_setup: Vec<String>,
     /// Seconds one plugin call may take.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -86,6 +90,7 @@ fn run(args: Args) -> Result<u8, String> {
         };
         opts = opts.capability_args(m);
     }
+    opts.node_setup = args.node_setup;
     opts.timeout = Duration::from_secs(args.timeout);
     let suite = Suite::new(opts).map_err(|e| cni_types::error::chain_message(&e))?;
     let mut stderr = std::io::stderr();

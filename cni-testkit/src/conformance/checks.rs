@@ -278,6 +278,10 @@ struct Fixture<'c> {
 impl<'c> Fixture<'c> {
     fn new(ctx: &'c Ctx, v: Version) -> R<Self> {
         let node = TempNetns::new("node").or_error("create node namespace")?;
+        for cmd in &ctx.options.node_setup {
+            node.exec_ok("sh", &["-c", cmd])
+                .or_error(&format!("node setup {cmd:?}"))?;
+        }
         let data = TempDir::new("cnitk-data").or_error("create dataDir")?;
         let mut runners = Vec::new();
         for (i, p) in ctx.plugins.iter().enumerate() {
@@ -348,6 +352,9 @@ impl<'c> Fixture<'c> {
         }
         if let Some(ipam) = m.get_mut("ipam").and_then(Value::as_object_mut) {
             ipam.insert("dataDir".into(), json!(self.data.path()));
+        }
+        if m.contains_key("dataDir") {
+            m.insert("dataDir".into(), json!(self.data.path()));
         }
         Ok(Value::Object(m))
     }

@@ -22,8 +22,9 @@
 //! string) on stdout.
 //!
 //! Each check runs in its own throw-away node and pod namespaces with a temporary `dataDir`
-//! (put into every `ipam` section of the config), the plugin running inside the node
-//! namespace.
+//! (put into every `ipam` section of the config, and in place of a top-level `dataDir`), the
+//! plugin running inside the node namespace. [`SuiteOptions::node_setup`] prepares each node
+//! for plugins that expect something there (a bridge, an uplink).
 //!
 //! **Versions.** Per-version checks run for every version the plugin lists in VERSION (and the
 //! caller asked for). A version the plugin does not list is *not supported*, not failed: the
@@ -77,6 +78,10 @@ pub struct SuiteOptions {
     pub capability_args: Option<Map<String, Value>>,
     /// Only run checks whose name starts with one of these (default: all).
     pub only: Vec<String>,
+    /// Shell commands (`sh -c`) run inside every fresh node namespace before a check: what
+    /// the node must already have for the plugin (a bridge it expects, an uplink for
+    /// macvlan, ...).
+    pub node_setup: Vec<String>,
     /// Time allowed for one plugin call.
     pub timeout: Duration,
 }
@@ -92,6 +97,7 @@ impl SuiteOptions {
             versions: None,
             capability_args: None,
             only: Vec::new(),
+            node_setup: Vec::new(),
             timeout: PLUGIN_TIMEOUT,
         }
     }
@@ -112,6 +118,12 @@ impl SuiteOptions {
     /// Only run checks whose names start with one of `prefixes`.
     pub fn only<S: Into<String>>(mut self, prefixes: impl IntoIterator<Item = S>) -> Self {
         self.only = prefixes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Run `command` (with `sh -c`) inside every node namespace before each check.
+    pub fn node_setup(mut self, command: impl Into<String>) -> Self {
+        self.node_setup.push(command.into());
         self
     }
 
