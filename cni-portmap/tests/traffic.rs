@@ -1,0 +1,289 @@
+//! Real traffic through port mappings, for both backends, in throw-away namespaces.
+//!
+//! Topology (cni-testkit's single-node cluster): an "outside" namespace and a node on an
+//! underlay (192.168.200.0/24, plus fd00:200::/64 here); pods on the node's bridge `cni0`
+//! (10.244.0.0/24, fd00:244::/64) set up by the Go reference bridge with our host-local, then
+//! our portmap, chained through cni-proto's runtime with the plugins run inside the node.
+//!
+//! Checked per backend: TCP to a pod through the node's address from outside, from the node
+//! itself, through 127.0.0.1, from another pod and from the pod itself (hairpin); IPv6 from
+//! outside and hairpin; `hostIP` binding; UDP, with a fixed client source port, still working
+//! after the first container is deleted and a second one takes the host port (stale
+//! conntrack entries are deleted on DEL and on ADD); with nftables also a live takeover
+//! (last ADD wins); CHECK; and DEL removing every rule of every container.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use cni_linux::conntrack;
+use cni_linux::firewall::IpFamily;
+use cni_linux::netlink::AddrFlags;
+use cni_proto::runtime::RuntimeConf;
+use cni_testkit::bins::CniPathDir;
+use cni_testkit::topology::Cluster;
+use cni_testkit::traffic::{self, TcpEchoServer, UdpEchoServer};
+use cni_testkit::{ChainRunner, TempDir, TempNetns};
+use cni_types::CniResult;
+use serde_json::json;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(5);
+const NODE_V6: &str = "fd00:200::10";
+const OUTSIDE_V6: &str = "fd00:200::1";
+const EXTRA_V4: &str = "192.168.200.20";
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+fn add_v6(ns: &TempNetns, dev: &str, addr: &str) {
+    let mut nl = ns.netlink().unwrap();
+    let l = nl.require_link(dev).unwrap();
+    nl.addr_add(l.index, addr.parse().unwrap(), AddrFlags::NODAD).unwrap();
+}
+
+fn chain(backend: &str, node: &TempNetns, plugins: &CniPathDir, data: &TempDir) -> ChainRunner {
+    let mut list = json!({
+        "cniVersion": "1.0.0", "name": "pmnet",
+        "plugins": [
+            {"type": "bridge", "bridge": "cni0", "isGateway": true, "isDefaultGateway": true, "hairpinMode": true,
+             "ipam": {"type": "host-local",
+                      "ranges": [[{"subnet": "10.244.0.0/24"}], [{"subnet": "fd00:244::/64"}]]}},
+            {"type": "portmap", "backend": backend, "capabilities": {"portMappings": true}}
+        ]});
+    cni_testkit::chain::set_ipam_data_dir(&mut list, data.path());
+    ChainRunner::from_json(&list, [plugins.path()])
+        .unwrap()
+        .in_netns(node)
+        .unwrap()
+}
+
+fn rt(id: &str, pod: &TempNetns, maps: serde_json::Value) -> RuntimeConf {
+    let r = RuntimeConf::new(id, pod.path().display().to_string(), "eth0");
+    if maps.as_array().is_some_and(|a| a.is_empty()) {
+        r
+    } else {
+        r.with_capability("portMappings", maps)
+    }
+}
+
+fn addr(res: &CniResult, v6: bool) -> IpAddr {
+    res.ips
+        .iter()
+        .map(|i| i.address.addr())
+        .find(|a| a.is_ipv6() == v6)
+        .unwrap()
+}
+
+#[track_caller]
+fn echo(from: &TempNetns, dst: SocketAddr, what: &str) {
+    let msg = format!("hello {what}");
+    let got = traffic::tcp_echo(from, dst, msg.as_bytes(), T)
+        .unwrap_or_else(|e| panic!("{what}: tcp to {dst}: {}", cni_types::error::chain_message(&e)));
+    assert_eq!(got, msg.as_bytes(), "{what}");
+}
+
+#[track_caller]
+fn no_echo(from: &TempNetns, dst: SocketAddr, what: &str) {
+    let r = traffic::tcp_echo(from, dst, b"x", Duration::from_secs(2));
+    assert!(r.is_err(), "{what}: {dst} answered");
+}
+
+/// A UDP exchange from a fixed source port (so a stale conntrack entry would be reused).
+fn udp_from(ns: &TempNetns, src_port: u16, dst: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
+    let sock = ns
+        .run(move || UdpSocket::bind(SocketAddr::new("0.0.0.0".parse().unwrap(), src_port)))
+        .unwrap()
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut buf = [0u8; 1500];
+    while Instant::now() < deadline {
+        sock.send_to(msg, dst).unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            return Some(buf[..n].to_vec());
+        }
+    }
+    None
+}
+
+fn udp_entries(node: &TempNetns, port: u16) -> usize {
+    node.run(|| conntrack::list(Some(IpFamily::V4)))
+        .unwrap()
+        .unwrap()
+        .iter()
+        .filter(|e| e.orig.protocol == conntrack::PROTO_UDP && e.orig.dst_port == Some(port))
+        .count()
+}
+
+fn ruleset(node: &TempNetns, backend: &str) -> String {
+    match backend {
+        "iptables" => format!("{}{}", iptables_nat(node, false), iptables_nat(node, true)),
+        _ => nft_ruleset(node).join("\n"),
+    }
+}
+
+fn scenario(backend: &str) {
+    let cluster = Cluster::single().unwrap();
+    let node = &cluster.node(0).ns;
+    let node_ip = cluster.node(0).underlay_ip.addr().to_string();
+    let outside = &cluster.outside.ns;
+    add_v6(node, "eth0", &format!("{NODE_V6}/64"));
+    add_v6(outside, "eth0", &format!("{OUTSIDE_V6}/64"));
+    {
+        let mut nl = node.netlink().unwrap();
+        let l = nl.require_link("eth0").unwrap();
+        nl.addr_add(l.index, format!("{EXTRA_V4}/24").parse().unwrap(), AddrFlags::NONE)
+            .unwrap();
+    }
+    let plugins = CniPathDir::new()
+        .unwrap()
+        .go(&["bridge"])
+        .unwrap()
+        .ours(&["host-local", "portmap"])
+        .unwrap();
+    let data = TempDir::new("pm-ipam").unwrap();
+    let ch = chain(backend, node, &plugins, &data);
+    let before = ruleset(node, backend);
+
+    // Pod A: TCP echo on 80 (both families), UDP echo on 53.
+    let pod_a = TempNetns::new("pma").unwrap();
+    let _tcp_a = TcpEchoServer::start(&pod_a, sa("::", 80)).unwrap();
+    let _udp_a = UdpEchoServer::start(&pod_a, sa("0.0.0.0", 53)).unwrap();
+    let maps_a = json!([
+        {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+        {"hostPort": 5353, "containerPort": 53, "protocol": "udp"},
+        {"hostPort": 9090, "containerPort": 80, "protocol": "tcp", "hostIP": node_ip},
+        {"hostPort": 9191, "containerPort": 80, "protocol": "tcp", "hostIP": NODE_V6},
+    ]);
+    let rt_a = rt("ctr-a", &pod_a, maps_a);
+    let res_a = ch.add(&rt_a).unwrap();
+    let a4 = addr(&res_a, false);
+    let a6 = addr(&res_a, true);
+    ch.check(&rt_a).unwrap();
+
+    // Sanity: the pod itself answers.
+    echo(node, SocketAddr::new(a4, 80), "direct to pod");
+
+    echo(outside, sa(&node_ip, 8080), "outside -> node ip");
+    echo(node, sa(&node_ip, 8080), "node -> node ip");
+    echo(node, sa("127.0.0.1", 8080), "node -> 127.0.0.1");
+    assert_eq!(
+        node.sysctl_get("net.ipv4.conf.cni0.route_localnet").unwrap(),
+        "1",
+        "route_localnet on the host side"
+    );
+    echo(&pod_a, sa(&node_ip, 8080), "hairpin");
+    echo(outside, sa(EXTRA_V4, 8080), "outside -> second node address");
+
+    // hostIP: only on that address.
+    echo(outside, sa(&node_ip, 9090), "hostIP mapping on its address");
+    no_echo(outside, sa(EXTRA_V4, 9090), "hostIP mapping on another address");
+    no_echo(outside, sa(&node_ip, 9191), "IPv6 hostIP mapping on IPv4");
+
+    // IPv6.
+    echo(outside, sa(NODE_V6, 8080), "outside -> node ipv6");
+    echo(outside, sa(NODE_V6, 9191), "hostIP mapping on ipv6");
+    echo(&pod_a, sa(NODE_V6, 8080), "hairpin ipv6");
+    let _ = a6;
+
+    // Another pod.
+    let pod_b = TempNetns::new("pmb").unwrap();
+    let rt_b = rt("ctr-b", &pod_b, json!([]));
+    ch.add(&rt_b).unwrap();
+    echo(&pod_b, sa(&node_ip, 8080), "pod b -> node ip");
+    echo(&pod_b, sa(NODE_V6, 8080), "pod b -> node ipv6");
+
+    // UDP from a fixed source port.
+    let msg = b"udp to a";
+    assert_eq!(udp_from(outside, 40000, sa(&node_ip, 5353), msg).as_deref(), Some(&msg[..]));
+    assert!(udp_entries(node, 5353) > 0, "a conntrack entry exists");
+    // DEL A: every entry for the port is gone (plugins #1190), not only after the next ADD.
+    ch.del(&rt_a).unwrap();
+    assert_eq!(udp_entries(node, 5353), 0, "DEL deletes the UDP conntrack entries");
+    // C takes the port; the same client (same source port) reaches C.
+    let pod_c = TempNetns::new("pmc").unwrap();
+    let udp_c = UdpEchoServer::start(&pod_c, sa("0.0.0.0", 53)).unwrap();
+    let rt_c = rt(
+        "ctr-c",
+        &pod_c,
+        json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]),
+    );
+    let res_c = ch.add(&rt_c).unwrap();
+    let msg = b"udp to c";
+    assert_eq!(udp_from(outside, 40000, sa(&node_ip, 5353), msg).as_deref(), Some(&msg[..]));
+    assert!(!udp_c.peers().is_empty(), "C got the datagram");
+    let _ = res_c;
+
+    if backend == "nftables" {
+        // Live takeover: D maps tcp/8080 while... (A is gone; B has no mapping): take it from
+        // C's sibling E, which is still there.
+        let pod_e = TempNetns::new("pme").unwrap();
+        let _tcp_e = TcpEchoServer::start(&pod_e, sa("::", 80)).unwrap();
+        let rt_e = rt("ctr-e", &pod_e, json!([{"hostPort": 7070, "containerPort": 80, "protocol": "tcp"}]));
+        ch.add(&rt_e).unwrap();
+        echo(outside, sa(&node_ip, 7070), "e on 7070");
+        let pod_d = TempNetns::new("pmd").unwrap();
+        let tcp_d = TcpEchoServer::start(&pod_d, sa("::", 80)).unwrap();
+        let rt_d = rt("ctr-d", &pod_d, json!([{"hostPort": 7070, "containerPort": 80, "protocol": "tcp"}]));
+        ch.add(&rt_d).unwrap();
+        echo(outside, sa(&node_ip, 7070), "d took 7070 over");
+        assert!(!tcp_d.peers().is_empty(), "the connection went to D");
+        // E's CHECK now fails (its port is D's); E's DEL leaves D's mapping alone.
+        assert!(ch.check(&rt_e).is_err());
+        ch.del(&rt_e).unwrap();
+        echo(outside, sa(&node_ip, 7070), "d keeps 7070 after E's DEL");
+        ch.check(&rt_d).unwrap();
+        ch.del(&rt_d).unwrap();
+        no_echo(outside, sa(&node_ip, 7070), "7070 after D's DEL");
+    }
+
+    // DEL everything: no trace of any container is left, twice (idempotent).
+    for _ in 0..2 {
+        ch.del(&rt_b).unwrap();
+        ch.del(&rt_c).unwrap();
+        ch.del(&rt_a).unwrap();
+    }
+    no_echo(outside, sa(&node_ip, 8080), "8080 after DEL");
+    let after = ruleset(node, backend);
+    for needle in ["CNI-DN-", "-j DNAT", "pm-", "10.244.", "fd00:244", "dnat to", "goto pm-"] {
+        assert!(!after.contains(needle), "{needle:?} left after DEL:\n{after}");
+    }
+    // Only the shared skeleton was added.
+    let added: Vec<&str> = after
+        .lines()
+        .filter(|l| !before.lines().any(|b| b == *l))
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    for l in &added {
+        let shared = match backend {
+            "iptables" => {
+                l.contains("CNI-HOSTPORT-")
+                    || l.starts_with(':')
+                    || *l == "*nat"
+                    || *l == "COMMIT"
+            }
+            _ => true,
+        };
+        assert!(shared, "unexpected line after DEL: {l}\n{after}");
+    }
+}
+
+#[test]
+fn traffic_iptables() {
+    if !root() {
+        return;
+    }
+    scenario("iptables");
+}
+
+#[test]
+fn traffic_nftables() {
+    if !root() {
+        return;
+    }
+    scenario("nftables");
+}
