@@ -337,3 +337,29 @@ fn assert_unchanged_usable(ns: &TempNetns) {
     assert_unchanged!(s, ns);
     assert_unchanged!(s, ns, "with a message {}", 1);
 }
+
+/// The crate docs' quick start, as a test (our bridge + host-local).
+#[test]
+fn quick_start_from_the_crate_docs() {
+    if !require_root() {
+        return;
+    }
+    let (node, pod, data) = (
+        TempNetns::new("node").unwrap(),
+        TempNetns::new("pod").unwrap(),
+        TempDir::new("ipam").unwrap(),
+    );
+    let plugins = bins::cni_path_with(&["bridge", "host-local"]).unwrap();
+    let bridge = PluginRunner::new(plugins.plugin("bridge"))
+        .cni_path([plugins.path()])
+        .in_netns(&node)
+        .unwrap();
+    let conf = json!({"cniVersion": "1.1.0", "name": "net", "type": "bridge", "isGateway": true,
+        "ipam": {"type": "host-local", "subnet": "10.1.0.0/24", "dataDir": data.path()}});
+    let before = Snapshot::of(&pod).unwrap();
+    let att = Attachment::new("c1", pod.path(), "eth0");
+    let res = bridge.add(&conf, &att).unwrap();
+    traffic::ping(&node, res.ips[0].address.addr(), T).unwrap();
+    bridge.del(&conf, &att).unwrap();
+    assert_unchanged!(before, &pod);
+}
