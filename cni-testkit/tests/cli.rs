@@ -11,7 +11,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_cni-conformance");
 
 fn faulty(dir: &TempDir, name: &str) -> PathBuf {
     let link = dir.join(name);
-    std::os::unix::fs::symlink(bins::example_bin("faulty-plugin").unwrap(), &link).unwrap();
+    std::os::unix::fs::symlink(bins::example_bin("faulty-plugin").expect(
+            "the faulty-plugin example: `cargo test -p cni-testkit` builds it (or `cargo build -p cni-testkit --examples`)",
+        ), &link).unwrap();
     link
 }
 

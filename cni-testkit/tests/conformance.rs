@@ -13,7 +13,9 @@ use serde_json::json;
 
 /// The example binary linked under `name` (the fault it shows).
 fn faulty(dir: &TempDir, name: &str) -> PathBuf {
-    let bin = bins::example_bin("faulty-plugin").expect("cargo test builds the examples");
+    let bin = bins::example_bin("faulty-plugin").expect(
+        "the faulty-plugin example: `cargo test -p cni-testkit` builds it (or `cargo build -p cni-testkit --examples`)",
+    );
     let link = dir.join(name);
     std::os::unix::fs::symlink(bin, &link).unwrap();
     link

@@ -611,6 +611,20 @@ impl<'c> Fixture<'c> {
     }
 }
 
+/// A call that did not complete: a plugin that hangs fails; anything else is the suite's
+/// trouble.
+fn run_failure(verb: &str, e: crate::Error) -> Stop {
+    match e {
+        crate::Error::Timeout { after, .. } => {
+            Stop::Fail(format!("{verb} did not finish within {after:?}"))
+        }
+        other => Stop::Error(format!(
+            "run {verb}: {}",
+            cni_types::error::chain_message(&other)
+        )),
+    }
+}
+
 fn stop_to_plugin_error(s: Stop) -> PluginError {
     let msg = match s {
         Stop::Fail(m) | Stop::Skip(m) | Stop::Error(m) => m,
@@ -1445,7 +1459,7 @@ fn check_add_existing_ifname(ctx: &Ctx, v: Version) -> R {
             &conf,
             Some(&b.attachment(NsMode::Path)),
         ))
-        .or_error("run ADD")?;
+        .map_err(|e| run_failure("ADD", e))?;
     let ok = out.status.success();
     let verdict = expect_error(out, &[]);
     if ok {
@@ -1480,7 +1494,7 @@ fn check_check_after_del(ctx: &Ctx, v: Version) -> R {
             &conf,
             Some(&a.attachment(NsMode::Path)),
         ))
-        .or_error("run CHECK")?;
+        .map_err(|e| run_failure("CHECK", e))?;
     fx.del_prefix(&a, NsMode::Path)?;
     expect_error(out, &[]).map_err(|s| match s {
         Stop::Fail(m) if m.starts_with("exited 0") => Stop::Fail(
@@ -1542,7 +1556,10 @@ fn bad_call(
     let a = fx.attach(None, |_| Ok(()))?;
     let conf = fx.conf(ctx.idx, Some(&a), a.prev.as_ref())?;
     let inv = build(&conf, a.attachment(NsMode::Path));
-    let out = fx.under_test().invoke(&inv).or_error("run the plugin")?;
+    let out = fx
+        .under_test()
+        .invoke(&inv)
+        .map_err(|e| run_failure(&inv.command, e))?;
     let ok = out.status.success();
     let verdict = expect_error(out, codes);
     if ok {
