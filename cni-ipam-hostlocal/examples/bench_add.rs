@@ -92,6 +92,15 @@ fn prepare(data_dir: &Path, n: u32) -> Result<()> {
     Ok(())
 }
 
+/// Removes the bench stores however `main` ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn stats(v: &[Duration]) -> (f64, f64, f64, f64) {
     let mut ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     ms.sort_by(f64::total_cmp);
@@ -129,6 +138,7 @@ fn main() -> Result<()> {
         }
     }
     let root = dir.join(format!("hl-bench-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(root.clone());
     let k = n / 1000;
     let mk = |name, bin: &PathBuf, sub: &str, cold| Scenario {
         name,
@@ -187,8 +197,6 @@ fn main() -> Result<()> {
             s.del.push(t_del);
         }
     }
-    let _ = std::fs::remove_dir_all(&root);
-
     println!("| scenario | ADD median ms | p10 | p90 | mean | DEL median ms |");
     println!("|---|---|---|---|---|---|");
     let mut med = std::collections::HashMap::new();
