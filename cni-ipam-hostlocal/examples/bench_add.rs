@@ -139,7 +139,11 @@ fn main() -> Result<()> {
     }
     let root = dir.join(format!("hl-bench-{}", std::process::id()));
     let _cleanup = RemoveOnDrop(root.clone());
-    let k = n / 1000;
+    let k = if n >= 1000 && n % 1000 == 0 {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    };
     let mk = |name, bin: &PathBuf, sub: &str, cold| Scenario {
         name,
         bin: bin.clone(),
@@ -204,13 +208,13 @@ fn main() -> Result<()> {
         let (m, p10, p90, mean) = stats(&s.add);
         let (dm, ..) = stats(&s.del);
         med.insert(s.name, m);
-        let name = s.name.replace("10k", &format!("{k}k"));
+        let name = s.name.replace("10k", &k);
         println!("| {name} | {m:.2} | {p10:.2} | {p90:.2} | {mean:.2} | {dm:.2} |");
     }
     let r = |a: &str, b: &str| med[a] / med[b];
     println!();
     println!(
-        "ours/go at 0: {:.2}x; ours/go at {k}k: {:.3}x; ours {k}k/0: {:.2}x; go {k}k/0: {:.1}x; ours cold {k}k/go {k}k: {:.2}x",
+        "ours/go at 0: {:.2}x; ours/go at {k}: {:.3}x; ours {k}/0: {:.2}x; go {k}/0: {:.1}x; ours cold {k}/go {k}: {:.2}x",
         r("ours-0", "go-0"),
         r("ours-10k", "go-10k"),
         r("ours-10k", "ours-0"),
