@@ -139,7 +139,7 @@ fn main() -> Result<()> {
     }
     let root = dir.join(format!("hl-bench-{}", std::process::id()));
     let _cleanup = RemoveOnDrop(root.clone());
-    let k = if n >= 1000 && n % 1000 == 0 {
+    let k = if n >= 1000 && n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
     } else {
         n.to_string()
