@@ -25,9 +25,10 @@ fn typed<T: for<'de> Deserialize<'de>>(v: Option<&Value>) -> Result<Option<T>, s
 }
 
 impl RuntimeConfig {
-    /// The raw value of a capability.
+    /// The raw value of a capability: the exact key, else one that matches ignoring ASCII
+    /// case (Go plugins decode `runtimeConfig` with `encoding/json`, which does the same).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.get(key)
+        get_ci(&self.0, key)
     }
 
     /// `portMappings`, empty when absent.
@@ -347,6 +348,15 @@ mod tests {
         assert_eq!(rc.dns().unwrap().unwrap().servers, vec!["1.1.1.1"]);
         assert_eq!(rc.ips().unwrap()[0].prefix, Some(24));
         assert!(RuntimeConfig::default().port_mappings().unwrap().is_empty());
+    }
+
+    #[test]
+    fn capability_keys_match_ignoring_case() {
+        let rc: RuntimeConfig =
+            serde_json::from_str(r#"{"IPRanges":[[{"subnet":"10.1.0.0/16"}]],"IPs":["10.1.0.5"]}"#)
+                .unwrap();
+        assert_eq!(rc.ip_ranges().unwrap().len(), 1);
+        assert_eq!(rc.ips().unwrap().len(), 1);
     }
 
     #[test]
