@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! cargo build --release -p cni-bridge -p cni-ipam-hostlocal --bins --examples
-//! target/release/examples/bench [--runs 50] [--pods 500] [--skip-pods]
+//! target/release/examples/bench [--runs 50] [--pods 500] [--skip-pods] [--ours-dir DIR]
 //! ```
 //!
 //! Peak RSS: a sub-process (`bench rss <dir>`) runs 10 ADD/DEL cycles of one implementation
@@ -195,12 +195,14 @@ fn main() -> Result<()> {
     let mut runs = 50usize;
     let mut pods = 500usize;
     let mut skip_pods = false;
+    let mut ours_from: Option<PathBuf> = None;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--runs" => runs = it.next().context("--runs N")?.parse()?,
             "--pods" => pods = it.next().context("--pods N")?.parse()?,
             "--skip-pods" => skip_pods = true,
+            "--ours-dir" => ours_from = Some(it.next().context("--ours-dir DIR")?.into()),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -208,9 +210,14 @@ fn main() -> Result<()> {
         bail!("the benchmark needs root (network namespaces)");
     }
 
-    let ours_dir = CniPathDir::new()?.ours(&["bridge", "host-local"]).context(
-        "build ours first: cargo build --release -p cni-bridge -p cni-ipam-hostlocal --bins",
-    )?;
+    let ours_dir = match &ours_from {
+        Some(d) => CniPathDir::new()?
+            .link("bridge", &d.join("bridge"))?
+            .link("host-local", &d.join("host-local"))?,
+        None => CniPathDir::new()?.ours(&["bridge", "host-local"]).context(
+            "build ours first: cargo build --release -p cni-bridge -p cni-ipam-hostlocal --bins",
+        )?,
+    };
     let go_dir = CniPathDir::new()?.go(&["bridge", "host-local"])?;
     let ours = Impl {
         bins: ours_dir.path().to_path_buf(),
@@ -221,7 +228,7 @@ fn main() -> Result<()> {
     let impls = vec![ours.clone(), go.clone()];
     eprintln!(
         "ours: {}\nreference: {}",
-        cni_testkit::bins::our_plugin("bridge")?.display(),
+        std::fs::canonicalize(ours_dir.plugin("bridge"))?.display(),
         cni_testkit::bins::go_plugin("bridge")?.display()
     );
 

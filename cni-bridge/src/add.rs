@@ -2,8 +2,9 @@
 
 use std::net::IpAddr;
 
+use cni_linux::IpFamily;
+use cni_linux::firewall;
 use cni_linux::firewall::nftables::Family;
-use cni_linux::firewall::{self, IpFamily};
 use cni_linux::netlink::{Handle, Link, mac};
 use cni_linux::netns::NetNs;
 use cni_proto::delegate;
@@ -115,32 +116,61 @@ struct Ctx<'a> {
     backend: Option<MasqBackend>,
 }
 
+/// IPAM types that never look at the container interface, so they can run while the veth is
+/// being created. (A `dhcp` IPAM needs the interface to exist: it runs after, as in the
+/// reference.)
+const INTERFACE_BLIND_IPAM: &[&str] = &["host-local", "static"];
+
+/// What the first phase of ADD made on the host and in the container.
+struct Plumbed {
+    veth: host::Veth,
+    /// The container's netlink socket (none for an L2 interface left down).
+    inner: Option<Handle>,
+    /// The container interface's index.
+    index: u32,
+}
+
 impl Ctx<'_> {
     fn run(&mut self, deps: &mut Deps, steps: &mut Vec<Step>) -> Result<CniResult, BridgeError> {
         let conf = self.conf;
         let att = self.att;
+        let concurrent = conf
+            .ipam_type
+            .as_deref()
+            .is_some_and(|t| INTERFACE_BLIND_IPAM.contains(&t));
 
-        // The veth, its container end created in place under its final name.
-        let veth = host::create_veth(
-            self.host,
-            self.ns,
-            &att.ifname,
-            Some(self.bridge.link.index),
-            conf.mtu,
-            self.container_mac,
-        )?;
-        steps.push(Step::Veth {
-            index: veth.host.index,
+        // Phase 1: the veth and its port, the spoof check and the container's socket; IPAM at
+        // the same time when it does not need the interface.
+        let (plumbed, ipam_result) = std::thread::scope(|scope| {
+            let ipam_thread = match (&conf.ipam_type, concurrent) {
+                (Some(ipam), true) => {
+                    steps.push(Step::Ipam);
+                    let exec = deps.exec.clone();
+                    let env = att.ipam_env();
+                    let raw = &conf.raw;
+                    Some(scope.spawn(move || delegate::add(&*exec, ipam, raw, &env)))
+                }
+                _ => None,
+            };
+            let plumbed = self.plumb(deps, steps);
+            let ipam_result = ipam_thread.map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(cni_types::Error::internal("IPAM thread panicked")))
+            });
+            (plumbed, ipam_result)
         });
-        host::configure_port(
-            self.host,
-            &veth.host,
-            conf.hairpin_mode,
-            conf.port_isolation,
-            conf.vlan,
-            conf.trunk_vlans(),
-            conf.preserve_default_vlan,
-        )?;
+        let Plumbed { veth, inner, index } = plumbed?;
+        let ipam_result = match (ipam_result, &conf.ipam_type) {
+            (Some(r), _) => Some(r.map_err(BridgeError::Ipam)?),
+            (None, Some(ipam)) => {
+                steps.push(Step::Ipam);
+                Some(
+                    delegate::add(&*deps.exec, ipam, &conf.raw, &att.ipam_env())
+                        .map_err(BridgeError::Ipam)?,
+                )
+            }
+            (None, None) => None,
+        };
 
         let mut result = CniResult {
             cni_version: conf.version,
@@ -170,24 +200,8 @@ impl Ctx<'_> {
             ..Default::default()
         };
 
-        if conf.mac_spoof_check {
-            let plan = spoofchk::setup(
-                &spoofchk::ref_id(&att.container_id, &att.ifname),
-                &veth.host.name,
-                veth.container_mac,
-            );
-            steps.push(Step::SpoofCheck);
-            deps.firewall
-                .apply_nft(&plan)
-                .map_err(|e| BridgeError::firewall("failed to setup spoof-check", e))?;
-        }
-        deps.fail(FailPoint::AfterVeth)?;
-
-        if let Some(ipam) = &conf.ipam_type {
-            let env = att.ipam_env();
-            steps.push(Step::Ipam);
-            let ipam_result =
-                delegate::add(&*deps.exec, ipam, &conf.raw, &env).map_err(BridgeError::Ipam)?;
+        // Phase 2 (L3): addresses and routes in the container, gateways, masquerade.
+        if let (Some(ipam_result), Some(mut inner)) = (ipam_result, inner) {
             if ipam_result.ips.is_empty() {
                 return Err(BridgeError::Failed(
                     "IPAM plugin returned missing IP config".into(),
@@ -199,29 +213,15 @@ impl Ctx<'_> {
             let gateways = calc_gateways(&mut result, conf);
             deps.fail(FailPoint::AfterIpam)?;
 
-            // Inside the container: sysctls on the thread that opens the socket, then the
-            // addresses and routes from this thread.
-            let has_v6 = result.ips.iter().any(|ip| ip.address.addr().is_ipv6());
-            let ifname = att.ifname.clone();
-            let enable_dad = conf.enable_dad;
-            let (mut inner, sysctls) = Handle::new_in_with(self.ns, move || {
-                container::interface_sysctls(&ifname, enable_dad, has_v6)
-            })
-            .map_err(|e| {
-                BridgeError::netlink("failed to open a netlink socket in the container", e)
-            })?;
-            sysctls?;
-            let index = match veth.container_index {
-                Some(i) => i,
-                None => {
-                    inner
-                        .require_link(&att.ifname)
-                        .map_err(|e| {
-                            BridgeError::netlink(format!("failed to lookup {:?}", att.ifname), e)
-                        })?
-                        .index
-                }
-            };
+            if result.ips.iter().any(|ip| ip.address.addr().is_ipv6()) {
+                let ifname = att.ifname.as_str();
+                self.ns
+                    .run(|| container::ipv6_sysctls(ifname))
+                    .map_err(|source| BridgeError::Netns {
+                        path: self.ns.path().to_path_buf(),
+                        source,
+                    })??;
+            }
             container::configure_iface(&mut inner, index, &att.ifname, &result, conf.enable_dad)?;
 
             if conf.is_gateway {
@@ -236,23 +236,6 @@ impl Ctx<'_> {
                 });
                 setup_masq(deps, backend, conf, att, &ips)?;
             }
-        } else if !conf.disable_container_interface {
-            // L2: the container end only needs to be up.
-            let mut inner = Handle::new_in(self.ns).map_err(|e| {
-                BridgeError::netlink("failed to open a netlink socket in the container", e)
-            })?;
-            let index = match veth.container_index {
-                Some(i) => i,
-                None => {
-                    inner
-                        .require_link(&att.ifname)
-                        .map_err(|e| BridgeError::netlink("failed to retrieve link", e))?
-                        .index
-                }
-            };
-            inner.set_up(index).map_err(|e| {
-                BridgeError::netlink(format!("failed to set {:?} up", att.ifname), e)
-            })?;
         }
 
         // The port forwards once it is operationally up: wait for the kernel's event.
@@ -289,6 +272,82 @@ impl Ctx<'_> {
             result.dns = dns.clone();
         }
         Ok(result)
+    }
+
+    /// Phase 1 of ADD: the veth (its container end created in place under its final name),
+    /// the host port's settings, the spoof check, and the container's netlink socket: for L3
+    /// opened on the thread that also writes the interface sysctls, for L2 used to bring the
+    /// interface up.
+    fn plumb(&mut self, deps: &mut Deps, steps: &mut Vec<Step>) -> Result<Plumbed, BridgeError> {
+        let conf = self.conf;
+        let att = self.att;
+        let veth = host::create_veth(
+            self.host,
+            self.ns,
+            &att.ifname,
+            Some(self.bridge.link.index),
+            conf.mtu,
+            self.container_mac,
+        )?;
+        steps.push(Step::Veth {
+            index: veth.host.index,
+        });
+        host::configure_port(
+            self.host,
+            &veth.host,
+            conf.hairpin_mode,
+            conf.port_isolation,
+            conf.vlan,
+            conf.trunk_vlans(),
+            conf.preserve_default_vlan,
+        )?;
+        if conf.mac_spoof_check {
+            let plan = spoofchk::setup(
+                &spoofchk::ref_id(&att.container_id, &att.ifname),
+                &veth.host.name,
+                veth.container_mac,
+            );
+            steps.push(Step::SpoofCheck);
+            deps.firewall
+                .apply_nft(&plan)
+                .map_err(|e| BridgeError::firewall("failed to setup spoof-check", e))?;
+        }
+        deps.fail(FailPoint::AfterVeth)?;
+
+        let socket_err =
+            |e| BridgeError::netlink("failed to open a netlink socket in the container", e);
+        let mut inner = if conf.is_layer3() {
+            let ifname = att.ifname.clone();
+            let enable_dad = conf.enable_dad;
+            let (inner, sysctls) = Handle::new_in_with(self.ns, move || {
+                container::interface_sysctls(&ifname, enable_dad)
+            })
+            .map_err(socket_err)?;
+            sysctls?;
+            Some(inner)
+        } else if !conf.disable_container_interface {
+            Some(Handle::new_in(self.ns).map_err(socket_err)?)
+        } else {
+            None
+        };
+        let index = match (veth.container_index, inner.as_mut()) {
+            (Some(i), _) => i,
+            (None, Some(h)) => {
+                h.require_link(&att.ifname)
+                    .map_err(|e| BridgeError::netlink("failed to retrieve link", e))?
+                    .index
+            }
+            (None, None) => 0,
+        };
+        if !conf.is_layer3()
+            && let Some(h) = inner.as_mut()
+        {
+            // L2: the container end only needs to be up.
+            h.set_up(index).map_err(|e| {
+                BridgeError::netlink(format!("failed to set {:?} up", att.ifname), e)
+            })?;
+        }
+        Ok(Plumbed { veth, inner, index })
     }
 
     /// Gateway addresses on the bridge (or on `<bridge>.<vlan>`), then forwarding.
@@ -350,10 +409,7 @@ impl Ctx<'_> {
                 }
             }
             if !gws.is_empty() {
-                host::enable_forwarding(match family {
-                    IpFamily::V4 => cni_linux::netlink::IpFamily::V4,
-                    IpFamily::V6 => cni_linux::netlink::IpFamily::V6,
-                })?;
+                host::enable_forwarding(*family)?;
             }
         }
         Ok(())
@@ -508,7 +564,10 @@ fn undo(
     steps: Vec<Step>,
 ) -> Vec<BridgeError> {
     let mut errs = Vec::new();
-    for step in steps.into_iter().rev() {
+    // Reverse order, but IPAM last: an address is released only once no device holds it.
+    let (ipam, others): (Vec<Step>, Vec<Step>) =
+        steps.into_iter().partition(|s| matches!(s, Step::Ipam));
+    for step in others.into_iter().rev().chain(ipam) {
         let r = match step {
             Step::Masq { backend, families } => teardown_masq(deps, backend, conf, att, &families),
             Step::Ipam => match &conf.ipam_type {

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use cni_linux::firewall::IpFamily;
+use cni_linux::IpFamily;
 use cni_linux::firewall::names::go_quote;
 use cni_linux::netlink::{self, Handle, Route, Scope};
 use cni_linux::netns::NetNs;
@@ -18,13 +18,9 @@ use crate::error::BridgeError;
 pub(crate) const DAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The sysctls of the container interface, written on the thread that opens the container's
-/// netlink socket (one thread hop for both). Failures are ignored as in the reference, except
-/// re-enabling IPv6, which is needed for the addresses.
-pub(crate) fn interface_sysctls(
-    ifname: &str,
-    enable_dad: bool,
-    has_v6: bool,
-) -> Result<(), BridgeError> {
+/// netlink socket (one thread hop for both): DAD as configured, `arp_notify`. Failures are
+/// ignored as in the reference.
+pub(crate) fn interface_sysctls(ifname: &str, enable_dad: bool) -> Result<(), BridgeError> {
     let set = |k: String, v: &str| sysctl::write(&k, v);
     if enable_dad {
         let _ = set(format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
@@ -33,25 +29,28 @@ pub(crate) fn interface_sysctls(
         let _ = set(format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
     }
     let _ = set(format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
-    if has_v6 {
-        for iface in ["lo", ifname] {
-            let key = format!("net/ipv6/conf/{iface}/disable_ipv6");
-            match sysctl::read(&key) {
-                Ok(v) if v == "0" => {}
-                Ok(v) => sysctl::write(&key, "0").map_err(|source| BridgeError::Sysctl {
-                    context: format!(
-                        "failed to enable IPv6 for interface {} ({key}={v})",
-                        go_quote(iface)
-                    ),
-                    source,
-                })?,
-                // IPv6 compiled out or the key missing: the address add will say why.
-                Err(_) => {}
-            }
+    Ok(())
+}
+
+/// For IPv6 addresses (inside the container): IPv6 enabled on `lo` and the interface (an
+/// error if that fails), and addresses kept should the link ever go down.
+pub(crate) fn ipv6_sysctls(ifname: &str) -> Result<(), BridgeError> {
+    for iface in ["lo", ifname] {
+        let key = format!("net/ipv6/conf/{iface}/disable_ipv6");
+        match sysctl::read(&key) {
+            Ok(v) if v == "0" => {}
+            Ok(v) => sysctl::write(&key, "0").map_err(|source| BridgeError::Sysctl {
+                context: format!(
+                    "failed to enable IPv6 for interface {} ({key}={v})",
+                    go_quote(iface)
+                ),
+                source,
+            })?,
+            // IPv6 compiled out or the key missing: the address add will say why.
+            Err(_) => {}
         }
-        // Keep the addresses should the link ever go down.
-        let _ = set(format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1");
     }
+    let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1");
     Ok(())
 }
 

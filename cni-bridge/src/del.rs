@@ -2,8 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use cni_linux::IpFamily;
+use cni_linux::firewall;
 use cni_linux::firewall::nftables::Family;
-use cni_linux::firewall::{self, IpFamily};
 use cni_linux::netlink::Handle;
 use cni_proto::delegate;
 use cni_proto::env::Env;

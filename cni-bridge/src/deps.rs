@@ -10,7 +10,8 @@ use cni_proto::exec::{Exec, ProcessExec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FailPoint {
-    /// After the veth exists, before IPAM runs.
+    /// After the veth exists (IPAM may be running concurrently: host-local and static run
+    /// while the veth is made).
     AfterVeth,
     /// After IPAM allocated, before the container interface is configured.
     AfterIpam,

@@ -3,10 +3,9 @@
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 
+use cni_linux::IpFamily;
 use cni_linux::firewall::names::go_quote;
-use cni_linux::netlink::{
-    BridgeOptions, BridgePortOptions, Handle, IpFamily, Link, VethRequest, mac,
-};
+use cni_linux::netlink::{BridgeOptions, BridgePortOptions, Handle, Link, VethRequest, mac};
 use cni_linux::netns::NetNs;
 use cni_linux::sysctl;
 use ipnet::IpNet;

@@ -31,7 +31,7 @@
 
 use std::collections::BTreeSet;
 
-use cni_linux::firewall::IpFamily;
+use cni_linux::IpFamily;
 use cni_linux::firewall::iptables::{IptablesPlan, IptablesState, Rule, RuleError};
 use cni_linux::firewall::names::{format_chain_name, format_comment, format_hash_with_prefix};
 use cni_linux::firewall::nftables::{
