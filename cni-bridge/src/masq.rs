@@ -317,7 +317,7 @@ fn masq_rules<'a>(
 }
 
 /// The one-transaction plan that masquerades `ips` of one attachment: ensures the table and
-/// chains (re-writing `postrouting`), deletes this attachment's stale rules found in
+/// chains (re-writing `postrouting` unless it is already in place), deletes this attachment's stale rules found in
 /// `existing` (the current table, if any) and adds one rule per address.
 pub fn nft_setup(
     network: &str,
@@ -344,38 +344,44 @@ pub fn nft_setup(
             priority::SRCNAT,
         ),
     );
-    plan.flush_chain(f, NFT_TABLE, NFT_POSTROUTING);
+    // The reference rewrites `postrouting` on every ADD. Deleting rules makes the kernel defer
+    // their release past an RCU grace period, which the process then waits for when it closes
+    // its nf_tables socket (about 15 ms here), so the chain is rewritten only when it is not
+    // already what it should be.
     let cmp = |field, op, value| Stmt::Cmp { field, op, value };
-    plan.add_rule(
-        f,
-        NFT_TABLE,
-        RuleSpec::new(
-            NFT_POSTROUTING,
-            vec![
-                cmp(Field::IpDaddr, CmpOp::Eq, Value::Net(net("224.0.0.0/4"))),
-                Stmt::Verdict(Verdict::Return),
-            ],
-        ),
-    );
-    plan.add_rule(
-        f,
-        NFT_TABLE,
-        RuleSpec::new(
-            NFT_POSTROUTING,
-            vec![
-                cmp(Field::Ip6Daddr, CmpOp::Eq, Value::Net(net("ff00::/8"))),
-                Stmt::Verdict(Verdict::Return),
-            ],
-        ),
-    );
-    plan.add_rule(
-        f,
-        NFT_TABLE,
-        RuleSpec::new(
-            NFT_POSTROUTING,
-            vec![Stmt::Verdict(Verdict::Goto(NFT_CHAIN.to_string()))],
-        ),
-    );
+    if !postrouting_in_place(existing) {
+        plan.flush_chain(f, NFT_TABLE, NFT_POSTROUTING);
+        plan.add_rule(
+            f,
+            NFT_TABLE,
+            RuleSpec::new(
+                NFT_POSTROUTING,
+                vec![
+                    cmp(Field::IpDaddr, CmpOp::Eq, Value::Net(net("224.0.0.0/4"))),
+                    Stmt::Verdict(Verdict::Return),
+                ],
+            ),
+        );
+        plan.add_rule(
+            f,
+            NFT_TABLE,
+            RuleSpec::new(
+                NFT_POSTROUTING,
+                vec![
+                    cmp(Field::Ip6Daddr, CmpOp::Eq, Value::Net(net("ff00::/8"))),
+                    Stmt::Verdict(Verdict::Return),
+                ],
+            ),
+        );
+        plan.add_rule(
+            f,
+            NFT_TABLE,
+            RuleSpec::new(
+                NFT_POSTROUTING,
+                vec![Stmt::Verdict(Verdict::Goto(NFT_CHAIN.to_string()))],
+            ),
+        );
+    }
     let prefix = nft_instance_hash(network, ifname, container_id);
     for (handle, _) in masq_rules(existing, &prefix) {
         plan.delete_rule(f, NFT_TABLE, NFT_CHAIN, handle);
@@ -401,6 +407,25 @@ pub fn nft_setup(
         );
     }
     plan
+}
+
+/// Whether `postrouting` holds exactly the reference's three rules (multicast returns, then
+/// `goto masq_checks`).
+fn postrouting_in_place(existing: Option<&TableListing>) -> bool {
+    let Some(chain) = existing.and_then(|t| t.chain(NFT_POSTROUTING)) else {
+        return false;
+    };
+    let rule_has = |i: usize, text: &str| {
+        chain
+            .rules
+            .get(i)
+            .is_some_and(|r| r.exprs.iter().any(|e| e.ends_with(text)))
+    };
+    chain.rules.len() == 3
+        && chain.hook.is_some()
+        && rule_has(0, "return")
+        && rule_has(1, "return")
+        && rule_has(2, &format!("goto {NFT_CHAIN}"))
 }
 
 fn net(s: &str) -> IpNet {
@@ -621,6 +646,46 @@ mod tests {
              add rule inet cni_plugins_masquerade masq_checks ip6 saddr fd00:1::5 ip6 daddr != fd00:1::/64 masquerade comment \"{c}\"\n"
         );
         assert_eq!(plan.to_string(), expected);
+    }
+
+    #[test]
+    fn nft_setup_leaves_a_correct_postrouting_alone() {
+        let mut existing = listing(vec![]);
+        let rule = |handle, last: &str| RuleListing {
+            handle,
+            comment: None,
+            exprs: vec![
+                "payload load 4b @ network header + 16 => reg 1".into(),
+                last.into(),
+            ],
+        };
+        existing.chains.push(ChainListing {
+            name: NFT_POSTROUTING.into(),
+            handle: 3,
+            hook: Some((4, 100)),
+            chain_type: Some("nat".into()),
+            policy: Some(1),
+            comment: None,
+            rules: vec![
+                rule(4, "immediate reg 0 return"),
+                rule(5, "immediate reg 0 return"),
+                rule(6, "immediate reg 0 goto masq_checks"),
+            ],
+        });
+        let plan = nft_setup("podnet", "eth0", CID, &ips()[..1], Some(&existing));
+        let text = plan.to_string();
+        assert!(!text.contains("flush chain"), "{text}");
+        assert!(!text.contains("postrouting ip daddr"), "{text}");
+        assert!(
+            text.contains("add rule inet cni_plugins_masquerade masq_checks ip saddr 10.88.0.5")
+        );
+        // A postrouting chain that differs is rewritten.
+        existing.chains[1].rules.pop();
+        let text = nft_setup("podnet", "eth0", CID, &ips()[..1], Some(&existing)).to_string();
+        assert!(
+            text.contains("flush chain inet cni_plugins_masquerade postrouting"),
+            "{text}"
+        );
     }
 
     #[test]

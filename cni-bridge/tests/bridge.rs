@@ -1015,3 +1015,43 @@ fn result_dns_from_config_overrides_ipam() {
     assert_eq!(r.dns.search, vec!["svc".to_string()]);
     node.runner.del(&conf, &att("dns", &pod)).unwrap();
 }
+
+#[test]
+fn nftables_postrouting_is_written_once() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables",
+               "ipam": node.ipam(&["10.18.0.0/24"])}),
+    );
+    let chain = || {
+        node.exec(
+            "nft",
+            &[
+                "-a",
+                "list",
+                "chain",
+                "inet",
+                "cni_plugins_masquerade",
+                "postrouting",
+            ],
+        )
+    };
+    let (p1, p2) = (node.pod(), node.pod());
+    node.runner.add(&conf, &att("pr1", &p1)).unwrap();
+    let first = chain();
+    assert_eq!(
+        first.matches("# handle").count(),
+        4,
+        "chain + 3 rules:\n{first}"
+    );
+    node.runner.add(&conf, &att("pr2", &p2)).unwrap();
+    assert_eq!(chain(), first, "the second ADD leaves postrouting as it is");
+    node.runner.del(&conf, &att("pr1", &p1)).unwrap();
+    node.runner.del(&conf, &att("pr2", &p2)).unwrap();
+}
