@@ -10,8 +10,14 @@
 //!
 //! ```text
 //! cargo build --release -p cni-bridge -p cni-ipam-hostlocal --bins --examples
-//! target/release/examples/bench [--runs 50] [--pods 500] [--skip-pods] [--ours-dir DIR]
+//! chrt -f 10 target/release/examples/bench [--runs 50] [--pods 500] [--skip-pods] [--ours-dir DIR]
 //! ```
+//!
+//! `chrt -f 10` (real-time FIFO priority, inherited by the plugin processes) keeps other load
+//! on the machine from queueing ahead of the measured processes; it helps both implementations
+//! alike. `--ours-dir` takes `bridge` and `host-local` from another build (e.g. a static one:
+//! `RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo build
+//! --release --target x86_64-unknown-linux-gnu -p cni-bridge -p cni-ipam-hostlocal --bins`).
 //!
 //! Peak RSS: a sub-process (`bench rss <dir>`) runs 10 ADD/DEL cycles of one implementation
 //! and reports `getrusage(RUSAGE_CHILDREN).ru_maxrss`: the largest resident set of any plugin

@@ -37,6 +37,12 @@
 //!   namespace under its final name (no rename, no namespace move: the move alone costs about
 //!   20 ms of kernel time); the wait for the port to come up and for IPv6 DAD are netlink
 //!   event waits, not the reference's 0/50/500/1000/1000 ms polls.
+//! - **IPAM runs while the veth is made** when its type is `host-local` or `static` (they never
+//!   look at the container interface); other IPAM types (`dhcp` needs the interface) run
+//!   after, as in the reference.
+//! - **nftables `ipMasq`** rewrites the `postrouting` chain only when it is not already the
+//!   reference's three rules (the reference flushes and re-adds it on every ADD; deleting rules
+//!   makes the closing process wait for an RCU grace period).
 //! - **Route `mtu` and `advmss`** of the result (spec 1.1) are applied; the reference drops
 //!   them. **Config errors** carry code 7 (`CNI_ARGS` errors code 4) instead of the reference's
 //!   999; the messages are the reference's.
