@@ -103,6 +103,15 @@ pub enum CheckError {
         /// Rules expected.
         expected: usize,
     },
+    /// The skeleton (base chain rules) was written for another configuration (other
+    /// conditions or mark), or the stamp is missing.
+    #[error("nftables skeleton stamp is {found:?}, expected {expected:?} (conditions or markMasqBit of another configuration are in effect)")]
+    Skeleton {
+        /// The stamp in the table.
+        found: String,
+        /// The stamp this configuration writes.
+        expected: String,
+    },
     /// A host port is not mapped, or mapped to another container.
     #[error("host port {key} is {state}")]
     Element {

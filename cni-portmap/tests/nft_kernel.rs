@@ -26,63 +26,69 @@ fn layout_takeover_del_check_gc() {
         &["10.88.0.6/16"],
     );
     let (att_a, att_b) = (att("ctr-a"), att("ctr-b"));
-    let chain_a = nftables::container_chain("net1", "ctr-a", "eth0");
-    let chain_b = nftables::container_chain("net1", "ctr-b", "eth0");
     let run = |f: &(dyn Fn() -> Result<(), cni_portmap::PortmapError> + Sync)| {
         ns.run(f).unwrap().unwrap_or_else(|e| panic!("{}", cni_types::error::chain_message(&e)))
     };
-    let mut host = FakeHost::default();
-    ns.run(|| cni_portmap::add(&a, &att_a, &mut System, &mut FakeHost::default()))
-        .unwrap()
-        .unwrap();
+    let listing = || ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
+    let owned_by = |t: &nft::TableListing, who: &str| {
+        t.sets
+            .iter()
+            .flat_map(|s| s.elements.iter())
+            .filter(|e| e.comment.as_deref() == Some(&format!("net1 eth0 {who}")))
+            .count()
+    };
+    run(&|| cni_portmap::add(&a, &att_a, &mut System, &mut FakeHost::default()).map(drop));
     let rs = nft_ruleset(&ns);
-    assert_has(&rs, "table ip cni_portmap {");
-    assert_has(&rs, "type ipv4_addr . inet_proto . inet_service : verdict");
-    assert_has(&rs, "fib daddr type local jump hostports");
-    assert_has(&rs, "ip daddr . meta l4proto . th dport vmap @hostip_ports");
-    assert_has(&rs, "meta l4proto . th dport vmap @ports");
-    assert_has(&rs, "meta mark 0x00002000 meta mark set 0x00000000 masquerade");
-    assert_has(&rs, &format!("chain {chain_a} {{"));
-    assert_has(&rs, "tcp dport 8080 ip saddr 10.88.0.0/16 meta mark 0x00000000 meta mark set 0x00002000");
-    assert_has(&rs, "tcp dport 8080 ip saddr 127.0.0.1 meta mark 0x00000000 meta mark set 0x00002000");
-    assert_has(&rs, "tcp dport 8080 dnat to 10.88.0.5:80");
-    assert_has(&rs, "ip daddr 192.168.1.10 udp dport 5353 dnat to 10.88.0.5:53");
-    assert!(
-        rs.iter().any(|l| l.contains(&format!("tcp . 8080 comment \"net1 eth0 ctr-a\" : goto {chain_a}"))),
-        "{}",
-        rs.join("\n")
-    );
+    for line in [
+        "table ip cni_portmap {",
+        "type inet_proto . inet_service : ipv4_addr . inet_service",
+        "type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service",
+        "fib daddr type local jump hostports",
+        "ip saddr . meta l4proto . th dport @masq meta mark 0x00000000 meta mark set 0x00002000",
+        "ip saddr . ip daddr . meta l4proto . th dport @hostip_masq meta mark 0x00000000 meta mark set 0x00002000",
+        "meta l4proto . th dport @masqall meta mark 0x00000000 meta mark set 0x00002000",
+        "ip daddr . meta l4proto . th dport @hostip_masqall meta mark 0x00000000 meta mark set 0x00002000",
+        "dnat ip to ip daddr . meta l4proto . th dport map @hostip_dnat",
+        "dnat ip to meta l4proto . th dport map @dnat",
+        "meta mark 0x00002000 meta mark set 0x00000000 masquerade",
+    ] {
+        assert_has(&rs, line);
+    }
+    let text = rs.join("\n");
+    for e in [
+        "tcp . 8080 comment \"net1 eth0 ctr-a\" : 10.88.0.5 . 80",
+        "192.168.1.10 . udp . 5353 comment \"net1 eth0 ctr-a\" : 10.88.0.5 . 53",
+        "127.0.0.1 . 192.168.1.10 . udp . 5353 comment \"net1 eth0 ctr-a\" : 10.88.0.5 . 53",
+        "10.88.0.5 . tcp . 8080 comment \"net1 eth0 ctr-a\" : 10.88.0.5 . 80",
+    ] {
+        assert!(text.contains(e), "missing element {e:?}:\n{text}");
+    }
     assert_lacks(&rs, "table ip6");
     run(&|| cni_portmap::check(&a, &att_a, &mut System, &mut FakeHost::default()));
     // ADD again: idempotent, same state.
     run(&|| cni_portmap::add(&a, &att_a, &mut System, &mut FakeHost::default()).map(drop));
     assert_eq!(nft_ruleset(&ns), rs);
+    assert_eq!(owned_by(&listing(), "ctr-a"), 6);
 
-    // B takes tcp/8080 over.
+    // B takes tcp/8080 over: dnat and the 127.0.0.1 masq key are B's now.
     run(&|| cni_portmap::add(&b, &att_b, &mut System, &mut FakeHost::default()).map(drop));
-    let t = ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
-    let ports = t.set(nftables::PORTS_MAP).unwrap();
-    assert_eq!(ports.elements.len(), 1);
-    assert_eq!(nftables::elements_of(&t, IpFamily::V4, &chain_b).len(), 1);
-    assert_eq!(nftables::elements_of(&t, IpFamily::V4, &chain_a).len(), 1, "A keeps its hostIP port");
+    let t = listing();
+    assert_eq!(owned_by(&t, "ctr-b"), 3);
+    assert_eq!(owned_by(&t, "ctr-a"), 4, "A keeps its own hairpin key and its hostIP port");
     let e = ns
         .run(|| cni_portmap::check(&a, &att_a, &mut System, &mut FakeHost::default()))
         .unwrap()
         .unwrap_err();
-    assert!(
-        cni_types::error::chain_message(&e).contains(&format!("host port ports tcp . 8080 is mapped to goto {chain_b}")),
-        "{}",
-        cni_types::error::chain_message(&e)
-    );
+    let msg = cni_types::error::chain_message(&e);
+    assert!(msg.contains("is mapped to 10.88.0.6 . 8000"), "{msg}");
     run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut FakeHost::default()));
 
-    // DEL A: B's element stays, A's chain and elements go. Twice.
+    // DEL A: B's elements stay, A's go. Twice.
     for _ in 0..2 {
         run(&|| cni_portmap::del(&a, &att_a, &mut System, &mut FakeHost::default()));
-        let t = ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
-        assert!(t.chain(&chain_a).is_none());
-        assert!(nftables::elements_of(&t, IpFamily::V4, &chain_a).is_empty());
-        assert_eq!(nftables::elements_of(&t, IpFamily::V4, &chain_b).len(), 1);
+        let t = listing();
+        assert_eq!(owned_by(&t, "ctr-a"), 0);
+        assert_eq!(owned_by(&t, "ctr-b"), 3);
     }
     run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut FakeHost::default()));
 
@@ -96,11 +102,18 @@ fn layout_takeover_del_check_gc() {
     run(&|| cni_portmap::gc(&b, &[att_b.clone()], &mut System, &mut FakeHost::default()));
     run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut FakeHost::default()));
     run(&|| cni_portmap::gc(&b, &[], &mut System, &mut FakeHost::default()));
-    let t = ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
-    assert!(t.chain(&chain_b).is_none());
-    assert!(t.set(nftables::PORTS_MAP).unwrap().elements.len() == 1);
+    let t = listing();
+    assert_eq!(owned_by(&t, "ctr-b"), 0);
     run(&|| cni_portmap::check(&other, &att("ctr-o"), &mut System, &mut FakeHost::default()));
-    host.calls.clear();
+    // DEL without prevResult finds the elements by comment.
+    let other_no_prev = {
+        let j = r#"{"cniVersion":"1.0.0","name":"net2","type":"portmap","backend":"nftables",
+            "runtimeConfig":{"portMappings":[{"hostPort":9090,"containerPort":90,"protocol":"tcp"}]}}"#;
+        cni_portmap::PortmapConf::parse(j.as_bytes(), "eth0", &mut || cni_linux::firewall::Backend::Nftables).unwrap()
+    };
+    run(&|| cni_portmap::del(&other_no_prev, &att("ctr-o"), &mut System, &mut FakeHost::default()));
+    let t = listing();
+    assert!(t.sets.iter().filter(|s| s.name != nftables::STAMP_MAP).all(|s| s.elements.is_empty()));
 }
 
 /// The conditional delete DEL relies on, in each situation, straight against the kernel.
@@ -111,65 +124,149 @@ fn conditional_delete_transaction() {
     }
     let ns = TempNetns::new("pmnftdel").unwrap();
     let a = conf("nftables", MAPS, "", &["10.88.0.5/16"]);
-    let chain_a = nftables::container_chain("net1", "ctr-a", "eth0");
-    let cmt = nftables::owner_comment("net1", "ctr-a", "eth0");
-    let keys = nftables::keys(&a, IpFamily::V4);
-    let del = nftables::del_plan(IpFamily::V4, &chain_a, &cmt, &keys);
+    let net_a: ipnet::IpNet = "10.88.0.5/16".parse().unwrap();
+    let cmt_a = nftables::owner_comment("net1", "ctr-a", "eth0");
+    let del = nftables::del_plan(IpFamily::V4, &cmt_a, &nftables::entries(&a, net_a));
     let errno = |r: Result<(), nft::NftError>| r.err().and_then(|e| e.errno());
+    let listing = || ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
+    let elements = |t: &nft::TableListing| {
+        t.sets
+            .iter()
+            .filter(|s| s.name != nftables::STAMP_MAP)
+            .map(|s| s.elements.len())
+            .sum::<usize>()
+    };
 
     // No table: ENOENT (DEL then lists, finds nothing, succeeds).
     assert_eq!(errno(ns.run(|| nft::apply(&del)).unwrap()), Some(libc::ENOENT));
-
-    // Present and ours: removed, chain gone.
-    let add = nftables::add_plan(&a, &att("ctr-a"), "10.88.0.5/16".parse().unwrap(), &[]).unwrap();
-    ns.run(|| nft::apply(&add)).unwrap().unwrap();
+    // The fast ADD needs the skeleton: ENOENT without it.
+    let add = nftables::add_plan(&a, &att("ctr-a"), net_a, &[]).unwrap();
+    assert_eq!(errno(ns.run(|| nft::apply(&add)).unwrap()), Some(libc::ENOENT));
+    // Present and ours: removed.
+    let add_full = nftables::add_plan_with_skeleton(&a, &att("ctr-a"), net_a, &[]).unwrap();
+    ns.run(|| nft::apply(&add_full)).unwrap().unwrap();
+    assert_eq!(elements(&listing()), 6);
     ns.run(|| nft::apply(&del)).unwrap().unwrap();
-    let t = ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
-    assert!(t.chain(&chain_a).is_none());
-    assert!(t.sets.iter().all(|s| s.elements.is_empty()));
-
+    assert_eq!(elements(&listing()), 0);
     // Absent (table there): a no-op that succeeds.
     ns.run(|| nft::apply(&del)).unwrap().unwrap();
 
-    // Owned by someone else: EEXIST and nothing changes.
+    // Held by someone else: EEXIST and nothing changes.
     let b = conf("nftables", r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp"}"#, "", &["10.88.0.6/16"]);
-    let add_b = nftables::add_plan(&b, &att("ctr-b"), "10.88.0.6/16".parse().unwrap(), &[]).unwrap();
-    ns.run(|| nft::apply(&add_b)).unwrap().unwrap();
+    let net_b: ipnet::IpNet = "10.88.0.6/16".parse().unwrap();
+    ns.run(|| nft::apply(&nftables::add_plan(&b, &att("ctr-b"), net_b, &[]).unwrap()))
+        .unwrap()
+        .unwrap();
     let before = nft_ruleset(&ns);
     assert_eq!(errno(ns.run(|| nft::apply(&del)).unwrap()), Some(libc::EEXIST));
     assert_eq!(nft_ruleset(&ns), before);
 
     // ADD of A while B holds tcp/8080: EEXIST, then the takeover plan from the listing.
     assert_eq!(errno(ns.run(|| nft::apply(&add)).unwrap()), Some(libc::EEXIST));
-    let t = ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
-    let taken = nftables::conflicts(&t, IpFamily::V4, &chain_a, &keys);
-    assert_eq!(taken.len(), 1);
-    assert_eq!(taken[0].to_string(), "tcp . 8080");
-    let add2 = nftables::add_plan(&a, &att("ctr-a"), "10.88.0.5/16".parse().unwrap(), &taken).unwrap();
-    ns.run(|| nft::apply(&add2)).unwrap().unwrap();
-    let t = ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
-    assert_eq!(nftables::elements_of(&t, IpFamily::V4, &chain_a).len(), 2);
-    // B's chain is still there (B's DEL removes it), pointing nowhere.
-    let chain_b = nftables::container_chain("net1", "ctr-b", "eth0");
-    assert!(t.chain(&chain_b).is_some());
-    assert!(nftables::elements_of(&t, IpFamily::V4, &chain_b).is_empty());
-    // B's conditional DEL: its key is now A's, so EEXIST; the listed plan removes the chain.
-    let del_b = nftables::del_plan(
-        IpFamily::V4,
-        &chain_b,
-        &nftables::owner_comment("net1", "ctr-b", "eth0"),
-        &nftables::keys(&b, IpFamily::V4),
+    let taken = nftables::conflicts(&listing(), IpFamily::V4, &nftables::entries(&a, net_a));
+    let taken_text: Vec<String> = taken.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        taken_text,
+        vec![
+            "masq { 127.0.0.1 . tcp . 8080 : 10.88.0.5 . 80 }",
+            "dnat { tcp . 8080 : 10.88.0.5 . 80 }"
+        ]
     );
+    let add2 = nftables::add_plan(&a, &att("ctr-a"), net_a, &taken).unwrap();
+    ns.run(|| nft::apply(&add2)).unwrap().unwrap();
+    assert_eq!(elements(&listing()), 7, "A's six and B's own hairpin key");
+    // B's conditional DEL: two of its keys are A's now, so EEXIST; the listed plan removes
+    // only what still carries B's comment.
+    let cmt_b = nftables::owner_comment("net1", "ctr-b", "eth0");
+    let del_b = nftables::del_plan(IpFamily::V4, &cmt_b, &nftables::entries(&b, net_b));
     assert_eq!(errno(ns.run(|| nft::apply(&del_b)).unwrap()), Some(libc::EEXIST));
-    let listed = nftables::del_plan_listed(&t, IpFamily::V4, &chain_b);
+    let listed = nftables::del_plan_listed(&listing(), IpFamily::V4, &cmt_b);
     assert_eq!(
         listed.to_string(),
-        format!(
-            "flush chain ip cni_portmap {chain_b}\ndelete chain ip cni_portmap {chain_b}\n"
-        )
+        "delete element ip cni_portmap masq { 10.88.0.6 . tcp . 8080 }\n"
     );
     ns.run(|| nft::apply(&listed)).unwrap().unwrap();
-    let t = ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
-    assert!(t.chain(&chain_b).is_none());
-    assert_eq!(nftables::elements_of(&t, IpFamily::V4, &chain_a).len(), 2);
+    assert_eq!(elements(&listing()), 6);
+    ns.run(|| cni_portmap::check(&a, &att("ctr-a"), &mut System, &mut FakeHost::default()))
+        .unwrap()
+        .unwrap();
+}
+
+/// Counts what reaches the kernel.
+#[derive(Default)]
+struct Counting {
+    applies: usize,
+    listings: usize,
+}
+
+impl cni_linux::firewall::FirewallApplier for Counting {
+    fn apply_iptables(
+        &mut self,
+        p: &[cni_linux::firewall::iptables::IptablesPlan],
+    ) -> Result<(), cni_linux::firewall::FirewallError> {
+        System.apply_iptables(p)
+    }
+    fn iptables_state(
+        &mut self,
+        f: IpFamily,
+        t: &str,
+    ) -> Result<cni_linux::firewall::iptables::IptablesState, cni_linux::firewall::FirewallError> {
+        System.iptables_state(f, t)
+    }
+    fn apply_nft(&mut self, p: &nft::NftPlan) -> Result<(), cni_linux::firewall::FirewallError> {
+        self.applies += 1;
+        System.apply_nft(p)
+    }
+    fn nft_table(
+        &mut self,
+        f: Family,
+        t: &str,
+    ) -> Result<Option<nft::TableListing>, cni_linux::firewall::FirewallError> {
+        self.listings += 1;
+        System.nft_table(f, t)
+    }
+}
+
+/// ADD on a node whose skeleton is in place is one transaction and never reads the table;
+/// another configuration's conditions rewrite the skeleton once.
+#[test]
+fn add_is_one_transaction_without_listing() {
+    if !root() {
+        return;
+    }
+    let ns = TempNetns::new("pmnftfast").unwrap();
+    let one = |port: u16, ip: &str| {
+        conf("nftables", &format!(r#"{{"hostPort":{port},"containerPort":80,"protocol":"tcp"}}"#), "", &[ip])
+    };
+    let count = |c: &cni_portmap::PortmapConf, id: &str| {
+        ns.run(|| {
+            let mut fw = Counting::default();
+            cni_portmap::add(c, &att(id), &mut fw, &mut FakeHost::default()).unwrap();
+            (fw.applies, fw.listings)
+        })
+        .unwrap()
+    };
+    // A new node: the fast transaction fails (ENOENT), one listing, the full one.
+    assert_eq!(count(&one(1000, "10.88.0.2/16"), "c0"), (2, 1));
+    // Then: one transaction each, no listing, whatever the table holds.
+    for i in 1..50u16 {
+        assert_eq!(count(&one(1000 + i, "10.88.0.3/16"), &format!("c{i}")), (1, 0));
+    }
+    // Another configuration (conditions): skeleton rewritten, once.
+    let other = conf(
+        "nftables",
+        r#"{"hostPort":2000,"containerPort":80,"protocol":"tcp"}"#,
+        r#","conditionsV4":["iifname != \"lo\""]"#,
+        &["10.88.0.9/16"],
+    );
+    assert_eq!(count(&other, "o1"), (2, 1));
+    assert_has(&nft_ruleset(&ns), "iifname != \"lo\" fib daddr type local jump hostports");
+    let e = ns
+        .run(|| cni_portmap::check(&one(1001, "10.88.0.3/16"), &att("c1"), &mut System, &mut FakeHost::default()))
+        .unwrap()
+        .unwrap_err();
+    assert!(cni_types::error::chain_message(&e).contains("skeleton stamp"), "{e}");
+    ns.run(|| cni_portmap::check(&other, &att("o1"), &mut System, &mut FakeHost::default()))
+        .unwrap()
+        .unwrap();
 }

@@ -122,28 +122,37 @@ fn nft_add(
 ) -> Result<(), PortmapError> {
     const WHAT: &str = "unable to set up nftables rules for port mappings";
     let f = fam(&net);
-    let chain = nftables::container_chain(&conf.name, &att.container_id, &att.ifname);
-    let plan = nftables::add_plan(conf, att, net, &[])?;
-    let mut result = fw.apply_nft(&plan);
-    // EEXIST: a host port is held by another container. Take it over (last ADD wins): list
-    // the table, delete the conflicting keys and add ours in one transaction. Retried in case
-    // another ADD raced us.
+    // Fast path: the skeleton is in place and the host ports are free.
+    let mut result = fw.apply_nft(&nftables::add_plan(conf, att, net, &[])?);
+    // ENOENT: no table yet. EEXIST: the skeleton has another stamp (conditions or mark of
+    // another configuration), or a host port is held by another container, which we take
+    // over (last ADD wins). Look at the table once and write what is missing; retried in
+    // case another ADD raced us.
     for _ in 0..3 {
         match &result {
-            Err(e) if nft_errno_kind(e) == Some(ErrorKind::AlreadyExists) => {}
+            Err(e)
+                if matches!(
+                    nft_errno_kind(e),
+                    Some(ErrorKind::AlreadyExists | ErrorKind::NotFound)
+                ) => {}
             _ => break,
         }
-        let Some(listing) = fw
+        let listing = fw
             .nft_table(nftables::family(f), nftables::TABLE)
-            .map_err(PortmapError::firewall(WHAT))?
-        else {
-            break;
+            .map_err(PortmapError::firewall(WHAT))?;
+        let stamp = nftables::skeleton_stamp(conf, f)?;
+        let (skeleton_ok, taken) = match &listing {
+            None => (false, Vec::new()),
+            Some(t) => (
+                nftables::listed_stamp(t).as_deref() == Some(stamp.as_str()),
+                nftables::conflicts(t, f, &nftables::entries(conf, net)),
+            ),
         };
-        let taken = nftables::conflicts(&listing, f, &chain, &nftables::keys(conf, f));
-        if taken.is_empty() {
-            break;
-        }
-        let plan = nftables::add_plan(conf, att, net, &taken)?;
+        let plan = if skeleton_ok {
+            nftables::add_plan(conf, att, net, &taken)?
+        } else {
+            nftables::add_plan_with_skeleton(conf, att, net, &taken)?
+        };
         result = fw.apply_nft(&plan);
     }
     result.map_err(PortmapError::firewall(WHAT))
@@ -200,24 +209,33 @@ fn nft_del(
     f: IpFamily,
     fw: &mut dyn FirewallApplier,
 ) -> Result<(), FirewallError> {
-    let chain = nftables::container_chain(&conf.name, &att.container_id, &att.ifname);
     let comment = nftables::owner_comment(&conf.name, &att.container_id, &att.ifname);
-    let plan = nftables::del_plan(f, &chain, &comment, &nftables::keys(conf, f));
-    match fw.apply_nft(&plan) {
-        Ok(()) => return Ok(()),
-        Err(e)
-            if matches!(
-                nft_errno_kind(&e),
-                Some(ErrorKind::AlreadyExists | ErrorKind::NotFound | ErrorKind::ResourceBusy)
-            ) => {}
-        Err(e) => return Err(e),
+    match conf.container(f) {
+        Some(net) => {
+            let plan = nftables::del_plan(f, &comment, &nftables::entries(conf, net));
+            if plan.is_empty() {
+                return Ok(());
+            }
+            match fw.apply_nft(&plan) {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if matches!(
+                        nft_errno_kind(&e),
+                        Some(ErrorKind::AlreadyExists | ErrorKind::NotFound)
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // With prevResult, the container had no address of this family: ADD wrote nothing.
+        None if conf.prev_result.is_some() => return Ok(()),
+        None => {}
     }
-    // A key was taken over by another container, the table does not exist, or elements we
-    // do not know of still point to the chain: delete exactly what points to it.
+    // A key was taken over by another container, there is no table, or no address to compute
+    // the elements from: delete exactly the elements carrying this attachment's comment.
     let Some(listing) = fw.nft_table(nftables::family(f), nftables::TABLE)? else {
         return Ok(());
     };
-    let plan = nftables::del_plan_listed(&listing, f, &chain);
+    let plan = nftables::del_plan_listed(&listing, f, &comment);
     if plan.is_empty() {
         return Ok(());
     }
@@ -281,7 +299,7 @@ pub fn check(
                 let listing = fw
                     .nft_table(nftables::family(f), nftables::TABLE)
                     .map_err(PortmapError::firewall("could not list nftables rules"))?;
-                nftables::check(listing.as_ref(), conf, att, net)?;
+                nftables::check(listing.as_ref(), conf, net)?;
             }
         }
     }
