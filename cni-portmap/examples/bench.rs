@@ -110,7 +110,10 @@ fn exec(
 ) -> Result<Sample> {
     let mut cmd = Command::new(bin);
     cmd.env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", cid)
         .env("CNI_NETNS", pod)
@@ -210,17 +213,24 @@ fn preload(node: &TempNetns, im: Impl, n: u32, sandbox: &str) -> Result<()> {
 }
 
 fn count_state(node: &TempNetns, im: Impl) -> Result<usize> {
-    let text = match im {
+    match im {
         Impl::OursNft => {
-            if node.exec_ok("nft", &["list", "table", "ip", "cni_portmap"]).is_err() {
-                return Ok(0);
-            }
-            let out = node.exec_ok("nft", &["list", "map", "ip", "cni_portmap", "ports"])?;
-            return Ok(out.stdout_text().matches("goto pm-").count());
+            let t = node.run(|| {
+                cni_linux::firewall::nftables::list_table(
+                    cni_linux::firewall::nftables::Family::Ip,
+                    cni_portmap::nftables::TABLE,
+                )
+            })??;
+            Ok(
+                t.and_then(|t| t.set(cni_portmap::nftables::DNAT).map(|s| s.elements.len()))
+                    .unwrap_or(0),
+            )
         }
-        _ => node.exec_ok("iptables-save", &["-t", "nat"])?.stdout_text(),
-    };
-    Ok(text.lines().filter(|l| l.starts_with(":CNI-DN-")).count())
+        _ => {
+            let text = node.exec_ok("iptables-save", &["-t", "nat"])?.stdout_text();
+            Ok(text.lines().filter(|l| l.starts_with(":CNI-DN-")).count())
+        }
+    }
 }
 
 struct Row {
@@ -247,7 +257,8 @@ fn portmap_bench(iterations: usize, pods: &[u32]) -> Result<Vec<Row>> {
                 bail!("{}: preloaded {have} containers, expected {n}", im.name());
             }
         }
-        let mut times: Vec<(Impl, Vec<Sample>)> = Impl::ALL.iter().map(|i| (*i, Vec::new())).collect();
+        let mut times: Vec<(Impl, Vec<Sample>)> =
+            Impl::ALL.iter().map(|i| (*i, Vec::new())).collect();
         // Warm-up (page cache, first nf_tables/iptables table setup), then interleaved runs in
         // rotating order.
         for round in 0..iterations + 2 {
@@ -255,10 +266,28 @@ fn portmap_bench(iterations: usize, pods: &[u32]) -> Result<Vec<Row>> {
                 let (im, node) = &nodes[(k + round) % nodes.len()];
                 let bin: &Path = if *im == Impl::Go { &go } else { &ours };
                 let c = conf(*im, "10.99.0.2", 8080, &sandbox);
-                let t = exec(node, bin, "ADD", "bench-ctr", pod.path(), dir.path(), c.as_bytes())?;
-                exec(node, bin, "DEL", "bench-ctr", pod.path(), dir.path(), c.as_bytes())?;
-                if round >= 2 {
-                    times.iter_mut().find(|(i, _)| i == im).map(|(_, v)| v.push(t));
+                let t = exec(
+                    node,
+                    bin,
+                    "ADD",
+                    "bench-ctr",
+                    pod.path(),
+                    dir.path(),
+                    c.as_bytes(),
+                )?;
+                exec(
+                    node,
+                    bin,
+                    "DEL",
+                    "bench-ctr",
+                    pod.path(),
+                    dir.path(),
+                    c.as_bytes(),
+                )?;
+                if round >= 2
+                    && let Some((_, v)) = times.iter_mut().find(|(i, _)| i == im)
+                {
+                    v.push(t);
                 }
             }
         }
@@ -282,31 +311,44 @@ fn chain_bench(iterations: usize, masq: bool) -> Result<Row> {
         cni_testkit::chain::set_ipam_data_dir(&mut l, data);
         l
     };
-    let variants: Vec<(Impl, &CniPathDir)> = vec![(Impl::OursNft, &ours), (Impl::OursIpt, &ours), (Impl::Go, &go)];
+    let variants: Vec<(Impl, &CniPathDir)> = vec![
+        (Impl::OursNft, &ours),
+        (Impl::OursIpt, &ours),
+        (Impl::Go, &go),
+    ];
     let mut setups = Vec::new();
     for (im, dir) in &variants {
         let node = TempNetns::new("bchain")?;
         node.sysctl_set("net.ipv4.ip_forward", "1")?;
         let data = TempDir::new("bchain-ipam")?;
-        let ch = ChainRunner::from_json(&list(im.backend(), data.path()), [dir.path()])?.in_netns(&node)?;
+        let ch = ChainRunner::from_json(&list(im.backend(), data.path()), [dir.path()])?
+            .in_netns(&node)?;
         setups.push((*im, node, data, ch));
     }
     let rt = RuntimeConf::new("chain-ctr", pod.path().display().to_string(), "eth0")
-        .with_capability("portMappings", json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]));
-    let mut times: Vec<(Impl, Vec<Sample>)> = variants.iter().map(|(i, _)| (*i, Vec::new())).collect();
+        .with_capability(
+            "portMappings",
+            json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]),
+        );
+    let mut times: Vec<(Impl, Vec<Sample>)> =
+        variants.iter().map(|(i, _)| (*i, Vec::new())).collect();
     for round in 0..iterations + 2 {
         for k in 0..setups.len() {
             let (im, _node, _data, ch) = &setups[(k + round) % setups.len()];
             let cpu0 = children_cpu();
             let start = Instant::now();
-            ch.add(&rt).map_err(|e| anyhow::anyhow!("{} chain ADD: {e}", im.name()))?;
+            ch.add(&rt)
+                .map_err(|e| anyhow::anyhow!("{} chain ADD: {e}", im.name()))?;
             let t = Sample {
                 wall: start.elapsed(),
                 cpu: children_cpu().saturating_sub(cpu0),
             };
-            ch.del(&rt).map_err(|e| anyhow::anyhow!("{} chain DEL: {e}", im.name()))?;
-            if round >= 2 {
-                times.iter_mut().find(|(i, _)| i == im).map(|(_, v)| v.push(t));
+            ch.del(&rt)
+                .map_err(|e| anyhow::anyhow!("{} chain DEL: {e}", im.name()))?;
+            if round >= 2
+                && let Some((_, v)) = times.iter_mut().find(|(i, _)| i == im)
+            {
+                v.push(t);
             }
         }
     }
@@ -326,25 +368,38 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let iterations: usize = args.first().map(|s| s.parse()).transpose()?.unwrap_or(30);
     let pods: u32 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(1000);
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     println!(
         "portmap benchmark: {iterations} interleaved runs per cell, medians (p90) in ms; {cpus} CPUs; kernel {}",
-        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
     );
     let mut rows = portmap_bench(iterations, &[0, 200, pods])?;
     rows.push(chain_bench(iterations, false)?);
     rows.push(chain_bench(iterations, true)?);
 
     println!();
-    println!("Wall clock median (p90) / CPU median, ms; ratios of wall-clock medians to the Go plugin's.");
+    println!(
+        "Wall clock median (p90) / CPU median, ms; ratios of wall-clock medians to the Go plugin's."
+    );
     println!();
-    println!("| measurement | ours (nftables) | ours (iptables) | Go v1.1.1 | ours nft / Go | ours ipt / Go |");
+    println!(
+        "| measurement | ours (nftables) | ours (iptables) | Go v1.1.1 | ours nft / Go | ours ipt / Go |"
+    );
     println!("|---|---|---|---|---|---|");
     let mut base: Vec<(Impl, Duration, Duration)> = Vec::new();
     for (idx, row) in rows.iter().enumerate() {
         let st: Vec<(Impl, (Duration, Duration, Duration))> =
             row.times.iter().map(|(im, v)| (*im, stats(v))).collect();
-        let get = |im: Impl| st.iter().find(|(i, _)| *i == im).map(|(_, s)| *s).unwrap_or_default();
+        let get = |im: Impl| {
+            st.iter()
+                .find(|(i, _)| *i == im)
+                .map(|(_, s)| *s)
+                .unwrap_or_default()
+        };
         let cell = |im: Impl| {
             let (m, p, c) = get(im);
             format!("{} ({}) / {}", ms(m), ms(p), ms(c))
@@ -364,14 +419,24 @@ fn main() -> Result<()> {
         }
     }
     println!();
-    println!("Growth of portmap ADD with the containers already mapped (wall median / wall median with none; CPU likewise):");
-    for row in rows.iter().filter(|r| r.what.starts_with("portmap ADD")).skip(1) {
+    println!(
+        "Growth of portmap ADD with the containers already mapped (wall median / wall median with none; CPU likewise):"
+    );
+    for row in rows
+        .iter()
+        .filter(|r| r.what.starts_with("portmap ADD"))
+        .skip(1)
+    {
         let parts: Vec<String> = row
             .times
             .iter()
             .map(|(im, v)| {
                 let (m, _, c) = stats(v);
-                let (bm, bc) = base.iter().find(|(i, _, _)| i == im).map(|(_, m, c)| (*m, *c)).unwrap_or_default();
+                let (bm, bc) = base
+                    .iter()
+                    .find(|(i, _, _)| i == im)
+                    .map(|(_, m, c)| (*m, *c))
+                    .unwrap_or_default();
                 format!(
                     "{} {:.2}x (CPU {:.2}x)",
                     im.name(),

@@ -241,7 +241,9 @@ impl Parser {
                             None => self
                                 .number(&text)
                                 .and_then(|n| u8::try_from(n).ok())
-                                .ok_or_else(|| self.bad_value(&text, "tcp, udp, sctp or a number"))?,
+                                .ok_or_else(|| {
+                                    self.bad_value(&text, "tcp, udp, sctp or a number")
+                                })?,
                         };
                         Ok(Stmt::Cmp {
                             field: Field::L4Proto,
@@ -274,9 +276,7 @@ impl Parser {
                     negate: op == CmpOp::Neq,
                 })
             }
-            _ => self.err(
-                "expected ip, ip6, iifname, oifname, meta, tcp, udp, sctp, th or fib",
-            ),
+            _ => self.err("expected ip, ip6, iifname, oifname, meta, tcp, udp, sctp, th or fib"),
         }
     }
 }

@@ -226,8 +226,8 @@ impl PortmapConf {
             if !(1..=65535).contains(&pm.host_port) {
                 return Err(ConfigError::HostPort(pm.host_port));
             }
-            let protocol =
-                Protocol::parse(&pm.protocol).ok_or_else(|| ConfigError::Protocol(pm.protocol.clone()))?;
+            let protocol = Protocol::parse(&pm.protocol)
+                .ok_or_else(|| ConfigError::Protocol(pm.protocol.clone()))?;
             let host_ip = match pm.host_ip.trim() {
                 "" => None,
                 s => Some(
@@ -317,7 +317,10 @@ fn resolve_backend(
     if has_external_chain {
         ipt_opts.push("externalSetMarkChain");
     }
-    for (key, conds) in [("conditionsV4", conditions_v4), ("conditionsV6", conditions_v6)] {
+    for (key, conds) in [
+        ("conditionsV4", conditions_v4),
+        ("conditionsV6", conditions_v6),
+    ] {
         match conditions_backend(conds) {
             Some(Backend::Iptables) => ipt_opts.push(key),
             Some(Backend::Nftables) => nft_opts.push(key),

@@ -105,7 +105,9 @@ pub enum CheckError {
     },
     /// The skeleton (base chain rules) was written for another configuration (other
     /// conditions or mark), or the stamp is missing.
-    #[error("nftables skeleton stamp is {found:?}, expected {expected:?} (conditions or markMasqBit of another configuration are in effect)")]
+    #[error(
+        "nftables skeleton stamp is {found:?}, expected {expected:?} (conditions or markMasqBit of another configuration are in effect)"
+    )]
     Skeleton {
         /// The stamp in the table.
         found: String,

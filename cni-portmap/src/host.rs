@@ -23,7 +23,11 @@ pub trait Host {
     fn enable_route_localnet(&mut self, container: IpAddr) -> Result<Option<String>, PortmapError>;
     /// Deletes the UDP conntrack entries of `family` whose original destination port is one
     /// of `ports`; returns how many were deleted.
-    fn delete_udp_conntrack(&mut self, family: IpFamily, ports: &[u16]) -> Result<usize, ConntrackError>;
+    fn delete_udp_conntrack(
+        &mut self,
+        family: IpFamily,
+        ports: &[u16],
+    ) -> Result<usize, ConntrackError>;
 }
 
 /// The real host.
@@ -61,7 +65,11 @@ impl Host for SystemHost {
         Ok(Some(link.name))
     }
 
-    fn delete_udp_conntrack(&mut self, family: IpFamily, ports: &[u16]) -> Result<usize, ConntrackError> {
+    fn delete_udp_conntrack(
+        &mut self,
+        family: IpFamily,
+        ports: &[u16],
+    ) -> Result<usize, ConntrackError> {
         let mut n = 0;
         for p in ports {
             n += conntrack::delete(&Filter {
@@ -94,7 +102,10 @@ impl Host for FakeHost {
     }
 
     fn backend_available(&mut self, backend: Backend) -> bool {
-        self.calls.push(format!("available {}", crate::config::backend_name(backend)));
+        self.calls.push(format!(
+            "available {}",
+            crate::config::backend_name(backend)
+        ));
         !self.unavailable
     }
 
@@ -103,7 +114,11 @@ impl Host for FakeHost {
         Ok(self.route_localnet_if.clone())
     }
 
-    fn delete_udp_conntrack(&mut self, family: IpFamily, ports: &[u16]) -> Result<usize, ConntrackError> {
+    fn delete_udp_conntrack(
+        &mut self,
+        family: IpFamily,
+        ports: &[u16],
+    ) -> Result<usize, ConntrackError> {
         self.calls.push(format!("conntrack {family} udp {ports:?}"));
         Ok(0)
     }

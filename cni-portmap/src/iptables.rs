@@ -110,7 +110,14 @@ pub fn masq_entry_rule() -> Vec<String> {
 
 /// The rule appended to `PREROUTING` and `OUTPUT`.
 pub fn top_entry_rule() -> Vec<String> {
-    toks(&["-m", "addrtype", "--dst-type", "LOCAL", "-j", TOP_DNAT_CHAIN])
+    toks(&[
+        "-m",
+        "addrtype",
+        "--dst-type",
+        "LOCAL",
+        "-j",
+        TOP_DNAT_CHAIN,
+    ])
 }
 
 /// A container's chain as the reference's `fillDnatRules` builds it: token lists exactly as
@@ -157,7 +164,13 @@ pub fn container_chain(conf: &PortmapConf, container_id: &str, container: IpNet)
                 .join(",");
             let mut r = toks(&["-m", "comment", "--comment"]);
             r.push(cmt.clone());
-            r.extend(toks(&["-m", "multiport", "-p", proto, "--destination-ports"]));
+            r.extend(toks(&[
+                "-m",
+                "multiport",
+                "-p",
+                proto,
+                "--destination-ports",
+            ]));
             r.push(list);
             r.extend(conditions.iter().cloned());
             entry_rules.push(r);
@@ -235,7 +248,10 @@ fn layout(conf: &PortmapConf, container_id: &str, container: IpNet) -> Result<La
     if conf.snat && conf.external_set_mark_chain.is_none() {
         chains.push(SETMARK_CHAIN.to_owned());
         chains.push(MASQ_CHAIN.to_owned());
-        shared.push((SETMARK_CHAIN.to_owned(), rule(setmark_rule(conf.mark_masq_bit))?));
+        shared.push((
+            SETMARK_CHAIN.to_owned(),
+            rule(setmark_rule(conf.mark_masq_bit))?,
+        ));
         shared.push((MASQ_CHAIN.to_owned(), rule(masq_rule(conf.mark_masq_bit))?));
         masq_entry = Some(rule(masq_entry_rule())?);
     }
@@ -365,7 +381,11 @@ pub fn check(
 /// The chains of network `network` whose container is not in `valid_ids`, found by the
 /// comment of their entry rules in `CNI-HOSTPORT-DNAT` (which is the reference's too, so
 /// leftovers of the Go plugin are found as well).
-pub fn stale_chains(state: &IptablesState, network: &str, valid_ids: &BTreeSet<String>) -> Vec<String> {
+pub fn stale_chains(
+    state: &IptablesState,
+    network: &str,
+    valid_ids: &BTreeSet<String>,
+) -> Vec<String> {
     let Some(t) = state.table(TABLE) else {
         return Vec::new();
     };
@@ -391,11 +411,7 @@ pub fn stale_chains(state: &IptablesState, network: &str, valid_ids: &BTreeSet<S
 }
 
 /// The plan for GC in one family: the stale chains of [`stale_chains`] and their jumps.
-pub fn gc_plan(
-    state: &IptablesState,
-    network: &str,
-    valid_ids: &BTreeSet<String>,
-) -> IptablesPlan {
+pub fn gc_plan(state: &IptablesState, network: &str, valid_ids: &BTreeSet<String>) -> IptablesPlan {
     let mut p = IptablesPlan::new(state.family, TABLE);
     for c in stale_chains(state, network, valid_ids) {
         p.delete_jumps_to(c.clone());

@@ -9,9 +9,10 @@
 //!   round. One `iptables-save` and at most one `iptables-restore --noflush` per family and
 //!   verb, never a process per rule. Works with iptables-legacy and iptables-nft.
 //! - **nftables** ([`nftables`]): our own layout in table `ip cni_portmap` /
-//!   `ip6 cni_portmap`: verdict maps keyed by (host address,) protocol and port pointing to
-//!   one chain per container. Neither ADD nor the packet path gets slower as containers
-//!   accumulate. Spoken over netlink, one transaction per verb, no `nft` process.
+//!   `ip6 cni_portmap`: every mapping is a few elements of maps keyed by (host address,)
+//!   protocol and port. The packet path is a fixed number of hash lookups and ADD one
+//!   transaction of element additions, so neither gets slower as containers accumulate.
+//!   Spoken over netlink, one transaction per verb, no `nft` process.
 //!
 //! # Layout
 //!
@@ -41,9 +42,11 @@
 //!   `CNI_IFNAME` inside a sandbox (an IP without interface index is accepted).
 //! - `hostIP`: a mapping whose `hostIP` is of the other family is skipped for that family;
 //!   `0.0.0.0` and `::` mean any address of their family.
-//! - `snat`: hairpin traffic (from the container's subnet, or any source with `masqAll`) and
-//!   IPv4 traffic from `127.0.0.1` is masqueraded, and `route_localnet` is enabled on the host
-//!   interface that routes to the container's IPv4 address.
+//! - `snat`: hairpin and IPv4 `127.0.0.1` traffic to a mapped port is masqueraded (any
+//!   source with `masqAll`), and `route_localnet` is enabled on the host interface that routes
+//!   to the container's IPv4 address. "Hairpin" is the container's whole subnet with iptables
+//!   (as the reference's iptables backend) and the container itself with nftables (as the
+//!   reference's nftables backend).
 //! - UDP: stale conntrack entries of the mapped UDP host ports are deleted after ADD **and
 //!   after DEL** (the reference only does it on ADD: plugins #1190), over netlink.
 //! - DEL is idempotent and also cleans the other backend (best effort), so a node can switch
@@ -70,11 +73,15 @@
 //! # nftables: what differs from the reference's nftables backend
 //!
 //! Table `cni_portmap` instead of `cni_hostport` (a different layout under the same name
-//! would confuse the Go plugin); `conditionsV4`/`conditionsV6` are parsed (a documented
-//! subset of nft syntax, see [`conditions`]) instead of pasted; `markMasqBit` is honoured.
-//! Masquerading uses a packet mark that is only set when the packet carries none: a hairpin or
-//! localhost packet that already carries another mark when it is DNATed is not masqueraded
-//! (see the report on the `cni_linux` statements that would lift this).
+//! would confuse the Go plugin); maps instead of a rule per mapping; the last ADD of a host
+//! port wins (the reference keeps the first rule); `conditionsV4`/`conditionsV6` are parsed (a
+//! documented subset of nft syntax, see [`conditions`]) instead of pasted into the rules;
+//! `markMasqBit` is honoured. Masquerading uses a packet mark that is only set when the packet
+//! carries none yet: a hairpin or localhost packet that already carries another mark when it
+//! is DNATed is not masqueraded (`cni_linux` has no `meta mark set meta mark | X` statement
+//! yet, and overwriting other marks would be worse). Conditions and the mark live in the
+//! shared skeleton: with several networks configuring them differently, the last ADD's win
+//! (as in the reference) and the other networks' CHECK reports it.
 //!
 //! # Quick start (in-process)
 //!

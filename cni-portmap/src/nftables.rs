@@ -126,7 +126,14 @@ pub const MASQALL: &str = "masqall";
 /// Mappings whose traffic is masqueraded from any source, with `hostIP`.
 pub const HOSTIP_MASQALL: &str = "hostip_masqall";
 /// The maps holding mapping elements, in the order they are looked up.
-pub const MAPS: [&str; 6] = [MASQ, HOSTIP_MASQ, MASQALL, HOSTIP_MASQALL, HOSTIP_DNAT, DNAT];
+pub const MAPS: [&str; 6] = [
+    MASQ,
+    HOSTIP_MASQ,
+    MASQALL,
+    HOSTIP_MASQALL,
+    HOSTIP_DNAT,
+    DNAT,
+];
 /// Map holding the skeleton's stamp (see [`skeleton_stamp`]).
 pub const STAMP_MAP: &str = "skeleton";
 /// The key of the stamp element.
@@ -196,7 +203,10 @@ pub fn map_spec(name: &str, f: IpFamily) -> SetSpec {
     let a = addr_type(f);
     let (p, s) = (DataType::InetProto, DataType::InetService);
     let (key, comment) = match name {
-        DNAT => (vec![p, s], "protocol . host port : container address . port"),
+        DNAT => (
+            vec![p, s],
+            "protocol . host port : container address . port",
+        ),
         HOSTIP_DNAT => (
             vec![a, p, s],
             "host address . protocol . host port : container address . port",
@@ -209,7 +219,10 @@ pub fn map_spec(name: &str, f: IpFamily) -> SetSpec {
             vec![a, a, p, s],
             "source to masquerade . host address . protocol . host port : container address . port",
         ),
-        MASQALL => (vec![p, s], "protocol . host port (masqAll) : container address . port"),
+        MASQALL => (
+            vec![p, s],
+            "protocol . host port (masqAll) : container address . port",
+        ),
         _ => (
             vec![a, p, s],
             "host address . protocol . host port (masqAll) : container address . port",
@@ -263,7 +276,13 @@ fn join(v: &[Value]) -> String {
 
 impl std::fmt::Display for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {{ {} : {} }}", self.map, join(&self.key), join(&self.value))
+        write!(
+            f,
+            "{} {{ {} : {} }}",
+            self.map,
+            join(&self.key),
+            join(&self.value)
+        )
     }
 }
 
@@ -288,7 +307,10 @@ pub fn entries(conf: &PortmapConf, container: IpNet) -> Vec<Entry> {
     };
     for m in conf.mappings_for(f) {
         let value = [Value::Addr(c), Value::Port(m.container_port)];
-        let (p, hp) = (Value::Proto(m.protocol.l4().number()), Value::Port(m.host_port));
+        let (p, hp) = (
+            Value::Proto(m.protocol.l4().number()),
+            Value::Port(m.host_port),
+        );
         let dst = m.dst().map(Value::Addr);
         match &dst {
             None => push(DNAT, vec![p.clone(), hp.clone()], &value),
@@ -393,7 +415,12 @@ fn skeleton_body(plan: &mut NftPlan, f: IpFamily, conditions: &[Stmt], mark: u32
         .add_chain(
             fam,
             t,
-            ChainSpec::base(PREROUTING, ChainType::Nat, Hook::Prerouting, priority::DSTNAT),
+            ChainSpec::base(
+                PREROUTING,
+                ChainType::Nat,
+                Hook::Prerouting,
+                priority::DSTNAT,
+            ),
         )
         .add_chain(
             fam,
@@ -403,7 +430,12 @@ fn skeleton_body(plan: &mut NftPlan, f: IpFamily, conditions: &[Stmt], mark: u32
         .add_chain(
             fam,
             t,
-            ChainSpec::base(POSTROUTING, ChainType::Nat, Hook::Postrouting, priority::SRCNAT),
+            ChainSpec::base(
+                POSTROUTING,
+                ChainType::Nat,
+                Hook::Postrouting,
+                priority::SRCNAT,
+            ),
         );
     for c in [PREROUTING, OUTPUT, POSTROUTING, HOSTPORTS] {
         plan.flush_chain(fam, t, c);
@@ -692,7 +724,12 @@ pub fn del_plan_listed(listing: &TableListing, f: IpFamily, comment: &str) -> Nf
 
 /// The GC transaction for one family: the elements of `network` whose attachment is not in
 /// `valid`.
-pub fn gc_plan(listing: &TableListing, f: IpFamily, network: &str, valid: &[Attachment]) -> NftPlan {
+pub fn gc_plan(
+    listing: &TableListing,
+    f: IpFamily,
+    network: &str,
+    valid: &[Attachment],
+) -> NftPlan {
     let keep: BTreeSet<String> = valid
         .iter()
         .map(|a| owner_comment(network, &a.container_id, &a.ifname))

@@ -1,5 +1,6 @@
 //! The `portmap` binary through the skel: passthrough of `prevResult` for every version,
 //! error JSON, GC and STATUS (which the reference does not have), in throw-away namespaces.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
 mod common;
 
@@ -44,7 +45,10 @@ fn add_without_mappings_prints_prev_result_for_every_version() {
         r.del(&conf, &att).unwrap();
     }
     assert_eq!(nft_ruleset(&node), before, "nothing was touched");
-    assert!(!iptables_nat(&node, false).contains("CNI-"), "nothing was touched");
+    assert!(
+        !iptables_nat(&node, false).contains("CNI-"),
+        "nothing was touched"
+    );
 }
 
 #[test]
@@ -86,7 +90,11 @@ fn errors_as_json() {
         )
         .unwrap_err();
     assert_eq!(e.cni_error().unwrap().msg, "Required prevResult missing");
-    assert!(r.about().unwrap().starts_with("CNI portmap plugin (cni-rs)"));
+    assert!(
+        r.about()
+            .unwrap()
+            .starts_with("CNI portmap plugin (cni-rs)")
+    );
 }
 
 fn conf(backend: &str, version: &str, sandbox: &str, port: u16) -> Value {
@@ -109,8 +117,10 @@ fn gc_and_status_both_backends() {
         let r = runner(&node, &dir);
         let keep = Attachment::new("keep", pod.path(), "eth0");
         let stale = Attachment::new("stale", pod.path(), "eth0");
-        r.add(&conf(backend, "1.1.0", &sandbox, 8080), &keep).unwrap();
-        r.add(&conf(backend, "1.1.0", &sandbox, 8081), &stale).unwrap();
+        r.add(&conf(backend, "1.1.0", &sandbox, 8080), &keep)
+            .unwrap();
+        r.add(&conf(backend, "1.1.0", &sandbox, 8081), &stale)
+            .unwrap();
         let rules = |node: &TempNetns| match backend {
             "iptables" => iptables_nat(node, false),
             _ => nft_ruleset(node).join("\n"),
@@ -129,7 +139,8 @@ fn gc_and_status_both_backends() {
         let text = rules(&node);
         assert!(text.contains("8080"), "kept: {text}");
         assert!(!text.contains("8081"), "collected: {text}");
-        r.check(&conf(backend, "1.1.0", &sandbox, 8080), &keep).unwrap();
+        r.check(&conf(backend, "1.1.0", &sandbox, 8080), &keep)
+            .unwrap();
         // Another network's GC does not touch this one's entries.
         let other = with_valid_attachments(
             &json!({"cniVersion":"1.1.0","name":"othernet","type":"portmap","backend":backend}),
@@ -152,5 +163,8 @@ fn gc_and_status_both_backends() {
         .status(&json!({"cniVersion":"1.1.0","name":"n","type":"portmap","backend":"iptables"}))
         .unwrap_err();
     assert_eq!(e.cni_error().unwrap().code, ErrorCode::PluginNotAvailable);
-    assert_eq!(e.cni_error().unwrap().msg, "iptables backend is not available");
+    assert_eq!(
+        e.cni_error().unwrap().msg,
+        "iptables backend is not available"
+    );
 }

@@ -1,6 +1,7 @@
 //! Interop with the Go reference portmap v1.1.1 (/usr/lib/cni/portmap), iptables backend:
 //! both produce the same rules, each deletes what the other created, each CHECKs the other's
 //! state. Plugins run as processes inside throw-away node namespaces.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
 mod common;
 
@@ -70,7 +71,9 @@ fn nat(ns: &TempNetns, v6: bool) -> BTreeMap<String, Vec<String>> {
             out.entry(name).or_default();
         } else if let Some(rule) = l.strip_prefix("-A ") {
             let (chain, rest) = rule.split_once(' ').unwrap();
-            out.entry(chain.to_owned()).or_default().push(rest.to_owned());
+            out.entry(chain.to_owned())
+                .or_default()
+                .push(rest.to_owned());
         }
     }
     out
@@ -86,9 +89,15 @@ fn same_rules_as_the_go_plugin() {
         return;
     }
     let p = Plugins::new();
-    let (node_go, node_ours) = (TempNetns::new("pmgo").unwrap(), TempNetns::new("pmours").unwrap());
+    let (node_go, node_ours) = (
+        TempNetns::new("pmgo").unwrap(),
+        TempNetns::new("pmours").unwrap(),
+    );
     let pod = TempNetns::new("pmpod").unwrap();
-    let conf = config(&["10.0.0.2/24", "fd00::2/64"], &pod.path().display().to_string());
+    let conf = config(
+        &["10.0.0.2/24", "fd00::2/64"],
+        &pod.path().display().to_string(),
+    );
     let att = Attachment::new("ctr-interop", pod.path(), "eth0");
     p.go(&node_go).add(&conf, &att).unwrap();
     p.ours(&node_ours).add(&conf, &att).unwrap();
@@ -176,8 +185,14 @@ fn check_across_implementations() {
         // The Go plugin judges both states the same way.
         let go_on_go = p.go(&node).check(&conf, &by_go).is_ok();
         let go_on_ours = p.go(&node).check(&conf, &by_ours).is_ok();
-        assert_eq!(go_on_go, go_on_ours, "Go CHECK differs between the two states ({addrs:?})");
-        println!("Go v1.1.1 CHECK with addresses {addrs:?}: {}", if go_on_go { "passes" } else { "fails" });
+        assert_eq!(
+            go_on_go, go_on_ours,
+            "Go CHECK differs between the two states ({addrs:?})"
+        );
+        println!(
+            "Go v1.1.1 CHECK with addresses {addrs:?}: {}",
+            if go_on_go { "passes" } else { "fails" }
+        );
         // CHECK notices a deleted rule.
         p.ours(&node).del(&conf, &by_ours).unwrap();
         assert!(p.ours(&node).check(&conf, &by_ours).is_err());

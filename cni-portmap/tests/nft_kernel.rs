@@ -1,10 +1,11 @@
 //! The nftables backend against the real kernel, in throw-away namespaces: the layout is
 //! accepted and reads back as designed, takeover, ownership-exact DEL, CHECK and GC.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
 mod common;
 
-use cni_linux::firewall::{IpFamily, System};
 use cni_linux::firewall::nftables::{self as nft, Family};
+use cni_linux::firewall::{IpFamily, System};
 use cni_portmap::{FakeHost, nftables};
 use cni_testkit::TempNetns;
 use common::*;
@@ -27,9 +28,16 @@ fn layout_takeover_del_check_gc() {
     );
     let (att_a, att_b) = (att("ctr-a"), att("ctr-b"));
     let run = |f: &(dyn Fn() -> Result<(), cni_portmap::PortmapError> + Sync)| {
-        ns.run(f).unwrap().unwrap_or_else(|e| panic!("{}", cni_types::error::chain_message(&e)))
+        ns.run(f)
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{}", cni_types::error::chain_message(&e)))
     };
-    let listing = || ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
+    let listing = || {
+        ns.run(|| nft::list_table(Family::Ip, nftables::TABLE))
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    };
     let owned_by = |t: &nft::TableListing, who: &str| {
         t.sets
             .iter()
@@ -74,7 +82,11 @@ fn layout_takeover_del_check_gc() {
     run(&|| cni_portmap::add(&b, &att_b, &mut System, &mut FakeHost::default()).map(drop));
     let t = listing();
     assert_eq!(owned_by(&t, "ctr-b"), 3);
-    assert_eq!(owned_by(&t, "ctr-a"), 4, "A keeps its own hairpin key and its hostIP port");
+    assert_eq!(
+        owned_by(&t, "ctr-a"),
+        4,
+        "A keeps its own hairpin key and its hostIP port"
+    );
     let e = ns
         .run(|| cni_portmap::check(&a, &att_a, &mut System, &mut FakeHost::default()))
         .unwrap()
@@ -94,12 +106,29 @@ fn layout_takeover_del_check_gc() {
 
     // GC with B valid keeps it; with nothing valid removes it; other networks untouched.
     let other = {
-        let j = conf_json("nftables", r#"{"hostPort":9090,"containerPort":90,"protocol":"tcp"}"#, "", &["10.99.0.2/16"])
-            .replace("\"net1\"", "\"net2\"");
-        cni_portmap::PortmapConf::parse(j.as_bytes(), "eth0", &mut || cni_linux::firewall::Backend::Nftables).unwrap()
+        let j = conf_json(
+            "nftables",
+            r#"{"hostPort":9090,"containerPort":90,"protocol":"tcp"}"#,
+            "",
+            &["10.99.0.2/16"],
+        )
+        .replace("\"net1\"", "\"net2\"");
+        cni_portmap::PortmapConf::parse(j.as_bytes(), "eth0", &mut || {
+            cni_linux::firewall::Backend::Nftables
+        })
+        .unwrap()
     };
-    run(&|| cni_portmap::add(&other, &att("ctr-o"), &mut System, &mut FakeHost::default()).map(drop));
-    run(&|| cni_portmap::gc(&b, &[att_b.clone()], &mut System, &mut FakeHost::default()));
+    run(&|| {
+        cni_portmap::add(&other, &att("ctr-o"), &mut System, &mut FakeHost::default()).map(drop)
+    });
+    run(&|| {
+        cni_portmap::gc(
+            &b,
+            std::slice::from_ref(&att_b),
+            &mut System,
+            &mut FakeHost::default(),
+        )
+    });
     run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut FakeHost::default()));
     run(&|| cni_portmap::gc(&b, &[], &mut System, &mut FakeHost::default()));
     let t = listing();
@@ -109,11 +138,26 @@ fn layout_takeover_del_check_gc() {
     let other_no_prev = {
         let j = r#"{"cniVersion":"1.0.0","name":"net2","type":"portmap","backend":"nftables",
             "runtimeConfig":{"portMappings":[{"hostPort":9090,"containerPort":90,"protocol":"tcp"}]}}"#;
-        cni_portmap::PortmapConf::parse(j.as_bytes(), "eth0", &mut || cni_linux::firewall::Backend::Nftables).unwrap()
+        cni_portmap::PortmapConf::parse(j.as_bytes(), "eth0", &mut || {
+            cni_linux::firewall::Backend::Nftables
+        })
+        .unwrap()
     };
-    run(&|| cni_portmap::del(&other_no_prev, &att("ctr-o"), &mut System, &mut FakeHost::default()));
+    run(&|| {
+        cni_portmap::del(
+            &other_no_prev,
+            &att("ctr-o"),
+            &mut System,
+            &mut FakeHost::default(),
+        )
+    });
     let t = listing();
-    assert!(t.sets.iter().filter(|s| s.name != nftables::STAMP_MAP).all(|s| s.elements.is_empty()));
+    assert!(
+        t.sets
+            .iter()
+            .filter(|s| s.name != nftables::STAMP_MAP)
+            .all(|s| s.elements.is_empty())
+    );
 }
 
 /// The conditional delete DEL relies on, in each situation, straight against the kernel.
@@ -128,7 +172,12 @@ fn conditional_delete_transaction() {
     let cmt_a = nftables::owner_comment("net1", "ctr-a", "eth0");
     let del = nftables::del_plan(IpFamily::V4, &cmt_a, &nftables::entries(&a, net_a));
     let errno = |r: Result<(), nft::NftError>| r.err().and_then(|e| e.errno());
-    let listing = || ns.run(|| nft::list_table(Family::Ip, nftables::TABLE)).unwrap().unwrap().unwrap();
+    let listing = || {
+        ns.run(|| nft::list_table(Family::Ip, nftables::TABLE))
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    };
     let elements = |t: &nft::TableListing| {
         t.sets
             .iter()
@@ -138,10 +187,16 @@ fn conditional_delete_transaction() {
     };
 
     // No table: ENOENT (DEL then lists, finds nothing, succeeds).
-    assert_eq!(errno(ns.run(|| nft::apply(&del)).unwrap()), Some(libc::ENOENT));
+    assert_eq!(
+        errno(ns.run(|| nft::apply(&del)).unwrap()),
+        Some(libc::ENOENT)
+    );
     // The fast ADD needs the skeleton: ENOENT without it.
     let add = nftables::add_plan(&a, &att("ctr-a"), net_a, &[]).unwrap();
-    assert_eq!(errno(ns.run(|| nft::apply(&add)).unwrap()), Some(libc::ENOENT));
+    assert_eq!(
+        errno(ns.run(|| nft::apply(&add)).unwrap()),
+        Some(libc::ENOENT)
+    );
     // Present and ours: removed.
     let add_full = nftables::add_plan_with_skeleton(&a, &att("ctr-a"), net_a, &[]).unwrap();
     ns.run(|| nft::apply(&add_full)).unwrap().unwrap();
@@ -152,17 +207,28 @@ fn conditional_delete_transaction() {
     ns.run(|| nft::apply(&del)).unwrap().unwrap();
 
     // Held by someone else: EEXIST and nothing changes.
-    let b = conf("nftables", r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp"}"#, "", &["10.88.0.6/16"]);
+    let b = conf(
+        "nftables",
+        r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp"}"#,
+        "",
+        &["10.88.0.6/16"],
+    );
     let net_b: ipnet::IpNet = "10.88.0.6/16".parse().unwrap();
     ns.run(|| nft::apply(&nftables::add_plan(&b, &att("ctr-b"), net_b, &[]).unwrap()))
         .unwrap()
         .unwrap();
     let before = nft_ruleset(&ns);
-    assert_eq!(errno(ns.run(|| nft::apply(&del)).unwrap()), Some(libc::EEXIST));
+    assert_eq!(
+        errno(ns.run(|| nft::apply(&del)).unwrap()),
+        Some(libc::EEXIST)
+    );
     assert_eq!(nft_ruleset(&ns), before);
 
     // ADD of A while B holds tcp/8080: EEXIST, then the takeover plan from the listing.
-    assert_eq!(errno(ns.run(|| nft::apply(&add)).unwrap()), Some(libc::EEXIST));
+    assert_eq!(
+        errno(ns.run(|| nft::apply(&add)).unwrap()),
+        Some(libc::EEXIST)
+    );
     let taken = nftables::conflicts(&listing(), IpFamily::V4, &nftables::entries(&a, net_a));
     let taken_text: Vec<String> = taken.iter().map(ToString::to_string).collect();
     assert_eq!(
@@ -179,7 +245,10 @@ fn conditional_delete_transaction() {
     // only what still carries B's comment.
     let cmt_b = nftables::owner_comment("net1", "ctr-b", "eth0");
     let del_b = nftables::del_plan(IpFamily::V4, &cmt_b, &nftables::entries(&b, net_b));
-    assert_eq!(errno(ns.run(|| nft::apply(&del_b)).unwrap()), Some(libc::EEXIST));
+    assert_eq!(
+        errno(ns.run(|| nft::apply(&del_b)).unwrap()),
+        Some(libc::EEXIST)
+    );
     let listed = nftables::del_plan_listed(&listing(), IpFamily::V4, &cmt_b);
     assert_eq!(
         listed.to_string(),
@@ -210,7 +279,8 @@ impl cni_linux::firewall::FirewallApplier for Counting {
         &mut self,
         f: IpFamily,
         t: &str,
-    ) -> Result<cni_linux::firewall::iptables::IptablesState, cni_linux::firewall::FirewallError> {
+    ) -> Result<cni_linux::firewall::iptables::IptablesState, cni_linux::firewall::FirewallError>
+    {
         System.iptables_state(f, t)
     }
     fn apply_nft(&mut self, p: &nft::NftPlan) -> Result<(), cni_linux::firewall::FirewallError> {
@@ -236,7 +306,12 @@ fn add_is_one_transaction_without_listing() {
     }
     let ns = TempNetns::new("pmnftfast").unwrap();
     let one = |port: u16, ip: &str| {
-        conf("nftables", &format!(r#"{{"hostPort":{port},"containerPort":80,"protocol":"tcp"}}"#), "", &[ip])
+        conf(
+            "nftables",
+            &format!(r#"{{"hostPort":{port},"containerPort":80,"protocol":"tcp"}}"#),
+            "",
+            &[ip],
+        )
     };
     let count = |c: &cni_portmap::PortmapConf, id: &str| {
         ns.run(|| {
@@ -250,7 +325,10 @@ fn add_is_one_transaction_without_listing() {
     assert_eq!(count(&one(1000, "10.88.0.2/16"), "c0"), (2, 1));
     // Then: one transaction each, no listing, whatever the table holds.
     for i in 1..50u16 {
-        assert_eq!(count(&one(1000 + i, "10.88.0.3/16"), &format!("c{i}")), (1, 0));
+        assert_eq!(
+            count(&one(1000 + i, "10.88.0.3/16"), &format!("c{i}")),
+            (1, 0)
+        );
     }
     // Another configuration (conditions): skeleton rewritten, once.
     let other = conf(
@@ -260,12 +338,25 @@ fn add_is_one_transaction_without_listing() {
         &["10.88.0.9/16"],
     );
     assert_eq!(count(&other, "o1"), (2, 1));
-    assert_has(&nft_ruleset(&ns), "iifname != \"lo\" fib daddr type local jump hostports");
+    assert_has(
+        &nft_ruleset(&ns),
+        "iifname != \"lo\" fib daddr type local jump hostports",
+    );
     let e = ns
-        .run(|| cni_portmap::check(&one(1001, "10.88.0.3/16"), &att("c1"), &mut System, &mut FakeHost::default()))
+        .run(|| {
+            cni_portmap::check(
+                &one(1001, "10.88.0.3/16"),
+                &att("c1"),
+                &mut System,
+                &mut FakeHost::default(),
+            )
+        })
         .unwrap()
         .unwrap_err();
-    assert!(cni_types::error::chain_message(&e).contains("skeleton stamp"), "{e}");
+    assert!(
+        cni_types::error::chain_message(&e).contains("skeleton stamp"),
+        "{e}"
+    );
     ns.run(|| cni_portmap::check(&other, &att("o1"), &mut System, &mut FakeHost::default()))
         .unwrap()
         .unwrap();

@@ -2,8 +2,9 @@
 //!
 //! Topology (cni-testkit's single-node cluster): an "outside" namespace and a node on an
 //! underlay (192.168.200.0/24, plus fd00:200::/64 here); pods on the node's bridge `cni0`
-//! (10.244.0.0/24, fd00:244::/64) set up by the Go reference bridge with our host-local, then
-//! our portmap, chained through cni-proto's runtime with the plugins run inside the node.
+//! (10.244.0.0/24, fd00:244::/64) set up by the Go reference bridge (and, once, by ours) with
+//! our host-local, then our portmap, chained through cni-proto's runtime with the plugins run
+//! inside the node.
 //!
 //! Checked per backend: TCP to a pod through the node's address from outside, from the node
 //! itself, through 127.0.0.1, from another pod and from the pod itself (hairpin); IPv6 from
@@ -16,6 +17,7 @@
 //! here has `br_netfilter` (bridge-nf-call-iptables=1, as on Kubernetes nodes): the bridged
 //! reply is un-NATed. The iptables backend masquerades the container's whole subnet instead,
 //! as the reference does.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
 mod common;
 
@@ -47,18 +49,19 @@ fn sa(ip: &str, port: u16) -> SocketAddr {
 fn add_v6(ns: &TempNetns, dev: &str, addr: &str) {
     let mut nl = ns.netlink().unwrap();
     let l = nl.require_link(dev).unwrap();
-    nl.addr_add(l.index, addr.parse().unwrap(), AddrFlags::NODAD).unwrap();
+    nl.addr_add(l.index, addr.parse().unwrap(), AddrFlags::NODAD)
+        .unwrap();
 }
 
 fn chain(backend: &str, node: &TempNetns, plugins: &CniPathDir, data: &TempDir) -> ChainRunner {
     let mut list = json!({
-        "cniVersion": "1.0.0", "name": "pmnet",
-        "plugins": [
-            {"type": "bridge", "bridge": "cni0", "isGateway": true, "isDefaultGateway": true, "hairpinMode": true,
-             "ipam": {"type": "host-local",
-                      "ranges": [[{"subnet": "10.244.0.0/24"}], [{"subnet": "fd00:244::/64"}]]}},
-            {"type": "portmap", "backend": backend, "capabilities": {"portMappings": true}}
-        ]});
+    "cniVersion": "1.0.0", "name": "pmnet",
+    "plugins": [
+        {"type": "bridge", "bridge": "cni0", "isGateway": true, "isDefaultGateway": true, "hairpinMode": true,
+         "ipam": {"type": "host-local",
+                  "ranges": [[{"subnet": "10.244.0.0/24"}], [{"subnet": "fd00:244::/64"}]]}},
+        {"type": "portmap", "backend": backend, "capabilities": {"portMappings": true}}
+    ]});
     cni_testkit::chain::set_ipam_data_dir(&mut list, data.path());
     ChainRunner::from_json(&list, [plugins.path()])
         .unwrap()
@@ -86,8 +89,12 @@ fn addr(res: &CniResult, v6: bool) -> IpAddr {
 #[track_caller]
 fn echo(from: &TempNetns, dst: SocketAddr, what: &str) {
     let msg = format!("hello {what}");
-    let got = traffic::tcp_echo(from, dst, msg.as_bytes(), T)
-        .unwrap_or_else(|e| panic!("{what}: tcp to {dst}: {}", cni_types::error::chain_message(&e)));
+    let got = traffic::tcp_echo(from, dst, msg.as_bytes(), T).unwrap_or_else(|e| {
+        panic!(
+            "{what}: tcp to {dst}: {}",
+            cni_types::error::chain_message(&e)
+        )
+    });
     assert_eq!(got, msg.as_bytes(), "{what}");
 }
 
@@ -103,7 +110,8 @@ fn udp_from(ns: &TempNetns, src_port: u16, dst: SocketAddr, msg: &[u8]) -> Optio
         .run(move || UdpSocket::bind(SocketAddr::new("0.0.0.0".parse().unwrap(), src_port)))
         .unwrap()
         .unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut buf = [0u8; 1500];
     while Instant::now() < deadline {
@@ -131,7 +139,7 @@ fn ruleset(node: &TempNetns, backend: &str) -> String {
     }
 }
 
-fn scenario(backend: &str) {
+fn scenario(backend: &str, our_bridge: bool) {
     let cluster = Cluster::single().unwrap();
     let node = &cluster.node(0).ns;
     let node_ip = cluster.node(0).underlay_ip.addr().to_string();
@@ -141,15 +149,20 @@ fn scenario(backend: &str) {
     {
         let mut nl = node.netlink().unwrap();
         let l = nl.require_link("eth0").unwrap();
-        nl.addr_add(l.index, format!("{EXTRA_V4}/24").parse().unwrap(), AddrFlags::NONE)
-            .unwrap();
-    }
-    let plugins = CniPathDir::new()
-        .unwrap()
-        .go(&["bridge"])
-        .unwrap()
-        .ours(&["host-local", "portmap"])
+        nl.addr_add(
+            l.index,
+            format!("{EXTRA_V4}/24").parse().unwrap(),
+            AddrFlags::NONE,
+        )
         .unwrap();
+    }
+    let plugins = CniPathDir::new().unwrap();
+    let plugins = if our_bridge {
+        plugins.ours(&["bridge"]).unwrap()
+    } else {
+        plugins.go(&["bridge"]).unwrap()
+    };
+    let plugins = plugins.ours(&["host-local", "portmap"]).unwrap();
     let data = TempDir::new("pm-ipam").unwrap();
     let ch = chain(backend, node, &plugins, &data);
     let before = ruleset(node, backend);
@@ -177,16 +190,25 @@ fn scenario(backend: &str) {
     echo(node, sa(&node_ip, 8080), "node -> node ip");
     echo(node, sa("127.0.0.1", 8080), "node -> 127.0.0.1");
     assert_eq!(
-        node.sysctl_get("net.ipv4.conf.cni0.route_localnet").unwrap(),
+        node.sysctl_get("net.ipv4.conf.cni0.route_localnet")
+            .unwrap(),
         "1",
         "route_localnet on the host side"
     );
     echo(&pod_a, sa(&node_ip, 8080), "hairpin");
-    echo(outside, sa(EXTRA_V4, 8080), "outside -> second node address");
+    echo(
+        outside,
+        sa(EXTRA_V4, 8080),
+        "outside -> second node address",
+    );
 
     // hostIP: only on that address.
     echo(outside, sa(&node_ip, 9090), "hostIP mapping on its address");
-    no_echo(outside, sa(EXTRA_V4, 9090), "hostIP mapping on another address");
+    no_echo(
+        outside,
+        sa(EXTRA_V4, 9090),
+        "hostIP mapping on another address",
+    );
     no_echo(outside, sa(&node_ip, 9191), "IPv6 hostIP mapping on IPv4");
 
     // IPv6.
@@ -204,11 +226,18 @@ fn scenario(backend: &str) {
 
     // UDP from a fixed source port.
     let msg = b"udp to a";
-    assert_eq!(udp_from(outside, 40000, sa(&node_ip, 5353), msg).as_deref(), Some(&msg[..]));
+    assert_eq!(
+        udp_from(outside, 40000, sa(&node_ip, 5353), msg).as_deref(),
+        Some(&msg[..])
+    );
     assert!(udp_entries(node, 5353) > 0, "a conntrack entry exists");
     // DEL A: every entry for the port is gone (plugins #1190), not only after the next ADD.
     ch.del(&rt_a).unwrap();
-    assert_eq!(udp_entries(node, 5353), 0, "DEL deletes the UDP conntrack entries");
+    assert_eq!(
+        udp_entries(node, 5353),
+        0,
+        "DEL deletes the UDP conntrack entries"
+    );
     // C takes the port; the same client (same source port) reaches C.
     let pod_c = TempNetns::new("pmc").unwrap();
     let udp_c = UdpEchoServer::start(&pod_c, sa("0.0.0.0", 53)).unwrap();
@@ -219,7 +248,10 @@ fn scenario(backend: &str) {
     );
     let res_c = ch.add(&rt_c).unwrap();
     let msg = b"udp to c";
-    assert_eq!(udp_from(outside, 40000, sa(&node_ip, 5353), msg).as_deref(), Some(&msg[..]));
+    assert_eq!(
+        udp_from(outside, 40000, sa(&node_ip, 5353), msg).as_deref(),
+        Some(&msg[..])
+    );
     assert!(!udp_c.peers().is_empty(), "C got the datagram");
     let _ = res_c;
 
@@ -228,12 +260,20 @@ fn scenario(backend: &str) {
         // C's sibling E, which is still there.
         let pod_e = TempNetns::new("pme").unwrap();
         let _tcp_e = TcpEchoServer::start(&pod_e, sa("::", 80)).unwrap();
-        let rt_e = rt("ctr-e", &pod_e, json!([{"hostPort": 7070, "containerPort": 80, "protocol": "tcp"}]));
+        let rt_e = rt(
+            "ctr-e",
+            &pod_e,
+            json!([{"hostPort": 7070, "containerPort": 80, "protocol": "tcp"}]),
+        );
         ch.add(&rt_e).unwrap();
         echo(outside, sa(&node_ip, 7070), "e on 7070");
         let pod_d = TempNetns::new("pmd").unwrap();
         let tcp_d = TcpEchoServer::start(&pod_d, sa("::", 80)).unwrap();
-        let rt_d = rt("ctr-d", &pod_d, json!([{"hostPort": 7070, "containerPort": 80, "protocol": "tcp"}]));
+        let rt_d = rt(
+            "ctr-d",
+            &pod_d,
+            json!([{"hostPort": 7070, "containerPort": 80, "protocol": "tcp"}]),
+        );
         ch.add(&rt_d).unwrap();
         echo(outside, sa(&node_ip, 7070), "d took 7070 over");
         assert!(!tcp_d.peers().is_empty(), "the connection went to D");
@@ -254,8 +294,17 @@ fn scenario(backend: &str) {
     }
     no_echo(outside, sa(&node_ip, 8080), "8080 after DEL");
     let after = ruleset(node, backend);
-    for needle in ["CNI-DN-", "-j DNAT", "10.244.", "fd00:244", "comment \"pmnet "] {
-        assert!(!after.contains(needle), "{needle:?} left after DEL:\n{after}");
+    for needle in [
+        "CNI-DN-",
+        "-j DNAT",
+        "10.244.",
+        "fd00:244",
+        "comment \"pmnet ",
+    ] {
+        assert!(
+            !after.contains(needle),
+            "{needle:?} left after DEL:\n{after}"
+        );
     }
     // Only the shared skeleton was added.
     let added: Vec<&str> = after
@@ -266,10 +315,7 @@ fn scenario(backend: &str) {
     for l in &added {
         let shared = match backend {
             "iptables" => {
-                l.contains("CNI-HOSTPORT-")
-                    || l.starts_with(':')
-                    || *l == "*nat"
-                    || *l == "COMMIT"
+                l.contains("CNI-HOSTPORT-") || l.starts_with(':') || *l == "*nat" || *l == "COMMIT"
             }
             _ => true,
         };
@@ -282,7 +328,7 @@ fn traffic_iptables() {
     if !root() {
         return;
     }
-    scenario("iptables");
+    scenario("iptables", false);
 }
 
 #[test]
@@ -290,5 +336,14 @@ fn traffic_nftables() {
     if !root() {
         return;
     }
-    scenario("nftables");
+    scenario("nftables", false);
+}
+
+/// The same through the whole cni-rs chain (our bridge, host-local and portmap).
+#[test]
+fn traffic_nftables_our_bridge() {
+    if !root() {
+        return;
+    }
+    scenario("nftables", true);
 }

@@ -75,14 +75,18 @@ fn parses_a_del_config() {
 #[test]
 fn invalid_mappings_use_the_reference_messages() {
     let j = |pm: &str| {
-        format!(r#"{{"name":"test","type":"portmap","cniVersion":"1.0.0","runtimeConfig":{{"portMappings":[{pm}]}}}}"#)
+        format!(
+            r#"{{"name":"test","type":"portmap","cniVersion":"1.0.0","runtimeConfig":{{"portMappings":[{pm}]}}}}"#
+        )
     };
     assert_eq!(
         err(&j(r#"{"hostPort":0,"containerPort":80,"protocol":"tcp"}"#)),
         "Invalid host port number: 0"
     );
     assert_eq!(
-        err(&j(r#"{"hostPort":8080,"containerPort":-1,"protocol":"tcp"}"#)),
+        err(&j(
+            r#"{"hostPort":8080,"containerPort":-1,"protocol":"tcp"}"#
+        )),
         "Invalid container port number: -1"
     );
     // Both wrong: the container port is reported, as in the reference.
@@ -91,7 +95,9 @@ fn invalid_mappings_use_the_reference_messages() {
         "Invalid container port number: 0"
     );
     assert_eq!(
-        err(&j(r#"{"hostPort":65536,"containerPort":80,"protocol":"tcp"}"#)),
+        err(&j(
+            r#"{"hostPort":65536,"containerPort":80,"protocol":"tcp"}"#
+        )),
         "Invalid host port number: 65536"
     );
     assert_eq!(
@@ -99,12 +105,16 @@ fn invalid_mappings_use_the_reference_messages() {
         "invalid protocol \"icmp\" in port mapping (expected tcp, udp or sctp)"
     );
     assert_eq!(
-        err(&j(r#"{"hostPort":1,"containerPort":80,"protocol":"tcp","hostIP":"nope"}"#)),
+        err(&j(
+            r#"{"hostPort":1,"containerPort":80,"protocol":"tcp","hostIP":"nope"}"#
+        )),
         "invalid hostIP \"nope\" in port mapping"
     );
     assert!(
-        err(&j(r#"{"hostPort":"1","containerPort":80,"protocol":"tcp"}"#))
-            .starts_with("failed to parse network configuration: hostPort: invalid type")
+        err(&j(
+            r#"{"hostPort":"1","containerPort":80,"protocol":"tcp"}"#
+        ))
+        .starts_with("failed to parse network configuration: hostPort: invalid type")
     );
 }
 
@@ -131,18 +141,24 @@ fn backend_default_and_conflicts() {
     let base = r#"{"name":"test","type":"portmap","cniVersion":"1.0.0""#;
     // Default: what detection says.
     assert_eq!(
-        parse_detect(&format!("{base}}}"), Backend::Iptables).unwrap().backend,
+        parse_detect(&format!("{base}}}"), Backend::Iptables)
+            .unwrap()
+            .backend,
         Backend::Iptables
     );
     assert_eq!(
-        parse_detect(&format!("{base}}}"), Backend::Nftables).unwrap().backend,
+        parse_detect(&format!("{base}}}"), Backend::Nftables)
+            .unwrap()
+            .backend,
         Backend::Nftables
     );
     // Detection is not consulted when the backend is explicit.
     let mut asked = false;
     let c = PortmapConf::parse(
-        format!(r#"{base},"backend":"nftables","conditionsV4":["aaa","bbbb"],"conditionsV6":["ccc"]}}"#)
-            .as_bytes(),
+        format!(
+            r#"{base},"backend":"nftables","conditionsV4":["aaa","bbbb"],"conditionsV6":["ccc"]}}"#
+        )
+        .as_bytes(),
         "eth0",
         &mut || {
             asked = true;
@@ -166,17 +182,27 @@ fn backend_default_and_conflicts() {
     );
     // nft conditions with the detected default (iptables) are the same error.
     assert_eq!(
-        err(&format!(r#"{base},"conditionsV4":["ip saddr 10.0.0.0/8"]}}"#)),
+        err(&format!(
+            r#"{base},"conditionsV4":["ip saddr 10.0.0.0/8"]}}"#
+        )),
         "iptables backend was requested but configuration contains nftables-specific options [conditionsV4]"
     );
     // `!` starts an iptables condition.
-    assert!(parse(&format!(r#"{base},"conditionsV4":["!","-s","10.0.0.0/8"]}}"#), "eth0").is_ok());
+    assert!(
+        parse(
+            &format!(r#"{base},"conditionsV4":["!","-s","10.0.0.0/8"]}}"#),
+            "eth0"
+        )
+        .is_ok()
+    );
     assert_eq!(
         err(&format!(r#"{base},"backend":"ebpf"}}"#)),
         "unrecognized backend \"ebpf\""
     );
     assert_eq!(
-        err(&format!(r#"{base},"backend":"ebpf","externalSetMarkChain":"X"}}"#)),
+        err(&format!(
+            r#"{base},"backend":"ebpf","externalSetMarkChain":"X"}}"#
+        )),
         "ebpf backend was requested but configuration contains iptables-specific options [externalSetMarkChain]"
     );
 }
@@ -185,7 +211,9 @@ fn backend_default_and_conflicts() {
 fn mark_bit_rules() {
     let base = r#"{"name":"test","type":"portmap","cniVersion":"1.0.0""#;
     assert_eq!(
-        err(&format!(r#"{base},"markMasqBit":5,"externalSetMarkChain":"X"}}"#)),
+        err(&format!(
+            r#"{base},"markMasqBit":5,"externalSetMarkChain":"X"}}"#
+        )),
         "Cannot specify externalSetMarkChain and markMasqBit"
     );
     assert_eq!(
@@ -202,7 +230,9 @@ fn mark_bit_rules() {
     assert_eq!(c.mark(), 0x8000_0000);
     // null means "not given".
     let c = parse(
-        &format!(r#"{base},"markMasqBit":null,"externalSetMarkChain":"KUBE-MARK-MASQ","snat":null}}"#),
+        &format!(
+            r#"{base},"markMasqBit":null,"externalSetMarkChain":"KUBE-MARK-MASQ","snat":null}}"#
+        ),
         "eth0",
     )
     .unwrap();
@@ -274,9 +304,18 @@ fn conditions_backend_detection() {
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     assert_eq!(conditions_backend(&[]), None);
     assert_eq!(conditions_backend(&s(&[""])), None);
-    assert_eq!(conditions_backend(&s(&["-s", "x"])), Some(Backend::Iptables));
-    assert_eq!(conditions_backend(&s(&["!", "-s", "x"])), Some(Backend::Iptables));
-    assert_eq!(conditions_backend(&s(&["ip", "saddr"])), Some(Backend::Nftables));
+    assert_eq!(
+        conditions_backend(&s(&["-s", "x"])),
+        Some(Backend::Iptables)
+    );
+    assert_eq!(
+        conditions_backend(&s(&["!", "-s", "x"])),
+        Some(Backend::Iptables)
+    );
+    assert_eq!(
+        conditions_backend(&s(&["ip", "saddr"])),
+        Some(Backend::Nftables)
+    );
 }
 
 /// The podman 4.3 request with a hostIP, UDP and a port range.

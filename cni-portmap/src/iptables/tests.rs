@@ -66,24 +66,192 @@ fn reference_standard_container_chain() {
     ]));
     assert_eq!(ch.entry_rules, vec![e1, e2]);
     let want: Vec<Vec<String>> = [
-        &["-p", "tcp", "--dport", "8080", "-s", "10.0.0.2/24", "-j", "CNI-HOSTPORT-SETMARK"][..],
-        &["-p", "tcp", "--dport", "8080", "-s", "127.0.0.1", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "tcp", "--dport", "8080", "-j", "DNAT", "--to-destination", "10.0.0.2:80"],
-        &["-p", "tcp", "--dport", "8081", "-s", "10.0.0.2/24", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "tcp", "--dport", "8081", "-s", "127.0.0.1", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "tcp", "--dport", "8081", "-j", "DNAT", "--to-destination", "10.0.0.2:80"],
-        &["-p", "udp", "--dport", "8080", "-s", "10.0.0.2/24", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "udp", "--dport", "8080", "-s", "127.0.0.1", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "udp", "--dport", "8080", "-j", "DNAT", "--to-destination", "10.0.0.2:81"],
-        &["-p", "udp", "--dport", "8082", "-s", "10.0.0.2/24", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "udp", "--dport", "8082", "-s", "127.0.0.1", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "udp", "--dport", "8082", "-j", "DNAT", "--to-destination", "10.0.0.2:82"],
-        &["-p", "tcp", "--dport", "8083", "-d", "192.168.0.2", "-s", "10.0.0.2/24", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "tcp", "--dport", "8083", "-d", "192.168.0.2", "-s", "127.0.0.1", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "tcp", "--dport", "8083", "-d", "192.168.0.2", "-j", "DNAT", "--to-destination", "10.0.0.2:83"],
-        &["-p", "tcp", "--dport", "8084", "-s", "10.0.0.2/24", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "tcp", "--dport", "8084", "-s", "127.0.0.1", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "tcp", "--dport", "8084", "-j", "DNAT", "--to-destination", "10.0.0.2:84"],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-s",
+            "10.0.0.2/24",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ][..],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-s",
+            "127.0.0.1",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:80",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8081",
+            "-s",
+            "10.0.0.2/24",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8081",
+            "-s",
+            "127.0.0.1",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8081",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:80",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8080",
+            "-s",
+            "10.0.0.2/24",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8080",
+            "-s",
+            "127.0.0.1",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8080",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:81",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8082",
+            "-s",
+            "10.0.0.2/24",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8082",
+            "-s",
+            "127.0.0.1",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8082",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:82",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8083",
+            "-d",
+            "192.168.0.2",
+            "-s",
+            "10.0.0.2/24",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8083",
+            "-d",
+            "192.168.0.2",
+            "-s",
+            "127.0.0.1",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8083",
+            "-d",
+            "192.168.0.2",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:83",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8084",
+            "-s",
+            "10.0.0.2/24",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8084",
+            "-s",
+            "127.0.0.1",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8084",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:84",
+        ],
     ]
     .iter()
     .map(|r| t(r))
@@ -93,18 +261,130 @@ fn reference_standard_container_chain() {
     let ch = container_chain(&c, CID, "2001:db8::2/64".parse().unwrap());
     assert_eq!(ch.entry_rules[0][10..], t(&["-c", "d"])[..]);
     let want: Vec<Vec<String>> = [
-        &["-p", "tcp", "--dport", "8080", "-s", "2001:db8::2/64", "-j", "CNI-HOSTPORT-SETMARK"][..],
-        &["-p", "tcp", "--dport", "8080", "-j", "DNAT", "--to-destination", "[2001:db8::2]:80"],
-        &["-p", "tcp", "--dport", "8081", "-s", "2001:db8::2/64", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "tcp", "--dport", "8081", "-j", "DNAT", "--to-destination", "[2001:db8::2]:80"],
-        &["-p", "udp", "--dport", "8080", "-s", "2001:db8::2/64", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "udp", "--dport", "8080", "-j", "DNAT", "--to-destination", "[2001:db8::2]:81"],
-        &["-p", "udp", "--dport", "8082", "-s", "2001:db8::2/64", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "udp", "--dport", "8082", "-j", "DNAT", "--to-destination", "[2001:db8::2]:82"],
-        &["-p", "tcp", "--dport", "8085", "-d", "2001:db8:a::1", "-s", "2001:db8::2/64", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "tcp", "--dport", "8085", "-d", "2001:db8:a::1", "-j", "DNAT", "--to-destination", "[2001:db8::2]:85"],
-        &["-p", "tcp", "--dport", "8086", "-s", "2001:db8::2/64", "-j", "CNI-HOSTPORT-SETMARK"],
-        &["-p", "tcp", "--dport", "8086", "-j", "DNAT", "--to-destination", "[2001:db8::2]:86"],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-s",
+            "2001:db8::2/64",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ][..],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "[2001:db8::2]:80",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8081",
+            "-s",
+            "2001:db8::2/64",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8081",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "[2001:db8::2]:80",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8080",
+            "-s",
+            "2001:db8::2/64",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8080",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "[2001:db8::2]:81",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8082",
+            "-s",
+            "2001:db8::2/64",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8082",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "[2001:db8::2]:82",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8085",
+            "-d",
+            "2001:db8:a::1",
+            "-s",
+            "2001:db8::2/64",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8085",
+            "-d",
+            "2001:db8:a::1",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "[2001:db8::2]:85",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8086",
+            "-s",
+            "2001:db8::2/64",
+            "-j",
+            "CNI-HOSTPORT-SETMARK",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8086",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "[2001:db8::2]:86",
+        ],
     ]
     .iter()
     .map(|r| t(r))
@@ -114,12 +394,68 @@ fn reference_standard_container_chain() {
     let c = conf(r#","snat":false"#);
     let ch = container_chain(&c, CID, "10.0.0.2/24".parse().unwrap());
     let want: Vec<Vec<String>> = [
-        &["-p", "tcp", "--dport", "8080", "-j", "DNAT", "--to-destination", "10.0.0.2:80"][..],
-        &["-p", "tcp", "--dport", "8081", "-j", "DNAT", "--to-destination", "10.0.0.2:80"],
-        &["-p", "udp", "--dport", "8080", "-j", "DNAT", "--to-destination", "10.0.0.2:81"],
-        &["-p", "udp", "--dport", "8082", "-j", "DNAT", "--to-destination", "10.0.0.2:82"],
-        &["-p", "tcp", "--dport", "8083", "-d", "192.168.0.2", "-j", "DNAT", "--to-destination", "10.0.0.2:83"],
-        &["-p", "tcp", "--dport", "8084", "-j", "DNAT", "--to-destination", "10.0.0.2:84"],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:80",
+        ][..],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8081",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:80",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8080",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:81",
+        ],
+        &[
+            "-p",
+            "udp",
+            "--dport",
+            "8082",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:82",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8083",
+            "-d",
+            "192.168.0.2",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:83",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "--dport",
+            "8084",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.0.0.2:84",
+        ],
     ]
     .iter()
     .map(|r| t(r))
@@ -138,19 +474,70 @@ fn reference_external_mark_and_masq_all() {
     assert_eq!(
         ch.rules,
         vec![
-            t(&["-p", "tcp", "--dport", "8080", "-s", "10.0.0.2/24", "-j", "PLZ-SET-MARK"]),
-            t(&["-p", "tcp", "--dport", "8080", "-s", "127.0.0.1", "-j", "PLZ-SET-MARK"]),
-            t(&["-p", "tcp", "--dport", "8080", "-j", "DNAT", "--to-destination", "10.0.0.2:80"]),
+            t(&[
+                "-p",
+                "tcp",
+                "--dport",
+                "8080",
+                "-s",
+                "10.0.0.2/24",
+                "-j",
+                "PLZ-SET-MARK"
+            ]),
+            t(&[
+                "-p",
+                "tcp",
+                "--dport",
+                "8080",
+                "-s",
+                "127.0.0.1",
+                "-j",
+                "PLZ-SET-MARK"
+            ]),
+            t(&[
+                "-p",
+                "tcp",
+                "--dport",
+                "8080",
+                "-j",
+                "DNAT",
+                "--to-destination",
+                "10.0.0.2:80"
+            ]),
         ]
     );
     let j = r#"{"name":"test","type":"portmap","cniVersion":"1.0.0","masqAll":true,
         "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}}"#;
     let c = PortmapConf::parse(j.as_bytes(), "foo", &mut || Backend::Iptables).unwrap();
     let ch = container_chain(&c, CID, "10.0.0.2/24".parse().unwrap());
-    assert_eq!(ch.rules[0], t(&["-p", "tcp", "--dport", "8080", "-s", "0.0.0.0/0", "-j", "CNI-HOSTPORT-SETMARK"]));
+    assert_eq!(
+        ch.rules[0],
+        t(&[
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-s",
+            "0.0.0.0/0",
+            "-j",
+            "CNI-HOSTPORT-SETMARK"
+        ])
+    );
     assert_eq!(ch.rules.len(), 2);
     let ch = container_chain(&c, CID, "fd00::2/64".parse().unwrap());
-    assert_eq!(ch.rules[0], t(&["-p", "tcp", "--dport", "8080", "-s", "::/0", "-j", "CNI-HOSTPORT-SETMARK"]));
+    assert_eq!(
+        ch.rules[0],
+        t(&[
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-s",
+            "::/0",
+            "-j",
+            "CNI-HOSTPORT-SETMARK"
+        ])
+    );
 }
 
 /// "generates the correct mark chains" and the top-level chain.
@@ -158,16 +545,42 @@ fn reference_external_mark_and_masq_all() {
 fn reference_mark_and_top_chains() {
     assert_eq!(
         setmark_rule(5),
-        t(&["-m", "comment", "--comment", "CNI portfwd masquerade mark", "-j", "MARK", "--set-xmark", "0x20/0x20"])
+        t(&[
+            "-m",
+            "comment",
+            "--comment",
+            "CNI portfwd masquerade mark",
+            "-j",
+            "MARK",
+            "--set-xmark",
+            "0x20/0x20"
+        ])
     );
-    assert_eq!(masq_rule(5), t(&["-m", "mark", "--mark", "0x20/0x20", "-j", "MASQUERADE"]));
+    assert_eq!(
+        masq_rule(5),
+        t(&["-m", "mark", "--mark", "0x20/0x20", "-j", "MASQUERADE"])
+    );
     assert_eq!(
         masq_entry_rule(),
-        t(&["-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"])
+        t(&[
+            "-m",
+            "comment",
+            "--comment",
+            "CNI portfwd requiring masquerade",
+            "-j",
+            "CNI-HOSTPORT-MASQ"
+        ])
     );
     assert_eq!(
         top_entry_rule(),
-        t(&["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"])
+        t(&[
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            "CNI-HOSTPORT-DNAT"
+        ])
     );
 }
 
@@ -175,7 +588,12 @@ fn reference_mark_and_top_chains() {
 #[test]
 fn multiport_split() {
     let maps: Vec<String> = (0..17)
-        .map(|i| format!(r#"{{"hostPort":{},"containerPort":80,"protocol":"tcp"}}"#, 9000 + i))
+        .map(|i| {
+            format!(
+                r#"{{"hostPort":{},"containerPort":80,"protocol":"tcp"}}"#,
+                9000 + i
+            )
+        })
         .collect();
     let j = format!(
         r#"{{"name":"n","type":"portmap","cniVersion":"1.0.0","runtimeConfig":{{"portMappings":[{}]}}}}"#,
@@ -274,20 +692,35 @@ fn restore_scripts() {
         "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}}"#;
     let c = PortmapConf::parse(j.as_bytes(), "eth0", &mut || Backend::Iptables).unwrap();
     let p = add_plan(&c, "ctr1", "10.88.0.5/16".parse().unwrap()).unwrap();
-    let empty = saved("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n");
+    let empty = saved(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n",
+    );
     let s = restore_script(&[&p], &empty).unwrap();
     let chain = dnat_chain("net1", "ctr1");
-    assert!(s.starts_with("*nat\n-N CNI-HOSTPORT-SETMARK\n-N CNI-HOSTPORT-MASQ\n-N CNI-HOSTPORT-DNAT\n"), "{s}");
+    assert!(
+        s.starts_with(
+            "*nat\n-N CNI-HOSTPORT-SETMARK\n-N CNI-HOSTPORT-MASQ\n-N CNI-HOSTPORT-DNAT\n"
+        ),
+        "{s}"
+    );
     assert!(s.contains("-I POSTROUTING 1 -m comment --comment \"CNI portfwd requiring masquerade\" -j CNI-HOSTPORT-MASQ\n"));
-    assert!(!s.contains("-F "), "nothing to flush on a fresh table:\n{s}");
+    assert!(
+        !s.contains("-F "),
+        "nothing to flush on a fresh table:\n{s}"
+    );
     assert_eq!(s.matches(&format!("-A {chain} ")).count(), 3);
     assert!(s.ends_with("COMMIT\n"));
     // The rules as iptables-save would print them after the restore.
-    let mut after = String::from("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
+    let mut after = String::from(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
+    );
     for line in s.lines().filter(|l| l.starts_with("-N ")) {
         after.push_str(&format!(":{} - [0:0]\n", &line[3..]));
     }
-    for line in s.lines().filter(|l| l.starts_with("-A ") || l.starts_with("-I ")) {
+    for line in s
+        .lines()
+        .filter(|l| l.starts_with("-A ") || l.starts_with("-I "))
+    {
         let line = line.replacen("-I POSTROUTING 1", "-A POSTROUTING", 1);
         after.push_str(&line);
         after.push('\n');
@@ -297,13 +730,22 @@ fn restore_scripts() {
     check(&state, &c, "ctr1", "10.88.0.5/16".parse().unwrap()).unwrap();
     // A second identical ADD: only the container chain is rewritten.
     let s2 = restore_script(&[&p], &state).unwrap();
-    assert!(s2.starts_with(&format!("*nat\n-F {chain}\n-D CNI-HOSTPORT-DNAT ")), "{s2}");
+    assert!(
+        s2.starts_with(&format!("*nat\n-F {chain}\n-D CNI-HOSTPORT-DNAT ")),
+        "{s2}"
+    );
     assert!(!s2.contains("SETMARK -m"), "{s2}");
     // CHECK finds a missing rule, and says which.
-    let broken = after.replace("-j DNAT --to-destination 10.88.0.5:80", "-j DNAT --to-destination 10.88.0.6:80");
+    let broken = after.replace(
+        "-j DNAT --to-destination 10.88.0.5:80",
+        "-j DNAT --to-destination 10.88.0.6:80",
+    );
     let e = check(&saved(&broken), &c, "ctr1", "10.88.0.5/16".parse().unwrap()).unwrap_err();
     assert!(e.to_string().contains("portmap check failed"), "{e}");
-    assert!(cni_types::error::chain_message(&e).contains("10.88.0.5:80"), "{e}");
+    assert!(
+        cni_types::error::chain_message(&e).contains("10.88.0.5:80"),
+        "{e}"
+    );
     // DEL removes every trace of the container and nothing shared.
     let d = restore_script(&[&del_plan(IpFamily::V4, "net1", "ctr1")], &state).unwrap();
     assert_eq!(d.matches("-D CNI-HOSTPORT-DNAT").count(), 1, "{d}");

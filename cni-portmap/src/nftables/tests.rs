@@ -48,26 +48,51 @@ fn golden_add_v4_snat_conditions() {
         r#","conditionsV4":["ip saddr != 10.0.0.0/8"],"conditionsV6":["ip6 saddr fd00::/8"]"#,
         REF_MAPS,
     );
-    let p = add_plan_with_skeleton(&c, &att("icee6giejonei6so"), "10.0.0.2/24".parse().unwrap(), &[])
-        .unwrap();
+    let p = add_plan_with_skeleton(
+        &c,
+        &att("icee6giejonei6so"),
+        "10.0.0.2/24".parse().unwrap(),
+        &[],
+    )
+    .unwrap();
     golden("add_v4.nft", &p.to_string());
     // The fast path: the stamp assertion and the container's part only.
-    let fast = add_plan(&c, &att("icee6giejonei6so"), "10.0.0.2/24".parse().unwrap(), &[]).unwrap();
+    let fast = add_plan(
+        &c,
+        &att("icee6giejonei6so"),
+        "10.0.0.2/24".parse().unwrap(),
+        &[],
+    )
+    .unwrap();
     golden("add_v4_fast.nft", &fast.to_string());
     let text = p.to_string();
     let stamp = skeleton_stamp(&c, IpFamily::V4).unwrap();
-    assert!(text.contains(&format!("add element ip cni_portmap skeleton {{ \"stamp\" : \"{stamp}\" }}")));
-    assert!(fast.to_string().starts_with(&format!("add element ip cni_portmap skeleton {{ \"stamp\" : \"{stamp}\" }}\n")));
+    assert!(text.contains(&format!(
+        "add element ip cni_portmap skeleton {{ \"stamp\" : \"{stamp}\" }}"
+    )));
+    assert!(fast.to_string().starts_with(&format!(
+        "add element ip cni_portmap skeleton {{ \"stamp\" : \"{stamp}\" }}\n"
+    )));
     // Only element additions: what the kernel commits without validating the table or
     // waiting for a grace period.
-    assert!(fast.ops.iter().all(|o| matches!(o, NftOp::AddElements { .. })), "{fast}");
+    assert!(
+        fast.ops
+            .iter()
+            .all(|o| matches!(o, NftOp::AddElements { .. })),
+        "{fast}"
+    );
 }
 
 #[test]
 fn golden_add_v6_no_snat() {
     let c = conf(r#","snat":false"#, REF_MAPS);
-    let p = add_plan_with_skeleton(&c, &att("icee6giejonei6so"), "2001:db8::2/64".parse().unwrap(), &[])
-        .unwrap();
+    let p = add_plan_with_skeleton(
+        &c,
+        &att("icee6giejonei6so"),
+        "2001:db8::2/64".parse().unwrap(),
+        &[],
+    )
+    .unwrap();
     golden("add_v6_nosnat.nft", &p.to_string());
 }
 
@@ -88,11 +113,18 @@ fn golden_takeover_and_del() {
     let c = conf("", REF_MAPS);
     let net: IpNet = "10.0.0.2/24".parse().unwrap();
     let all = entries(&c, net);
-    let taken: Vec<Entry> = all.iter().filter(|e| e.map == DNAT).take(1).cloned().collect();
+    let taken: Vec<Entry> = all
+        .iter()
+        .filter(|e| e.map == DNAT)
+        .take(1)
+        .cloned()
+        .collect();
     assert_eq!(taken[0].to_string(), "dnat { tcp . 8080 : 10.0.0.2 . 80 }");
     let p = add_plan(&c, &att("c1"), net, &taken).unwrap();
     let text = p.to_string();
-    let del_at = text.find("delete element ip cni_portmap dnat { tcp . 8080 }").unwrap();
+    let del_at = text
+        .find("delete element ip cni_portmap dnat { tcp . 8080 }")
+        .unwrap();
     let add_at = text.find("add element ip cni_portmap dnat").unwrap();
     assert!(del_at < add_at, "{text}");
     let p = del_plan(IpFamily::V4, &owner_comment("net1", "c1", "eth0"), &all);
@@ -115,7 +147,10 @@ fn stamps_follow_conditions_and_mark() {
     // Mappings and containers do not matter.
     assert_eq!(
         s(&a, IpFamily::V4),
-        s(&conf("", r#"{"hostPort":1,"containerPort":1,"protocol":"udp"}"#), IpFamily::V4)
+        s(
+            &conf("", r#"{"hostPort":1,"containerPort":1,"protocol":"udp"}"#),
+            IpFamily::V4
+        )
     );
 }
 
@@ -168,7 +203,10 @@ fn entries_per_family_and_options() {
             "dnat { tcp . 80 : fd00::2 . 80 }",
         ]
     );
-    let all = conf(r#","masqAll":true"#, r#"{"hostPort":80,"containerPort":80,"protocol":"udp"},{"hostPort":81,"containerPort":80,"protocol":"udp","hostIP":"10.9.9.9"}"#);
+    let all = conf(
+        r#","masqAll":true"#,
+        r#"{"hostPort":80,"containerPort":80,"protocol":"udp"},{"hostPort":81,"containerPort":80,"protocol":"udp","hostIP":"10.9.9.9"}"#,
+    );
     assert_eq!(
         text(&all, "10.0.0.2/24"),
         vec![
@@ -178,8 +216,14 @@ fn entries_per_family_and_options() {
             "dnat { udp . 80 : 10.0.0.2 . 80 }",
         ]
     );
-    let nosnat = conf(r#","snat":false"#, r#"{"hostPort":80,"containerPort":80,"protocol":"tcp"}"#);
-    assert_eq!(text(&nosnat, "10.0.0.2/24"), vec!["dnat { tcp . 80 : 10.0.0.2 . 80 }"]);
+    let nosnat = conf(
+        r#","snat":false"#,
+        r#"{"hostPort":80,"containerPort":80,"protocol":"tcp"}"#,
+    );
+    assert_eq!(
+        text(&nosnat, "10.0.0.2/24"),
+        vec!["dnat { tcp . 80 : 10.0.0.2 . 80 }"]
+    );
 }
 
 #[test]
@@ -197,7 +241,10 @@ fn keys_decode_as_encoded() {
         }
     }
     assert_eq!(decode_key(IpFamily::V4, DNAT, &[6, 0, 0]), None);
-    assert_eq!(decode_key(IpFamily::V4, "nope", &[6, 0, 0, 0, 0, 80, 0, 0]), None);
+    assert_eq!(
+        decode_key(IpFamily::V4, "nope", &[6, 0, 0, 0, 0, 80, 0, 0]),
+        None
+    );
 }
 
 /// A listing as the kernel would return it after the ADDs of `added`.
@@ -229,7 +276,9 @@ fn listing_after(added: &[(&PortmapConf, &Attachment, &str)]) -> TableListing {
         let ifname = |v: &str| encode_key(&[DataType::Ifname], &[Value::Ifname(v.into())]).unwrap();
         stamp.elements.push(ElementListing {
             key: ifname(STAMP_KEY),
-            data: Some(ElementData::Value(ifname(&skeleton_stamp(c, IpFamily::V4).unwrap()))),
+            data: Some(ElementData::Value(ifname(
+                &skeleton_stamp(c, IpFamily::V4).unwrap(),
+            ))),
             comment: None,
         });
     }
@@ -239,7 +288,12 @@ fn listing_after(added: &[(&PortmapConf, &Attachment, &str)]) -> TableListing {
         comment: None,
         exprs: vec![],
     };
-    for (name, n) in [(PREROUTING, 1), (OUTPUT, 1), (POSTROUTING, 1), (HOSTPORTS, 6)] {
+    for (name, n) in [
+        (PREROUTING, 1),
+        (OUTPUT, 1),
+        (POSTROUTING, 1),
+        (HOSTPORTS, 6),
+    ] {
         t.chains.push(ChainListing {
             name: name.into(),
             handle: 1,
@@ -259,7 +313,9 @@ fn listing_after(added: &[(&PortmapConf, &Attachment, &str)]) -> TableListing {
             s.elements.retain(|x| x.key != key);
             s.elements.push(ElementListing {
                 key,
-                data: Some(ElementData::Value(value_bytes(IpFamily::V4, &e.value).unwrap())),
+                data: Some(ElementData::Value(
+                    value_bytes(IpFamily::V4, &e.value).unwrap(),
+                )),
                 comment: Some(comment.clone()),
             });
         }
@@ -273,12 +329,21 @@ fn check_conflicts_del_gc_from_listings() {
         "",
         r#"{"hostPort":80,"containerPort":80,"protocol":"tcp"},{"hostPort":53,"containerPort":53,"protocol":"udp","hostIP":"10.1.1.1"}"#,
     );
-    let b = conf("", r#"{"hostPort":80,"containerPort":8080,"protocol":"tcp"}"#);
+    let b = conf(
+        "",
+        r#"{"hostPort":80,"containerPort":8080,"protocol":"tcp"}"#,
+    );
     let (aa, ab) = (att("a"), att("b"));
-    let (na, nb): (IpNet, IpNet) = ("10.0.0.2/24".parse().unwrap(), "10.0.0.3/24".parse().unwrap());
+    let (na, nb): (IpNet, IpNet) = (
+        "10.0.0.2/24".parse().unwrap(),
+        "10.0.0.3/24".parse().unwrap(),
+    );
     let t = listing_after(&[(&a, &aa, "10.0.0.2/24")]);
     check(Some(&t), &a, na).unwrap();
-    assert_eq!(listed_stamp(&t), Some(skeleton_stamp(&a, IpFamily::V4).unwrap()));
+    assert_eq!(
+        listed_stamp(&t),
+        Some(skeleton_stamp(&a, IpFamily::V4).unwrap())
+    );
     assert_eq!(
         check(None, &a, na).unwrap_err().to_string(),
         "nftables table cni_portmap not found in table ip cni_portmap"
@@ -286,7 +351,10 @@ fn check_conflicts_del_gc_from_listings() {
     // Another configuration's skeleton.
     let mut a_cond = a.clone();
     a_cond.conditions_v4 = vec!["iifname".into(), "eth0".into()];
-    assert!(matches!(check(Some(&t), &a_cond, na), Err(CheckError::Skeleton { .. })));
+    assert!(matches!(
+        check(Some(&t), &a_cond, na),
+        Err(CheckError::Skeleton { .. })
+    ));
     // snat off: the masq elements are not expected, the rest matches.
     let mut a_nosnat = a.clone();
     a_nosnat.snat = false;
@@ -296,7 +364,10 @@ fn check_conflicts_del_gc_from_listings() {
     assert!(conflicts(&t, IpFamily::V4, &entries(&a, na)).is_empty());
     let t = listing_after(&[(&a, &aa, "10.0.0.2/24"), (&b, &ab, "10.0.0.3/24")]);
     let e = check(Some(&t), &a, na).unwrap_err();
-    assert_eq!(e.to_string(), "host port masq 127.0.0.1 . tcp . 80 is mapped to 10.0.0.3 . 8080");
+    assert_eq!(
+        e.to_string(),
+        "host port masq 127.0.0.1 . tcp . 80 is mapped to 10.0.0.3 . 8080"
+    );
     check(Some(&t), &b, nb).unwrap();
     // DEL of A from the listing: only what carries A's comment.
     let d = del_plan_listed(&t, IpFamily::V4, &owner_comment("net1", "a", "eth0"));
@@ -310,7 +381,7 @@ fn check_conflicts_del_gc_from_listings() {
     assert!(gc_plan(&t, IpFamily::V4, "net1", &[aa.clone(), ab.clone()]).is_empty());
     assert!(gc_plan(&t, IpFamily::V4, "net2", &[]).is_empty());
     assert_eq!(
-        gc_plan(&t, IpFamily::V4, "net1", &[ab.clone()]).to_string(),
+        gc_plan(&t, IpFamily::V4, "net1", std::slice::from_ref(&ab)).to_string(),
         d.to_string()
     );
     assert_eq!(gc_plan(&t, IpFamily::V4, "net1", &[]).ops.len(), 4);

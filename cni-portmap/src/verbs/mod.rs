@@ -22,7 +22,9 @@ fn other(b: Backend) -> Backend {
 
 fn nft_errno_kind(e: &FirewallError) -> Option<ErrorKind> {
     match e {
-        FirewallError::Nftables(n) => n.errno().map(|n| std::io::Error::from_raw_os_error(n).kind()),
+        FirewallError::Nftables(n) => n
+            .errno()
+            .map(|n| std::io::Error::from_raw_os_error(n).kind()),
         _ => None,
     }
 }
@@ -102,8 +104,9 @@ fn install(
                 .iter()
                 .map(|n| iptables::add_plan(conf, &att.container_id, *n))
                 .collect::<Result<Vec<_>, _>>()?;
-            fw.apply_iptables(&plans)
-                .map_err(PortmapError::firewall("unable to set up iptables rules for port mappings"))
+            fw.apply_iptables(&plans).map_err(PortmapError::firewall(
+                "unable to set up iptables rules for port mappings",
+            ))
         }
         Backend::Nftables => {
             for n in nets {
@@ -329,7 +332,9 @@ fn gc_backend(
                 if !plan.is_empty()
                     && let Err(e) = fw.apply_iptables(&[plan])
                 {
-                    errors.push(PortmapError::firewall("could not remove stale iptables rules")(e));
+                    errors.push(PortmapError::firewall(
+                        "could not remove stale iptables rules",
+                    )(e));
                 }
             }
             Backend::Nftables => {
@@ -345,7 +350,9 @@ fn gc_backend(
                 if !plan.is_empty()
                     && let Err(e) = fw.apply_nft(&plan)
                 {
-                    errors.push(PortmapError::firewall("could not remove stale nftables rules")(e));
+                    errors.push(PortmapError::firewall(
+                        "could not remove stale nftables rules",
+                    )(e));
                 }
             }
         }

@@ -36,7 +36,13 @@ const BOTH: &str = r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp"},{"ho
 #[test]
 fn add_requires_prev_result() {
     let c = conf("iptables", TCP, "", &[]);
-    let e = add(&c, &att(), &mut Recorder::default(), &mut FakeHost::default()).unwrap_err();
+    let e = add(
+        &c,
+        &att(),
+        &mut Recorder::default(),
+        &mut FakeHost::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.to_string(), "must be called as chained plugin");
     let e: cni_types::Error = e.into();
     assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
@@ -87,7 +93,11 @@ fn add_nftables_no_snat_no_route_localnet() {
     let c = conf("nftables", TCP, "", &["fd00::2/64"]);
     let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
     add(&c, &att(), &mut fw, &mut host).unwrap();
-    assert!(fw.dump().contains("add element ip6 cni_portmap skeleton"), "{}", fw.dump());
+    assert!(
+        fw.dump().contains("add element ip6 cni_portmap skeleton"),
+        "{}",
+        fw.dump()
+    );
     assert!(host.calls.is_empty(), "{:?}", host.calls);
 }
 
@@ -100,13 +110,21 @@ fn del_cleans_both_backends_and_conntrack() {
     assert_eq!(fw.iptables.len(), 2);
     assert_eq!(fw.nft.len(), 1);
     assert!(fw.dump().contains("delete-chain CNI-DN-"));
-    assert!(fw.dump().contains("delete element ip cni_portmap dnat { tcp . 8080, udp . 53 }"), "{}", fw.dump());
+    assert!(
+        fw.dump()
+            .contains("delete element ip cni_portmap dnat { tcp . 8080, udp . 53 }"),
+        "{}",
+        fw.dump()
+    );
     assert_eq!(host.calls, vec!["conntrack ipv4 udp [53]"]);
     // Without prevResult: both families.
     let c = conf("nftables", BOTH, "", &[]);
     let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
     del(&c, &att(), &mut fw, &mut host).unwrap();
-    assert_eq!(host.calls, vec!["conntrack ipv4 udp [53]", "conntrack ipv6 udp [53]"]);
+    assert_eq!(
+        host.calls,
+        vec!["conntrack ipv4 udp [53]", "conntrack ipv6 udp [53]"]
+    );
     assert!(fw.dump().starts_with("table ipv4 nat"), "{}", fw.dump());
 }
 
@@ -116,7 +134,8 @@ fn check_iptables_from_state() {
     let mut fw = Recorder::default();
     let e = check(&c, &att(), &mut fw, &mut FakeHost::default()).unwrap_err();
     assert!(
-        cni_types::error::chain_message(&e).contains("chain CNI-HOSTPORT-SETMARK not found in iptables table nat"),
+        cni_types::error::chain_message(&e)
+            .contains("chain CNI-HOSTPORT-SETMARK not found in iptables table nat"),
         "{e}"
     );
     let c = conf("iptables", TCP, "", &[]);
@@ -132,7 +151,10 @@ fn status_and_gc() {
     host.unavailable = true;
     let e = status(&c, &mut host).unwrap_err();
     assert_eq!(e.to_string(), "nftables backend is not available");
-    assert_eq!(cni_types::Error::from(e).code, ErrorCode::PluginNotAvailable);
+    assert_eq!(
+        cni_types::Error::from(e).code,
+        ErrorCode::PluginNotAvailable
+    );
     // GC on empty state does nothing.
     let mut fw = Recorder::default();
     gc(&c, &[att()], &mut fw, &mut host).unwrap();

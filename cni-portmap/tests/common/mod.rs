@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use cni_linux::firewall::Backend;
 use cni_portmap::PortmapConf;
@@ -23,7 +23,11 @@ pub fn nft_ruleset(ns: &TempNetns) -> Vec<String> {
 
 /// `iptables-save -t nat` (or ip6tables) in `ns`.
 pub fn iptables_nat(ns: &TempNetns, v6: bool) -> String {
-    let bin = if v6 { "ip6tables-save" } else { "iptables-save" };
+    let bin = if v6 {
+        "ip6tables-save"
+    } else {
+        "iptables-save"
+    };
     ns.exec_ok(bin, &["-t", "nat"]).unwrap().stdout_text()
 }
 
