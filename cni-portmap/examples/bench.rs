@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p cni-portmap -p cni-ipam-hostlocal -p cni-bridge --bins
-//! cargo run --release -p cni-portmap --example bench [-- ITERATIONS [PODS]]
+//! cargo run --release -p cni-portmap --example bench-portmap [-- ITERATIONS [PODS]]
 //! ```
 //!
 //! Needs root; everything happens in throw-away namespaces. Measured:
