@@ -205,19 +205,31 @@ fn parse_config(req: &mut Request) -> Result<(), Error> {
     Ok(())
 }
 
-fn validate_config(data: &[u8]) -> Result<(), Error> {
-    #[derive(serde::Deserialize)]
-    struct NameOnly {
-        #[serde(default)]
-        name: serde_json::Value,
-    }
-    let conf: NameOnly = serde_json::from_slice(data).map_err(|e| {
-        Error::msg(
+/// The config as a JSON object. Go's decoder refuses anything else for a struct; serde's
+/// derived structs would also accept an array (`["net"]` read as `{"name": "net"}`).
+fn config_object(
+    data: &[u8],
+    what: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let value: serde_json::Value = serde_json::from_slice(data)
+        .map_err(|e| Error::msg(ErrorCode::DecodingFailure, format!("{what}: {e}")))?;
+    match value {
+        serde_json::Value::Object(m) => Ok(m),
+        // Go leaves a struct untouched when decoding `null` into it.
+        serde_json::Value::Null => Ok(serde_json::Map::new()),
+        other => Err(Error::msg(
             ErrorCode::DecodingFailure,
-            format!("error unmarshall network config: {e}"),
-        )
-    })?;
-    let name = match conf.name {
+            format!(
+                "{what}: json: cannot unmarshal {} into Go value of type struct",
+                json_kind(&other)
+            ),
+        )),
+    }
+}
+
+fn validate_config(data: &[u8]) -> Result<(), Error> {
+    let mut conf = config_object(data, "error unmarshall network config")?;
+    let name = match conf.remove("name").unwrap_or_default() {
         serde_json::Value::Null => String::new(),
         serde_json::Value::String(s) => s,
         other => {
@@ -239,28 +251,29 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Number(_) => "number",
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Object(_) => "object",
-        _ => "value",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Null => "null",
     }
 }
 
 /// The raw `cniVersion` string of a config, as the reference's `DecodeVersion` (absent or
 /// empty: `0.1.0`).
 pub fn decode_version(data: &[u8]) -> Result<String, Error> {
-    #[derive(serde::Deserialize)]
-    struct V {
-        #[serde(rename = "cniVersion", default)]
-        cni_version: Option<String>,
-    }
-    let v: V = serde_json::from_slice(data).map_err(|e| {
-        Error::msg(
+    let what = "decoding version from network config";
+    let mut conf = config_object(data, what)?;
+    match conf.remove("cniVersion") {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s),
+        None | Some(serde_json::Value::Null) | Some(serde_json::Value::String(_)) => {
+            Ok(Version::V0_1_0.to_string())
+        }
+        Some(other) => Err(Error::msg(
             ErrorCode::DecodingFailure,
-            format!("decoding version from network config: {e}"),
-        )
-    })?;
-    Ok(match v.cni_version {
-        Some(s) if !s.is_empty() => s,
-        _ => Version::V0_1_0.to_string(),
-    })
+            format!(
+                "{what}: json: cannot unmarshal {} into Go struct field .cniVersion of type string",
+                json_kind(&other)
+            ),
+        )),
+    }
 }
 
 fn go_quote_versions(vs: &[Version]) -> String {
@@ -453,4 +466,30 @@ pub fn main(plugin: &dyn Plugin) -> std::process::ExitCode {
         &mut stderr.lock(),
     );
     std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_must_be_a_json_object() {
+        // serde's derived structs read `["net"]` as `{"name":"net"}`; Go refuses it (code 6).
+        for bad in [&br#"["hardnet"]"#[..], b"\"net\"", b"42", b"true"] {
+            let e = validate_config(bad).unwrap_err();
+            assert_eq!(e.code(), 6, "{}", String::from_utf8_lossy(bad));
+            let e = decode_version(bad).unwrap_err();
+            assert_eq!(e.code(), 6, "{}", String::from_utf8_lossy(bad));
+        }
+        // `null` decodes as an empty struct in Go: no name (7), version 0.1.0.
+        assert_eq!(validate_config(b"null").unwrap_err().code(), 7);
+        assert_eq!(decode_version(b"null").unwrap(), "0.1.0");
+        assert_eq!(decode_version(br#"{"cniVersion":""}"#).unwrap(), "0.1.0");
+        assert_eq!(
+            decode_version(br#"{"cniVersion":1}"#).unwrap_err().code(),
+            6
+        );
+        assert!(validate_config(br#"{"name":"net"}"#).is_ok());
+        assert_eq!(validate_config(br#"{"name":5}"#).unwrap_err().code(), 6);
+    }
 }
