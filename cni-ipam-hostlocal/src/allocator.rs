@@ -144,23 +144,34 @@ impl<S: Store> Allocator<S> {
         owner: &Attachment,
     ) -> Result<Vec<IpConfig>, AllocError> {
         validate(owner)?;
-        let Some(mut s) = self.store.session(true)? else {
-            return Err(AllocError::Exhausted(String::new()));
-        };
         let mut pending: Vec<IpAddr> = Vec::new();
         for ip in requested.iter().map(|ip| canonical(*ip)) {
             if !pending.contains(&ip) {
                 pending.push(ip);
             }
         }
+        // Which requested address each range set takes (the first pending one it contains)
+        // depends on the config alone: a request that no set takes is refused before the
+        // store is created, locked or its round-robin cursor moved.
+        let wanted: Vec<Option<IpAddr>> = ranges
+            .iter()
+            .map(|set| {
+                pending
+                    .iter()
+                    .position(|ip| set.contains(*ip))
+                    .map(|i| pending.remove(i))
+            })
+            .collect();
+        if !pending.is_empty() {
+            return Err(AllocError::RequestedUnused(pending));
+        }
+        let Some(mut s) = self.store.session(true)? else {
+            return Err(AllocError::Exhausted(String::new()));
+        };
         let mut held: Option<Vec<Reservation>> = None;
         let mut reserved: Vec<IpAddr> = Vec::new();
         let mut out = Vec::with_capacity(ranges.len());
-        for (index, set) in ranges.iter().enumerate() {
-            let want = pending
-                .iter()
-                .position(|ip| set.contains(*ip))
-                .map(|i| pending.remove(i));
+        for (index, (set, want)) in ranges.iter().zip(wanted).enumerate() {
             match allocate_one(&mut s, set, index, owner, want, &mut held) {
                 Ok(cfg) => {
                     reserved.push(cfg.address.addr());
@@ -176,12 +187,6 @@ impl<S: Store> Allocator<S> {
                     });
                 }
             }
-        }
-        if !pending.is_empty() {
-            for ip in &reserved {
-                let _ = s.release(*ip);
-            }
-            return Err(AllocError::RequestedUnused(pending));
         }
         Ok(out)
     }

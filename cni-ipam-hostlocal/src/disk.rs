@@ -660,6 +660,37 @@ mod tests {
     }
 
     #[test]
+    fn a_request_no_range_set_takes_changes_nothing() {
+        let t = TempDir::new();
+        let a = Allocator::new(DiskStore::new(&t.0, "n").unwrap());
+        let sets = [set("10.0.0.0/24")];
+        let who = att("c", "eth0");
+        // Before the store exists: it is not created.
+        let e = a.allocate(&sets, &[ip("10.9.0.5")], &who).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "failed to allocate all requested IPs: 10.9.0.5"
+        );
+        assert!(!t.0.join("n").exists());
+        // Once it exists: no file changes, the round-robin cursor stays.
+        a.allocate(&sets, &[], &att("live", "eth0")).unwrap();
+        let files = |d: &Path| {
+            let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+                .collect();
+            v.sort();
+            v
+        };
+        let before = files(&t.0.join("n"));
+        let two_in_one_set = [ip("10.0.0.7"), ip("10.0.0.8")];
+        assert!(a.allocate(&sets, &two_in_one_set, &who).is_err());
+        assert!(a.allocate(&sets, &[ip("10.9.0.5")], &who).is_err());
+        assert_eq!(files(&t.0.join("n")), before);
+    }
+
+    #[test]
     fn network_names_cannot_escape() {
         for bad in ["../x", "a/b", "", ".", "..", "-x", "a\0b"] {
             assert!(DiskStore::new("/tmp", bad).is_err(), "{bad:?}");
