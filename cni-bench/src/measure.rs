@@ -1,0 +1,163 @@
+//! Running one plugin process as a runtime does and measuring it: wall time from spawn to
+//! exit, and the child's peak resident set from `wait4`.
+#![allow(unsafe_code)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// One plugin call.
+#[derive(Clone, Debug)]
+pub struct Call<'a> {
+    /// The binary.
+    pub plugin: &'a Path,
+    /// `CNI_COMMAND`.
+    pub command: &'a str,
+    /// `CNI_CONTAINERID`.
+    pub container_id: &'a str,
+    /// `CNI_NETNS` (may be empty).
+    pub netns: &'a str,
+    /// `CNI_IFNAME`.
+    pub ifname: &'a str,
+    /// `CNI_PATH`.
+    pub cni_path: &'a str,
+    /// The config on stdin.
+    pub stdin: &'a [u8],
+}
+
+/// What one call cost.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// Spawn to exit.
+    pub wall: Duration,
+    /// Peak resident set of the process, KiB.
+    pub max_rss_kib: u64,
+}
+
+/// Reap `pid` and return its peak RSS (KiB) and whether it exited 0.
+fn wait4(pid: u32) -> Result<(u64, bool)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = libc::pid_t::try_from(pid).context("pid")?;
+    loop {
+        // SAFETY: `status` and `ru` are valid, exclusively borrowed out-parameters; `pid` is
+        // our own child that nothing else reaps (the `Child` handle is never waited on).
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err).context("wait4");
+        }
+    }
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok((u64::try_from(ru.ru_maxrss).unwrap_or(0), ok))
+}
+
+/// Run one call in the calling thread's network namespace; an error if it fails.
+pub fn run(call: &Call<'_>) -> Result<(Sample, Vec<u8>)> {
+    let start = Instant::now();
+    let mut child = Command::new(call.plugin)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("CNI_COMMAND", call.command)
+        .env("CNI_CONTAINERID", call.container_id)
+        .env("CNI_NETNS", call.netns)
+        .env("CNI_IFNAME", call.ifname)
+        .env("CNI_PATH", call.cni_path)
+        .env("CNI_ARGS", "IgnoreUnknown=1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawn {}", call.plugin.display()))?;
+    if let Some(mut i) = child.stdin.take() {
+        // A plugin may exit without reading stdin (VERSION does).
+        match i.write_all(call.stdin) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_end(&mut out)?;
+    }
+    let mut err = Vec::new();
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_end(&mut err)?;
+    }
+    let (rss, ok) = wait4(child.id())?;
+    let wall = start.elapsed();
+    if !ok {
+        bail!(
+            "{} {} failed: {}{}",
+            call.plugin.display(),
+            call.command,
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        );
+    }
+    Ok((
+        Sample {
+            wall,
+            max_rss_kib: rss,
+        },
+        out,
+    ))
+}
+
+/// Summary statistics of wall times.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Median.
+    pub median: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// Maximum.
+    pub max: Duration,
+    /// Number of samples.
+    pub n: usize,
+}
+
+impl Stats {
+    /// Of a set of samples (empty: all zero).
+    pub fn of(samples: &[Duration]) -> Stats {
+        if samples.is_empty() {
+            return Stats::default();
+        }
+        let mut v = samples.to_vec();
+        v.sort();
+        let pick = |q: f64| v[(((v.len() - 1) as f64) * q).round() as usize];
+        Stats {
+            median: pick(0.5),
+            p90: pick(0.9),
+            max: v[v.len() - 1],
+            n: v.len(),
+        }
+    }
+}
+
+/// Milliseconds with two decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_pick_order_statistics() {
+        let v: Vec<Duration> = (1..=10).map(Duration::from_millis).collect();
+        let s = Stats::of(&v);
+        assert_eq!(s.median, Duration::from_millis(6));
+        assert_eq!(s.p90, Duration::from_millis(9));
+        assert_eq!(s.max, Duration::from_millis(10));
+        assert_eq!(Stats::of(&[]).n, 0);
+    }
+}

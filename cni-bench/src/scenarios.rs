@@ -1,0 +1,1234 @@
+//! The measured scenarios and the report.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cni_proto::exec::{Exec, InProcessExec, ProcessExec};
+use cni_proto::runtime::{CniConfig, RuntimeConf};
+use cni_proto::{Command, Env};
+use cni_testkit::bins::CniPathDir;
+use cni_testkit::{TempDir, TempNetns};
+use cni_types::{Error as CniError, NetConfList};
+use serde_json::json;
+
+use crate::Opts;
+use crate::measure::{self, Call, Stats, ms};
+use crate::svg::{Series, line_chart};
+
+const PLUGINS: [&str; 3] = ["bridge", "host-local", "portmap"];
+
+/// One line of a table: a figure for ours and for the reference, and reference / ours.
+struct Row {
+    what: String,
+    ours: Option<Stats>,
+    reference: Option<Stats>,
+    note: String,
+}
+
+struct Section {
+    title: &'static str,
+    intro: String,
+    rows: Vec<Row>,
+}
+
+struct Goal {
+    text: String,
+    measured: String,
+    met: bool,
+}
+
+/// Chain ADD medians at one pod count, for the chart.
+#[derive(Clone, Copy)]
+struct ScalePoint {
+    pods: usize,
+    ours_nft: Duration,
+    ours_ipt: Duration,
+    go: Duration,
+    portmap_nft: Duration,
+    portmap_go: Duration,
+    bridge_nft: Duration,
+}
+
+/// Everything measured in one run.
+pub struct Report {
+    quick: bool,
+    header: String,
+    sections: Vec<Section>,
+    goals: Vec<Goal>,
+    scale: Vec<ScalePoint>,
+    sizes: Vec<(String, u64, u64)>,
+}
+
+fn ratio(reference: Duration, ours: Duration) -> f64 {
+    reference.as_secs_f64() / ours.as_secs_f64().max(1e-9)
+}
+
+fn stat_cell(s: &Option<Stats>) -> String {
+    match s {
+        Some(s) if s.n > 0 => format!("{} ({} / {})", ms(s.median), ms(s.p90), ms(s.max)),
+        _ => "–".into(),
+    }
+}
+
+impl Report {
+    fn section(&mut self, title: &'static str, intro: impl Into<String>) -> &mut Section {
+        self.sections.push(Section {
+            title,
+            intro: intro.into(),
+            rows: Vec::new(),
+        });
+        let last = self.sections.len() - 1;
+        &mut self.sections[last]
+    }
+
+    fn goal(&mut self, text: impl Into<String>, measured: impl Into<String>, met: bool) {
+        self.goals.push(Goal {
+            text: text.into(),
+            measured: measured.into(),
+            met,
+        });
+    }
+
+    /// The markdown report.
+    pub fn markdown(&self, took: Duration) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{}", self.header);
+        let _ = writeln!(
+            s,
+            "Run took {:.0} s{}. Times are wall clock from spawn to exit, in ms: median \
+             (p90 / max). \"ref / ours\" is the reference's median over ours: how many times \
+             faster ours is.\n",
+            took.as_secs_f64(),
+            if self.quick { " (`--quick`)" } else { "" }
+        );
+        let _ = writeln!(s, "## Goals\n");
+        let _ = writeln!(s, "| goal | measured | |\n|---|---|---|");
+        for g in &self.goals {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                g.text,
+                g.measured,
+                if g.met { "met" } else { "**missed**" }
+            );
+        }
+        for sec in &self.sections {
+            let _ = writeln!(s, "\n## {}\n\n{}\n", sec.title, sec.intro);
+            if sec.title == "Scale" {
+                self.scale_table(&mut s);
+            }
+            if sec.rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "| | ours | reference | ref / ours |\n|---|---|---|---|");
+            for r in &sec.rows {
+                let rat = match (&r.ours, &r.reference) {
+                    (Some(o), Some(g)) if o.n > 0 && g.n > 0 => {
+                        format!("{:.1}x", ratio(g.median, o.median))
+                    }
+                    _ => r.note.clone(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    r.what,
+                    stat_cell(&r.ours),
+                    stat_cell(&r.reference),
+                    rat
+                );
+            }
+        }
+        if !self.sizes.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## Binary sizes\n\n| binary | ours (KiB) | reference (KiB) | ref / ours |\n|---|---|---|---|"
+            );
+            for (n, o, g) in &self.sizes {
+                let _ = writeln!(
+                    s,
+                    "| {n} | {} | {} | {:.1}x |",
+                    o / 1024,
+                    g / 1024,
+                    *g as f64 / (*o).max(1) as f64
+                );
+            }
+        }
+        s
+    }
+
+    fn scale_table(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "| pods on the node | chain ADD, ours with nftables | chain ADD, ours with iptables (default) | chain ADD, reference | ref / ours (nftables) | portmap alone, ours with nftables | portmap alone, reference |\n|---|---|---|---|---|---|---|"
+        );
+        for p in &self.scale {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.1}x | {} | {} |",
+                p.pods,
+                ms(p.ours_nft),
+                ms(p.ours_ipt),
+                ms(p.go),
+                ratio(p.go, p.ours_nft),
+                ms(p.portmap_nft),
+                ms(p.portmap_go)
+            );
+        }
+    }
+
+    /// The chart of chain ADD latency against pods on the node.
+    pub fn chart(&self) -> String {
+        let pts = |f: &dyn Fn(&ScalePoint) -> Duration| -> Vec<(f64, f64)> {
+            self.scale
+                .iter()
+                .map(|p| (p.pods as f64, f(p).as_secs_f64() * 1000.0))
+                .collect()
+        };
+        line_chart(
+            "bridge + host-local + portmap ADD, median per pod count",
+            "pods already on the node (each with a port mapping)",
+            "ms",
+            &[
+                Series {
+                    name: "reference (Go)".into(),
+                    color: "#d95f02",
+                    points: pts(&|p| p.go),
+                },
+                Series {
+                    name: "ours, iptables".into(),
+                    color: "#7570b3",
+                    points: pts(&|p| p.ours_ipt),
+                },
+                Series {
+                    name: "ours, nftables".into(),
+                    color: "#1b9e77",
+                    points: pts(&|p| p.ours_nft),
+                },
+            ],
+        )
+    }
+}
+
+/// Where the binaries are.
+struct Bins {
+    ours: CniPathDir,
+    go: PathBuf,
+}
+
+impl Bins {
+    fn find(opts: &Opts) -> Result<Bins> {
+        let ours_dir = match &opts.ours_dir {
+            Some(d) => d.clone(),
+            None => cni_testkit::bins::bin_dir().context("no directory of built binaries")?,
+        };
+        let mut ours = CniPathDir::new()?;
+        for p in PLUGINS {
+            let bin = ours_dir.join(p);
+            if !bin.is_file() {
+                bail!(
+                    "{} is missing: run `cargo build --release --workspace --bins` first",
+                    bin.display()
+                );
+            }
+            ours = ours.link(p, &bin)?;
+        }
+        for p in PLUGINS {
+            if !opts.go_dir.join(p).is_file() {
+                bail!(
+                    "{}/{p} is missing: install Debian's containernetworking-plugins",
+                    opts.go_dir.display()
+                );
+            }
+        }
+        Ok(Bins {
+            ours,
+            go: opts.go_dir.clone(),
+        })
+    }
+}
+
+/// Which implementation and firewall backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Impl {
+    /// Ours with its default backend (iptables, as the reference).
+    OursIpt,
+    /// Ours with `ipMasqBackend`/`backend` = nftables.
+    OursNft,
+    /// The Go reference plugins.
+    Go,
+}
+
+impl Impl {
+    fn dir(self, b: &Bins) -> &Path {
+        match self {
+            Impl::Go => &b.go,
+            _ => b.ours.path(),
+        }
+    }
+}
+
+/// Records how long each plugin process of a chain took.
+struct TimedExec {
+    log: Mutex<Vec<(String, Duration)>>,
+}
+
+impl TimedExec {
+    fn new() -> Arc<TimedExec> {
+        Arc::new(TimedExec {
+            log: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn take(&self) -> Vec<(String, Duration)> {
+        std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Exec for TimedExec {
+    fn exec(
+        &self,
+        plugin_type: &str,
+        command: Command,
+        stdin: &[u8],
+        env: &Env,
+    ) -> Result<Vec<u8>, CniError> {
+        let t = Instant::now();
+        let r = ProcessExec.exec(plugin_type, command, stdin, env);
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((plugin_type.to_string(), t.elapsed()));
+        r
+    }
+}
+
+fn conflist(imp: Impl, subnet: &str, data_dir: &Path) -> Result<NetConfList> {
+    let mut bridge = json!({
+        "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true,
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
+                 "routes": [{"dst": "0.0.0.0/0"}], "dataDir": data_dir}
+    });
+    let mut portmap = json!({"type": "portmap", "capabilities": {"portMappings": true}});
+    if imp == Impl::OursNft {
+        bridge["ipMasqBackend"] = json!("nftables");
+        portmap["backend"] = json!("nftables");
+    }
+    let list = json!({"cniVersion": "1.0.0", "name": "benchnet", "plugins": [bridge, portmap]});
+    Ok(NetConfList::from_slice(&serde_json::to_vec(&list)?)?)
+}
+
+/// A node namespace running one implementation's chain.
+struct ChainNode {
+    imp: Impl,
+    node: TempNetns,
+    list: NetConfList,
+    cni: CniConfig,
+    timed: Arc<TimedExec>,
+    pods: Vec<(TempNetns, RuntimeConf)>,
+    _data: TempDir,
+    _cache: TempDir,
+    seq: usize,
+}
+
+impl ChainNode {
+    fn new(imp: Impl, bins: &Bins, exec_dir: Impl) -> Result<ChainNode> {
+        let node = TempNetns::new("bench-node")?;
+        node.sysctl_set("net.ipv4.ip_forward", "1")?;
+        let data = TempDir::new("bench-ipam")?;
+        let cache = TempDir::new("bench-cache")?;
+        let list = conflist(imp, "10.64.0.0/12", data.path())?;
+        let timed = TimedExec::new();
+        let cni = CniConfig::new(vec![exec_dir.dir(bins).to_path_buf()])
+            .with_cache_dir(cache.path())
+            .with_base_env(Env::new().with("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"))
+            .with_exec(timed.clone());
+        Ok(ChainNode {
+            imp,
+            node,
+            list,
+            cni,
+            timed,
+            pods: Vec::new(),
+            _data: data,
+            _cache: cache,
+            seq: 0,
+        })
+    }
+
+    fn runtime_conf(&mut self, pod: &TempNetns) -> RuntimeConf {
+        self.seq += 1;
+        let port = 10000 + self.seq;
+        RuntimeConf::new(
+            format!("bench-{}", self.seq),
+            pod.path().display().to_string(),
+            "eth0",
+        )
+        .with_arg("IgnoreUnknown", "1")
+        .with_capability(
+            "portMappings",
+            json!([{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]),
+        )
+    }
+
+    /// ADD one pod and keep it.
+    fn populate_one(&mut self) -> Result<()> {
+        let pod = TempNetns::new("bench-pod")?;
+        let rt = self.runtime_conf(&pod);
+        let (cni, list) = (&self.cni, &self.list);
+        self.node
+            .run(|| cni.add_network_list(list, &rt))?
+            .with_context(|| format!("populate {:?}", self.imp))?;
+        self.timed.take();
+        self.pods.push((pod, rt));
+        Ok(())
+    }
+
+    /// ADD (timed: whole chain and per plugin), CHECK (timed), DEL (timed) of a fresh pod.
+    fn cycle(&mut self, check: bool) -> Result<Cycle> {
+        let pod = TempNetns::new("bench-pod")?;
+        let rt = self.runtime_conf(&pod);
+        let (cni, list) = (&self.cni, &self.list);
+        let (add, check_t, del) = self.node.run(|| -> Result<_> {
+            let t = Instant::now();
+            let res = cni.add_network_list(list, &rt)?;
+            let add = t.elapsed();
+            if res.ips.is_empty() {
+                bail!("no address");
+            }
+            let check_t = if check {
+                let t = Instant::now();
+                match cni.check_network_list(list, &rt) {
+                    Ok(()) => Some(t.elapsed()),
+                    Err(_) => None,
+                }
+            } else {
+                None
+            };
+            let t = Instant::now();
+            cni.del_network_list(list, &rt)?;
+            Ok((add, check_t, t.elapsed()))
+        })??;
+        let log = self.timed.take();
+        let per = |ty: &str| {
+            log.iter()
+                .find(|(t, _)| t == ty)
+                .map(|(_, d)| *d)
+                .unwrap_or_default()
+        };
+        Ok(Cycle {
+            add,
+            check: check_t,
+            del,
+            bridge: per("bridge"),
+            portmap: per("portmap"),
+        })
+    }
+}
+
+struct Cycle {
+    add: Duration,
+    check: Option<Duration>,
+    del: Duration,
+    bridge: Duration,
+    portmap: Duration,
+}
+
+#[derive(Default)]
+struct Cycles {
+    add: Vec<Duration>,
+    check: Vec<Duration>,
+    check_failed: usize,
+    del: Vec<Duration>,
+    bridge: Vec<Duration>,
+    portmap: Vec<Duration>,
+}
+
+impl Cycles {
+    fn push(&mut self, c: Cycle) {
+        self.add.push(c.add);
+        match c.check {
+            Some(d) => self.check.push(d),
+            None => self.check_failed += 1,
+        }
+        self.del.push(c.del);
+        self.bridge.push(c.bridge);
+        self.portmap.push(c.portmap);
+    }
+}
+
+/// Run `f` for each implementation in a rotating order, `runs` times: ours and theirs take
+/// turns going first, so drifting load hits both alike.
+fn interleave<T>(
+    items: &mut [T],
+    runs: usize,
+    mut f: impl FnMut(&mut T, usize) -> Result<()>,
+) -> Result<()> {
+    let n = items.len();
+    for i in 0..runs {
+        for k in 0..n {
+            let idx = if i % 2 == 0 { k } else { n - 1 - k };
+            f(&mut items[idx], i)?;
+        }
+    }
+    Ok(())
+}
+
+fn wanted(opts: &Opts, section: &str) -> bool {
+    opts.only.is_empty() || opts.only.iter().any(|s| s == section)
+}
+
+fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let kernel = read("/proc/sys/kernel/osrelease");
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let load = read("/proc/loadavg");
+    let model = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    format!(
+        "Machine: {cpus} CPUs ({model}), kernel {}, load average at start {}",
+        kernel.trim(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+/// Run every wanted section.
+pub fn run_all(opts: &Opts) -> Result<Report> {
+    if !cni_testkit::require_root() {
+        bail!("cni-bench needs root (network namespaces, bridges, firewall rules)");
+    }
+    let bins = Bins::find(opts)?;
+    let runs = opts.runs.unwrap_or(if opts.quick { 8 } else { 40 });
+    let pods: Vec<usize> = if !opts.pods.is_empty() {
+        opts.pods.clone()
+    } else if opts.quick {
+        vec![0, 50, 100]
+    } else {
+        vec![0, 100, 250, 500, 1000]
+    };
+    let mut r = Report {
+        quick: opts.quick,
+        header: format!(
+            "# Benchmark: ours against the Go reference plugins\n\n{}. Reference: the Go \
+             plugins in `{}` (Debian `containernetworking-plugins`). Ours: `{}`.",
+            machine(),
+            bins.go.display(),
+            std::fs::read_link(bins.ours.plugin("bridge"))
+                .map(|p| p.parent().unwrap_or(Path::new("")).display().to_string())
+                .unwrap_or_default()
+        ),
+        sections: Vec::new(),
+        goals: Vec::new(),
+        scale: Vec::new(),
+        sizes: Vec::new(),
+    };
+    let step = |name: &str| eprintln!("cni-bench: {name}");
+    if wanted(opts, "process") {
+        step("process cost (VERSION, sizes)");
+        process(&mut r, &bins, runs * 5)?;
+    }
+    if wanted(opts, "hostlocal") {
+        step("host-local ADD with 0 and 10,000 reservations");
+        hostlocal(&mut r, &bins, runs, if opts.quick { 2000 } else { 10_000 })?;
+    }
+    if wanted(opts, "bridge") || wanted(opts, "floor") {
+        step("bridge + host-local ADD and DEL");
+        bridge(&mut r, &bins, runs)?;
+    }
+    if wanted(opts, "portmap") {
+        step("portmap ADD with one mapping");
+        portmap(&mut r, &bins, runs)?;
+    }
+    if wanted(opts, "chain") {
+        step("chain ADD / CHECK / DEL through a conflist");
+        chain(&mut r, &bins, runs)?;
+    }
+    if wanted(opts, "scale") {
+        step("chain ADD against pods on the node");
+        scale(&mut r, &bins, &pods, (runs / 4).max(3))?;
+    }
+    if wanted(opts, "concurrency") {
+        step("32 ADDs at once");
+        concurrency(&mut r, &bins, if opts.quick { 1 } else { 3 })?;
+    }
+    Ok(r)
+}
+
+fn process(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> {
+    let stdin = br#"{"cniVersion":"1.0.0"}"#;
+    let call = |p: &Path| -> Result<Duration> {
+        let c = Call {
+            plugin: p,
+            command: "VERSION",
+            container_id: "",
+            netns: "",
+            ifname: "",
+            cni_path: "",
+            stdin,
+        };
+        Ok(measure::run(&c)?.0.wall)
+    };
+    let mut rows = Vec::new();
+    let mut floor = Vec::new();
+    for p in PLUGINS {
+        let ours = bins.ours.plugin(p);
+        let go = bins.go.join(p);
+        let mut pair = [(ours.clone(), Vec::new()), (go.clone(), Vec::new())];
+        interleave(&mut pair, runs, |(bin, v), _| {
+            v.push(call(bin)?);
+            Ok(())
+        })?;
+        for _ in 0..runs / 5 {
+            floor.push(call(Path::new("/bin/true"))?);
+        }
+        let (o, g) = (Stats::of(&pair[0].1), Stats::of(&pair[1].1));
+        r.goal(
+            format!("`{p}` answers VERSION in at most 1.5 ms (issue #2)"),
+            format!("{} ms median", ms(o.median)),
+            o.median <= Duration::from_micros(1500),
+        );
+        rows.push(Row {
+            what: format!("`{p}` VERSION"),
+            ours: Some(o),
+            reference: Some(g),
+            note: String::new(),
+        });
+        let size = |q: &Path| std::fs::metadata(q).map(|m| m.len()).unwrap_or(0);
+        r.sizes.push((p.to_string(), size(&ours), size(&go)));
+    }
+    rows.push(Row {
+        what: "`/bin/true` (the floor of a process)".into(),
+        ours: Some(Stats::of(&floor)),
+        reference: None,
+        note: String::new(),
+    });
+    r.section(
+        "Process cost",
+        "One `VERSION` call per process, as runtimes probe every plugin when they load networks.",
+    )
+    .rows = rows;
+    Ok(())
+}
+
+fn hostlocal(r: &mut Report, bins: &Bins, runs: usize, existing: usize) -> Result<()> {
+    let mut rows = Vec::new();
+    let mut medians = Vec::new();
+    for n in [0, existing] {
+        // Each implementation gets its own store with `n` reservations in a /16, in the
+        // on-disk format both share.
+        let mut stores = Vec::new();
+        for imp in [Impl::OursIpt, Impl::Go] {
+            let dir = TempDir::new("bench-hl")?;
+            let net = dir.path().join("benchnet");
+            std::fs::create_dir_all(&net)?;
+            for i in 0..n {
+                let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 100, 0, 2)) + i as u32);
+                std::fs::write(net.join(ip.to_string()), format!("pre-{i}\r\neth0"))?;
+            }
+            if n > 0 {
+                let last = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 100, 0, 1)) + n as u32);
+                std::fs::write(net.join("last_reserved_ip.0"), last.to_string())?;
+            }
+            let conf = json!({"cniVersion": "1.0.0", "name": "benchnet", "type": "bridge",
+                "ipam": {"type": "host-local", "dataDir": dir.path(),
+                         "ranges": [[{"subnet": "10.100.0.0/16"}]]}})
+            .to_string();
+            stores.push((imp, dir, conf, Vec::new()));
+        }
+        interleave(&mut stores, runs, |(imp, _dir, conf, v), i| {
+            let plugin = imp.dir(bins).join("host-local");
+            let id = format!("hl-{i}");
+            let mut c = Call {
+                plugin: &plugin,
+                command: "ADD",
+                container_id: &id,
+                netns: "/var/run/netns/cni-bench-none",
+                ifname: "eth0",
+                cni_path: "/nonexistent",
+                stdin: conf.as_bytes(),
+            };
+            v.push(measure::run(&c)?.0.wall);
+            c.command = "DEL";
+            measure::run(&c)?;
+            Ok(())
+        })?;
+        let (o, g) = (Stats::of(&stores[0].3), Stats::of(&stores[1].3));
+        medians.push((o.median, g.median));
+        rows.push(Row {
+            what: format!("ADD with {n} reservations"),
+            ours: Some(o),
+            reference: Some(g),
+            note: String::new(),
+        });
+    }
+    let (o0, g0) = medians[0];
+    let (on, gn) = medians[1];
+    r.goal(
+        "host-local ADD at most a third of the reference's (issue #3)",
+        format!(
+            "{:.2}x at 0, {:.2}x at {existing}",
+            o0.as_secs_f64() / g0.as_secs_f64(),
+            on.as_secs_f64() / gn.as_secs_f64()
+        ),
+        o0 * 3 <= g0 && on * 3 <= gn,
+    );
+    r.goal(
+        format!("host-local ADD at {existing} reservations at most 1.2x ADD at 0 (issue #3)"),
+        format!("{:.2}x", on.as_secs_f64() / o0.as_secs_f64()),
+        on.as_secs_f64() <= 1.2 * o0.as_secs_f64(),
+    );
+    r.section(
+        "host-local",
+        format!(
+            "One ADD per process into a /16, each implementation on its own store, released \
+             (untimed) after each run. The {existing} reservations are files in the format both \
+             share."
+        ),
+    )
+    .rows = rows;
+    Ok(())
+}
+
+struct BridgeNode {
+    imp: Impl,
+    node: TempNetns,
+    _data: TempDir,
+    conf: String,
+    add: Vec<Duration>,
+    del: Vec<Duration>,
+    rss: u64,
+}
+
+fn bridge(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> {
+    let mut nodes = Vec::new();
+    for imp in [Impl::OursIpt, Impl::Go] {
+        let node = TempNetns::new("bench-node")?;
+        let data = TempDir::new("bench-ipam")?;
+        let conf = json!({"cniVersion": "1.0.0", "name": "benchnet", "type": "bridge",
+            "bridge": "cni0", "isGateway": true,
+            "ipam": {"type": "host-local", "dataDir": data.path(),
+                     "ranges": [[{"subnet": "10.22.0.0/16"}]], "routes": [{"dst": "0.0.0.0/0"}]}})
+        .to_string();
+        nodes.push(BridgeNode {
+            imp,
+            node,
+            _data: data,
+            conf,
+            add: Vec::new(),
+            del: Vec::new(),
+            rss: 0,
+        });
+    }
+    interleave(&mut nodes, runs, |n, i| {
+        let pod = TempNetns::new("bench-pod")?;
+        let plugin = n.imp.dir(bins).join("bridge");
+        let dir = n.imp.dir(bins).display().to_string();
+        let id = format!("br-{i}");
+        let netns = pod.path().display().to_string();
+        let (a, d) = n.node.run(|| -> Result<_> {
+            let mut c = Call {
+                plugin: &plugin,
+                command: "ADD",
+                container_id: &id,
+                netns: &netns,
+                ifname: "eth0",
+                cni_path: &dir,
+                stdin: n.conf.as_bytes(),
+            };
+            let a = measure::run(&c)?.0;
+            c.command = "DEL";
+            let d = measure::run(&c)?.0;
+            Ok((a, d))
+        })??;
+        n.add.push(a.wall);
+        n.del.push(d.wall);
+        n.rss = n.rss.max(a.max_rss_kib);
+        Ok(())
+    })?;
+    let (oa, ga) = (Stats::of(&nodes[0].add), Stats::of(&nodes[1].add));
+    let (od, gd) = (Stats::of(&nodes[0].del), Stats::of(&nodes[1].del));
+    r.goal(
+        "bridge + host-local ADD at most a fifth of the reference's (issue #4)",
+        format!("{:.2}x", oa.median.as_secs_f64() / ga.median.as_secs_f64()),
+        oa.median * 5 <= ga.median,
+    );
+    r.goal(
+        "bridge + host-local DEL at most half of the reference's (issues #4, #7)",
+        format!("{:.2}x", od.median.as_secs_f64() / gd.median.as_secs_f64()),
+        od.median * 2 <= gd.median,
+    );
+    r.goal(
+        "peak RSS of an ADD at most half of the reference's (issues #4, #7)",
+        format!(
+            "{} KiB against {} KiB ({:.2}x)",
+            nodes[0].rss,
+            nodes[1].rss,
+            nodes[0].rss as f64 / nodes[1].rss.max(1) as f64
+        ),
+        nodes[0].rss * 2 <= nodes[1].rss,
+    );
+
+    // The floor: the same ADD through our library in-process (IPAM in-process too).
+    let floor = {
+        let node = TempNetns::new("bench-floor")?;
+        let data = TempDir::new("bench-ipam")?;
+        let conf = nodes[0].conf.replace(
+            &nodes[0]._data.path().display().to_string(),
+            &data.path().display().to_string(),
+        );
+        let bconf = cni_bridge::BridgeConf::parse(conf.as_bytes(), "")?;
+        let exec = Arc::new(InProcessExec::new().with_plugin(
+            "host-local",
+            Arc::new(cni_ipam_hostlocal_plugin()) as Arc<dyn cni_proto::skel::Plugin + Send + Sync>,
+        ));
+        let mut samples = Vec::new();
+        for i in 0..runs {
+            let pod = TempNetns::new("bench-pod")?;
+            let att = cni_bridge::Attachment::new(
+                format!("floor-{i}"),
+                "eth0",
+                Some(pod.path().to_path_buf()),
+                "/nonexistent",
+            );
+            let d = node.run(|| -> Result<Duration> {
+                let mut deps = cni_bridge::Deps::system();
+                deps.exec = exec.clone();
+                let t = Instant::now();
+                cni_bridge::add(&bconf, &att, &mut deps)?;
+                let d = t.elapsed();
+                cni_bridge::del(&bconf, &att, &mut deps)?;
+                Ok(d)
+            })??;
+            samples.push(d);
+        }
+        Stats::of(&samples)
+    };
+    r.section(
+        "bridge + host-local",
+        "ADD then DEL of one pod per run (each in its own pod namespace) on one bridge, with \
+         `isGateway` and host-local IPAM, no masquerade. Peak RSS is the largest resident set \
+         `wait4` reported for an ADD (the bridge process and the host-local it ran). The last \
+         row is the floor: the same ADD through our library in-process, no process started \
+         at all.",
+    )
+    .rows = vec![
+        Row {
+            what: "ADD".into(),
+            ours: Some(oa),
+            reference: Some(ga),
+            note: String::new(),
+        },
+        Row {
+            what: "DEL".into(),
+            ours: Some(od),
+            reference: Some(gd),
+            note: String::new(),
+        },
+        Row {
+            what: format!(
+                "peak RSS of ADD: ours {} KiB, reference {} KiB",
+                nodes[0].rss, nodes[1].rss
+            ),
+            ours: None,
+            reference: None,
+            note: format!("{:.1}x", nodes[1].rss as f64 / nodes[0].rss.max(1) as f64),
+        },
+        Row {
+            what: "ADD in-process through the library (the floor)".into(),
+            ours: Some(floor),
+            reference: None,
+            note: String::new(),
+        },
+    ];
+    Ok(())
+}
+
+fn cni_ipam_hostlocal_plugin() -> cni_ipam_hostlocal::HostLocal {
+    cni_ipam_hostlocal::HostLocal
+}
+
+fn portmap(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> {
+    struct P {
+        imp: Impl,
+        node: TempNetns,
+        v: Vec<Duration>,
+    }
+    let mut nodes = Vec::new();
+    for imp in [Impl::OursNft, Impl::OursIpt, Impl::Go] {
+        let node = TempNetns::new("bench-node")?;
+        // A route towards the fake containers, for `route_localnet`.
+        let mut nl = node.netlink()?;
+        let br = nl.add_bridge(
+            "cni0",
+            &cni_linux::netlink::BridgeOptions {
+                up: true,
+                ..Default::default()
+            },
+        )?;
+        nl.addr_add(
+            br.index,
+            "10.33.0.1/16".parse()?,
+            cni_linux::netlink::AddrFlags::NONE,
+        )?;
+        nodes.push(P {
+            imp,
+            node,
+            v: Vec::new(),
+        });
+    }
+    interleave(&mut nodes, runs, |p, i| {
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 33, 1, 0)) + i as u32);
+        let backend = if p.imp == Impl::OursNft {
+            "nftables"
+        } else {
+            "iptables"
+        };
+        let conf = json!({"cniVersion": "1.0.0", "name": "benchnet", "type": "portmap",
+            "backend": backend,
+            "runtimeConfig": {"portMappings": [{"hostPort": 20000 + i, "containerPort": 80, "protocol": "tcp"}]},
+            "prevResult": {"cniVersion": "1.0.0",
+                "interfaces": [{"name": "eth0", "sandbox": "/var/run/netns/x"}],
+                "ips": [{"address": format!("{ip}/16"), "gateway": "10.33.0.1", "interface": 0}]}})
+        .to_string();
+        let plugin = p.imp.dir(bins).join("portmap");
+        let id = format!("pm-{i}");
+        let d = p.node.run(|| -> Result<Duration> {
+            let mut c = Call {
+                plugin: &plugin,
+                command: "ADD",
+                container_id: &id,
+                netns: "/var/run/netns/x",
+                ifname: "eth0",
+                cni_path: "/nonexistent",
+                stdin: conf.as_bytes(),
+            };
+            let d = measure::run(&c)?.0.wall;
+            c.command = "DEL";
+            measure::run(&c)?;
+            Ok(d)
+        })??;
+        p.v.push(d);
+        Ok(())
+    })?;
+    let (n, i, g) = (
+        Stats::of(&nodes[0].v),
+        Stats::of(&nodes[1].v),
+        Stats::of(&nodes[2].v),
+    );
+    r.goal(
+        "portmap ADD with one mapping at most a tenth of the reference's (issue #5)",
+        format!(
+            "nftables {:.3}x, iptables (default) {:.3}x",
+            n.median.as_secs_f64() / g.median.as_secs_f64(),
+            i.median.as_secs_f64() / g.median.as_secs_f64()
+        ),
+        n.median * 10 <= g.median,
+    );
+    r.section(
+        "portmap",
+        "ADD of one container with one TCP mapping (prevResult given, as in a chain), then DEL \
+         (untimed), on a node with no other mappings.",
+    )
+    .rows = vec![
+        Row {
+            what: "ADD, ours with nftables".into(),
+            ours: Some(n),
+            reference: Some(g),
+            note: String::new(),
+        },
+        Row {
+            what: "ADD, ours with iptables (the default, as the reference)".into(),
+            ours: Some(i),
+            reference: Some(g),
+            note: String::new(),
+        },
+    ];
+    Ok(())
+}
+
+fn chain(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> {
+    let mut nodes = vec![
+        (
+            ChainNode::new(Impl::OursNft, bins, Impl::OursNft)?,
+            Cycles::default(),
+        ),
+        (
+            ChainNode::new(Impl::OursIpt, bins, Impl::OursIpt)?,
+            Cycles::default(),
+        ),
+        (ChainNode::new(Impl::Go, bins, Impl::Go)?, Cycles::default()),
+    ];
+    interleave(&mut nodes, runs, |(n, c), _| {
+        c.push(n.cycle(true)?);
+        Ok(())
+    })?;
+    let st = |i: usize, f: &dyn Fn(&Cycles) -> &Vec<Duration>| Stats::of(f(&nodes[i].1));
+    let go_check_failed = nodes[2].1.check_failed;
+    let row = |what: &str, i: usize, f: &dyn Fn(&Cycles) -> &Vec<Duration>| Row {
+        what: what.into(),
+        ours: Some(st(i, f)),
+        reference: Some(st(2, f)),
+        note: String::new(),
+    };
+    let mut rows = vec![
+        row("ADD, ours with nftables", 0, &|c| &c.add),
+        row("ADD, ours with iptables (default)", 1, &|c| &c.add),
+        row("DEL, ours with nftables", 0, &|c| &c.del),
+        row("DEL, ours with iptables (default)", 1, &|c| &c.del),
+    ];
+    for (i, label) in [(0, "nftables"), (1, "iptables (default)")] {
+        rows.push(Row {
+            what: format!("CHECK, ours with {label}"),
+            ours: Some(st(i, &|c| &c.check)),
+            reference: (go_check_failed == 0).then(|| st(2, &|c| &c.check)),
+            note: if go_check_failed > 0 {
+                format!(
+                    "reference CHECK fails ({go_check_failed}/{runs}: portmap v1.1.1 looks for \
+                     IPv6 rules of an IPv4 pod, plugins #819)"
+                )
+            } else {
+                String::new()
+            },
+        });
+    }
+    let (on, oi, g) = (st(0, &|c| &c.add), st(1, &|c| &c.add), st(2, &|c| &c.add));
+    r.goal(
+        "chain ADD at least 10x faster than the reference (issue #7)",
+        format!(
+            "nftables {:.1}x, iptables (default) {:.1}x",
+            ratio(g.median, on.median),
+            ratio(g.median, oi.median)
+        ),
+        ratio(g.median, on.median) >= 10.0,
+    );
+    r.goal(
+        "chain bridge + host-local + portmap ADD at most 12 ms median (issue #5)",
+        format!(
+            "nftables {} ms, iptables (default) {} ms",
+            ms(on.median),
+            ms(oi.median)
+        ),
+        on.median <= Duration::from_millis(12),
+    );
+    r.section(
+        "Chain: bridge (ipMasq) + host-local + portmap through a conflist",
+        "ADD, CHECK and DEL of one pod with one port mapping through `cni-proto`'s runtime, \
+         which runs each plugin as a process (as libcni does); each figure is the whole chain.",
+    )
+    .rows = rows;
+    Ok(())
+}
+
+fn scale(r: &mut Report, bins: &Bins, counts: &[usize], samples: usize) -> Result<()> {
+    // Three nodes: ours with nftables, ours with iptables, and the reference. The reference's
+    // node is populated by our plugins with the iptables backend: its rules, reservation
+    // files and links are the reference's, byte for byte, and running the Go chain a thousand
+    // times would take most of the time budget.
+    let mut nodes = vec![
+        (
+            ChainNode::new(Impl::OursNft, bins, Impl::OursNft)?,
+            Cycles::default(),
+        ),
+        (
+            ChainNode::new(Impl::OursIpt, bins, Impl::OursIpt)?,
+            Cycles::default(),
+        ),
+        (
+            ChainNode::new(Impl::OursIpt, bins, Impl::OursIpt)?,
+            Cycles::default(),
+        ),
+    ];
+    let env = Env::new().with("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    let go_cni = CniConfig::new(vec![bins.go.clone()])
+        .with_base_env(env.clone())
+        .with_exec(nodes[2].0.timed.clone());
+    let ours_cni = CniConfig::new(vec![bins.ours.path().to_path_buf()])
+        .with_base_env(env)
+        .with_exec(nodes[2].0.timed.clone());
+    for &count in counts {
+        for (n, _) in nodes.iter_mut() {
+            while n.pods.len() < count {
+                n.populate_one()?;
+            }
+        }
+        eprintln!("cni-bench:   {count} pods");
+        // Measure: the reference's node now runs the Go plugins.
+        let cache = nodes[2].0.cni.cache_dir.clone();
+        nodes[2].0.cni = go_cni.clone().with_cache_dir(cache);
+        for (_, c) in nodes.iter_mut() {
+            *c = Cycles::default();
+        }
+        interleave(&mut nodes, samples, |(n, c), _| {
+            c.push(n.cycle(false)?);
+            Ok(())
+        })?;
+        // Back to our plugins for populating.
+        let cache = nodes[2].0.cni.cache_dir.clone();
+        nodes[2].0.cni = ours_cni.clone().with_cache_dir(cache);
+        let med =
+            |i: usize, f: &dyn Fn(&Cycles) -> &Vec<Duration>| Stats::of(f(&nodes[i].1)).median;
+        r.scale.push(ScalePoint {
+            pods: count,
+            ours_nft: med(0, &|c| &c.add),
+            ours_ipt: med(1, &|c| &c.add),
+            go: med(2, &|c| &c.add),
+            portmap_nft: med(0, &|c| &c.portmap),
+            portmap_go: med(2, &|c| &c.portmap),
+            bridge_nft: med(0, &|c| &c.bridge),
+        });
+    }
+    let x = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    if let (Some(first), Some(last)) = (r.scale.first(), r.scale.last())
+        && last.pods > first.pods
+    {
+        let (first, last) = (*first, *last);
+        r.goal(
+            format!(
+                "chain ADD at {} pods at most 1.3x ADD at {} (issue #7)",
+                last.pods, first.pods
+            ),
+            format!(
+                "nftables {:.2}x, iptables (default) {:.2}x, reference {:.2}x",
+                x(last.ours_nft, first.ours_nft),
+                x(last.ours_ipt, first.ours_ipt),
+                x(last.go, first.go)
+            ),
+            x(last.ours_nft, first.ours_nft) <= 1.3,
+        );
+        r.goal(
+            format!(
+                "portmap ADD with {} containers mapped at most 1.3x ADD with none (issue #5)",
+                last.pods
+            ),
+            format!(
+                "nftables {:.2}x, reference {:.2}x",
+                x(last.portmap_nft, first.portmap_nft),
+                x(last.portmap_go, first.portmap_go)
+            ),
+            x(last.portmap_nft, first.portmap_nft) <= 1.3,
+        );
+        if let Some(mid) = r.scale.iter().find(|p| p.pods >= 500).copied() {
+            r.goal(
+                format!(
+                    "bridge ADD with {} pods at most 1.2x ADD with none (issue #4)",
+                    mid.pods
+                ),
+                format!("{:.2}x", x(mid.bridge_nft, first.bridge_nft)),
+                x(mid.bridge_nft, first.bridge_nft) <= 1.2,
+            );
+        }
+    }
+    let mut intro = String::from(
+        "Chain ADD (bridge with ipMasq + host-local + portmap with one mapping) with N pods \
+         already on the node, each with its own namespace, veth, address, masquerade rules \
+         and port mapping. The reference's node is populated by our plugins with the iptables \
+         backend (the same rules, files and links, byte for byte); it is measured with the Go \
+         plugins.",
+    );
+    intro.push_str(" The chart is `docs/bench-scale.svg`.");
+    r.section("Scale", intro).rows = Vec::new();
+    Ok(())
+}
+
+fn concurrency(r: &mut Report, bins: &Bins, rounds: usize) -> Result<()> {
+    const N: usize = 32;
+    let mut rows = Vec::new();
+    let mut per_impl: Vec<(Impl, Vec<Duration>)> = vec![
+        (Impl::OursNft, Vec::new()),
+        (Impl::OursIpt, Vec::new()),
+        (Impl::Go, Vec::new()),
+    ];
+    let mut all_distinct = true;
+    interleave(&mut per_impl, rounds, |(imp, v), _| {
+        let mut n = ChainNode::new(*imp, bins, *imp)?;
+        let pods: Vec<TempNetns> = (0..N)
+            .map(|_| TempNetns::new("bench-pod"))
+            .collect::<cni_testkit::Result<_>>()?;
+        let rts: Vec<RuntimeConf> = pods.iter().map(|p| n.runtime_conf(p)).collect();
+        let barrier = Barrier::new(N);
+        let (cni, list, node) = (&n.cni, &n.list, &n.node);
+        let t = Instant::now();
+        let results: Vec<Result<IpAddr>> = std::thread::scope(|s| {
+            let hs: Vec<_> = rts
+                .iter()
+                .map(|rt| {
+                    let barrier = &barrier;
+                    s.spawn(move || -> Result<IpAddr> {
+                        node.run(|| {
+                            barrier.wait();
+                            let res = cni.add_network_list(list, rt)?;
+                            Ok(res.ips.first().context("no address")?.address.addr())
+                        })?
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("thread panicked")))
+                })
+                .collect()
+        });
+        let wall = t.elapsed();
+        let mut ips = Vec::new();
+        for res in results {
+            ips.push(res?);
+        }
+        let mut sorted = ips.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != N {
+            all_distinct = false;
+        }
+        for rt in &rts {
+            node.run(|| cni.del_network_list(list, rt))??;
+        }
+        v.push(wall);
+        Ok(())
+    })?;
+    let g = Stats::of(&per_impl[2].1);
+    for (i, label) in [
+        (0, "ours with nftables"),
+        (1, "ours with iptables (default)"),
+    ] {
+        rows.push(Row {
+            what: format!("{N} chain ADDs at once, {label}: wall time of all"),
+            ours: Some(Stats::of(&per_impl[i].1)),
+            reference: Some(g),
+            note: String::new(),
+        });
+    }
+    r.goal(
+        format!("{N} concurrent ADDs hand out {N} distinct addresses (issue #7)"),
+        if all_distinct {
+            "all distinct"
+        } else {
+            "DUPLICATES"
+        },
+        all_distinct,
+    );
+    r.section(
+        "Concurrency",
+        format!(
+            "{N} chain ADDs started at once (a barrier releases {N} threads, each running the \
+             whole chain through the runtime for its own pod), on a fresh node per round; wall \
+             time until the last one finished. Every round checks that the {N} addresses are \
+             distinct."
+        ),
+    )
+    .rows = rows;
+    Ok(())
+}
