@@ -151,8 +151,8 @@ impl<S: Store> Allocator<S> {
             }
         }
         // Which requested address each range set takes (the first pending one it contains)
-        // depends on the config alone: a request that no set takes is refused before the
-        // store is created, locked or its round-robin cursor moved.
+        // depends on the config alone: a request that no set takes, or a set's gateway, is
+        // refused before the store is created, locked or its round-robin cursor moved.
         let wanted: Vec<Option<IpAddr>> = ranges
             .iter()
             .map(|set| {
@@ -164,6 +164,16 @@ impl<S: Store> Allocator<S> {
             .collect();
         if !pending.is_empty() {
             return Err(AllocError::RequestedUnused(pending));
+        }
+        for (index, (set, want)) in ranges.iter().zip(&wanted).enumerate() {
+            if let Some(ip) = *want
+                && set.range_for(ip).is_some_and(|r| r.gateway == ip)
+            {
+                return Err(AllocError::Range {
+                    index,
+                    source: Box::new(AllocError::RequestedIsGateway(ip)),
+                });
+            }
         }
         let Some(mut s) = self.store.session(true)? else {
             return Err(AllocError::Exhausted(String::new()));
@@ -304,9 +314,7 @@ fn allocate_one<T: Session>(
     held: &mut Option<Vec<Reservation>>,
 ) -> Result<IpConfig, AllocError> {
     if let Some(ip) = requested {
-        if set.range_for(ip).is_some_and(|r| r.gateway == ip) {
-            return Err(AllocError::RequestedIsGateway(ip));
-        }
+        // (A requested gateway was refused before the store was opened.)
         if !s.reserve(ip, owner, index)? {
             return Err(AllocError::RequestedUnavailable {
                 ip,

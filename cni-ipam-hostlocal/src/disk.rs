@@ -671,6 +671,11 @@ mod tests {
             e.to_string(),
             "failed to allocate all requested IPs: 10.9.0.5"
         );
+        let e = a.allocate(&sets, &[ip("10.0.0.1")], &who).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "failed to allocate for range 0: requested ip 10.0.0.1 is subnet's gateway"
+        );
         assert!(!t.0.join("n").exists());
         // Once it exists: no file changes, the round-robin cursor stays.
         a.allocate(&sets, &[], &att("live", "eth0")).unwrap();
@@ -687,6 +692,7 @@ mod tests {
         let two_in_one_set = [ip("10.0.0.7"), ip("10.0.0.8")];
         assert!(a.allocate(&sets, &two_in_one_set, &who).is_err());
         assert!(a.allocate(&sets, &[ip("10.9.0.5")], &who).is_err());
+        assert!(a.allocate(&sets, &[ip("10.0.0.1")], &who).is_err());
         assert_eq!(files(&t.0.join("n")), before);
     }
 
