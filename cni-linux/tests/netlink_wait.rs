@@ -122,3 +122,30 @@ fn dad_times_out_on_a_down_link_and_reports_failure() {
         other => panic!("expected DAD failure, got {other}"),
     }
 }
+
+#[test]
+fn links_gone_after_their_pod_namespace_is_deleted() {
+    if !require_root() {
+        return;
+    }
+    let node = TestNs::new("wait-gone");
+    let pod = TestNs::new("wait-gone-pod");
+    let mut h = node.handle();
+    let mut hosts = Vec::new();
+    for (host, peer) in [("vg0", "eth0"), ("vg1", "eth1")] {
+        let mut req = VethRequest::new(host, peer);
+        req.peer_netns = Some(pod.ns.as_fd());
+        hosts.push(h.add_veth(&req).unwrap().index);
+    }
+    // Still there: a short wait times out.
+    let err = h.wait_links_gone(&hosts, SHORT).unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    // Deleting the pod namespace takes its veths, and the node ends with them.
+    drop(pod);
+    h.wait_links_gone(&hosts, GENEROUS).unwrap();
+    for i in &hosts {
+        assert!(h.link_by_index(*i).unwrap().is_none());
+    }
+    // Nothing to wait for: returns at once.
+    h.wait_links_gone(&[], SHORT).unwrap();
+}

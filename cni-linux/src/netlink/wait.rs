@@ -138,6 +138,37 @@ impl Handle {
         }
     }
 
+    /// Waits until every link in `indexes` is gone (for example the host ends of veths whose
+    /// pod namespace was deleted: the kernel removes them asynchronously). Subscribes to link
+    /// events first, then checks, then waits for events.
+    ///
+    /// Fails with [`Error::Timeout`] after `timeout`.
+    pub fn wait_links_gone(&mut self, indexes: &[u32], timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut events = Events::open(&self.ns, RTNLGRP_LINK)?;
+        loop {
+            let mut left = Vec::new();
+            for &i in indexes {
+                if self.link_by_index(i)?.is_some() {
+                    left.push(i);
+                }
+            }
+            if left.is_empty() {
+                return Ok(());
+            }
+            let woke = events.wait(deadline, |m| match m {
+                RouteNetlinkMessage::DelLink(l) => left.contains(&l.header.index),
+                _ => false,
+            })?;
+            if !woke {
+                return Err(Error::Timeout {
+                    what: format!("links {left:?} to disappear"),
+                    timeout,
+                });
+            }
+        }
+    }
+
     /// Waits until no IPv6 address of link `index` is tentative (duplicate address detection
     /// finished), like the reference plugins' `SettleAddresses` but event-driven.
     ///

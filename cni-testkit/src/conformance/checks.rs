@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cni_proto::exec::find_in_path;
 use cni_types::version::ResultFamily;
@@ -528,12 +528,7 @@ impl<'c> Fixture<'c> {
         }
         pod.delete().or_error("delete pod namespace")?;
         let mut nl = self.node.netlink().or_error("netlink in node")?;
-        let gone = wait_until(TEARDOWN_WAIT, || {
-            peers
-                .iter()
-                .all(|i| matches!(nl.link_by_index(*i), Ok(None)))
-        });
-        if !gone {
+        if nl.wait_links_gone(&peers, TEARDOWN_WAIT).is_err() {
             return Err(Stop::Error(format!(
                 "the node ends of the deleted pod's veths were still there after {TEARDOWN_WAIT:?}"
             )));
@@ -736,21 +731,6 @@ fn compare(
         }
     }
     problems
-}
-
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
 }
 
 fn problems_to_result(problems: Vec<String>) -> R {
