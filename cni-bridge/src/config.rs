@@ -363,11 +363,21 @@ impl BridgeConf {
     pub fn container_mac(&self) -> Result<Option<[u8; 6]>, BridgeError> {
         match &self.mac {
             None => Ok(None),
-            Some(s) => cni_linux::netlink::mac::parse(s).map(Some).map_err(|_| {
-                BridgeError::Config(format!(
-                    "failed to parse MAC address {s:?}: invalid MAC address"
-                ))
-            }),
+            Some(s) => {
+                let m = cni_linux::netlink::mac::parse(s).map_err(|_| {
+                    BridgeError::Config(format!(
+                        "failed to parse MAC address {s:?}: invalid MAC address"
+                    ))
+                })?;
+                // The kernel refuses these for an interface (EADDRNOTAVAIL), but only once
+                // ADD is under way: refuse them with the config.
+                if m[0] & 1 == 1 || m == [0; 6] {
+                    return Err(BridgeError::Config(format!(
+                        "failed to parse MAC address {s:?}: not a unicast address"
+                    )));
+                }
+                Ok(Some(m))
+            }
         }
     }
 
@@ -523,6 +533,23 @@ mod tests {
         // A bad MAC is reported when it is used (ADD).
         let c = BridgeConf::parse(format!("{{{base}}}").as_bytes(), "MAC=zz").unwrap();
         assert!(c.container_mac().is_err());
+        // Multicast and all-zero addresses cannot be an interface's (code 7, before ADD
+        // touches anything).
+        for bad in [
+            "01:00:5e:00:00:01",
+            "ff:ff:ff:ff:ff:ff",
+            "00:00:00:00:00:00",
+        ] {
+            let c =
+                BridgeConf::parse(format!("{{{base}}}").as_bytes(), &format!("MAC={bad}")).unwrap();
+            let e = c.container_mac().unwrap_err();
+            assert_eq!(
+                e.code(),
+                cni_types::ErrorCode::InvalidNetworkConfig,
+                "{bad}"
+            );
+            assert!(e.to_string().contains("not a unicast address"), "{e}");
+        }
     }
 
     #[test]
