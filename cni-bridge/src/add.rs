@@ -74,12 +74,14 @@ pub fn add(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<CniRe
         .as_deref()
         .ok_or_else(|| BridgeError::Failed("failed to open netns \"\": no CNI_NETNS".into()))?;
 
-    let mut host = Handle::new().map_err(|e| BridgeError::netlink("netlink", e))?;
-    let bridge = host::ensure_bridge(&mut host, conf)?;
+    // The namespace first: a wrong CNI_NETNS must not leave a new bridge behind (the
+    // reference creates the bridge before it looks at the namespace).
     let ns = NetNs::open(netns_path).map_err(|source| BridgeError::Netns {
         path: netns_path.to_path_buf(),
         source,
     })?;
+    let mut host = Handle::new().map_err(|e| BridgeError::netlink("netlink", e))?;
+    let bridge = host::ensure_bridge(&mut host, conf)?;
 
     let mut steps = Vec::new();
     let mut ctx = Ctx {
