@@ -63,6 +63,14 @@ pub enum NetnsError {
         /// The filesystem magic number found.
         fs_type: i64,
     },
+    /// The path is a namespace file of another kind (`mnt`, `pid`, ...).
+    #[error("{path:?} is a {kind} namespace, not a network namespace")]
+    WrongKind {
+        /// The path that was checked.
+        path: PathBuf,
+        /// The kind the kernel reports (`mnt`, `uts`, ...).
+        kind: String,
+    },
     /// A named namespace (or its mount point file) already exists.
     #[error("network namespace {path:?} already exists")]
     AlreadyExists {
@@ -150,12 +158,22 @@ pub struct NetNs {
     ino: u64,
 }
 
+/// The kind of namespace an nsfs file is (`net`, `mnt`, ...), as `/proc/self/fd` names it
+/// (`net:[4026531840]`); `None` when that cannot be read.
+fn ns_kind(file: &File) -> Option<String> {
+    use std::os::fd::AsRawFd;
+    let link = fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    let (kind, rest) = link.to_str()?.split_once(":[")?;
+    rest.ends_with(']').then(|| kind.to_string())
+}
+
 impl NetNs {
     /// Opens the network namespace file at `path` (e.g. `/run/netns/x`, `/proc/1/ns/net`).
     ///
     /// Fails with [`NetnsError::NotFound`] if the path does not exist and with
     /// [`NetnsError::NotNetns`] if the opened file is not a namespace inode (nsfs); unlike
-    /// [`is_netns`] this also rejects ordinary files under `/proc`.
+    /// [`is_netns`] this also rejects ordinary files under `/proc`. A namespace of another
+    /// kind (`/proc/<pid>/ns/mnt`) is [`NetnsError::WrongKind`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, NetnsError> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| NetnsError::io("open", path, e))?;
@@ -165,6 +183,16 @@ impl NetNs {
             return Err(NetnsError::NotNetns {
                 path: path.to_path_buf(),
                 fs_type: fs_type.0 as i64,
+            });
+        }
+        // Every kind of namespace lives on nsfs; a mount namespace given as CNI_NETNS would
+        // only be refused by the kernel once it is used, in the middle of an ADD.
+        if let Some(kind) = ns_kind(&file)
+            && kind != "net"
+        {
+            return Err(NetnsError::WrongKind {
+                path: path.to_path_buf(),
+                kind,
             });
         }
         Self::from_file(file, path)
@@ -479,6 +507,18 @@ mod tests {
     fn proc_files_are_not_opened_as_netns() {
         let err = NetNs::open("/proc/self/status").unwrap_err();
         assert!(matches!(err, NetnsError::NotNetns { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn other_kinds_of_namespace_are_not_opened_as_netns() {
+        for kind in ["mnt", "uts", "ipc"] {
+            let err = NetNs::open(format!("/proc/self/ns/{kind}")).unwrap_err();
+            assert!(
+                matches!(&err, NetnsError::WrongKind { kind: k, .. } if k == kind),
+                "{err:?}"
+            );
+        }
+        assert!(NetNs::open("/proc/self/ns/net").is_ok());
     }
 
     #[test]
