@@ -202,6 +202,11 @@ impl PortmapConf {
         if mark_bit.is_some() && external.is_some() {
             return Err(ConfigError::MarkBitWithExternalChain);
         }
+        if let Some(chain) = &external
+            && !is_chain_name(chain)
+        {
+            return Err(ConfigError::ExternalChain(chain.clone()));
+        }
         let mark_bit = mark_bit.unwrap_or(i64::from(DEFAULT_MARK_BIT));
         let mark_masq_bit = u8::try_from(mark_bit)
             .ok()
@@ -301,6 +306,18 @@ impl PortmapConf {
         }
         out
     }
+}
+
+/// A name iptables accepts for a chain (at most 28 bytes) and that stays one plain word in
+/// a restore script: printable ASCII without quotes or backslashes, not starting like an
+/// option (`-`, `!`).
+pub fn is_chain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 28
+        && !name.starts_with(['-', '!'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\'))
 }
 
 /// The reference's `validateBackend`: options of the wrong backend are an error; without

@@ -16,6 +16,9 @@ pub enum ConfigError {
     /// Both `externalSetMarkChain` and `markMasqBit`.
     #[error("Cannot specify externalSetMarkChain and markMasqBit")]
     MarkBitWithExternalChain,
+    /// `externalSetMarkChain` is not a chain name iptables accepts.
+    #[error("invalid externalSetMarkChain {0:?}: not an iptables chain name")]
+    ExternalChain(String),
     /// `markMasqBit` outside 0..=31.
     #[error("MasqMarkBit must be between 0 and 31")]
     MarkBitRange,

@@ -240,6 +240,28 @@ fn mark_bit_rules() {
     assert_eq!(c.external_set_mark_chain.as_deref(), Some("KUBE-MARK-MASQ"));
 }
 
+#[test]
+fn external_chain_must_be_a_chain_name() {
+    let base = r#"{"name":"test","type":"portmap","cniVersion":"1.0.0""#;
+    for bad in [
+        "X -j ACCEPT",
+        "X\n-A INPUT -j ACCEPT",
+        "\"quoted\"",
+        "-j",
+        "",
+        "A-CHAIN-NAME-LONGER-THAN-28-BYTES",
+    ] {
+        let conf = format!(
+            r#"{base},"externalSetMarkChain":{}}}"#,
+            serde_json::to_string(bad).unwrap()
+        );
+        let e = PortmapConf::parse(conf.as_bytes(), "eth0", &mut || Backend::Iptables).unwrap_err();
+        assert!(matches!(e, ConfigError::ExternalChain(_)), "{bad:?}: {e}");
+    }
+    assert!(is_chain_name("KUBE-MARK-MASQ"));
+    assert!(is_chain_name("A-CHAIN-NAME-OF-28-BYTES-XYZ"));
+}
+
 /// "does not fail on missing prevResult interface index", plus the other selection rules.
 #[test]
 fn container_address_selection() {
