@@ -15,7 +15,10 @@
 //! - `.cni-rs-host-local.index`: our owner index (see below). The reference ignores it.
 //!
 //! Only files whose name is an address in canonical text form are reservations; the lock,
-//! `last_reserved_ip.*`, the index and temporary files are never released or counted.
+//! `last_reserved_ip.*`, the index and temporary files are never released or counted. The
+//! temporary files a writer killed mid-way leaves (`last_reserved_ip.<i>.tmp`, ours) are
+//! removed under the lock by the next operation that reads the whole directory, which any
+//! operation after such a crash does (the crash left the directory changed, see below).
 //!
 //! # The owner index
 //!
@@ -69,6 +72,14 @@ pub fn file_name(ip: IpAddr) -> String {
 pub fn parse_file_name(name: &str) -> Option<IpAddr> {
     let ip: IpAddr = name.parse().ok()?;
     (canonical(ip) == ip && ip.to_string() == name).then_some(ip)
+}
+
+/// Whether `name` is the temporary file [`DiskSession`] writes a round-robin cursor through
+/// (`last_reserved_ip.<n>.tmp`).
+fn is_cursor_tmp(name: &str) -> bool {
+    name.strip_prefix(LAST_RESERVED_PREFIX)
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Read a small file of the store completely: opened relative to the store directory, and
@@ -232,11 +243,16 @@ impl DiskSession {
     fn scan(&mut self) -> Result<Vec<Reservation>, StoreError> {
         let mut out = Vec::new();
         let mut unreadable = false;
+        let mut leftovers = Vec::new();
         let entries = std::fs::read_dir(&self.dir).map_err(|e| io_err("readdir", &self.dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| io_err("readdir", &self.dir, e))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
+            if is_cursor_tmp(name) {
+                leftovers.push(name.to_string());
+                continue;
+            }
             let Some(ip) = parse_file_name(name) else {
                 continue;
             };
@@ -264,15 +280,20 @@ impl DiskSession {
                 Err(_) => IndexState::Stale,
             };
             self.modified = true;
-            self.remove_leftovers();
+            self.remove_leftovers(&leftovers);
         }
         Ok(out)
     }
 
-    /// Remove temporary files a crashed writer may have left.
-    fn remove_leftovers(&self) {
+    /// Remove temporary files a crashed writer may have left (`cursor_tmps`: the
+    /// `last_reserved_ip.<n>.tmp` files the scan found). Temporary files are only written
+    /// under the lock, so any found under it is a leftover.
+    fn remove_leftovers(&self, cursor_tmps: &[String]) {
         let _ = std::fs::remove_file(self.path(RESERVE_TMP));
         let _ = std::fs::remove_file(self.path(INDEX_TMP));
+        for name in cursor_tmps {
+            let _ = std::fs::remove_file(self.path(name));
+        }
     }
 
     /// The holder of `ip`, read from its file; `None` when it is not reserved.
@@ -657,6 +678,34 @@ mod tests {
         assert!(a.gc(&[]).unwrap().is_empty());
         assert!(a.status(&[set("10.0.0.0/24")]).is_ok());
         assert!(!t.0.join("never").exists());
+    }
+
+    #[test]
+    fn temporary_files_of_a_killed_writer_are_removed() {
+        let t = TempDir::new();
+        let a = Allocator::new(DiskStore::new(&t.0, "n").unwrap());
+        let sets = [set("10.0.0.0/24")];
+        a.allocate(&sets, &[], &att("live", "eth0")).unwrap();
+        let dir = t.0.join("n");
+        // What a writer killed between writing and renaming leaves (the directory changed,
+        // so the index is not trusted and the next lookup reads the directory).
+        for tmp in ["last_reserved_ip.0.tmp", RESERVE_TMP, INDEX_TMP] {
+            std::fs::write(dir.join(tmp), "10.0.0.9").unwrap();
+        }
+        std::fs::write(dir.join("last_reserved_ip.x.tmp"), "not ours").unwrap();
+        assert!(a.release(&att("gone", "eth0")).unwrap().is_empty());
+        for tmp in ["last_reserved_ip.0.tmp", RESERVE_TMP, INDEX_TMP] {
+            assert!(!dir.join(tmp).exists(), "{tmp} left");
+        }
+        assert!(
+            dir.join("last_reserved_ip.x.tmp").exists(),
+            "only our names"
+        );
+        assert!(dir.join("last_reserved_ip.0").exists());
+        a.check(&att("live", "eth0")).unwrap();
+        assert!(is_cursor_tmp("last_reserved_ip.12.tmp"));
+        assert!(!is_cursor_tmp("last_reserved_ip.0"));
+        assert!(!is_cursor_tmp("last_reserved_ip..tmp"));
     }
 
     #[test]
