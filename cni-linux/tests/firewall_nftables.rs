@@ -1082,3 +1082,115 @@ fn traffic_is_dnatted_through_verdict_map_and_concatenated_map() {
     let served_by = ns.run(exchange).unwrap();
     assert_eq!(served_by.to_string(), "10.0.0.2:80");
 }
+
+#[test]
+fn create_set_get_element_and_chain_exists() {
+    if !fwcommon::require_tool("nft") {
+        return;
+    }
+    let ns = TestNs::new("nftget");
+    let f = Family::Ip;
+    let t = "lookups";
+    let map = SetSpec::map(
+        "owners",
+        vec![DataType::Ipv4Addr],
+        MapData::Values(vec![DataType::Ifname]),
+    );
+    let key = [DataType::Ipv4Addr];
+    let get = |addr: &str| {
+        let v = [Value::Addr(ip(addr))];
+        ns.run(|| nftables::get_element(f, t, "owners", &key, &v))
+            .unwrap()
+    };
+    // Nothing yet: no table, no chain, no element.
+    assert_eq!(get("10.0.0.2"), None);
+    assert!(!ns.run(|| nftables::chain_exists(f, t, "post")).unwrap());
+
+    let elem = |addr: &str, owner: &str| Element {
+        key: vec![Value::Addr(ip(addr))],
+        value: Some(ElemValue::Values(vec![Value::Ifname(owner.into())])),
+        comment: Some(format!("owner {owner}")),
+    };
+    let mut p = NftPlan::new();
+    p.add_table(f, t, None)
+        .add_chain(
+            f,
+            t,
+            ChainSpec::base("post", ChainType::Nat, Hook::Postrouting, priority::SRCNAT),
+        )
+        .create_set(f, t, map.clone())
+        .add_elements(f, t, &map, vec![elem("10.0.0.2", "aaa")]);
+    ns.run(|| nftables::apply(&p)).unwrap();
+    assert!(ns.run(|| nftables::chain_exists(f, t, "post")).unwrap());
+    assert!(!ns.run(|| nftables::chain_exists(f, t, "other")).unwrap());
+    assert!(
+        !ns.run(|| nftables::chain_exists(Family::Ip6, t, "post"))
+            .unwrap()
+    );
+
+    let e = get("10.0.0.2").expect("element");
+    assert_eq!(e.key, vec![10, 0, 0, 2]);
+    assert_eq!(e.comment.as_deref(), Some("owner aaa"));
+    let mut owner = b"aaa".to_vec();
+    owner.resize(16, 0);
+    assert_eq!(e.data, Some(ElementData::Value(owner)));
+    assert_eq!(get("10.0.0.3"), None, "a missing key");
+
+    // A second `create` of the same map fails with EEXIST and applies nothing.
+    let mut again = NftPlan::new();
+    again
+        .create_set(f, t, map.clone())
+        .add_elements(f, t, &map, vec![elem("10.0.0.3", "bbb")]);
+    match ns.run(|| nftables::apply(&again)).unwrap_err() {
+        NftError::Rejected { index, source, .. } => {
+            assert_eq!(index, Some(0));
+            assert_eq!(source.raw_os_error(), Some(libc::EEXIST));
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert_eq!(get("10.0.0.3"), None, "all or nothing");
+    // `add` of the same map is idempotent.
+    let mut add = NftPlan::new();
+    add.add_set(f, t, map.clone())
+        .add_elements(f, t, &map, vec![elem("10.0.0.3", "bbb")]);
+    ns.run(|| nftables::apply(&add)).unwrap();
+    assert!(get("10.0.0.3").is_some());
+    // Re-adding a key with another value is refused (the value tells owners apart).
+    let mut clash = NftPlan::new();
+    clash.add_elements(f, t, &map, vec![elem("10.0.0.3", "ccc")]);
+    let err = ns.run(|| nftables::apply(&clash)).unwrap_err();
+    assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
+    let rs = ruleset(&ns);
+    assert!(
+        rs.iter()
+            .any(|l| l.contains(r#"10.0.0.3 comment "owner bbb" : "bbb""#)),
+        "{rs:#?}"
+    );
+}
+
+#[test]
+fn iptables_chain_may_exist_without_running_iptables() {
+    if !fwcommon::require_tool("iptables") {
+        return;
+    }
+    use cni_linux::firewall::{FirewallApplier, System};
+    let ns = TestNs::new("iptexists");
+    let exists = |f: IpFamily, chain: &str| {
+        let chain = chain.to_owned();
+        ns.run(move || System.iptables_chain_may_exist(f, "nat", &chain))
+            .unwrap()
+    };
+    let legacy = ns
+        .cmd(&["iptables", "--version"])
+        .stdout
+        .windows(6)
+        .any(|w| w == b"legacy");
+    assert!(!exists(IpFamily::V4, "CNI-probe"));
+    assert!(!exists(IpFamily::V6, "CNI-probe"));
+    let out = ns.cmd(&["iptables", "-t", "nat", "-N", "CNI-probe"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(exists(IpFamily::V4, "CNI-probe"));
+    // iptables-nft: the answer is exact; legacy: any chain of a loaded table may exist.
+    assert_eq!(exists(IpFamily::V4, "CNI-other"), legacy);
+    assert!(!exists(IpFamily::V6, "CNI-probe"));
+}

@@ -111,6 +111,63 @@ pub trait FirewallApplier {
         family: nftables::Family,
         table: &str,
     ) -> Result<Option<nftables::TableListing>, FirewallError>;
+
+    /// Reads one element of a set or map by key; `Ok(None)` when the table, the set or the
+    /// element does not exist (see [`nftables::get_element`]: one round trip, whatever the
+    /// size of the set). The default looks it up in [`FirewallApplier::nft_table`]'s listing.
+    fn nft_element(
+        &mut self,
+        family: nftables::Family,
+        table: &str,
+        set: &str,
+        key: &[nftables::DataType],
+        values: &[nftables::Value],
+    ) -> Result<Option<nftables::ElementListing>, FirewallError> {
+        Ok(self
+            .nft_table(family, table)?
+            .and_then(|t| t.set(set).and_then(|s| s.find(key, values)).cloned()))
+    }
+
+    /// Whether an nftables chain exists (see [`nftables::chain_exists`]). The default looks
+    /// in [`FirewallApplier::nft_table`]'s listing.
+    fn nft_chain_exists(
+        &mut self,
+        family: nftables::Family,
+        table: &str,
+        chain: &str,
+    ) -> Result<bool, FirewallError> {
+        Ok(self
+            .nft_table(family, table)?
+            .is_some_and(|t| t.chain(chain).is_some()))
+    }
+
+    /// Whether iptables chain `chain` of `table` may exist, answered without running an
+    /// iptables process: `false` only when it provably does not, so that a caller can skip
+    /// `iptables-save`. The default answers `true`.
+    fn iptables_chain_may_exist(
+        &mut self,
+        family: IpFamily,
+        table: &str,
+        chain: &str,
+    ) -> Result<bool, FirewallError> {
+        let _ = (family, table, chain);
+        Ok(true)
+    }
+}
+
+/// Whether the legacy (x_tables) `table` of `family` is loaded in the calling thread's network
+/// namespace (`/proc/thread-self/net/ip{,6}_tables_names`). When in doubt, `true`.
+fn legacy_table_loaded(family: IpFamily, table: &str) -> bool {
+    let file = match family {
+        IpFamily::V4 => "/proc/thread-self/net/ip_tables_names",
+        IpFamily::V6 => "/proc/thread-self/net/ip6_tables_names",
+    };
+    match std::fs::read_to_string(file) {
+        Ok(names) => names.lines().any(|l| l.trim() == table),
+        // No x_tables module loaded at all: no legacy table anywhere.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => true,
+    }
 }
 
 /// The real firewall: runs the iptables binaries and talks nf_tables netlink.
@@ -142,6 +199,52 @@ impl FirewallApplier for System {
         table: &str,
     ) -> Result<Option<nftables::TableListing>, FirewallError> {
         Ok(nftables::list_table(family, table)?)
+    }
+
+    fn nft_element(
+        &mut self,
+        family: nftables::Family,
+        table: &str,
+        set: &str,
+        key: &[nftables::DataType],
+        values: &[nftables::Value],
+    ) -> Result<Option<nftables::ElementListing>, FirewallError> {
+        Ok(nftables::get_element(family, table, set, key, values)?)
+    }
+
+    fn nft_chain_exists(
+        &mut self,
+        family: nftables::Family,
+        table: &str,
+        chain: &str,
+    ) -> Result<bool, FirewallError> {
+        Ok(nftables::chain_exists(family, table, chain)?)
+    }
+
+    /// An iptables chain lives either in a legacy x_tables table, listed in
+    /// `/proc/thread-self/net/ip{,6}_tables_names` once loaded in the namespace, or, with
+    /// iptables-nft, in nftables table `ip <table>` (`ip6 <table>`) under its own name. Neither:
+    /// it does not exist. Costs a file read and, without a legacy table, one nf_tables round
+    /// trip.
+    fn iptables_chain_may_exist(
+        &mut self,
+        family: IpFamily,
+        table: &str,
+        chain: &str,
+    ) -> Result<bool, FirewallError> {
+        if legacy_table_loaded(family, table) {
+            return Ok(true);
+        }
+        match nftables::chain_exists(nftables::Family::of(family), table, chain) {
+            Ok(exists) => Ok(exists),
+            // No nf_tables in this kernel (and no legacy table): no chain either.
+            Err(nftables::NftError::Socket(e))
+                if e.raw_os_error() == Some(libc::EPROTONOSUPPORT) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

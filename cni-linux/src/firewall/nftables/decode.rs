@@ -2,8 +2,9 @@
 //! expression dump) and set/map elements.
 
 use netlink_packet_netfilter::nftables::{
-    ChainAttribute, ChainMessage, GenMessage, NfTablesMessage, RuleAttribute, RuleMessage,
-    SetAttribute, SetElementList, SetElementMessage, SetMessage, TableAttribute, TableMessage,
+    ChainAttribute, ChainMessage, DataAttribute, GenMessage, ListAttribute, NfTablesMessage,
+    RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute, SetElementList,
+    SetElementMessage, SetMessage, TableAttribute, TableMessage,
 };
 
 use super::socket::{NfSocket, RawMsg};
@@ -563,37 +564,97 @@ fn list_table_once(
             true,
         )?;
         for m in &elems {
-            let a = attrs_of(m);
-            for (k, list) in &a {
-                if *k != 3 {
-                    continue;
-                }
-                for (ek, e) in nlas(list) {
-                    if ek != 1 {
-                        continue;
-                    }
-                    let ea = nlas(e);
-                    let key = get(&ea, 1)
-                        .and_then(|k| get(&nlas(k), 1).map(<[u8]>::to_vec))
-                        .unwrap_or_default();
-                    let data = get(&ea, 2).and_then(|d| {
-                        let da = nlas(d);
-                        if let Some(v) = get(&da, 1) {
-                            Some(ElementData::Value(v.to_vec()))
-                        } else {
-                            get(&da, 2)
-                                .and_then(decode_verdict)
-                                .map(ElementData::Verdict)
-                        }
-                    });
-                    set.elements.push(ElementListing {
-                        key,
-                        data,
-                        comment: get(&ea, 6).and_then(|u| udata_comment(u, 0)),
-                    });
-                }
-            }
+            set.elements.extend(elements_of(m));
         }
     }
     Ok(Some(listing))
+}
+
+/// The elements of one `NFT_MSG_NEWSETELEM` message (an element list).
+fn elements_of(m: &RawMsg) -> Vec<ElementListing> {
+    let mut out = Vec::new();
+    for (k, list) in attrs_of(m) {
+        if k != 3 {
+            continue;
+        }
+        for (ek, e) in nlas(list) {
+            if ek != 1 {
+                continue;
+            }
+            let ea = nlas(e);
+            let key = get(&ea, 1)
+                .and_then(|k| get(&nlas(k), 1).map(<[u8]>::to_vec))
+                .unwrap_or_default();
+            let data = get(&ea, 2).and_then(|d| {
+                let da = nlas(d);
+                if let Some(v) = get(&da, 1) {
+                    Some(ElementData::Value(v.to_vec()))
+                } else {
+                    get(&da, 2)
+                        .and_then(decode_verdict)
+                        .map(ElementData::Verdict)
+                }
+            });
+            out.push(ElementListing {
+                key,
+                data,
+                comment: get(&ea, 6).and_then(|u| udata_comment(u, 0)),
+            });
+        }
+    }
+    out
+}
+
+/// One element by key (a non-dump `GETSETELEM`); `None` when the table, the set or the
+/// element is missing.
+pub(crate) fn get_element(
+    sock: &mut NfSocket,
+    family: Family,
+    table: &str,
+    set: &str,
+    key: Vec<u8>,
+) -> Result<Option<ElementListing>, NftError> {
+    let msgs = match sock.request(
+        "get set element",
+        family.nfproto(),
+        NfTablesMessage::GetSetElement(SetElementMessage {
+            attributes: vec![
+                SetElementList::Table(table.to_owned()),
+                SetElementList::Set(set.to_owned()),
+                SetElementList::Elements(vec![ListAttribute::Element(vec![
+                    SetElementAttribute::Key(DataAttribute::Value(key.clone())),
+                ])]),
+            ],
+        }),
+        false,
+    ) {
+        Ok(m) => m,
+        Err(e) if is_enoent(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(msgs.iter().flat_map(elements_of).find(|e| e.key == key))
+}
+
+/// Whether a chain exists (a non-dump `GETCHAIN`).
+pub(crate) fn chain_exists(
+    sock: &mut NfSocket,
+    family: Family,
+    table: &str,
+    chain: &str,
+) -> Result<bool, NftError> {
+    match sock.request(
+        "get chain",
+        family.nfproto(),
+        NfTablesMessage::GetChain(ChainMessage {
+            attributes: vec![
+                ChainAttribute::Table(table.to_owned()),
+                ChainAttribute::Name(chain.to_owned()),
+            ],
+        }),
+        false,
+    ) {
+        Ok(m) => Ok(!m.is_empty()),
+        Err(e) if is_enoent(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }

@@ -533,6 +533,17 @@ pub enum NftOp {
         /// Set.
         set: SetSpec,
     },
+    /// Create the set or map; fails with `EEXIST` if one of that name exists (`create set`).
+    /// Lets a transaction that also adds the rules using the set run at most once, however
+    /// many processes race to run it.
+    CreateSet {
+        /// Family.
+        family: Family,
+        /// Table.
+        table: String,
+        /// Set.
+        set: SetSpec,
+    },
     /// Remove all elements of a set; fails if missing.
     FlushSet {
         /// Family.
@@ -665,6 +676,15 @@ impl NftPlan {
     /// [`NftOp::AddSet`].
     pub fn add_set(&mut self, family: Family, table: &str, set: SetSpec) -> &mut Self {
         self.push(NftOp::AddSet {
+            family,
+            table: table.to_owned(),
+            set,
+        })
+    }
+
+    /// [`NftOp::CreateSet`].
+    pub fn create_set(&mut self, family: Family, table: &str, set: SetSpec) -> &mut Self {
+        self.push(NftOp::CreateSet {
             family,
             table: table.to_owned(),
             set,
@@ -829,7 +849,12 @@ impl fmt::Display for NftOp {
                 table,
                 chain,
             } => write!(f, "destroy chain {family} {table} {chain}"),
-            NftOp::AddSet { family, table, set } => {
+            NftOp::AddSet { family, table, set } | NftOp::CreateSet { family, table, set } => {
+                let verb = if matches!(self, NftOp::CreateSet { .. }) {
+                    "create"
+                } else {
+                    "add"
+                };
                 let kind = if set.data.is_some() { "map" } else { "set" };
                 let data = match &set.data {
                     None => String::new(),
@@ -838,7 +863,7 @@ impl fmt::Display for NftOp {
                 };
                 write!(
                     f,
-                    "add {kind} {family} {table} {} {{ type {}{data};{} }}",
+                    "{verb} {kind} {family} {table} {} {{ type {}{data};{} }}",
                     set.name,
                     types_text(&set.key),
                     set.comment
@@ -967,6 +992,28 @@ pub fn list_tables() -> Result<Vec<(Family, String)>, NftError> {
 pub fn generation() -> Result<u32, NftError> {
     let mut sock = socket::NfSocket::open()?;
     decode::generation(&mut sock)
+}
+
+/// Reads one element of a set or map by its key (`NFT_MSG_GETSETELEM`, one round trip, no
+/// dump, so its cost does not depend on the size of the set). `Ok(None)` when the table, the
+/// set or the element does not exist.
+pub fn get_element(
+    family: Family,
+    table: &str,
+    set: &str,
+    key: &[DataType],
+    values: &[Value],
+) -> Result<Option<ElementListing>, NftError> {
+    let key = encode_key(key, values)?;
+    let mut sock = socket::NfSocket::open()?;
+    decode::get_element(&mut sock, family, table, set, key)
+}
+
+/// Whether chain `chain` of table `table` exists (`NFT_MSG_GETCHAIN`, one round trip, rules
+/// are not read). `Ok(false)` when the table does not exist either.
+pub fn chain_exists(family: Family, table: &str, chain: &str) -> Result<bool, NftError> {
+    let mut sock = socket::NfSocket::open()?;
+    decode::chain_exists(&mut sock, family, table, chain)
 }
 
 /// Encodes set element key values as the kernel stores them (what

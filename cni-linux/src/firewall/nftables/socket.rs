@@ -4,8 +4,8 @@ use std::io;
 use std::os::fd::AsFd;
 
 use netlink_packet_core::{
-    Emitable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader,
-    NetlinkMessage, NetlinkPayload,
+    Emitable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_netfilter::nftables::{
     ChainAttribute, DataAttribute, Hook, HookNumber, InetHookNumber, ListAttribute,
@@ -77,6 +77,40 @@ fn udata_comment(kind: u8, comment: &str) -> Vec<u8> {
     v.push((comment.len() + 1) as u8);
     v.extend_from_slice(comment.as_bytes());
     v.push(0);
+    v
+}
+
+/// The byte order nft records for a single-type key or value (`NFTNL_UDATA_SET_*BYTEORDER`):
+/// host (1) for strings, big endian (2) for addresses, ports and protocols. Without it `nft
+/// list` prints an `ifname` value as `""`. Concatenations carry none, as nft writes them.
+fn byteorder(types: &[super::DataType]) -> Option<u32> {
+    match types {
+        [super::DataType::Ifname] => Some(1),
+        [_] => Some(2),
+        _ => None,
+    }
+}
+
+/// A set's nftnl userdata: key and data byte order (types 0 and 1) as nft writes them, then
+/// the comment (type 7).
+fn set_udata(set: &super::SetSpec) -> Vec<u8> {
+    let mut v = Vec::new();
+    let mut u32_tlv = |kind: u8, value: u32| {
+        v.push(kind);
+        v.push(4);
+        v.extend_from_slice(&value.to_ne_bytes());
+    };
+    if let Some(b) = byteorder(&set.key) {
+        u32_tlv(0, b);
+    }
+    if let Some(MapData::Values(t)) = &set.data
+        && let Some(b) = byteorder(t)
+    {
+        u32_tlv(1, b);
+    }
+    if let Some(c) = &set.comment {
+        v.extend(udata_comment(7, c));
+    }
     v
 }
 
@@ -267,7 +301,7 @@ fn encode_op(
                 NfTablesMessage::DeleteChain(ChainMessage { attributes: attrs }),
             ));
         }
-        NftOp::AddSet { family, table, set } => {
+        NftOp::AddSet { family, table, set } | NftOp::CreateSet { family, table, set } => {
             check_name("table", table)?;
             check_name("set", &set.name)?;
             check_comment(&set.comment)?;
@@ -298,12 +332,18 @@ fn encode_op(
                 }
             }
             attrs.push(SetAttribute::Id(*set_id));
-            if let Some(c) = &set.comment {
-                attrs.push(SetAttribute::UserData(udata_comment(7, c)));
+            let udata = set_udata(set);
+            if !udata.is_empty() {
+                attrs.push(SetAttribute::UserData(udata));
             }
+            let flags = if matches!(op, NftOp::CreateSet { .. }) {
+                CREATE | NLM_F_EXCL
+            } else {
+                CREATE
+            };
             out.push(nf_msg(
                 *family,
-                CREATE,
+                flags,
                 NfTablesMessage::NewSet(SetMessage { attributes: attrs }),
             ));
         }

@@ -354,3 +354,34 @@ fn large_element_lists_are_split_into_several_messages() {
     assert!(msgs.len() > 1, "split into {} messages", msgs.len());
     assert!(msgs.iter().all(|m| m.op == 0));
 }
+
+#[test]
+fn create_set_is_exclusive_and_dumped_as_create() {
+    let spec = SetSpec::map(
+        "m",
+        vec![DataType::Ipv4Addr],
+        MapData::Values(vec![DataType::Ifname]),
+    );
+    let mut p = NftPlan::new();
+    p.add_set(Family::Ip, "t", spec.clone())
+        .create_set(Family::Ip, "t", spec);
+    assert_eq!(
+        p.to_string(),
+        "add map ip t m { type ipv4_addr : ifname; }\ncreate map ip t m { type ipv4_addr : ifname; }\n"
+    );
+    // The two NEWSET messages differ only in NLM_F_EXCL (0x200) in the netlink flags.
+    let bytes = encode(&p).unwrap();
+    let mut off = 0;
+    let mut flags = Vec::new();
+    while off < bytes.len() {
+        let len = u32::from_ne_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+        flags.push(u16::from_ne_bytes(
+            bytes[off + 6..off + 8].try_into().unwrap(),
+        ));
+        off += (len + 3) & !3;
+    }
+    assert_eq!(flags.len(), 4, "begin, add, create, end");
+    assert_eq!(flags[1] & 0x200, 0);
+    assert_eq!(flags[2] & 0x200, 0x200);
+    assert_eq!(flags[1] | 0x200, flags[2]);
+}
