@@ -19,7 +19,8 @@
 //!   `capabilities`.
 //!
 //! One improvement over libcni: the cache file is written to a temporary file and renamed, so a
-//! crash never leaves a half-written (0-byte) cache behind (cni #1055).
+//! crash never leaves a half-written (0-byte) cache behind (cni #1055); the temporary file a
+//! killed runtime leaves is removed with the attachment's cache on DEL.
 
 use std::fs;
 use std::io::{self, Write};
@@ -545,7 +546,9 @@ impl CniConfig {
     }
 
     fn cache_del(&self, network: &str, rt: &RuntimeConf) {
-        let _ = fs::remove_file(self.cache_path(network, rt));
+        let path = self.cache_path(network, rt);
+        let _ = fs::remove_file(&path);
+        remove_temporaries(&path);
     }
 
     /// The cached ADD result of an attachment, converted to the list's version. `Ok(None)`
@@ -645,6 +648,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     })
 }
 
+/// Remove the temporary files [`write_atomic`] leaves for `path` when the writing process is
+/// killed between writing and renaming (`.<name>.tmp<pid>`). The spec allows no parallel
+/// operations on one attachment, so none of them is being written while its cache is deleted.
+fn remove_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.tmp", name.to_string_lossy());
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for ent in rd.flatten() {
+        let n = ent.file_name();
+        if n.to_string_lossy()
+            .strip_prefix(&prefix)
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let _ = fs::remove_file(ent.path());
+        }
+    }
+}
+
 /// Files in `dir` with one of `extensions` (without the dot), sorted by name.
 pub fn conf_files(dir: &Path, extensions: &[&str]) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -732,4 +755,34 @@ pub fn load_network_list(dir: &Path, name: &str) -> Result<NetConfList, RuntimeE
         });
     }
     Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_writers_temporary_goes_with_the_cache() {
+        let dir = std::env::temp_dir().join(format!("cni-proto-rt-{}", std::process::id()));
+        let path = dir.join("results/net-c1-eth0");
+        write_atomic(&path, b"{}").unwrap();
+        let results = dir.join("results");
+        // What a runtime killed between write and rename leaves, and neighbours to keep.
+        for name in [
+            ".net-c1-eth0.tmp4242",
+            ".net-c1-eth0.tmpx",
+            ".net-c10-eth0.tmp7",
+        ] {
+            fs::write(results.join(name), "{").unwrap();
+        }
+        fs::remove_file(&path).unwrap();
+        remove_temporaries(&path);
+        let mut left: Vec<String> = fs::read_dir(&results)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".net-c1-eth0.tmpx", ".net-c10-eth0.tmp7"]);
+        let _ = fs::remove_dir_all(&dir);
+    }
 }
