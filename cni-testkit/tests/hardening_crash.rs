@@ -1,0 +1,781 @@
+//! Hardening (issue #8): crash consistency. ADD is killed with SIGKILL at many points, then
+//! DEL runs as a runtime would run it after a plugin that never answered: same environment and
+//! config, no `prevResult`. Afterwards nothing of the attachment may remain: no veth, no
+//! address, no route, no masquerade, spoof-check or port-mapping rule (iptables and nftables),
+//! no reservation, no temporary file; host-local's other files must still parse, and the
+//! store must still work (an ADD after the sweep gets an address and reaches the node).
+//!
+//! The kill points are a sweep over the measured duration of an ADD (fine steps from 0, plus
+//! random points; the seed is printed and `HARDENING_SEED` replays it). The plugin is started
+//! in its own process group and the whole group is killed (the plugin and what it runs at that
+//! moment: host-local, iptables-restore), as when a node's runtime, cgroup or the node itself
+//! dies. A separate test kills only the plugin process, as a runtime's timeout does.
+//!
+//! Each sleep here is the point of the kill, a parameter of the experiment, never a wait for
+//! something to happen.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod hardening;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cni_testkit::bins::{self, CniPathDir};
+use cni_testkit::runner::Invocation;
+use cni_testkit::snapshot::Kind;
+use cni_testkit::{Attachment, Item, PluginRunner, Snapshot, SnapshotOptions, TempDir, TempNetns};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+use hardening::root;
+
+/// A small xorshift generator: the kill points must be reproducible from a printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(what: &str) -> Rng {
+        let seed = std::env::var("HARDENING_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                t.as_nanos() as u64 ^ u64::from(std::process::id())
+            });
+        println!("{what}: HARDENING_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A duration in `[0, max)`.
+    fn below(&mut self, max: Duration) -> Duration {
+        let n = max.as_nanos().max(1) as u64;
+        Duration::from_nanos(self.next() % n)
+    }
+}
+
+/// How much of the plugin's process tree is killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kill {
+    /// The plugin's whole process group (it and what it runs).
+    Group,
+    /// The plugin process only (what a runtime's timeout does); its children run on.
+    Leader,
+}
+
+/// Start `program args` inside `node` with `env` and `stdin`, SIGKILL it after `delay`.
+/// Returns whether the kill hit a running plugin (false: it had already finished).
+fn run_and_kill(
+    node: &TempNetns,
+    program: &Path,
+    args: &[&str],
+    env: &BTreeMap<String, String>,
+    stdin: &[u8],
+    delay: Duration,
+    how: Kill,
+) -> bool {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(env)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = node.spawn(&mut cmd).expect("spawn");
+    if let Some(mut pipe) = child.stdin.take() {
+        let _ = pipe.write_all(stdin);
+    }
+    std::thread::sleep(delay);
+    let pid = i32::try_from(child.id()).unwrap();
+    let finished = child.try_wait().expect("try_wait").is_some();
+    match how {
+        Kill::Group => {
+            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+        }
+        Kill::Leader => {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+    let status = child.wait().expect("wait");
+    use std::os::unix::process::ExitStatusExt;
+    !finished && status.signal() == Some(Signal::SIGKILL as i32)
+}
+
+/// How long `program args` takes from its start to its exit inside `node` (no kill).
+fn run_to_end(
+    node: &TempNetns,
+    program: &Path,
+    args: &[&str],
+    env: &BTreeMap<String, String>,
+    stdin: &[u8],
+) -> Duration {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let t = Instant::now();
+    let mut child = node.spawn(&mut cmd).expect("spawn");
+    if let Some(mut pipe) = child.stdin.take() {
+        let _ = pipe.write_all(stdin);
+    }
+    let status = child.wait().expect("wait");
+    assert!(
+        status.success(),
+        "{} exited with {status}",
+        program.display()
+    );
+    t.elapsed()
+}
+
+/// host-local's bookkeeping that may change between two states without any reservation
+/// changing: the network directory's own entry, `lock`, `last_reserved_ip.<n>` (the cursor
+/// moves on) and our index. Temporary files are *not* bookkeeping: none may be left.
+fn bookkeeping(i: &Item) -> bool {
+    if i.kind != Kind::File {
+        return false;
+    }
+    let Some(path) = i.text.split(" = ").next() else {
+        return false;
+    };
+    let name = path.rsplit('/').next().unwrap_or("");
+    path.ends_with('/')
+        || name == "lock"
+        || name == ".cni-rs-host-local.index"
+        || name
+            .strip_prefix("last_reserved_ip.")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Checks host-local's store directory by itself: every reservation file (a file named by an
+/// address) belongs to one of `live`; every `last_reserved_ip.*` holds an address; there is no
+/// temporary file.
+fn check_store(dir: &Path, live: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return problems;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let content = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if name.parse::<std::net::IpAddr>().is_ok() {
+            let id = content.split("\r\n").next().unwrap_or("");
+            if !live.contains(&id) {
+                problems.push(format!("reservation {name} held by {content:?}"));
+            }
+        } else if let Some(n) = name.strip_prefix("last_reserved_ip.") {
+            if !n.bytes().all(|b| b.is_ascii_digit())
+                || content.trim().parse::<std::net::IpAddr>().is_err()
+            {
+                problems.push(format!("{name} = {content:?}"));
+            }
+        } else if name != "lock" && name != ".cni-rs-host-local.index" {
+            problems.push(format!("unexpected file {name} = {content:?}"));
+        }
+    }
+    problems
+}
+
+/// A node with our plugins, a data directory and the state after a warm-up.
+struct Rig {
+    node: TempNetns,
+    data: TempDir,
+    bins: CniPathDir,
+    bridge: PluginRunner,
+    /// Pods of attachments that stay up during the sweep (their state must survive).
+    live: Vec<(TempNetns, String)>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let bins = bins::cni_path_with(&["bridge", "host-local", "portmap"])
+            .expect("our plugins (cargo build --workspace --bins)");
+        let node = TempNetns::new("crash").unwrap();
+        let bridge = PluginRunner::new(bins.plugin("bridge"))
+            .cni_path([bins.path()])
+            .in_netns(&node)
+            .unwrap();
+        Rig {
+            node,
+            data: TempDir::new("crash-data").unwrap(),
+            bins,
+            bridge,
+            live: Vec::new(),
+        }
+    }
+
+    fn store(&self, net: &str) -> PathBuf {
+        self.data.join(net)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::with(
+            &self.node,
+            SnapshotOptions::default()
+                .with_dir(self.data.path())
+                .normalize_veth_names(),
+        )
+        .expect("snapshot")
+    }
+
+    fn env(&self, verb: &str, id: &str, pod: &Path) -> BTreeMap<String, String> {
+        let mut env = Attachment::new(id, pod, "eth0").env();
+        env.insert("CNI_COMMAND".into(), verb.into());
+        env.insert("CNI_PATH".into(), self.bins.path().display().to_string());
+        env.insert(
+            "PATH".into(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        );
+        env
+    }
+
+    /// An attachment that stays up; returns its address.
+    fn add_live(&mut self, conf: &Value, id: &str) -> std::net::IpAddr {
+        let pod = TempNetns::new("crash-live").unwrap();
+        let r = self
+            .bridge
+            .add(conf, &Attachment::new(id, pod.path(), "eth0"))
+            .expect("live ADD");
+        self.live.push((pod, id.to_string()));
+        r.ips[0].address.addr()
+    }
+
+    fn live_ids(&self) -> Vec<&str> {
+        self.live.iter().map(|(_, id)| id.as_str()).collect()
+    }
+}
+
+/// The median duration of a few complete runs of `f`.
+fn median_duration(f: impl FnMut(usize) -> Duration) -> Duration {
+    let mut d: Vec<Duration> = (0..5).map(f).collect();
+    d.sort();
+    d[2]
+}
+
+/// Kill points: `steps` evenly spread over `[0, span)`, then `random` random ones.
+fn kill_points(span: Duration, steps: usize, random: usize, rng: &mut Rng) -> Vec<Duration> {
+    let end = span;
+    let mut v: Vec<Duration> = (0..steps)
+        .map(|i| end.mul_f64(i as f64 / steps as f64))
+        .collect();
+    v.extend((0..random).map(|_| rng.below(end)));
+    v
+}
+
+/// What a sweep did.
+#[derive(Default, Debug)]
+struct Tally {
+    killed: usize,
+    finished: usize,
+}
+
+/// The bridge + host-local sweep for one config.
+fn bridge_sweep(label: &str, conf_extra: Value, steps: usize, random: usize, how: Kill) -> Tally {
+    let mut rig = Rig::new();
+    let mut conf = json!({"cniVersion": "1.0.0", "name": "crashnet", "type": "bridge",
+        "bridge": "cni0", "isGateway": true, "ipMasq": true,
+        "ipam": {"type": "host-local", "subnet": "10.88.0.0/22", "dataDir": rig.data.path()}});
+    if let (Some(c), Value::Object(extra)) = (conf.as_object_mut(), conf_extra) {
+        c.extend(extra);
+    }
+    let stdin = serde_json::to_vec(&conf).unwrap();
+    let gateway = "10.88.0.1".parse().unwrap();
+    rig.add_live(&conf, "live-1");
+
+    // Warm up: the bridge, its gateway address and the shared firewall skeleton exist, as on
+    // a working node; time complete ADDs.
+    let pod = TempNetns::new("crash-pod").unwrap();
+    let pod_before = Snapshot::with(&pod, SnapshotOptions::default().without_firewall()).unwrap();
+    let bridge = rig.bins.plugin("bridge");
+    let span = median_duration(|i| {
+        let id = format!("warm-{i}");
+        let d = run_to_end(
+            &rig.node,
+            &bridge,
+            &[],
+            &rig.env("ADD", &id, pod.path()),
+            &stdin,
+        );
+        rig.bridge
+            .del(&conf, &Attachment::new(id, pod.path(), "eth0"))
+            .expect("warm-up DEL");
+        d
+    });
+    let before = rig.snapshot();
+    let mut rng = Rng::new(label);
+    let points = kill_points(span, steps, random, &mut rng);
+    println!("{label}: ADD takes {span:?}; {} kill points", points.len());
+
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    for (n, delay) in points.iter().enumerate() {
+        // One pod for the whole sweep: after each DEL it must be as it was at the start.
+        let id = format!("crash-{n}");
+        let env = rig.env("ADD", &id, pod.path());
+        if run_and_kill(&rig.node, &bridge, &[], &env, &stdin, *delay, how) {
+            tally.killed += 1;
+        } else {
+            tally.finished += 1;
+        }
+        // DEL as the runtime does after an ADD that never answered.
+        let del = Invocation::new(
+            "DEL",
+            &stdin[..],
+            Some(&Attachment::new(&id, pod.path(), "eth0")),
+        );
+        if let Err(e) = rig.bridge.call(&del) {
+            failures.push(format!("{id} (kill after {delay:?}): DEL failed: {e}"));
+        }
+        let diff = before.diff(&rig.snapshot()).filter(|i| !bookkeeping(i));
+        if !diff.is_empty() {
+            failures.push(format!(
+                "{id} (kill after {delay:?}): node differs:\n{diff}"
+            ));
+        }
+        let pd = pod_before.diff(&Snapshot::with(&pod, pod_before.options().clone()).unwrap());
+        if !pd.is_empty() {
+            failures.push(format!("{id} (kill after {delay:?}): pod differs:\n{pd}"));
+        }
+        for p in check_store(&rig.store("crashnet"), &rig.live_ids()) {
+            failures.push(format!("{id} (kill after {delay:?}): store: {p}"));
+        }
+        if failures.len() > 10 {
+            break;
+        }
+    }
+    // The store and the bridge still work: a new pod gets an address and reaches the gateway.
+    let pod = TempNetns::new("crash-after").unwrap();
+    let a = Attachment::new("after", pod.path(), "eth0");
+    match rig.bridge.add(&conf, &a) {
+        Ok(r) => {
+            assert!(r.ips[0].address.addr().is_ipv4());
+            if let Err(e) = cni_testkit::traffic::ping(&pod, gateway, Duration::from_secs(5)) {
+                failures.push(format!(
+                    "after the sweep, the new pod cannot reach the gateway: {e}"
+                ));
+            }
+            rig.bridge.del(&conf, &a).unwrap();
+        }
+        Err(e) => failures.push(format!("after the sweep, ADD failed: {e}")),
+    }
+    assert!(
+        failures.is_empty(),
+        "{label}: {} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!("{label}: {tally:?}");
+    tally
+}
+
+#[test]
+fn bridge_add_killed_iptables_masquerade() {
+    if !root() {
+        return;
+    }
+    let t = bridge_sweep(
+        "bridge+host-local, iptables ipMasq",
+        json!({"ipMasqBackend": "iptables"}),
+        80,
+        40,
+        Kill::Group,
+    );
+    assert!(t.killed >= 60, "{t:?}");
+}
+
+#[test]
+fn bridge_add_killed_nftables_masquerade_and_spoofchk() {
+    if !root() {
+        return;
+    }
+    let t = bridge_sweep(
+        "bridge+host-local, nftables ipMasq, macspoofchk",
+        json!({"ipMasqBackend": "nftables", "macspoofchk": true}),
+        80,
+        40,
+        Kill::Group,
+    );
+    assert!(t.killed >= 60, "{t:?}");
+}
+
+/// Killing only the plugin process (a runtime's timeout): its IPAM child may still be running
+/// when the runtime's DEL starts.
+#[test]
+fn bridge_add_killed_leader_only() {
+    if !root() {
+        return;
+    }
+    let t = bridge_sweep(
+        "bridge+host-local, plugin process only",
+        json!({"ipMasqBackend": "iptables"}),
+        40,
+        20,
+        Kill::Leader,
+    );
+    assert!(t.killed >= 30, "{t:?}");
+}
+
+/// The first ADD on a node: the bridge, its gateway address, the forwarding sysctl and the
+/// firewall skeletons are being created when the kill comes. Afterwards DEL leaves nothing of
+/// the attachment, and a complete ADD repairs whatever shared state the kill cut short.
+#[test]
+fn first_add_on_a_node_killed() {
+    if !root() {
+        return;
+    }
+    let mut rng = Rng::new("first ADD on a node");
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    let mut span = Duration::ZERO;
+    for n in 0..30 {
+        let rig = Rig::new();
+        let backend = if n % 2 == 0 { "iptables" } else { "nftables" };
+        let conf = json!({"cniVersion": "1.0.0", "name": "crashnet", "type": "bridge",
+            "bridge": "cni0", "isGateway": true, "ipMasq": true, "ipMasqBackend": backend,
+            "macspoofchk": n % 2 == 1,
+            "ipam": {"type": "host-local", "subnet": "10.88.0.0/22", "dataDir": rig.data.path()}});
+        let stdin = serde_json::to_vec(&conf).unwrap();
+        let pod = TempNetns::new("crash-pod").unwrap();
+        let pod_before =
+            Snapshot::with(&pod, SnapshotOptions::default().without_firewall()).unwrap();
+        let bridge = rig.bins.plugin("bridge");
+        let env = rig.env("ADD", "first", pod.path());
+        if n < 2 {
+            // Time two first ADDs (each on its own fresh node) to place the kills.
+            let other = Rig::new();
+            let mut c = conf.clone();
+            c["ipam"]["dataDir"] = json!(other.data.path());
+            let p = TempNetns::new("crash-pod").unwrap();
+            span = span.max(run_to_end(
+                &other.node,
+                &other.bins.plugin("bridge"),
+                &[],
+                &other.env("ADD", "first", p.path()),
+                &serde_json::to_vec(&c).unwrap(),
+            ));
+        }
+        let delay = if n % 3 == 0 {
+            rng.below(span)
+        } else {
+            span.mul_f64(f64::from(n) / 30.0)
+        };
+        if run_and_kill(&rig.node, &bridge, &[], &env, &stdin, delay, Kill::Group) {
+            tally.killed += 1;
+        } else {
+            tally.finished += 1;
+        }
+        let att = Attachment::new("first", pod.path(), "eth0");
+        let ctx = format!("first ADD killed after {delay:?} ({backend})");
+        if let Err(e) = rig.bridge.del(&conf, &att) {
+            failures.push(format!("{ctx}: DEL failed: {e}"));
+        }
+        let after = rig.snapshot();
+        for i in after.items() {
+            let leaked = (i.kind == Kind::Link && i.text.starts_with("veth"))
+                || (matches!(i.kind, Kind::Nft | Kind::Iptables)
+                    && (i.text.contains("10.88.") || i.text.contains("first")));
+            if leaked {
+                failures.push(format!("{ctx}: left {i}"));
+            }
+        }
+        let pd = pod_before.diff(&Snapshot::with(&pod, pod_before.options().clone()).unwrap());
+        if !pd.is_empty() {
+            failures.push(format!("{ctx}: pod differs:\n{pd}"));
+        }
+        for p in check_store(&rig.store("crashnet"), &[]) {
+            failures.push(format!("{ctx}: store: {p}"));
+        }
+        // A complete ADD on the same node works and the pod reaches its gateway.
+        let p2 = TempNetns::new("crash-pod").unwrap();
+        let a2 = Attachment::new("second", p2.path(), "eth0");
+        match rig.bridge.add(&conf, &a2) {
+            Ok(_) => {
+                if let Err(e) = cni_testkit::traffic::ping(
+                    &p2,
+                    "10.88.0.1".parse().unwrap(),
+                    Duration::from_secs(5),
+                ) {
+                    failures.push(format!("{ctx}: the next pod cannot reach the gateway: {e}"));
+                }
+                rig.bridge.del(&conf, &a2).unwrap();
+            }
+            Err(e) => failures.push(format!("{ctx}: the next ADD failed: {e}")),
+        }
+    }
+    println!("first ADD: span {span:?}, {tally:?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(tally.killed >= 15, "{tally:?}");
+}
+
+/// portmap alone, both backends: ADD with a `prevResult` killed, DEL without one (the runtime
+/// never got a result) but with the same port mappings.
+#[test]
+fn portmap_add_killed() {
+    if !root() {
+        return;
+    }
+    let rig = Rig::new();
+    for args in [
+        &["link", "add", "cni0", "type", "bridge"][..],
+        &["addr", "add", "10.77.0.1/24", "dev", "cni0"],
+        &["link", "set", "cni0", "up"],
+    ] {
+        rig.node.exec_ok("ip", args).unwrap();
+    }
+    let pod = TempNetns::new("crash-pod").unwrap();
+    let conf = |backend: &str, port: u16, prev: bool| {
+        let mut c = json!({"cniVersion": "1.0.0", "name": "crashnet", "type": "portmap",
+            "backend": backend,
+            "runtimeConfig": {"portMappings": [
+                {"hostPort": port, "containerPort": 80, "protocol": "tcp"},
+                {"hostPort": port + 1, "containerPort": 53, "protocol": "udp"}]}});
+        if prev {
+            c["prevResult"] = json!({"cniVersion": "1.0.0",
+                "interfaces": [{"name": "eth0", "sandbox": pod.path()}],
+                "ips": [{"address": "10.77.0.50/24", "interface": 0}]});
+        }
+        c
+    };
+    let portmap = PluginRunner::new(rig.bins.plugin("portmap"))
+        .cni_path([rig.bins.path()])
+        .in_netns(&rig.node)
+        .unwrap();
+    // Live mappings in both backends, and a timed warm-up.
+    let lives: Vec<TempNetns> = (0..2)
+        .map(|_| TempNetns::new("crash-live").unwrap())
+        .collect();
+    for (i, backend) in ["iptables", "nftables"].iter().enumerate() {
+        let mut c = conf(backend, 19000 + 10 * i as u16, true);
+        c["prevResult"]["interfaces"][0]["sandbox"] = json!(lives[i].path());
+        c["prevResult"]["ips"][0]["address"] = json!(format!("10.77.0.{}/24", 10 + i));
+        portmap
+            .add(
+                &c,
+                &Attachment::new(format!("live-{i}"), lives[i].path(), "eth0"),
+            )
+            .unwrap();
+    }
+    let bin = rig.bins.plugin("portmap");
+    let mut spans = Vec::new();
+    for backend in ["iptables", "nftables"] {
+        let env = rig.env("ADD", "warm", pod.path());
+        spans.push(median_duration(|_| {
+            let d = run_to_end(
+                &rig.node,
+                &bin,
+                &[],
+                &env,
+                &serde_json::to_vec(&conf(backend, 18080, true)).unwrap(),
+            );
+            portmap
+                .del(
+                    &conf(backend, 18080, false),
+                    &Attachment::new("warm", pod.path(), "eth0"),
+                )
+                .unwrap();
+            d
+        }));
+    }
+    let before = rig.snapshot();
+    let mut rng = Rng::new("portmap");
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    for n in 0..100 {
+        let (backend, span) = if n % 2 == 0 {
+            ("iptables", spans[0])
+        } else {
+            ("nftables", spans[1])
+        };
+        let delay = if n < 60 {
+            span.mul_f64(f64::from(n / 2) / 30.0)
+        } else {
+            rng.below(span)
+        };
+        let id = format!("crash-{n}");
+        let env = rig.env("ADD", &id, pod.path());
+        let stdin = serde_json::to_vec(&conf(backend, 18080, true)).unwrap();
+        if run_and_kill(&rig.node, &bin, &[], &env, &stdin, delay, Kill::Group) {
+            tally.killed += 1;
+        } else {
+            tally.finished += 1;
+        }
+        let ctx = format!("{id} ({backend}, kill after {delay:?})");
+        let att = Attachment::new(&id, pod.path(), "eth0");
+        if let Err(e) = portmap.del(&conf(backend, 18080, false), &att) {
+            failures.push(format!("{ctx}: DEL failed: {e}"));
+        }
+        let diff = before.diff(&rig.snapshot());
+        if !diff.is_empty() {
+            failures.push(format!("{ctx}: node differs:\n{diff}"));
+        }
+        if failures.len() > 10 {
+            break;
+        }
+    }
+    println!("portmap: spans {spans:?}, {tally:?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(tally.killed >= 50, "{tally:?}");
+}
+
+/// The whole chain (bridge + host-local + portmap) run by a runtime process (our `cnitool`),
+/// killed with everything it started; then the runtime's DEL.
+#[test]
+fn chain_add_killed() {
+    if !root() {
+        return;
+    }
+    let cnitool = match bins::our_plugin("cnitool") {
+        Ok(p) => p,
+        Err(e) => panic!("cnitool (cargo build --workspace --bins): {e}"),
+    };
+    let mut rig = Rig::new();
+    let confdir = TempDir::new("crash-conf").unwrap();
+    let cache = TempDir::new("crash-cache").unwrap();
+    let list = json!({"cniVersion": "1.0.0", "name": "crashchain", "plugins": [
+        {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true,
+         "ipMasqBackend": "nftables",
+         "ipam": {"type": "host-local", "subnet": "10.89.0.0/22", "dataDir": rig.data.path()}},
+        {"type": "portmap", "backend": "iptables", "capabilities": {"portMappings": true}}]});
+    std::fs::write(
+        confdir.join("crashchain.conflist"),
+        serde_json::to_vec(&list).unwrap(),
+    )
+    .unwrap();
+    let env = |id: &str| {
+        let mut e = BTreeMap::new();
+        e.insert(
+            "NETCONFPATH".to_string(),
+            confdir.path().display().to_string(),
+        );
+        e.insert(
+            "CNI_PATH".to_string(),
+            rig.bins.path().display().to_string(),
+        );
+        e.insert(
+            "CNI_CACHE_DIR".to_string(),
+            cache.path().display().to_string(),
+        );
+        e.insert("CNI_CONTAINERID".to_string(), id.to_string());
+        e.insert("CNI_IFNAME".to_string(), "eth0".to_string());
+        e.insert(
+            "CAP_ARGS".to_string(),
+            json!({"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}]})
+                .to_string(),
+        );
+        e.insert(
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        );
+        e
+    };
+    let run = |verb: &str, id: &str, pod: &Path| {
+        let mut cmd = Command::new(&cnitool);
+        cmd.args([verb, "crashchain", &pod.display().to_string()])
+            .env_clear()
+            .envs(env(id));
+        rig.node.exec(&mut cmd).expect("cnitool")
+    };
+    // A live attachment, then timed complete ADD/DEL cycles.
+    let live = TempNetns::new("crash-live").unwrap();
+    let mut cmd = Command::new(&cnitool);
+    cmd.args(["add", "crashchain", &live.path().display().to_string()])
+        .env_clear()
+        .envs(env("live"))
+        .env(
+            "CAP_ARGS",
+            json!({"portMappings": [{"hostPort": 18090, "containerPort": 80, "protocol": "tcp"}]})
+                .to_string(),
+        );
+    let out = rig.node.exec(&mut cmd).unwrap();
+    assert!(out.status.success(), "{}", out.stderr_text());
+    rig.live.push((live, "live".into()));
+    let pod = TempNetns::new("crash-pod").unwrap();
+    let pod_before = Snapshot::with(&pod, SnapshotOptions::default().without_firewall()).unwrap();
+    let pod_s = pod.path().display().to_string();
+    let span = median_duration(|i| {
+        let id = format!("warm-{i}");
+        let d = run_to_end(
+            &rig.node,
+            &cnitool,
+            &["add", "crashchain", &pod_s],
+            &env(&id),
+            b"",
+        );
+        assert!(run("del", &id, pod.path()).status.success());
+        d
+    });
+    let snap = || {
+        Snapshot::with(
+            &rig.node,
+            SnapshotOptions::default()
+                .with_dir(rig.data.path())
+                .with_dir(cache.path())
+                .normalize_veth_names(),
+        )
+        .unwrap()
+    };
+    let before = snap();
+    let mut rng = Rng::new("chain");
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    for n in 0..60 {
+        let delay = if n < 40 {
+            span.mul_f64(f64::from(n) / 40.0)
+        } else {
+            rng.below(span)
+        };
+        let id = format!("crash-{n}");
+        let args = ["add", "crashchain", pod_s.as_str()];
+        if run_and_kill(
+            &rig.node,
+            &cnitool,
+            &args,
+            &env(&id),
+            b"",
+            delay,
+            Kill::Group,
+        ) {
+            tally.killed += 1;
+        } else {
+            tally.finished += 1;
+        }
+        let ctx = format!("{id} (kill after {delay:?})");
+        let out = run("del", &id, pod.path());
+        if !out.status.success() {
+            failures.push(format!("{ctx}: DEL failed: {}", out.stderr_text()));
+        }
+        let diff = before.diff(&snap()).filter(|i| !bookkeeping(i));
+        if !diff.is_empty() {
+            failures.push(format!("{ctx}: node differs:\n{diff}"));
+        }
+        let pd = pod_before.diff(&Snapshot::with(&pod, pod_before.options().clone()).unwrap());
+        if !pd.is_empty() {
+            failures.push(format!("{ctx}: pod differs:\n{pd}"));
+        }
+        for p in check_store(&rig.store("crashchain"), &rig.live_ids()) {
+            failures.push(format!("{ctx}: store: {p}"));
+        }
+        if failures.len() > 10 {
+            break;
+        }
+    }
+    println!("chain: span {span:?}, {tally:?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(tally.killed >= 30, "{tally:?}");
+}
