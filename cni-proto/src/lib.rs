@@ -12,7 +12,7 @@
 //! - [`runtime`]: what libcni does for a container runtime: load `.conflist` files, run ADD /
 //!   CHECK / DEL / GC / STATUS through a chain, thread `prevResult`, inject capability args,
 //!   keep the result cache.
-//! - [`env`], [`command`]: the environment map and the verbs.
+//! - [`env`](mod@env), [`command`]: the environment map and the verbs.
 //!
 //! # A minimal plugin
 //!
