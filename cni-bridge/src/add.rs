@@ -4,7 +4,6 @@ use std::net::IpAddr;
 
 use cni_linux::IpFamily;
 use cni_linux::firewall;
-use cni_linux::firewall::nftables::Family;
 use cni_linux::netlink::{Handle, Link, mac};
 use cni_linux::netns::NetNs;
 use cni_proto::delegate;
@@ -16,7 +15,7 @@ use crate::container;
 use crate::deps::{Attachment, Deps, FailPoint};
 use crate::error::BridgeError;
 use crate::host::{self, BridgeLink};
-use crate::{masq, spoofchk};
+use crate::{fw, spoofchk};
 
 /// How long the host port may take to become operationally up (the reference polls for up to
 /// 2.55 s; we wait for the kernel's event).
@@ -34,7 +33,7 @@ enum Step {
     /// Masquerade rules.
     Masq {
         backend: MasqBackend,
-        families: Vec<IpFamily>,
+        ips: Vec<IpNet>,
     },
 }
 
@@ -146,7 +145,6 @@ impl Ctx<'_> {
         let (plumbed, ipam_result) = std::thread::scope(|scope| {
             let ipam_thread = match (&conf.ipam_type, concurrent) {
                 (Some(ipam), true) => {
-                    steps.push(Step::Ipam);
                     let exec = deps.exec.clone();
                     let env = att.ipam_env();
                     let raw = &conf.raw;
@@ -161,15 +159,19 @@ impl Ctx<'_> {
             });
             (plumbed, ipam_result)
         });
+        // IPAM is released on rollback only if it allocated: a failed IPAM ADD (say a
+        // duplicate ADD of a live attachment) must not release that attachment's address.
+        if matches!(ipam_result, Some(Ok(_))) {
+            steps.push(Step::Ipam);
+        }
         let Plumbed { veth, inner, index } = plumbed?;
         let ipam_result = match (ipam_result, &conf.ipam_type) {
             (Some(r), _) => Some(r.map_err(BridgeError::Ipam)?),
             (None, Some(ipam)) => {
+                let r = delegate::add(&*deps.exec, ipam, &conf.raw, &att.ipam_env())
+                    .map_err(BridgeError::Ipam)?;
                 steps.push(Step::Ipam);
-                Some(
-                    delegate::add(&*deps.exec, ipam, &conf.raw, &att.ipam_env())
-                        .map_err(BridgeError::Ipam)?,
-                )
+                Some(r)
             }
             (None, None) => None,
         };
@@ -234,9 +236,9 @@ impl Ctx<'_> {
                 let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
                 steps.push(Step::Masq {
                     backend,
-                    families: container::families(ips.iter().copied()),
+                    ips: ips.clone(),
                 });
-                setup_masq(deps, backend, conf, att, &ips)?;
+                fw::setup_masq(&mut *deps.firewall, backend, conf, att, &ips)?;
             }
         }
 
@@ -466,97 +468,6 @@ pub fn calc_gateways(result: &mut CniResult, conf: &BridgeConf) -> Vec<(IpFamily
     vec![(IpFamily::V4, v4), (IpFamily::V6, v6)]
 }
 
-fn setup_masq(
-    deps: &mut Deps,
-    backend: MasqBackend,
-    conf: &BridgeConf,
-    att: &Attachment,
-    ips: &[IpNet],
-) -> Result<(), BridgeError> {
-    let ctx = "failed to set up IP masquerade";
-    match backend {
-        MasqBackend::Iptables => {
-            let plans = masq::iptables_setup(&conf.name, &att.container_id, ips)
-                .map_err(|e| BridgeError::Failed(format!("{ctx}: {e}")))?;
-            deps.firewall
-                .apply_iptables(&plans)
-                .map_err(|e| BridgeError::firewall(ctx, e))
-        }
-        MasqBackend::Nftables => {
-            let existing = deps
-                .firewall
-                .nft_table(Family::Inet, masq::NFT_TABLE)
-                .map_err(|e| BridgeError::firewall(ctx, e))?;
-            let plan = masq::nft_setup(
-                &conf.name,
-                &att.ifname,
-                &att.container_id,
-                ips,
-                existing.as_ref(),
-            );
-            deps.firewall
-                .apply_nft(&plan)
-                .map_err(|e| BridgeError::firewall(ctx, e))
-        }
-    }
-}
-
-/// Tears down masquerade rules of one backend (families: where to look for iptables).
-pub(crate) fn teardown_masq(
-    deps: &mut Deps,
-    backend: MasqBackend,
-    conf: &BridgeConf,
-    att: &Attachment,
-    families: &[IpFamily],
-) -> Result<(), BridgeError> {
-    let ctx = "failed to tear down IP masquerade";
-    match backend {
-        MasqBackend::Iptables => {
-            let plans = masq::iptables_teardown(&conf.name, &att.container_id, families);
-            deps.firewall
-                .apply_iptables(&plans)
-                .map_err(|e| BridgeError::firewall(ctx, e))
-        }
-        MasqBackend::Nftables => {
-            let existing = deps
-                .firewall
-                .nft_table(Family::Inet, masq::NFT_TABLE)
-                .map_err(|e| BridgeError::firewall(ctx, e))?;
-            let plan = masq::nft_teardown(
-                &conf.name,
-                &att.ifname,
-                &att.container_id,
-                existing.as_ref(),
-            );
-            if plan.is_empty() {
-                return Ok(());
-            }
-            deps.firewall
-                .apply_nft(&plan)
-                .map_err(|e| BridgeError::firewall(ctx, e))
-        }
-    }
-}
-
-/// Removes this attachment's spoof-check chains and jump rule.
-pub(crate) fn teardown_spoofcheck(deps: &mut Deps, att: &Attachment) -> Result<(), BridgeError> {
-    let ctx = "failed to teardown spoof-check";
-    let existing = deps
-        .firewall
-        .nft_table(Family::Bridge, spoofchk::TABLE)
-        .map_err(|e| BridgeError::firewall(ctx, e))?;
-    let plan = spoofchk::teardown(
-        &spoofchk::ref_id(&att.container_id, &att.ifname),
-        existing.as_ref(),
-    );
-    if plan.is_empty() {
-        return Ok(());
-    }
-    deps.firewall
-        .apply_nft(&plan)
-        .map_err(|e| BridgeError::firewall(ctx, e))
-}
-
 /// Undoes `steps` in reverse; returns what could not be undone.
 fn undo(
     conf: &BridgeConf,
@@ -571,13 +482,15 @@ fn undo(
         steps.into_iter().partition(|s| matches!(s, Step::Ipam));
     for step in others.into_iter().rev().chain(ipam) {
         let r = match step {
-            Step::Masq { backend, families } => teardown_masq(deps, backend, conf, att, &families),
+            Step::Masq { backend, ips } => {
+                fw::undo_masq(&mut *deps.firewall, backend, conf, att, &ips)
+            }
             Step::Ipam => match &conf.ipam_type {
                 Some(ipam) => delegate::del(&*deps.exec, ipam, &conf.raw, &att.ipam_env())
                     .map_err(BridgeError::Ipam),
                 None => Ok(()),
             },
-            Step::SpoofCheck => teardown_spoofcheck(deps, att),
+            Step::SpoofCheck => fw::teardown_spoofcheck(&mut *deps.firewall, att),
             Step::Veth { index } => match host.delete_link(index) {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),

@@ -25,7 +25,8 @@ pub enum MasqBackend {
     /// One `iptables-restore --noflush` per family, chains `CNI-<hash>`: what every version of
     /// the Go plugin can tear down.
     Iptables,
-    /// One nf_tables netlink transaction, table `inet cni_plugins_masquerade`.
+    /// One nf_tables netlink transaction of map elements, tables `ip`/`ip6 cni_bridge_masq`
+    /// (see [`crate::masq`]).
     Nftables,
 }
 

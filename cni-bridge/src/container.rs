@@ -121,16 +121,28 @@ pub(crate) fn configure_iface(
     Ok(())
 }
 
-/// DEL inside the container: removes `ifname` (which removes the whole veth pair) and returns
-/// the addresses it had when `want_addrs`. A missing namespace or link is success.
-pub(crate) fn delete_iface(
+/// The container interface DEL removes: a netlink socket in the container's namespace and
+/// the interface's index.
+pub(crate) struct ContainerIface {
+    inner: Handle,
+    index: u32,
+    ifname: String,
+}
+
+fn delete_err(ifname: &str) -> impl Fn(netlink::Error) -> BridgeError + '_ {
+    move |e| BridgeError::netlink(format!("failed to delete {}", go_quote(ifname)), e)
+}
+
+/// DEL inside the container: finds `ifname` and, when `want_addrs`, its global addresses.
+/// A missing namespace or link is `(None, [])`.
+pub(crate) fn find_iface(
     netns: &std::path::Path,
     ifname: &str,
     want_addrs: bool,
-) -> Result<Vec<IpNet>, BridgeError> {
+) -> Result<(Option<ContainerIface>, Vec<IpNet>), BridgeError> {
     let ns = match NetNs::open(netns) {
         Ok(ns) => ns,
-        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) if e.is_not_found() => return Ok((None, Vec::new())),
         Err(source) => {
             return Err(BridgeError::Netns {
                 path: netns.to_path_buf(),
@@ -138,17 +150,15 @@ pub(crate) fn delete_iface(
             });
         }
     };
-    let err = |e: netlink::Error| {
-        BridgeError::netlink(format!("failed to delete {}", go_quote(ifname)), e)
-    };
-    let mut inner = Handle::new_in(&ns).map_err(err)?;
-    let Some(link) = inner.link_by_name(ifname).map_err(err)? else {
-        return Ok(Vec::new());
+    let err = delete_err(ifname);
+    let mut inner = Handle::new_in(&ns).map_err(&err)?;
+    let Some(link) = inner.link_by_name(ifname).map_err(&err)? else {
+        return Ok((None, Vec::new()));
     };
     let addrs = if want_addrs {
         inner
             .addrs(Some(link.index), None)
-            .map_err(err)?
+            .map_err(&err)?
             .into_iter()
             .filter(|a| a.scope == 0)
             .map(|a| a.addr)
@@ -156,10 +166,25 @@ pub(crate) fn delete_iface(
     } else {
         Vec::new()
     };
-    match inner.delete_link(link.index) {
-        Ok(()) => Ok(addrs),
-        Err(e) if e.is_not_found() => Ok(addrs),
-        Err(e) => Err(err(e)),
+    Ok((
+        Some(ContainerIface {
+            inner,
+            index: link.index,
+            ifname: ifname.to_owned(),
+        }),
+        addrs,
+    ))
+}
+
+impl ContainerIface {
+    /// Deletes the interface, which removes the whole veth pair (the kernel takes a while:
+    /// it waits for RCU grace periods); already gone is success.
+    pub(crate) fn delete(mut self) -> Result<(), BridgeError> {
+        match self.inner.delete_link(self.index) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(delete_err(&self.ifname)(e)),
+        }
     }
 }
 

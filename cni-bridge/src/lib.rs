@@ -17,20 +17,24 @@
 //! - [`deps`]: the seams ([`Deps`]: IPAM exec, firewall applier, test [`Hooks`]) and the
 //!   [`Attachment`] a verb applies to.
 //! - [`masq`], [`spoofchk`]: the masquerade and MAC spoof-check rules as pure plans (golden
-//!   tested), laid out exactly as the reference's so either implementation can clean up after
-//!   the other.
+//!   tested). iptables and spoof-check rules are laid out exactly as the reference's, so either
+//!   implementation cleans up after the other; nftables masquerade has its own flat-cost
+//!   layout (tables `ip`/`ip6` `cni_bridge_masq`), and teardown also removes the reference's.
 //! - [`error`]: [`BridgeError`] and its spec error codes.
 //!
 //! # What differs from the reference, on purpose
 //!
 //! - **ADD completes or undoes what it did** (plugins #29): a failure at any step, including
 //!   IPAM itself, deletes the veth, removes the spoof check and masquerade rules, and runs IPAM
-//!   DEL. The bridge, its gateway addresses and the sysctls are shared state and stay, as with
-//!   the reference.
+//!   DEL if IPAM allocated. The bridge, its gateway addresses and the sysctls are shared state
+//!   and stay, as with the reference.
 //! - **DEL cleans masquerade rules without a namespace** (plugins #810): iptables chains are
-//!   found from (network, container ID), nftables rules by their comment hash, in both backends.
-//!   The container interface is deleted before IPAM DEL (#666). Every step runs; errors are
-//!   collected.
+//!   found from (network, container ID), our nftables elements by their owner value, the
+//!   reference's nftables rules by their comment hash. As the reference, masquerade is torn
+//!   down only with `ipMasq` and the spoof check only with `macspoofchk`; it runs on a second
+//!   thread while the kernel deletes the veth, and `iptables-save` runs only if the chain may
+//!   exist (a look at `/proc` and one nf_tables round trip). The container interface is
+//!   deleted before IPAM DEL (#666). Every step runs; errors are collected.
 //! - **GC** is implemented (the reference has none, plugins #1013): stale masquerade rules of
 //!   both backends and stale spoof checks are removed, then GC is passed on to IPAM.
 //! - **No sleeping**: the veth's container end is created directly in the container's
@@ -40,9 +44,12 @@
 //! - **IPAM runs while the veth is made** when its type is `host-local` or `static` (they never
 //!   look at the container interface); other IPAM types (`dhcp` needs the interface) run
 //!   after, as in the reference.
-//! - **nftables `ipMasq`** rewrites the `postrouting` chain only when it is not already the
-//!   reference's three rules (the reference flushes and re-adds it on every ADD; deleting rules
-//!   makes the closing process wait for an RCU grace period).
+//! - **nftables `ipMasq`** uses its own layout ([`masq`]): per family a table
+//!   `cni_bridge_masq` with one map of container addresses and one rule per (network, subnet),
+//!   so ADD adds only map elements (no rule, no chain rewrite: a constant-time commit) and DEL
+//!   deletes only the attachment's elements, whatever the number of pods. The reference
+//!   (v1.5+) adds one rule per container address to `inet cni_plugins_masquerade` and flushes
+//!   and rewrites its `postrouting` chain on every ADD.
 //! - **Route `mtu` and `advmss`** of the result (spec 1.1) are applied; the reference drops
 //!   them. **Config errors** carry code 7 (`CNI_ARGS` errors code 4) instead of the reference's
 //!   999; the messages are the reference's.
@@ -56,8 +63,9 @@
 //! The reference's rule: **iptables, unless only nftables is available** (no `iptables-save`/
 //! `iptables-restore` in `PATH`, and nf_tables answers). We keep it, because a node may run the
 //! Go bridge v1.1.1, which only knows iptables: masquerade state created by one implementation
-//! must be removable by the other. nftables is faster (one netlink transaction, no process);
-//! choose it explicitly with `"ipMasqBackend": "nftables"`. Teardown always tries both.
+//! must be removable by the other. nftables is faster (one netlink transaction of element
+//! additions, no process); choose it explicitly with `"ipMasqBackend": "nftables"`. Teardown
+//! (with `ipMasq`) always covers both backends and the reference's nftables layout.
 //!
 //! # Quick start (in-process)
 //!
@@ -84,6 +92,7 @@ mod container;
 mod del;
 pub mod deps;
 pub mod error;
+mod fw;
 mod host;
 pub mod masq;
 mod plugin;

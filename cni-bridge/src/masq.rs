@@ -1,6 +1,7 @@
-//! `ipMasq`: the masquerade rules of both backends as pure plans, laid out exactly as the
-//! reference plugins lay them out so that either implementation can tear down what the other
-//! set up.
+//! `ipMasq`: masquerading of container traffic that leaves the container's subnet, as pure
+//! plans for both backends. The iptables layout is the reference's, so either implementation
+//! removes what the other set up; the nftables layout is our own, so its cost stays flat as
+//! pods accumulate; teardown also removes the reference's nftables rules.
 //!
 //! # iptables (every version of the Go plugin)
 //!
@@ -17,7 +18,57 @@
 //! jumps to the chain is deleted, then the chain (so DEL works without a namespace and without
 //! `prevResult`, which the reference does not: plugins #810).
 //!
-//! # nftables (Go plugin v1.5 and later)
+//! # nftables: our layout (tables `ip cni_bridge_masq` and `ip6 cni_bridge_masq`)
+//!
+//! ```text
+//! table ip cni_bridge_masq {
+//!   map masq_<16 hex> {                       # one per (network, subnet)
+//!     type ipv4_addr : ifname
+//!     comment "<network> 10.88.0.0/16"
+//!     elements = { 10.88.0.5 comment "<network> eth0 <container id>" : "<owner>" }
+//!   }
+//!   chain postrouting {
+//!     type nat hook postrouting priority srcnat; policy accept;
+//!     ip saddr @masq_<16 hex> ip daddr != 10.88.0.0/16 ip daddr != 224.0.0.0/4 masquerade comment "<network> 10.88.0.0/16"
+//!   }
+//! }
+//! ```
+//!
+//! `ip6 cni_bridge_masq` is the same with IPv6 addresses and `ff00::/8`. The map's name is a
+//! hash of the layout version, the network and the subnet ([`nft_map_name`]); its rule is
+//! written in the same transaction that creates it, and both stay once created (an empty map
+//! costs one hash lookup per packet), as the bridge and its addresses do. An element's value
+//! ([`nft_owner`]) identifies the attachment (network, interface, container ID); its comment
+//! ([`nft_element_comment`]) names it for people, and for GC by network.
+//!
+//! The packet path is one rule per (network, subnet), each a hash lookup, whatever the number
+//! of pods; the reference's nftables layout (Go plugin v1.5 and later, table
+//! `inet cni_plugins_masquerade`) walks one rule per container address instead. Same
+//! semantics as the reference: traffic from a container address to anything outside its
+//! subnet but multicast is masqueraded. The name differs from the reference's table, so a
+//! node switching between the Go plugin and this one never sees a table laid out in a way it
+//! does not understand. (The Go plugin does not remove our elements: switching back to it, GC
+//! or DEL through this plugin cleans them.)
+//!
+//! # What each verb costs (nftables)
+//!
+//! - **ADD**: one transaction that only adds the container's elements ([`nft_add_plan`]):
+//!   the kernel commits it in constant time, with no RCU grace period to wait for. When a map
+//!   is missing (`ENOENT`: the first container of a (network, subnet) on the node), the
+//!   skeleton is written with the element ([`nft_skeleton_plan`]): the map is *created*
+//!   (`create`, not `add`) in the same transaction as its rule, so racing ADDs write the rule
+//!   exactly once (the losers get `EEXIST` and add their element again). When an address is
+//!   still held by another attachment (`EEXIST`: a stale element), it is replaced
+//!   ([`nft_replace_plan`]).
+//! - **DEL** with the addresses (from `prevResult` or the interface): each element is read by
+//!   key (one round trip each, no dump) and deleted when it is this attachment's, in a
+//!   transaction that re-adds it first so that one changed meanwhile aborts it
+//!   ([`nft_del_plan`]). Without addresses (no namespace, no `prevResult`: plugins #810), both
+//!   tables are listed and the attachment's elements deleted by value ([`nft_del_listed`]).
+//! - **GC** lists both tables and deletes this network's elements whose attachment is not
+//!   valid ([`nft_gc_plan`]).
+//!
+//! # The reference's nftables layout (Go plugin v1.5 and later)
 //!
 //! Table `inet cni_plugins_masquerade`; base chain `postrouting` (nat, srcnat priority) that
 //! returns multicast and jumps (`goto`) to `masq_checks`; one rule per container address in
@@ -27,29 +78,22 @@
 //! ip saddr 10.88.0.2 ip daddr != 10.88.0.0/16 masquerade comment "<h(net)>-<h(if:cid)>, net: …, if: …, id: …"
 //! ```
 //!
-//! Rules are found again by the hash prefix of their comment.
+//! We never write it; DEL and GC remove its rules by the hash prefix of their comment
+//! ([`ref_nft_teardown`], [`ref_nft_gc`]), so pods set up by the Go plugin leak nothing.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use cni_linux::IpFamily;
 use cni_linux::firewall::iptables::{IptablesPlan, IptablesState, Rule, RuleError};
 use cni_linux::firewall::names::{format_chain_name, format_comment, format_hash_with_prefix};
 use cni_linux::firewall::nftables::{
-    ChainSpec, ChainType, CmpOp, Family, Field, Hook, MAX_COMMENT_LEN, NftPlan, RuleSpec, Stmt,
-    TableListing, Value, Verdict, priority,
+    ChainSpec, ChainType, CmpOp, DataType, ElemValue, Element, ElementData, ElementListing, Family,
+    Field, Hook, MAX_COMMENT_LEN, MapData, NftOp, NftPlan, RuleSpec, SetSpec, Stmt, TableListing,
+    Value, priority,
 };
+use cni_linux::firewall::sha512::sha512_hex;
 use ipnet::IpNet;
-
-/// The nftables table (family `inet`).
-pub const NFT_TABLE: &str = "cni_plugins_masquerade";
-/// The regular chain holding one rule per container address.
-pub const NFT_CHAIN: &str = "masq_checks";
-/// The base chain (nat, postrouting hook).
-pub const NFT_POSTROUTING: &str = "postrouting";
-const NFT_TABLE_COMMENT: &str =
-    "Masquerading for plugins from github.com/containernetworking/plugins";
-const NFT_CHAIN_COMMENT: &str =
-    "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet";
 
 /// The iptables chain of one container: `("CNI-" + hex(sha512(net + cid)))[:28]`.
 pub fn iptables_chain(network: &str, container_id: &str) -> String {
@@ -266,46 +310,391 @@ pub fn iptables_gc(
 
 // ------------------------------------------------------------------------------ nftables
 
-/// `hex(sha512(network))[:16]`: the prefix of every nftables comment of the network.
-pub fn nft_network_hash(network: &str) -> String {
+/// Our nftables table, in families `ip` and `ip6`.
+pub const NFT_TABLE: &str = "cni_bridge_masq";
+/// The base chain (nat, postrouting hook, srcnat priority) holding one rule per map.
+pub const NFT_CHAIN: &str = "postrouting";
+/// The prefix of the maps' names.
+pub const NFT_MAP_PREFIX: &str = "masq_";
+const NFT_TABLE_COMMENT: &str =
+    "cni-rs bridge ipMasq: one map of container addresses and one rule per network and subnet";
+const NFT_LAYOUT_VERSION: &str = "v1";
+
+/// The nft family of an address family (`ip`, `ip6`).
+pub fn nft_family(f: IpFamily) -> Family {
+    Family::of(f)
+}
+
+fn addr_type(f: IpFamily) -> DataType {
+    match f {
+        IpFamily::V4 => DataType::Ipv4Addr,
+        IpFamily::V6 => DataType::Ipv6Addr,
+    }
+}
+
+/// How a network is named in comments: its name, or `#` + 24 hex digits of its sha512 when
+/// longer than 48 bytes (as the portmap plugin's comments).
+pub fn nft_network_tag(network: &str) -> String {
+    if network.len() <= 48 {
+        network.to_owned()
+    } else {
+        format!("#{}", &sha512_hex(network.as_bytes())[..24])
+    }
+}
+
+fn cut(mut s: String) -> String {
+    if s.len() > MAX_COMMENT_LEN {
+        let mut at = MAX_COMMENT_LEN;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+    }
+    s
+}
+
+/// The map of one (network, subnet): `masq_` + 16 hex digits of sha512 of the layout version,
+/// the network and the subnet.
+pub fn nft_map_name(network: &str, subnet: IpNet) -> String {
+    let h = sha512_hex(format!("{NFT_LAYOUT_VERSION}\n{network}\n{}", subnet.trunc()).as_bytes());
+    format!("{NFT_MAP_PREFIX}{}", &h[..16])
+}
+
+/// The specification of the map of one (network, subnet): container address : owner.
+pub fn nft_map_spec(network: &str, subnet: IpNet) -> SetSpec {
+    let f = IpFamily::of(&subnet.addr());
+    let mut spec = SetSpec::map(
+        nft_map_name(network, subnet),
+        vec![addr_type(f)],
+        MapData::Values(vec![DataType::Ifname]),
+    );
+    spec.comment = Some(nft_subnet_comment(network, subnet));
+    spec
+}
+
+/// The comment of a map and of its rule: `<network tag> <subnet>`.
+pub fn nft_subnet_comment(network: &str, subnet: IpNet) -> String {
+    cut(format!("{} {}", nft_network_tag(network), subnet.trunc()))
+}
+
+/// The value of an attachment's elements: 15 hex digits of sha512 of network, interface and
+/// container ID (an `ifname`, 16 bytes with the NUL). DEL and GC tell attachments apart by it;
+/// the kernel refuses (`EEXIST`) to add a key that holds another value.
+pub fn nft_owner(network: &str, ifname: &str, container_id: &str) -> String {
+    sha512_hex(format!("{network}\0{ifname}\0{container_id}").as_bytes())[..15].to_owned()
+}
+
+/// The comment of an attachment's elements: `<network tag> <ifname> <container id>`, cut to
+/// nft's 128 bytes.
+pub fn nft_element_comment(network: &str, ifname: &str, container_id: &str) -> String {
+    cut(format!(
+        "{} {ifname} {container_id}",
+        nft_network_tag(network)
+    ))
+}
+
+/// The rule of one (network, subnet): `ip saddr @map ip daddr != <subnet> ip daddr !=
+/// 224.0.0.0/4 masquerade` (`ip6 … ff00::/8`), the reference's semantics.
+pub fn nft_rule(network: &str, subnet: IpNet) -> RuleSpec {
+    let f = IpFamily::of(&subnet.addr());
+    let (saddr, daddr) = match f {
+        IpFamily::V4 => (Field::IpSaddr, Field::IpDaddr),
+        IpFamily::V6 => (Field::Ip6Saddr, Field::Ip6Daddr),
+    };
+    let neq = |value| Stmt::Cmp {
+        field: daddr,
+        op: CmpOp::Neq,
+        value,
+    };
+    RuleSpec::new(
+        NFT_CHAIN,
+        vec![
+            Stmt::InSet {
+                fields: vec![saddr],
+                set: nft_map_name(network, subnet),
+                negate: false,
+            },
+            neq(Value::Net(subnet.trunc())),
+            neq(Value::Net(net(multicast(f)))),
+            Stmt::Masquerade,
+        ],
+    )
+    .with_comment(nft_subnet_comment(network, subnet))
+}
+
+/// One masqueraded container address and its subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NftEntry {
+    /// The container address.
+    pub addr: IpAddr,
+    /// Its subnet (the address's prefix).
+    pub subnet: IpNet,
+}
+
+impl NftEntry {
+    /// The address family.
+    pub fn family(&self) -> IpFamily {
+        IpFamily::of(&self.addr)
+    }
+
+    fn map(&self, network: &str) -> SetSpec {
+        nft_map_spec(network, self.subnet)
+    }
+
+    fn key(&self) -> Vec<Value> {
+        vec![Value::Addr(self.addr)]
+    }
+}
+
+/// The entries of container addresses (with their prefix), without duplicates, IPv4 first.
+pub fn nft_entries(ips: &[IpNet]) -> Vec<NftEntry> {
+    let mut out: Vec<NftEntry> = Vec::new();
+    for ip in ips {
+        let e = NftEntry {
+            addr: ip.addr(),
+            subnet: ip.trunc(),
+        };
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out.sort_by_key(|e| e.family() == IpFamily::V6);
+    out
+}
+
+/// Who an ADD/DEL is for: the network and the attachment.
+#[derive(Debug, Clone, Copy)]
+pub struct NftOwner<'a> {
+    /// The network name.
+    pub network: &'a str,
+    /// `CNI_IFNAME`.
+    pub ifname: &'a str,
+    /// `CNI_CONTAINERID`.
+    pub container_id: &'a str,
+}
+
+impl NftOwner<'_> {
+    fn element(&self, e: &NftEntry) -> Element {
+        Element {
+            key: e.key(),
+            value: Some(ElemValue::Values(vec![Value::Ifname(nft_owner(
+                self.network,
+                self.ifname,
+                self.container_id,
+            ))])),
+            comment: Some(nft_element_comment(
+                self.network,
+                self.ifname,
+                self.container_id,
+            )),
+        }
+    }
+
+    /// Whether a listed element holds this attachment's value.
+    pub fn owns(&self, e: &ElementListing) -> bool {
+        owner_of(e).as_deref()
+            == Some(nft_owner(self.network, self.ifname, self.container_id).as_str())
+    }
+}
+
+/// The owner value stored in a listed element.
+fn owner_of(e: &ElementListing) -> Option<String> {
+    match &e.data {
+        Some(ElementData::Value(b)) => {
+            let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
+            Some(String::from_utf8_lossy(&b[..end]).into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Adds the elements of `entries` to `plan`, one op per map.
+fn add_elements(plan: &mut NftPlan, who: &NftOwner<'_>, entries: &[NftEntry]) {
+    for e in entries {
+        let spec = e.map(who.network);
+        let f = nft_family(e.family());
+        match plan.ops.last_mut() {
+            Some(NftOp::AddElements {
+                family,
+                table,
+                set,
+                elements,
+                ..
+            }) if *family == f && table == NFT_TABLE && *set == spec.name => {
+                elements.push(who.element(e));
+            }
+            _ => {
+                plan.add_elements(f, NFT_TABLE, &spec, vec![who.element(e)]);
+            }
+        }
+    }
+}
+
+/// ADD's transaction: only element additions (constant-time commit). Fails with `ENOENT`
+/// when a map (or its table) is missing, `EEXIST` when an address holds another attachment's
+/// value; re-adding this attachment's own elements is a no-op.
+pub fn nft_add_plan(who: &NftOwner<'_>, entries: &[NftEntry]) -> NftPlan {
+    let mut plan = NftPlan::new();
+    add_elements(&mut plan, who, entries);
+    plan
+}
+
+/// The transaction for the first container of a (network, subnet): the table and base chain
+/// (if missing), the map, **created** (it fails with `EEXIST` if it exists, so the rule
+/// written with it is never written twice), its rule, and the element.
+pub fn nft_skeleton_plan(who: &NftOwner<'_>, entry: &NftEntry) -> NftPlan {
+    let f = nft_family(entry.family());
+    let mut plan = NftPlan::new();
+    plan.add_table(f, NFT_TABLE, Some(NFT_TABLE_COMMENT))
+        .add_chain(
+            f,
+            NFT_TABLE,
+            ChainSpec::base(
+                NFT_CHAIN,
+                ChainType::Nat,
+                Hook::Postrouting,
+                priority::SRCNAT,
+            ),
+        )
+        .create_set(f, NFT_TABLE, entry.map(who.network))
+        .add_rule(f, NFT_TABLE, nft_rule(who.network, entry.subnet));
+    add_elements(&mut plan, who, std::slice::from_ref(entry));
+    plan
+}
+
+/// Replaces the element of an address held by another attachment (a stale element: its
+/// container is gone without DEL) with this attachment's.
+pub fn nft_replace_plan(who: &NftOwner<'_>, entry: &NftEntry) -> NftPlan {
+    let mut plan = NftPlan::new();
+    plan.delete_elements(
+        nft_family(entry.family()),
+        NFT_TABLE,
+        &entry.map(who.network),
+        vec![entry.key()],
+    );
+    add_elements(&mut plan, who, std::slice::from_ref(entry));
+    plan
+}
+
+/// DEL's transaction for entries known to hold this attachment's elements: each is re-added
+/// (a no-op while it is ours; `EEXIST` aborts everything if it changed hands meanwhile), then
+/// deleted.
+pub fn nft_del_plan(who: &NftOwner<'_>, entries: &[NftEntry]) -> NftPlan {
+    let mut plan = nft_add_plan(who, entries);
+    for e in entries {
+        plan.delete_elements(
+            nft_family(e.family()),
+            NFT_TABLE,
+            &e.map(who.network),
+            vec![e.key()],
+        );
+    }
+    plan
+}
+
+/// Decodes a listed key of one of our maps (4 or 16 address bytes).
+fn listed_addr(key: &[u8]) -> Option<IpAddr> {
+    if let Ok(b) = <[u8; 4]>::try_from(key) {
+        return Some(IpAddr::from(b));
+    }
+    <[u8; 16]>::try_from(key).ok().map(IpAddr::from)
+}
+
+/// Deletes the listed elements of our maps that `pred` selects.
+fn delete_listed(listing: &TableListing, pred: impl Fn(&ElementListing) -> bool) -> NftPlan {
+    let mut plan = NftPlan::new();
+    for set in &listing.sets {
+        if !set.name.starts_with(NFT_MAP_PREFIX) {
+            continue;
+        }
+        let keys: Vec<Vec<Value>> = set
+            .elements
+            .iter()
+            .filter(|e| pred(e))
+            .filter_map(|e| listed_addr(&e.key))
+            .filter(|a| Family::of(IpFamily::of(a)) == listing.family)
+            .map(|a| vec![Value::Addr(a)])
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let key = match listing.family {
+            Family::Ip6 => DataType::Ipv6Addr,
+            _ => DataType::Ipv4Addr,
+        };
+        plan.push(NftOp::DeleteElements {
+            family: listing.family,
+            table: listing.name.clone(),
+            set: set.name.clone(),
+            key: vec![key],
+            keys,
+        });
+    }
+    plan
+}
+
+/// DEL without addresses: this attachment's elements found in a listing of one of our tables.
+pub fn nft_del_listed(listing: &TableListing, who: &NftOwner<'_>) -> NftPlan {
+    delete_listed(listing, |e| who.owns(e))
+}
+
+/// GC of one of our tables: the elements of `network` (by the network tag of their comment)
+/// whose value is not a valid attachment's.
+pub fn nft_gc_plan(
+    listing: &TableListing,
+    network: &str,
+    valid: &[cni_types::Attachment],
+) -> NftPlan {
+    let keep: BTreeSet<String> = valid
+        .iter()
+        .map(|a| nft_owner(network, &a.ifname, &a.container_id))
+        .collect();
+    let tag = format!("{} ", nft_network_tag(network));
+    delete_listed(listing, |e| {
+        e.comment.as_deref().is_some_and(|c| c.starts_with(&tag))
+            && !owner_of(e).is_some_and(|o| keep.contains(&o))
+    })
+}
+
+// ------------------------------------------------------------ the reference's nftables
+
+/// The reference's nftables table (family `inet`).
+pub const REF_NFT_TABLE: &str = "cni_plugins_masquerade";
+/// The reference's regular chain holding one rule per container address.
+pub const REF_NFT_CHAIN: &str = "masq_checks";
+
+/// `hex(sha512(network))[:16]`: the prefix of every reference comment of the network.
+pub fn ref_nft_network_hash(network: &str) -> String {
     format_hash_with_prefix(16, "", network).unwrap_or_default()
 }
 
 /// `<network hash>-<hex(sha512(ifname + ":" + cid))[:16]>`: the prefix identifying one
-/// attachment's rules.
-pub fn nft_instance_hash(network: &str, ifname: &str, container_id: &str) -> String {
+/// attachment's rules in the reference's layout.
+pub fn ref_nft_instance_hash(network: &str, ifname: &str, container_id: &str) -> String {
     let inst =
         format_hash_with_prefix(16, "", &format!("{ifname}:{container_id}")).unwrap_or_default();
-    format!("{}-{inst}", nft_network_hash(network))
+    format!("{}-{inst}", ref_nft_network_hash(network))
 }
 
-/// The comment of one attachment's rules: its hash, then a readable description without
-/// double quotes, cut to nft's 128 bytes (at a character boundary).
-pub fn nft_comment(network: &str, ifname: &str, container_id: &str) -> String {
+/// The reference's comment of one attachment's rules: its hash, then a readable description
+/// without double quotes, cut to nft's 128 bytes.
+pub fn ref_nft_comment(network: &str, ifname: &str, container_id: &str) -> String {
     let strip = |s: &str| s.replace('"', "");
-    let mut c = format!(
+    cut(format!(
         "{}, net: {}, if: {}, id: {}",
-        nft_instance_hash(network, ifname, container_id),
+        ref_nft_instance_hash(network, ifname, container_id),
         strip(network),
         strip(ifname),
         strip(container_id)
-    );
-    if c.len() > MAX_COMMENT_LEN {
-        let mut cut = MAX_COMMENT_LEN;
-        while !c.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        c.truncate(cut);
-    }
-    c
+    ))
 }
 
-fn masq_rules<'a>(
+fn ref_rules<'a>(
     listing: Option<&'a TableListing>,
     prefix: &'a str,
 ) -> impl Iterator<Item = (u64, &'a str)> + 'a {
     listing
-        .and_then(|t| t.chain(NFT_CHAIN))
+        .and_then(|t| t.chain(REF_NFT_CHAIN))
         .into_iter()
         .flat_map(|c| c.rules.iter())
         .filter_map(move |r| {
@@ -316,156 +705,45 @@ fn masq_rules<'a>(
         })
 }
 
-/// The one-transaction plan that masquerades `ips` of one attachment: ensures the table and
-/// chains (re-writing `postrouting` unless it is already in place), deletes this attachment's stale rules found in
-/// `existing` (the current table, if any) and adds one rule per address.
-pub fn nft_setup(
-    network: &str,
-    ifname: &str,
-    container_id: &str,
-    ips: &[IpNet],
-    existing: Option<&TableListing>,
-) -> NftPlan {
-    let f = Family::Inet;
-    let mut plan = NftPlan::new();
-    plan.add_table(f, NFT_TABLE, Some(NFT_TABLE_COMMENT));
-    plan.add_chain(
-        f,
-        NFT_TABLE,
-        ChainSpec::regular(NFT_CHAIN).with_comment(NFT_CHAIN_COMMENT),
-    );
-    plan.add_chain(
-        f,
-        NFT_TABLE,
-        ChainSpec::base(
-            NFT_POSTROUTING,
-            ChainType::Nat,
-            Hook::Postrouting,
-            priority::SRCNAT,
-        ),
-    );
-    // The reference rewrites `postrouting` on every ADD. Deleting rules makes the kernel defer
-    // their release past an RCU grace period, which the process then waits for when it closes
-    // its nf_tables socket (about 15 ms here), so the chain is rewritten only when it is not
-    // already what it should be.
-    let cmp = |field, op, value| Stmt::Cmp { field, op, value };
-    if !postrouting_in_place(existing) {
-        plan.flush_chain(f, NFT_TABLE, NFT_POSTROUTING);
-        plan.add_rule(
-            f,
-            NFT_TABLE,
-            RuleSpec::new(
-                NFT_POSTROUTING,
-                vec![
-                    cmp(Field::IpDaddr, CmpOp::Eq, Value::Net(net("224.0.0.0/4"))),
-                    Stmt::Verdict(Verdict::Return),
-                ],
-            ),
-        );
-        plan.add_rule(
-            f,
-            NFT_TABLE,
-            RuleSpec::new(
-                NFT_POSTROUTING,
-                vec![
-                    cmp(Field::Ip6Daddr, CmpOp::Eq, Value::Net(net("ff00::/8"))),
-                    Stmt::Verdict(Verdict::Return),
-                ],
-            ),
-        );
-        plan.add_rule(
-            f,
-            NFT_TABLE,
-            RuleSpec::new(
-                NFT_POSTROUTING,
-                vec![Stmt::Verdict(Verdict::Goto(NFT_CHAIN.to_string()))],
-            ),
-        );
-    }
-    let prefix = nft_instance_hash(network, ifname, container_id);
-    for (handle, _) in masq_rules(existing, &prefix) {
-        plan.delete_rule(f, NFT_TABLE, NFT_CHAIN, handle);
-    }
-    let comment = nft_comment(network, ifname, container_id);
-    for ip in ips {
-        let (saddr, daddr) = match family_of(ip) {
-            IpFamily::V4 => (Field::IpSaddr, Field::IpDaddr),
-            IpFamily::V6 => (Field::Ip6Saddr, Field::Ip6Daddr),
-        };
-        plan.add_rule(
-            f,
-            NFT_TABLE,
-            RuleSpec::new(
-                NFT_CHAIN,
-                vec![
-                    cmp(saddr, CmpOp::Eq, Value::Addr(ip.addr())),
-                    cmp(daddr, CmpOp::Neq, Value::Net(ip.trunc())),
-                    Stmt::Masquerade,
-                ],
-            )
-            .with_comment(comment.clone()),
-        );
-    }
-    plan
-}
-
-/// Whether `postrouting` holds exactly the reference's three rules (multicast returns, then
-/// `goto masq_checks`).
-fn postrouting_in_place(existing: Option<&TableListing>) -> bool {
-    let Some(chain) = existing.and_then(|t| t.chain(NFT_POSTROUTING)) else {
-        return false;
-    };
-    let rule_has = |i: usize, text: &str| {
-        chain
-            .rules
-            .get(i)
-            .is_some_and(|r| r.exprs.iter().any(|e| e.ends_with(text)))
-    };
-    chain.rules.len() == 3
-        && chain.hook.is_some()
-        && rule_has(0, "return")
-        && rule_has(1, "return")
-        && rule_has(2, &format!("goto {NFT_CHAIN}"))
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().unwrap_or_default()
-}
-
-/// Deletes the rules of one attachment (found by its comment hash in `existing`). Empty when
-/// there are none, or no table.
-pub fn nft_teardown(
+/// Deletes one attachment's rules from the reference's table (found by their comment hash in
+/// `existing`). Empty when there are none, or no table.
+pub fn ref_nft_teardown(
     network: &str,
     ifname: &str,
     container_id: &str,
     existing: Option<&TableListing>,
 ) -> NftPlan {
     let mut plan = NftPlan::new();
-    let prefix = nft_instance_hash(network, ifname, container_id);
-    for (handle, _) in masq_rules(existing, &prefix) {
-        plan.delete_rule(Family::Inet, NFT_TABLE, NFT_CHAIN, handle);
+    let prefix = ref_nft_instance_hash(network, ifname, container_id);
+    for (handle, _) in ref_rules(existing, &prefix) {
+        plan.delete_rule(Family::Inet, REF_NFT_TABLE, REF_NFT_CHAIN, handle);
     }
     plan
 }
 
-/// Deletes the rules of `network` whose comment is not that of a valid attachment.
-pub fn nft_gc(
+/// Deletes the reference's rules of `network` whose comment is not that of a valid
+/// attachment.
+pub fn ref_nft_gc(
     network: &str,
     valid: &[cni_types::Attachment],
     existing: Option<&TableListing>,
 ) -> NftPlan {
     let keep: BTreeSet<String> = valid
         .iter()
-        .map(|a| nft_comment(network, &a.ifname, &a.container_id))
+        .map(|a| ref_nft_comment(network, &a.ifname, &a.container_id))
         .collect();
     let mut plan = NftPlan::new();
-    let prefix = nft_network_hash(network);
-    for (handle, comment) in masq_rules(existing, &prefix) {
+    let prefix = ref_nft_network_hash(network);
+    for (handle, comment) in ref_rules(existing, &prefix) {
         if !keep.contains(comment) {
-            plan.delete_rule(Family::Inet, NFT_TABLE, NFT_CHAIN, handle);
+            plan.delete_rule(Family::Inet, REF_NFT_TABLE, REF_NFT_CHAIN, handle);
         }
     }
     plan
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -582,34 +860,34 @@ mod tests {
     }
 
     #[test]
-    fn nft_names_match_the_reference_scheme() {
-        let h = nft_network_hash("podnet");
+    fn ref_nft_names_match_the_reference_scheme() {
+        let h = ref_nft_network_hash("podnet");
         assert_eq!(h.len(), 16);
-        let inst = nft_instance_hash("podnet", "eth0", CID);
+        let inst = ref_nft_instance_hash("podnet", "eth0", CID);
         assert!(inst.starts_with(&format!("{h}-")));
         assert_eq!(inst.len(), 33);
-        let c = nft_comment("pod\"net", "eth0", CID);
+        let c = ref_nft_comment("pod\"net", "eth0", CID);
         assert_eq!(
             c,
             format!(
                 "{}, net: podnet, if: eth0, id: {CID}",
-                nft_instance_hash("pod\"net", "eth0", CID)
+                ref_nft_instance_hash("pod\"net", "eth0", CID)
             )
         );
-        let long = nft_comment("n", "eth0", &"x".repeat(200));
+        let long = ref_nft_comment("n", "eth0", &"x".repeat(200));
         assert_eq!(long.len(), 128);
         // sha512("") starts with cf83e1357eefb8bd.
-        assert_eq!(nft_network_hash(""), "cf83e1357eefb8bd");
+        assert_eq!(ref_nft_network_hash(""), "cf83e1357eefb8bd");
     }
 
-    fn listing(rules: Vec<(u64, String)>) -> TableListing {
+    fn ref_listing(rules: Vec<(u64, String)>) -> TableListing {
         TableListing {
             family: Family::Inet,
-            name: NFT_TABLE.into(),
+            name: REF_NFT_TABLE.into(),
             handle: 1,
             comment: None,
             chains: vec![ChainListing {
-                name: NFT_CHAIN.into(),
+                name: REF_NFT_CHAIN.into(),
                 handle: 2,
                 hook: None,
                 chain_type: None,
@@ -629,89 +907,225 @@ mod tests {
     }
 
     #[test]
-    fn nft_setup_golden() {
-        let existing = listing(vec![(7, nft_comment("podnet", "eth0", CID))]);
-        let plan = nft_setup("podnet", "eth0", CID, &ips(), Some(&existing));
-        let c = nft_comment("podnet", "eth0", CID);
-        let expected = format!(
-            "add table inet cni_plugins_masquerade {{ comment \"{NFT_TABLE_COMMENT}\" }}\n\
-             add chain inet cni_plugins_masquerade masq_checks {{ comment \"{NFT_CHAIN_COMMENT}\"; }}\n\
-             add chain inet cni_plugins_masquerade postrouting {{ type nat hook postrouting priority 100; }}\n\
-             flush chain inet cni_plugins_masquerade postrouting\n\
-             add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return\n\
-             add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return\n\
-             add rule inet cni_plugins_masquerade postrouting goto masq_checks\n\
-             delete rule inet cni_plugins_masquerade masq_checks handle 7\n\
-             add rule inet cni_plugins_masquerade masq_checks ip saddr 10.88.0.5 ip daddr != 10.88.0.0/16 masquerade comment \"{c}\"\n\
-             add rule inet cni_plugins_masquerade masq_checks ip6 saddr fd00:1::5 ip6 daddr != fd00:1::/64 masquerade comment \"{c}\"\n"
-        );
-        assert_eq!(plan.to_string(), expected);
-    }
-
-    #[test]
-    fn nft_setup_leaves_a_correct_postrouting_alone() {
-        let mut existing = listing(vec![]);
-        let rule = |handle, last: &str| RuleListing {
-            handle,
-            comment: None,
-            exprs: vec![
-                "payload load 4b @ network header + 16 => reg 1".into(),
-                last.into(),
-            ],
-        };
-        existing.chains.push(ChainListing {
-            name: NFT_POSTROUTING.into(),
-            handle: 3,
-            hook: Some((4, 100)),
-            chain_type: Some("nat".into()),
-            policy: Some(1),
-            comment: None,
-            rules: vec![
-                rule(4, "immediate reg 0 return"),
-                rule(5, "immediate reg 0 return"),
-                rule(6, "immediate reg 0 goto masq_checks"),
-            ],
-        });
-        let plan = nft_setup("podnet", "eth0", CID, &ips()[..1], Some(&existing));
-        let text = plan.to_string();
-        assert!(!text.contains("flush chain"), "{text}");
-        assert!(!text.contains("postrouting ip daddr"), "{text}");
-        assert!(
-            text.contains("add rule inet cni_plugins_masquerade masq_checks ip saddr 10.88.0.5")
-        );
-        // A postrouting chain that differs is rewritten.
-        existing.chains[1].rules.pop();
-        let text = nft_setup("podnet", "eth0", CID, &ips()[..1], Some(&existing)).to_string();
-        assert!(
-            text.contains("flush chain inet cni_plugins_masquerade postrouting"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn nft_teardown_and_gc_by_comment() {
-        let mine = nft_comment("podnet", "eth0", CID);
-        let other_if = nft_comment("podnet", "eth1", CID);
-        let other_net = nft_comment("othernet", "eth0", "zzz");
-        let existing = listing(vec![
+    fn ref_nft_teardown_and_gc_by_comment() {
+        let mine = ref_nft_comment("podnet", "eth0", CID);
+        let other_if = ref_nft_comment("podnet", "eth1", CID);
+        let other_net = ref_nft_comment("othernet", "eth0", "zzz");
+        let existing = ref_listing(vec![
             (10, mine.clone()),
             (11, mine.clone()),
             (12, other_if.clone()),
             (13, other_net.clone()),
         ]);
         assert_eq!(
-            nft_teardown("podnet", "eth0", CID, Some(&existing)).to_string(),
+            ref_nft_teardown("podnet", "eth0", CID, Some(&existing)).to_string(),
             "delete rule inet cni_plugins_masquerade masq_checks handle 10\n\
              delete rule inet cni_plugins_masquerade masq_checks handle 11\n"
         );
-        assert!(nft_teardown("podnet", "eth0", CID, None).is_empty());
+        assert!(ref_nft_teardown("podnet", "eth0", CID, None).is_empty());
         let valid = vec![cni_types::Attachment {
             container_id: CID.into(),
             ifname: "eth0".into(),
         }];
         assert_eq!(
-            nft_gc("podnet", &valid, Some(&existing)).to_string(),
+            ref_nft_gc("podnet", &valid, Some(&existing)).to_string(),
             "delete rule inet cni_plugins_masquerade masq_checks handle 12\n"
         );
+    }
+
+    const WHO: NftOwner<'static> = NftOwner {
+        network: "podnet",
+        ifname: "eth0",
+        container_id: CID,
+    };
+
+    #[test]
+    fn nft_names_values_and_comments() {
+        let v4: IpNet = "10.88.0.0/16".parse().unwrap();
+        let name = nft_map_name("podnet", v4);
+        assert!(name.starts_with("masq_"), "{name}");
+        assert_eq!(name.len(), 5 + 16);
+        assert!(name[5..].bytes().all(|b| b.is_ascii_hexdigit()));
+        // The subnet, not the address, names the map; networks and subnets get their own.
+        assert_eq!(
+            nft_map_name("podnet", "10.88.7.7/16".parse().unwrap()),
+            name
+        );
+        assert_ne!(
+            nft_map_name("podnet", "10.88.0.0/24".parse().unwrap()),
+            name
+        );
+        assert_ne!(nft_map_name("other", v4), name);
+        // The owner fits an ifname value and tells attachments apart.
+        let o = nft_owner("podnet", "eth0", CID);
+        assert_eq!(o.len(), 15);
+        assert_ne!(nft_owner("podnet", "eth1", CID), o);
+        assert_ne!(nft_owner("podnet2", "eth0", CID), o);
+        assert_eq!(
+            nft_element_comment("podnet", "eth0", CID),
+            format!("podnet eth0 {CID}")
+        );
+        let long_net = "n".repeat(60);
+        let c = nft_element_comment(&long_net, "eth0", &"x".repeat(100));
+        assert!(c.starts_with('#') && c.len() == 128, "{c}");
+        assert_eq!(nft_network_tag(&long_net).len(), 25);
+    }
+
+    #[test]
+    fn nft_add_plan_golden() {
+        let plan = nft_add_plan(&WHO, &nft_entries(&ips()));
+        let (m4, m6) = (
+            nft_map_name("podnet", "10.88.0.0/16".parse().unwrap()),
+            nft_map_name("podnet", "fd00:1::/64".parse().unwrap()),
+        );
+        let o = nft_owner("podnet", "eth0", CID);
+        assert_eq!(
+            plan.to_string(),
+            format!(
+                "add element ip cni_bridge_masq {m4} {{ 10.88.0.5 : \"{o}\" comment \"podnet eth0 {CID}\" }}\n\
+                 add element ip6 cni_bridge_masq {m6} {{ fd00:1::5 : \"{o}\" comment \"podnet eth0 {CID}\" }}\n"
+            )
+        );
+        // Two addresses of one subnet share one op.
+        let two = nft_entries(&[
+            "10.88.0.5/16".parse().unwrap(),
+            "10.88.0.6/16".parse().unwrap(),
+            "10.88.0.5/16".parse().unwrap(),
+        ]);
+        assert_eq!(two.len(), 2);
+        assert_eq!(nft_add_plan(&WHO, &two).ops.len(), 1);
+    }
+
+    #[test]
+    fn nft_skeleton_plan_golden() {
+        let e = nft_entries(&ips());
+        let m4 = nft_map_name("podnet", "10.88.0.0/16".parse().unwrap());
+        let o = nft_owner("podnet", "eth0", CID);
+        assert_eq!(
+            nft_skeleton_plan(&WHO, &e[0]).to_string(),
+            format!(
+                "add table ip cni_bridge_masq {{ comment \"{NFT_TABLE_COMMENT}\" }}\n\
+                 add chain ip cni_bridge_masq postrouting {{ type nat hook postrouting priority 100; }}\n\
+                 create map ip cni_bridge_masq {m4} {{ type ipv4_addr : ifname; comment \"podnet 10.88.0.0/16\"; }}\n\
+                 add rule ip cni_bridge_masq postrouting ip saddr @{m4} ip daddr != 10.88.0.0/16 ip daddr != 224.0.0.0/4 masquerade comment \"podnet 10.88.0.0/16\"\n\
+                 add element ip cni_bridge_masq {m4} {{ 10.88.0.5 : \"{o}\" comment \"podnet eth0 {CID}\" }}\n"
+            )
+        );
+        let m6 = nft_map_name("podnet", "fd00:1::/64".parse().unwrap());
+        let text = nft_skeleton_plan(&WHO, &e[1]).to_string();
+        assert!(
+            text.contains(&format!(
+                "add rule ip6 cni_bridge_masq postrouting ip6 saddr @{m6} ip6 daddr != fd00:1::/64 ip6 daddr != ff00::/8 masquerade"
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "create map ip6 cni_bridge_masq {m6} {{ type ipv6_addr : ifname;"
+        )));
+    }
+
+    #[test]
+    fn nft_replace_and_del_plans_golden() {
+        let e = nft_entries(&ips()[..1]);
+        let m4 = nft_map_name("podnet", "10.88.0.0/16".parse().unwrap());
+        let o = nft_owner("podnet", "eth0", CID);
+        let add = format!(
+            "add element ip cni_bridge_masq {m4} {{ 10.88.0.5 : \"{o}\" comment \"podnet eth0 {CID}\" }}\n"
+        );
+        let del = format!("delete element ip cni_bridge_masq {m4} {{ 10.88.0.5 }}\n");
+        assert_eq!(
+            nft_replace_plan(&WHO, &e[0]).to_string(),
+            format!("{del}{add}")
+        );
+        assert_eq!(nft_del_plan(&WHO, &e).to_string(), format!("{add}{del}"));
+    }
+
+    fn our_listing(elements: Vec<(&str, &str, &str)>) -> TableListing {
+        let map = nft_map_name("podnet", "10.88.0.0/16".parse().unwrap());
+        let elem = |addr: &str, owner: &str, comment: &str| {
+            let mut v = owner.as_bytes().to_vec();
+            v.resize(16, 0);
+            ElementListing {
+                key: match addr.parse::<IpAddr>().unwrap() {
+                    IpAddr::V4(a) => a.octets().to_vec(),
+                    IpAddr::V6(a) => a.octets().to_vec(),
+                },
+                data: Some(ElementData::Value(v)),
+                comment: Some(comment.to_owned()),
+            }
+        };
+        let set = |name: String, elements| cni_linux::firewall::nftables::SetListing {
+            name,
+            handle: 3,
+            flags: 8,
+            key_type: 7,
+            key_len: 4,
+            data_type: Some(41),
+            data_len: Some(16),
+            comment: None,
+            elements,
+        };
+        TableListing {
+            family: Family::Ip,
+            name: NFT_TABLE.into(),
+            handle: 1,
+            comment: None,
+            chains: vec![],
+            sets: vec![
+                set(
+                    map,
+                    elements
+                        .into_iter()
+                        .map(|(a, o, c)| elem(a, o, c))
+                        .collect(),
+                ),
+                // Not one of ours: never touched.
+                set(
+                    "other".into(),
+                    vec![elem("10.88.0.9", &nft_owner("podnet", "eth0", CID), "x")],
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn nft_del_listed_and_gc_by_value() {
+        let mine = nft_owner("podnet", "eth0", CID);
+        let other_if = nft_owner("podnet", "eth1", CID);
+        let stale = nft_owner("podnet", "eth0", "gone");
+        let other_net = nft_owner("othernet", "eth0", "gone");
+        let c = |n: &str, i: &str, id: &str| nft_element_comment(n, i, id);
+        let listing = our_listing(vec![
+            ("10.88.0.2", &mine, &c("podnet", "eth0", CID)),
+            ("10.88.0.3", &other_if, &c("podnet", "eth1", CID)),
+            ("10.88.0.4", &stale, &c("podnet", "eth0", "gone")),
+            ("10.88.0.5", &other_net, &c("othernet", "eth0", "gone")),
+        ]);
+        let map = nft_map_name("podnet", "10.88.0.0/16".parse().unwrap());
+        assert_eq!(
+            nft_del_listed(&listing, &WHO).to_string(),
+            format!("delete element ip cni_bridge_masq {map} {{ 10.88.0.2 }}\n")
+        );
+        let valid = vec![
+            cni_types::Attachment {
+                container_id: CID.into(),
+                ifname: "eth0".into(),
+            },
+            cni_types::Attachment {
+                container_id: CID.into(),
+                ifname: "eth1".into(),
+            },
+        ];
+        assert_eq!(
+            nft_gc_plan(&listing, "podnet", &valid).to_string(),
+            format!("delete element ip cni_bridge_masq {map} {{ 10.88.0.4 }}\n")
+        );
+        assert!(
+            nft_gc_plan(&listing, "othernet", &[])
+                .to_string()
+                .contains("{ 10.88.0.5 }")
+        );
+        assert!(WHO.owns(&listing.sets[0].elements[0]));
+        assert!(!WHO.owns(&listing.sets[0].elements[1]));
     }
 }

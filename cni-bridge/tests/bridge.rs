@@ -730,16 +730,31 @@ fn masq_life_cycle(backend: Option<&str>) {
     let ip6t = node.exec("ip6tables-save", &["-t", "nat"]);
     match backend {
         Some("nftables") => {
-            let comment = cni_bridge::masq::nft_comment("testnet", "eth0", "masq1");
-            assert!(nft.contains("table inet cni_plugins_masquerade"), "{nft}");
-            let rules: Vec<&str> = nft.lines().filter(|l| l.contains(&comment)).collect();
-            assert_eq!(rules.len(), 2, "{nft}");
+            use cni_bridge::masq::{nft_element_comment, nft_map_name, nft_owner};
+            let comment = nft_element_comment("testnet", "eth0", "masq1");
+            let owner = nft_owner("testnet", "eth0", "masq1");
+            assert!(nft.contains("table ip cni_bridge_masq"), "{nft}");
+            assert!(nft.contains("table ip6 cni_bridge_masq"), "{nft}");
+            assert!(!nft.contains("cni_plugins_masquerade"), "{nft}");
+            // One element per address, one rule per (network, subnet).
+            let elements: Vec<&str> = nft.lines().filter(|l| l.contains(&comment)).collect();
+            assert_eq!(elements.len(), 2, "{nft}");
             assert!(
-                rules.iter().any(|l| l.contains(&format!(
-                    "ip saddr {v4} ip daddr != 10.13.0.0/24 masquerade"
+                elements.iter().any(|l| l.contains(&format!(
+                    "elements = {{ {v4} comment \"{comment}\" : \"{owner}\" }}"
                 ))),
-                "{rules:?}"
+                "{elements:?}"
             );
+            let m4 = nft_map_name("testnet", "10.13.0.0/24".parse().unwrap());
+            let m6 = nft_map_name("testnet", "fd13::/64".parse().unwrap());
+            for rule in [
+                format!(
+                    "ip saddr @{m4} ip daddr != 10.13.0.0/24 ip daddr != 224.0.0.0/4 masquerade"
+                ),
+                format!("ip6 saddr @{m6} ip6 daddr != fd13::/64 ip6 daddr != ff00::/8 masquerade"),
+            ] {
+                assert_eq!(nft.matches(&rule).count(), 1, "{rule}\n{nft}");
+            }
             assert!(!ipt.contains(&chain), "{ipt}");
         }
         _ => {
@@ -808,27 +823,43 @@ fn masq_life_cycle(backend: Option<&str>) {
     .unwrap();
     let peers = server.peers();
     assert!(
-        peers.iter().all(|p| p.ip() == gw("198.51.100.1")),
+        !peers.is_empty() && peers.iter().all(|p| p.ip() == gw("198.51.100.1")),
         "masqueraded source expected: {peers:?}"
     );
     drop(server);
     node.exec("ip", &["route", "del", "default"]);
     node.nl().delete_link_by_name("uplink").unwrap();
 
+    // A pod reaching another pod of the same subnet is not masqueraded: the peer sees the
+    // pod's own address.
+    let other = node.pod();
+    let b = att("masq2", &other);
+    let rb = node.runner.add(&conf, &b).unwrap();
+    let v4b = common::first_v4(&rb);
+    let server = traffic::TcpEchoServer::start(&other, (v4b, 7778).into()).unwrap();
+    traffic::tcp_echo(&pod, (v4b, 7778).into(), b"hi", Duration::from_secs(5)).unwrap();
+    let peers = server.peers();
+    assert!(
+        !peers.is_empty() && peers.iter().all(|p| p.ip() == v4),
+        "the pod's own source expected: {peers:?}"
+    );
+    drop(server);
+    node.runner.del(&conf, &b).unwrap();
+
     // DEL without the namespace (plugins #810) removes the rules in any case.
     node.runner.del(&conf, &a.without_netns()).unwrap();
     assert!(!node.exec("iptables-save", &["-t", "nat"]).contains(&chain));
     assert!(!node.exec("ip6tables-save", &["-t", "nat"]).contains(&chain));
     let nft = node.exec("nft", &["list", "ruleset"]);
-    assert!(!nft.contains("masquerade comment"), "{nft}");
+    assert!(!nft.contains("elements ="), "{nft}");
     node.runner.del(&conf, &a).unwrap();
     let after = node.snapshot();
-    // Left: the bridge and its addresses, the (empty) nft skeleton table, forwarding.
-    // Shared, expected leftovers: the bridge and its addresses, the nft skeleton table, the
-    // nat tables iptables creates when first used (but no CNI- chain or rule in them).
+    // Shared, expected leftovers: the bridge and its addresses, forwarding, our nft tables
+    // with their maps and rules (but no element), the nat tables iptables creates when first
+    // used (but no CNI- chain or rule in them).
     let shared = |i: &cni_testkit::Item| {
         i.text.contains("cni0")
-            || i.text.contains("cni_plugins_masquerade")
+            || (i.text.contains("cni_bridge_masq") && !i.text.contains("elements"))
             || (i.text.contains("nat") && !i.text.contains("CNI-"))
             || common::ipam_bookkeeping(i)
     };
@@ -945,15 +976,16 @@ fn gc_removes_stale_masquerade_and_spoof_checks() {
         let nft = node.exec("nft", &["list", "ruleset"]);
         let keep_chain = cni_bridge::masq::iptables_chain("testnet", "keep");
         let stale_chain = cni_bridge::masq::iptables_chain("testnet", "stale");
+        let element = |id: &str| cni_bridge::masq::nft_element_comment("testnet", "eth0", id);
         assert!(!ipt.contains(&stale_chain), "[{backend}] {ipt}");
-        assert!(!nft.contains("id: stale"), "[{backend}] {nft}");
+        assert!(!nft.contains(&element("stale")), "[{backend}] {nft}");
         assert!(
             !nft.contains("cni-br-iface-stale-eth0"),
             "[{backend}] {nft}"
         );
         match backend {
             "iptables" => assert!(ipt.contains(&keep_chain), "{ipt}"),
-            _ => assert!(nft.contains("id: keep"), "{nft}"),
+            _ => assert!(nft.contains(&element("keep")), "{nft}"),
         }
         assert!(nft.contains("cni-br-iface-keep-eth0"), "{nft}");
         // GC reached IPAM: only the valid attachment keeps its address.
@@ -1017,7 +1049,7 @@ fn result_dns_from_config_overrides_ipam() {
 }
 
 #[test]
-fn nftables_postrouting_is_written_once() {
+fn nftables_second_add_only_adds_an_element() {
     if !root() {
         return;
     }
@@ -1036,22 +1068,126 @@ fn nftables_postrouting_is_written_once() {
                 "-a",
                 "list",
                 "chain",
-                "inet",
-                "cni_plugins_masquerade",
+                "ip",
+                "cni_bridge_masq",
                 "postrouting",
             ],
         )
+    };
+    let map = cni_bridge::masq::nft_map_name("testnet", "10.18.0.0/24".parse().unwrap());
+    let elements = || {
+        let set = node.exec("nft", &["list", "map", "ip", "cni_bridge_masq", &map]);
+        set.matches(" comment \"testnet eth0 ").count()
     };
     let (p1, p2) = (node.pod(), node.pod());
     node.runner.add(&conf, &att("pr1", &p1)).unwrap();
     let first = chain();
     assert_eq!(
         first.matches("# handle").count(),
-        4,
-        "chain + 3 rules:\n{first}"
+        2,
+        "chain + 1 rule:\n{first}"
     );
+    assert_eq!(elements(), 1);
     node.runner.add(&conf, &att("pr2", &p2)).unwrap();
-    assert_eq!(chain(), first, "the second ADD leaves postrouting as it is");
+    assert_eq!(chain(), first, "the second ADD leaves the chain as it is");
+    assert_eq!(elements(), 2);
     node.runner.del(&conf, &att("pr1", &p1)).unwrap();
+    assert_eq!(elements(), 1);
     node.runner.del(&conf, &att("pr2", &p2)).unwrap();
+    assert_eq!(elements(), 0);
+    assert_eq!(chain(), first, "DEL leaves the chain as it is");
+}
+
+#[test]
+fn del_removes_the_reference_nftables_rules() {
+    // A node switching from the Go bridge v1.5+ (nftables): its rules in
+    // `inet cni_plugins_masquerade` are removed by our DEL, whatever our backend.
+    use cni_testkit::cni_linux::firewall::nftables::{
+        self, ChainSpec, ChainType, CmpOp, Family, Field, Hook, NftPlan, RuleSpec, Stmt, Value,
+        priority,
+    };
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    for backend in ["iptables", "nftables"] {
+        let conf = node.conf(
+            Version::V1_0_0,
+            json!({"isGateway": true, "ipMasq": true, "ipMasqBackend": backend,
+                   "ipam": node.ipam(&["10.19.0.0/24"])}),
+        );
+        let pod = node.pod();
+        let id = format!("goref-{backend}");
+        let a = att(&id, &pod);
+        let r = node.runner.add(&conf, &a).unwrap();
+        // What the Go plugin would have written for this attachment and for another one.
+        let (t, f) = (cni_bridge::masq::REF_NFT_TABLE, Family::Inet);
+        let rule = |ip: &str, id: &str| {
+            RuleSpec::new(
+                cni_bridge::masq::REF_NFT_CHAIN,
+                vec![
+                    Stmt::Cmp {
+                        field: Field::IpSaddr,
+                        op: CmpOp::Eq,
+                        value: Value::Addr(ip.parse().unwrap()),
+                    },
+                    Stmt::Cmp {
+                        field: Field::IpDaddr,
+                        op: CmpOp::Neq,
+                        value: Value::Net("10.19.0.0/24".parse().unwrap()),
+                    },
+                    Stmt::Masquerade,
+                ],
+            )
+            .with_comment(cni_bridge::masq::ref_nft_comment("testnet", "eth0", id))
+        };
+        let mut plan = NftPlan::new();
+        plan.add_table(f, t, None)
+            .add_chain(f, t, ChainSpec::regular(cni_bridge::masq::REF_NFT_CHAIN))
+            .add_chain(
+                f,
+                t,
+                ChainSpec::base(
+                    "postrouting",
+                    ChainType::Nat,
+                    Hook::Postrouting,
+                    priority::SRCNAT,
+                ),
+            )
+            .add_rule(
+                f,
+                t,
+                RuleSpec::new(
+                    "postrouting",
+                    vec![Stmt::Verdict(nftables::Verdict::Goto(
+                        cni_bridge::masq::REF_NFT_CHAIN.into(),
+                    ))],
+                ),
+            )
+            .add_rule(f, t, rule(&common::first_v4(&r).to_string(), &id))
+            .add_rule(f, t, rule("10.19.0.250", "someone-else"));
+        node.ns.run(|| nftables::apply(&plan)).unwrap().unwrap();
+        let mine = cni_bridge::masq::ref_nft_comment("testnet", "eth0", &id);
+        assert!(node.exec("nft", &["list", "ruleset"]).contains(&mine));
+
+        node.runner.del(&conf, &a).unwrap();
+        let nft = node.exec("nft", &["list", "ruleset"]);
+        assert!(!nft.contains(&mine), "[{backend}] {nft}");
+        assert!(
+            nft.contains(&cni_bridge::masq::ref_nft_comment(
+                "testnet",
+                "eth0",
+                "someone-else"
+            )),
+            "[{backend}] another attachment's rule stays: {nft}"
+        );
+        let mut clean = NftPlan::new();
+        clean.push(nftables::NftOp::DestroyTable {
+            family: f,
+            name: t.into(),
+        });
+        node.ns.run(|| nftables::apply(&clean)).unwrap().unwrap();
+    }
 }

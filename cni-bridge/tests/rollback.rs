@@ -194,3 +194,33 @@ fn existing_container_interface_is_refused_and_kept() {
     );
     assert_nothing_left(&before, &node, "refused ADD");
 }
+
+#[test]
+fn duplicate_add_of_a_live_attachment_keeps_its_address() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables",
+               "ipam": node.ipam(&["10.24.0.0/24"])}),
+    );
+    let pod = node.pod();
+    let a = att("twice", &pod);
+    let r = node.runner.add(&conf, &a).unwrap();
+    let before = node.snapshot();
+    // The second ADD fails (the interface exists; host-local refuses a duplicate, while the
+    // veth is being made). Its rollback must not release the live attachment's address.
+    node.runner.add(&conf, &a).unwrap_err();
+    assert_eq!(
+        node.allocations(),
+        vec![common::first_v4(&r).to_string()],
+        "the address stays reserved"
+    );
+    assert_nothing_left(&before, &node, "a refused duplicate ADD");
+    node.runner.del(&conf, &a).unwrap();
+    assert!(node.allocations().is_empty());
+}
