@@ -31,8 +31,10 @@
 //! with `"`, `\` and `'` escaped, exactly like `iptables-save` quotes comments. Newlines,
 //! carriage returns and NUL cannot be represented on a restore line, so [`Rule::new`] rejects
 //! any token that contains one: a network name or container id placed in a comment can
-//! neither end the comment nor start another rule or command. Comments are also limited to
-//! 255 bytes, the `xt_comment` limit (use [`crate::firewall::names::trim_comment`]).
+//! neither end the comment nor start another rule or command. A comment longer than 255 bytes
+//! is cut to its first 255, which is what iptables itself stores and prints (`xt_comment`)
+//! when the reference bridge writes its untrimmed `name: "<net>" id: "<cid>"`; portmap's own
+//! trimming (`253 bytes + "..."`) is [`crate::firewall::names::trim_comment`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -414,13 +416,16 @@ impl Rule {
             }
             canonical_match_opts(&seg.name, &mut seg.opts);
             if seg.name == "comment" {
-                match seg.opts.as_slice() {
+                match seg.opts.as_mut_slice() {
                     [opt, c] if opt == "--comment" => {
+                        // What iptables stores (and iptables-save prints): the first 255
+                        // bytes (XT_MAX_COMMENT_LEN - 1), the rest silently dropped.
                         if c.len() > MAX_IPTABLES_COMMENT_LEN {
-                            return Err(err(format!(
-                                "comment is {} bytes, the limit is {MAX_IPTABLES_COMMENT_LEN}",
-                                c.len()
-                            )));
+                            let mut cut = MAX_IPTABLES_COMMENT_LEN;
+                            while !c.is_char_boundary(cut) {
+                                cut -= 1;
+                            }
+                            c.truncate(cut);
                         }
                     }
                     _ => {
