@@ -127,6 +127,8 @@ pub(crate) struct ContainerIface {
     inner: Handle,
     index: u32,
     ifname: String,
+    /// `IFLA_LINK`: for a veth, the index of its peer (in the peer's namespace).
+    peer: Option<u32>,
 }
 
 fn delete_err(ifname: &str) -> impl Fn(netlink::Error) -> BridgeError + '_ {
@@ -171,12 +173,21 @@ pub(crate) fn find_iface(
             inner,
             index: link.index,
             ifname: ifname.to_owned(),
+            peer: link.is_kind("veth").then_some(link.link).flatten(),
         }),
         addrs,
     ))
 }
 
 impl ContainerIface {
+    /// The host end of this veth in `host`'s namespace (the node's): the link at the peer
+    /// index, if it is a veth whose peer is this interface.
+    pub(crate) fn host_peer(&self, host: &mut Handle) -> Option<u32> {
+        let peer = self.peer?;
+        let link = host.link_by_index(peer).ok()??;
+        (link.is_kind("veth") && link.link == Some(self.index)).then_some(peer)
+    }
+
     /// Deletes the interface, which removes the whole veth pair (the kernel takes a while:
     /// it waits for RCU grace periods); already gone is success.
     pub(crate) fn delete(mut self) -> Result<(), BridgeError> {
@@ -186,6 +197,25 @@ impl ContainerIface {
             Err(e) => Err(delete_err(&self.ifname)(e)),
         }
     }
+}
+
+/// Waits for link `index` of `host`'s namespace to be gone (its `RTM_DELLINK` event), in
+/// short slices, until `stop()` is true; returns whether it is gone.
+///
+/// The kernel unregisters a deleted veth (its addresses and routes removed, the bridge port
+/// released, `RTM_DELLINK` sent) within a millisecond of the request, then spends 15-20 ms
+/// in RCU waits before the request returns: what follows the unregistration need not wait
+/// for the rest.
+pub(crate) fn wait_gone(host: &mut Handle, index: u32, stop: impl Fn() -> bool) -> bool {
+    const SLICE: Duration = Duration::from_millis(2);
+    while !stop() {
+        match host.wait_links_gone(&[index], SLICE) {
+            Ok(()) => return true,
+            Err(netlink::Error::Timeout { .. }) => {}
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// The (firewall) families of a set of addresses.

@@ -19,7 +19,8 @@ use crate::{fw, spoofchk};
 ///    must be torn down and there is no `prevResult`), then deleted, which removes the veth
 ///    pair; a missing namespace or interface is fine;
 /// 2. then IPAM DEL, so an address is never handed out again while a device still holds it
-///    (plugins #666);
+///    (plugins #666): it starts as soon as the kernel has unregistered the veth (the
+///    `RTM_DELLINK` event of its host end), while the kernel finishes the deletion;
 /// 3. meanwhile, on another thread (the kernel takes 15-20 ms to delete a veth; the firewall
 ///    does not depend on it): the spoof check (only with `macspoofchk`, as the reference) and
 ///    the masquerade (only with `ipMasq`, as the reference) in every layout either
@@ -66,15 +67,32 @@ pub fn del(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<(), B
                 errs
             })
         });
-        if let Some(iface) = iface
-            && let Err(e) = iface.delete()
-        {
-            errs.push(e);
+        let mut deleting = None;
+        if let Some(iface) = iface {
+            // IPAM DEL must wait until no device holds the address (#666): until the kernel
+            // has unregistered the veth, which it does long before the delete returns.
+            let host_peer = conf.ipam_type.as_ref().and_then(|_| {
+                let mut host = Handle::new().ok()?;
+                let peer = iface.host_peer(&mut host)?;
+                Some((host, peer))
+            });
+            let deleter = scope.spawn(move || iface.delete());
+            let unregistered = host_peer.is_some_and(|(mut host, peer)| {
+                container::wait_gone(&mut host, peer, || deleter.is_finished())
+            });
+            if unregistered {
+                deleting = Some(deleter);
+            } else {
+                errs.extend(join(deleter));
+            }
         }
         if let Some(ipam) = &conf.ipam_type
             && let Err(e) = delegate::del(&**exec, ipam, &conf.raw, &att.ipam_env())
         {
             errs.push(BridgeError::Ipam(e));
+        }
+        if let Some(d) = deleting {
+            errs.extend(join(d));
         }
         if let Some(t) = teardown {
             match t.join() {
@@ -84,6 +102,13 @@ pub fn del(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<(), B
         }
     });
     BridgeError::collect(errs)
+}
+
+fn join(t: std::thread::ScopedJoinHandle<'_, Result<(), BridgeError>>) -> Option<BridgeError> {
+    match t.join() {
+        Ok(r) => r.err(),
+        Err(_) => Some(BridgeError::Failed("interface deletion panicked".into())),
+    }
 }
 
 /// GC (spec 1.1): removes the masquerade state (every layout) and spoof checks of

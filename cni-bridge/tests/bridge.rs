@@ -1191,3 +1191,78 @@ fn del_removes_the_reference_nftables_rules() {
         node.ns.run(|| nftables::apply(&clean)).unwrap().unwrap();
     }
 }
+
+/// Runs IPAM as processes, and records at each IPAM DEL whether the host end of the veth was
+/// still there.
+struct WatchingIpam {
+    host_veth: String,
+    seen_at_del: std::sync::Mutex<Vec<bool>>,
+}
+
+impl cni_proto::exec::Exec for WatchingIpam {
+    fn exec(
+        &self,
+        plugin_type: &str,
+        command: cni_proto::Command,
+        stdin: &[u8],
+        env: &cni_proto::Env,
+    ) -> Result<Vec<u8>, cni_testkit::cni_types::Error> {
+        if command == cni_proto::Command::Del {
+            // Called on the thread that runs DEL, in the node's namespace.
+            let mut nl = cni_testkit::cni_linux::netlink::Handle::new().unwrap();
+            let present = nl.link_by_name(&self.host_veth).unwrap().is_some();
+            self.seen_at_del.lock().unwrap().push(present);
+        }
+        cni_proto::exec::ProcessExec.exec(plugin_type, command, stdin, env)
+    }
+}
+
+#[test]
+fn ipam_del_runs_once_the_veth_is_gone() {
+    // plugins #666: an address is released only once no device holds it, also now that IPAM
+    // DEL starts while the kernel finishes deleting the veth.
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    for extra in [
+        json!({"isGateway": true, "ipam": node.ipam(&["10.25.0.0/24"])}),
+        json!({"isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables", "macspoofchk": true,
+               "ipam": node.ipam(&["10.25.0.0/24"])}),
+    ] {
+        let conf = node.conf(Version::V1_0_0, extra);
+        let pod = node.pod();
+        let a = att("order", &pod);
+        let r = node.runner.add(&conf, &a).unwrap();
+        let host_veth = r.interfaces[1].name.clone();
+        assert!(node.link(&host_veth).is_some());
+        let bconf = cni_bridge::BridgeConf::parse(conf.to_string().as_bytes(), "").unwrap();
+        let watch = std::sync::Arc::new(WatchingIpam {
+            host_veth: host_veth.clone(),
+            seen_at_del: Default::default(),
+        });
+        let latt = cni_bridge::Attachment::new(
+            "order",
+            "eth0",
+            Some(pod.path().to_path_buf()),
+            &node.bins.path().display().to_string(),
+        );
+        node.ns
+            .run(|| {
+                let mut deps = cni_bridge::Deps::system();
+                deps.exec = watch.clone();
+                cni_bridge::del(&bconf, &latt, &mut deps)
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(*watch.seen_at_del.lock().unwrap(), vec![false], "{conf}");
+        assert!(node.link(&host_veth).is_none());
+        assert!(pod_link(&pod, "eth0").is_none());
+        assert!(node.allocations().is_empty(), "{conf}");
+        let nft = node.exec("nft", &["list", "ruleset"]);
+        assert!(!nft.contains("elements ="), "{nft}");
+        assert!(!nft.contains("cni-br-iface-order"), "{nft}");
+    }
+}
