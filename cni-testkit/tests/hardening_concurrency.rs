@@ -157,7 +157,12 @@ fn parallel_cycles(label: &str, extra: Value) {
         let pod_state = match i.kind {
             Kind::Link => i.text.starts_with("veth"),
             Kind::Addr => !i.text.starts_with("cni0 10.90.0.1/24") && !i.text.starts_with("lo "),
-            Kind::Nft | Kind::Iptables => i.text.contains("10.90.") || i.text.contains("conc-"),
+            // Per-network state (the bridge's masquerade rule for the subnet) stays, as the
+            // bridge does; nothing may name a pod or its address.
+            Kind::Nft | Kind::Iptables => {
+                hardening::mentions_pod_addr(&i.text, "10.90.", &["10.90.0.0", "10.90.0.1"])
+                    || i.text.contains("conc-")
+            }
             Kind::File => {
                 let name = i.text.split(" = ").next().unwrap_or("");
                 let name = name.rsplit('/').next().unwrap_or("");

@@ -5,8 +5,9 @@
 //! no reservation, no temporary file; host-local's other files must still parse, and the
 //! store must still work (an ADD after the sweep gets an address and reaches the node).
 //!
-//! The kill points are a sweep over the measured duration of an ADD (fine steps from 0, plus
-//! random points; the seed is printed and `HARDENING_SEED` replays it). The plugin is started
+//! The kill points alternate between a fine sweep over the measured duration of an ADD and
+//! random points in it (the seed is printed and `HARDENING_SEED` replays it), until a set
+//! number of kills hit a running plugin: 390 per run in all. The plugin is started
 //! in its own process group and the whole group is killed (the plugin and what it runs at that
 //! moment: host-local, iptables-restore), as when a node's runtime, cgroup or the node itself
 //! dies. A separate test kills only the plugin process, as a runtime's timeout does.
@@ -58,12 +59,6 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
-    }
-
-    /// A duration in `[0, max)`.
-    fn below(&mut self, max: Duration) -> Duration {
-        let n = max.as_nanos().max(1) as u64;
-        Duration::from_nanos(self.next() % n)
     }
 }
 
@@ -268,14 +263,70 @@ fn median_duration(f: impl FnMut(usize) -> Duration) -> Duration {
     d[2]
 }
 
-/// Kill points: `steps` evenly spread over `[0, span)`, then `random` random ones.
-fn kill_points(span: Duration, steps: usize, random: usize, rng: &mut Rng) -> Vec<Duration> {
-    let end = span;
-    let mut v: Vec<Duration> = (0..steps)
-        .map(|i| end.mul_f64(i as f64 / steps as f64))
-        .collect();
-    v.extend((0..random).map(|_| rng.below(end)));
-    v
+/// Where the kills go: alternately a fine sweep over `[0, span)` (`steps` steps) and a random
+/// point in it, `span` being 1.2 times the measured duration of a complete run. Kills go on
+/// until `target` of them hit a running plugin (at most three times as many attempts), so a
+/// machine slower or faster than when it was measured changes the number of attempts, not the
+/// number of kills.
+struct Sweep {
+    span: Duration,
+    steps: usize,
+    n: usize,
+    rng: Rng,
+    /// Kills wanted.
+    target: usize,
+    tally: Tally,
+}
+
+impl Sweep {
+    fn new(label: &str, measured: Duration, steps: usize, target: usize) -> Sweep {
+        let rng = Rng::new(label);
+        println!("{label}: a complete run takes {measured:?}; {target} kills wanted");
+        Sweep {
+            span: measured.mul_f64(1.2),
+            steps,
+            n: 0,
+            rng,
+            target,
+            tally: Tally::default(),
+        }
+    }
+
+    /// The next kill point, or `None` once enough kills hit a running plugin (or after three
+    /// times as many attempts).
+    fn next(&mut self) -> Option<Duration> {
+        if self.tally.killed >= self.target || self.n >= 3 * self.target {
+            return None;
+        }
+        let f = if self.n.is_multiple_of(2) {
+            ((self.n / 2) % self.steps) as f64 / self.steps as f64
+        } else {
+            (self.rng.next() % 10_000) as f64 / 10_000.0
+        };
+        self.n += 1;
+        Some(self.span.mul_f64(f))
+    }
+
+    /// Record whether the kill after `delay` hit a running plugin.
+    fn record(&mut self, killed: bool) {
+        if killed {
+            self.tally.killed += 1;
+        } else {
+            self.tally.finished += 1;
+        }
+    }
+
+    /// Assert that enough kills hit; print the tally.
+    fn done(self, label: &str) -> Tally {
+        println!("{label}: {:?} (kills over {:?})", self.tally, self.span);
+        assert!(
+            self.tally.killed >= self.target,
+            "{label}: only {} kills hit a running plugin: {:?}",
+            self.tally.killed,
+            self.tally
+        );
+        self.tally
+    }
 }
 
 /// What a sweep did.
@@ -286,7 +337,7 @@ struct Tally {
 }
 
 /// The bridge + host-local sweep for one config.
-fn bridge_sweep(label: &str, conf_extra: Value, steps: usize, random: usize, how: Kill) -> Tally {
+fn bridge_sweep(label: &str, conf_extra: Value, target: usize, how: Kill) -> Tally {
     let mut rig = Rig::new();
     let mut conf = json!({"cniVersion": "1.0.0", "name": "crashnet", "type": "bridge",
         "bridge": "cni0", "isGateway": true, "ipMasq": true,
@@ -318,21 +369,16 @@ fn bridge_sweep(label: &str, conf_extra: Value, steps: usize, random: usize, how
         d
     });
     let before = rig.snapshot();
-    let mut rng = Rng::new(label);
-    let points = kill_points(span, steps, random, &mut rng);
-    println!("{label}: ADD takes {span:?}; {} kill points", points.len());
-
-    let mut tally = Tally::default();
+    let mut sweep = Sweep::new(label, span, 50, target);
     let mut failures = Vec::new();
-    for (n, delay) in points.iter().enumerate() {
+    let mut n = 0;
+    while let Some(delay) = sweep.next() {
+        n += 1;
         // One pod for the whole sweep: after each DEL it must be as it was at the start.
         let id = format!("crash-{n}");
         let env = rig.env("ADD", &id, pod.path());
-        if run_and_kill(&rig.node, &bridge, &[], &env, &stdin, *delay, how) {
-            tally.killed += 1;
-        } else {
-            tally.finished += 1;
-        }
+        let killed = run_and_kill(&rig.node, &bridge, &[], &env, &stdin, delay, how);
+        sweep.record(killed);
         // DEL as the runtime does after an ADD that never answered.
         let del = Invocation::new(
             "DEL",
@@ -380,8 +426,7 @@ fn bridge_sweep(label: &str, conf_extra: Value, steps: usize, random: usize, how
         failures.len(),
         failures.join("\n")
     );
-    println!("{label}: {tally:?}");
-    tally
+    sweep.done(label)
 }
 
 #[test]
@@ -392,11 +437,10 @@ fn bridge_add_killed_iptables_masquerade() {
     let t = bridge_sweep(
         "bridge+host-local, iptables ipMasq",
         json!({"ipMasqBackend": "iptables"}),
-        80,
-        40,
+        100,
         Kill::Group,
     );
-    assert!(t.killed >= 60, "{t:?}");
+    assert!(t.killed >= 100);
 }
 
 #[test]
@@ -407,11 +451,10 @@ fn bridge_add_killed_nftables_masquerade_and_spoofchk() {
     let t = bridge_sweep(
         "bridge+host-local, nftables ipMasq, macspoofchk",
         json!({"ipMasqBackend": "nftables", "macspoofchk": true}),
-        80,
-        40,
+        100,
         Kill::Group,
     );
-    assert!(t.killed >= 60, "{t:?}");
+    assert!(t.killed >= 100);
 }
 
 /// Killing only the plugin process (a runtime's timeout): its IPAM child may still be running
@@ -425,10 +468,9 @@ fn bridge_add_killed_leader_only() {
         "bridge+host-local, plugin process only",
         json!({"ipMasqBackend": "iptables"}),
         40,
-        20,
         Kill::Leader,
     );
-    assert!(t.killed >= 30, "{t:?}");
+    assert!(t.killed >= 40);
 }
 
 /// The first ADD on a node: the bridge, its gateway address, the forwarding sysctl and the
@@ -439,57 +481,64 @@ fn first_add_on_a_node_killed() {
     if !root() {
         return;
     }
-    let mut rng = Rng::new("first ADD on a node");
-    let mut tally = Tally::default();
-    let mut failures = Vec::new();
-    let mut span = Duration::ZERO;
-    for n in 0..30 {
-        let rig = Rig::new();
-        let backend = if n % 2 == 0 { "iptables" } else { "nftables" };
-        let conf = json!({"cniVersion": "1.0.0", "name": "crashnet", "type": "bridge",
+    let conf_for = |n: usize, data: &Path| {
+        let backend = if n.is_multiple_of(2) {
+            "iptables"
+        } else {
+            "nftables"
+        };
+        json!({"cniVersion": "1.0.0", "name": "crashnet", "type": "bridge",
             "bridge": "cni0", "isGateway": true, "ipMasq": true, "ipMasqBackend": backend,
-            "macspoofchk": n % 2 == 1,
-            "ipam": {"type": "host-local", "subnet": "10.88.0.0/22", "dataDir": rig.data.path()}});
+            "macspoofchk": !n.is_multiple_of(2),
+            "ipam": {"type": "host-local", "subnet": "10.88.0.0/22", "dataDir": data}})
+    };
+    // Time first ADDs, each on its own fresh node.
+    let span = median_duration(|i| {
+        let rig = Rig::new();
+        let p = TempNetns::new("crash-pod").unwrap();
+        run_to_end(
+            &rig.node,
+            &rig.bins.plugin("bridge"),
+            &[],
+            &rig.env("ADD", "first", p.path()),
+            &serde_json::to_vec(&conf_for(i, rig.data.path())).unwrap(),
+        )
+    });
+    let label = "first ADD on a node";
+    let mut sweep = Sweep::new(label, span, 20, 20);
+    let mut failures = Vec::new();
+    let mut n = 0;
+    while let Some(delay) = sweep.next() {
+        n += 1;
+        let rig = Rig::new();
+        let conf = conf_for(n, rig.data.path());
         let stdin = serde_json::to_vec(&conf).unwrap();
         let pod = TempNetns::new("crash-pod").unwrap();
         let pod_before =
             Snapshot::with(&pod, SnapshotOptions::default().without_firewall()).unwrap();
         let bridge = rig.bins.plugin("bridge");
         let env = rig.env("ADD", "first", pod.path());
-        if n < 2 {
-            // Time two first ADDs (each on its own fresh node) to place the kills.
-            let other = Rig::new();
-            let mut c = conf.clone();
-            c["ipam"]["dataDir"] = json!(other.data.path());
-            let p = TempNetns::new("crash-pod").unwrap();
-            span = span.max(run_to_end(
-                &other.node,
-                &other.bins.plugin("bridge"),
-                &[],
-                &other.env("ADD", "first", p.path()),
-                &serde_json::to_vec(&c).unwrap(),
-            ));
-        }
-        let delay = if n % 3 == 0 {
-            rng.below(span)
-        } else {
-            span.mul_f64(f64::from(n) / 30.0)
-        };
-        if run_and_kill(&rig.node, &bridge, &[], &env, &stdin, delay, Kill::Group) {
-            tally.killed += 1;
-        } else {
-            tally.finished += 1;
-        }
+        let killed = run_and_kill(&rig.node, &bridge, &[], &env, &stdin, delay, Kill::Group);
+        sweep.record(killed);
         let att = Attachment::new("first", pod.path(), "eth0");
-        let ctx = format!("first ADD killed after {delay:?} ({backend})");
+        let ctx = format!(
+            "first ADD killed after {delay:?} ({})",
+            conf["ipMasqBackend"]
+        );
         if let Err(e) = rig.bridge.del(&conf, &att) {
             failures.push(format!("{ctx}: DEL failed: {e}"));
         }
+        // What stays may only be shared state (the bridge, its gateway, the per-network
+        // masquerade rule, firewall skeletons): nothing naming the pod or its address.
         let after = rig.snapshot();
         for i in after.items() {
             let leaked = (i.kind == Kind::Link && i.text.starts_with("veth"))
                 || (matches!(i.kind, Kind::Nft | Kind::Iptables)
-                    && (i.text.contains("10.88.") || i.text.contains("first")));
+                    && (hardening::mentions_pod_addr(
+                        &i.text,
+                        "10.88.",
+                        &["10.88.0.0", "10.88.0.1"],
+                    ) || i.text.contains("first")));
             if leaked {
                 failures.push(format!("{ctx}: left {i}"));
             }
@@ -517,10 +566,12 @@ fn first_add_on_a_node_killed() {
             }
             Err(e) => failures.push(format!("{ctx}: the next ADD failed: {e}")),
         }
+        if failures.len() > 10 {
+            break;
+        }
     }
-    println!("first ADD: span {span:?}, {tally:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(tally.killed >= 15, "{tally:?}");
+    sweep.done(label);
 }
 
 /// portmap alone, both backends: ADD with a `prevResult` killed, DEL without one (the runtime
@@ -593,28 +644,25 @@ fn portmap_add_killed() {
         }));
     }
     let before = rig.snapshot();
-    let mut rng = Rng::new("portmap");
-    let mut tally = Tally::default();
+    let backends = ["iptables", "nftables"];
+    let mut sweeps = [
+        Sweep::new("portmap iptables", spans[0], 25, 40),
+        Sweep::new("portmap nftables", spans[1], 25, 40),
+    ];
     let mut failures = Vec::new();
-    for n in 0..100 {
-        let (backend, span) = if n % 2 == 0 {
-            ("iptables", spans[0])
-        } else {
-            ("nftables", spans[1])
-        };
-        let delay = if n < 60 {
-            span.mul_f64(f64::from(n / 2) / 30.0)
-        } else {
-            rng.below(span)
-        };
+    let mut n = 0;
+    // Alternate the backends until both sweeps are done.
+    while let Some((b, delay)) = [n % 2, (n + 1) % 2]
+        .into_iter()
+        .find_map(|b| sweeps[b].next().map(|d| (b, d)))
+    {
+        n += 1;
+        let backend = backends[b];
         let id = format!("crash-{n}");
         let env = rig.env("ADD", &id, pod.path());
         let stdin = serde_json::to_vec(&conf(backend, 18080, true)).unwrap();
-        if run_and_kill(&rig.node, &bin, &[], &env, &stdin, delay, Kill::Group) {
-            tally.killed += 1;
-        } else {
-            tally.finished += 1;
-        }
+        let killed = run_and_kill(&rig.node, &bin, &[], &env, &stdin, delay, Kill::Group);
+        sweeps[b].record(killed);
         let ctx = format!("{id} ({backend}, kill after {delay:?})");
         let att = Attachment::new(&id, pod.path(), "eth0");
         if let Err(e) = portmap.del(&conf(backend, 18080, false), &att) {
@@ -628,9 +676,10 @@ fn portmap_add_killed() {
             break;
         }
     }
-    println!("portmap: spans {spans:?}, {tally:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(tally.killed >= 50, "{tally:?}");
+    let [ipt, nft] = sweeps;
+    ipt.done("portmap iptables");
+    nft.done("portmap nftables");
 }
 
 /// The whole chain (bridge + host-local + portmap) run by a runtime process (our `cnitool`),
@@ -731,18 +780,14 @@ fn chain_add_killed() {
         .unwrap()
     };
     let before = snap();
-    let mut rng = Rng::new("chain");
-    let mut tally = Tally::default();
+    let mut sweep = Sweep::new("chain", span, 25, 50);
     let mut failures = Vec::new();
-    for n in 0..60 {
-        let delay = if n < 40 {
-            span.mul_f64(f64::from(n) / 40.0)
-        } else {
-            rng.below(span)
-        };
+    let mut n = 0;
+    while let Some(delay) = sweep.next() {
+        n += 1;
         let id = format!("crash-{n}");
         let args = ["add", "crashchain", pod_s.as_str()];
-        if run_and_kill(
+        let killed = run_and_kill(
             &rig.node,
             &cnitool,
             &args,
@@ -750,11 +795,8 @@ fn chain_add_killed() {
             b"",
             delay,
             Kill::Group,
-        ) {
-            tally.killed += 1;
-        } else {
-            tally.finished += 1;
-        }
+        );
+        sweep.record(killed);
         let ctx = format!("{id} (kill after {delay:?})");
         let out = run("del", &id, pod.path());
         if !out.status.success() {
@@ -775,7 +817,6 @@ fn chain_add_killed() {
             break;
         }
     }
-    println!("chain: span {span:?}, {tally:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(tally.killed >= 30, "{tally:?}");
+    sweep.done("chain");
 }

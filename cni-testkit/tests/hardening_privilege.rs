@@ -337,18 +337,6 @@ fn stored(s: &str) -> String {
     s[..s.len().min(255)].to_string()
 }
 
-/// Whether `text` names an address of a pod of 10.69.0.0/24 (not the subnet, not the
-/// gateway).
-fn mentions_pod_ip(text: &str) -> bool {
-    text.match_indices("10.69.0.").any(|(i, m)| {
-        let digits: String = text[i + m.len()..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse::<u8>().is_ok_and(|n| n >= 2)
-    })
-}
-
 /// Comments of the nftables ruleset inside `node` (from `nft -j`).
 fn nft_comments(node: &TempNetns) -> Vec<String> {
     let out = node.exec_ok("nft", &["-j", "list", "ruleset"]).unwrap();
@@ -667,7 +655,11 @@ fn foreign_state_is_never_touched() {
         .filter(|i| {
             (i.kind == Kind::Link && i.text.starts_with("veth"))
                 || (matches!(i.kind, Kind::Iptables | Kind::Nft)
-                    && (mentions_pod_ip(&i.text) || i.text.contains("fg-")))
+                    && (hardening::mentions_pod_addr(
+                        &i.text,
+                        "10.69.",
+                        &["10.69.0.0", "10.69.0.1"],
+                    ) || i.text.contains("fg-")))
                 || (i.kind == Kind::File
                     && i.text
                         .split(" = ")

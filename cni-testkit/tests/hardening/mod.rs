@@ -350,6 +350,22 @@ fn run_ours(
     (got, problems)
 }
 
+/// Whether `text` names an IPv4 address starting with `prefix` (e.g. `"10.88."`) other than
+/// those in `except` (a subnet's network address and gateway): a pod's address, as in
+/// `-s 10.88.0.2/32` or an nft map element, as opposed to per-network state such as
+/// `ip daddr != 10.88.0.0/22`.
+pub fn mentions_pod_addr(text: &str, prefix: &str, except: &[&str]) -> bool {
+    text.match_indices(prefix).any(|(i, _)| {
+        let start_ok = i == 0 || !text[..i].ends_with(|c: char| c.is_ascii_digit() || c == '.');
+        let rest: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let addr = rest.trim_end_matches('.');
+        start_ok && addr.parse::<std::net::Ipv4Addr>().is_ok() && !except.contains(&addr)
+    })
+}
+
 /// Nothing to prepare.
 pub fn nothing(_: &Side) {}
 
