@@ -110,6 +110,27 @@ fn skel_cases() -> Vec<hardening::Case> {
         case("CHECK without CNI_NETNS", 4, Go::Same, |c| {
             c.call("CHECK", &c.conf).unset("CNI_NETNS")
         }),
+        case("CHECK without CNI_CONTAINERID", 4, Go::Same, |c| {
+            c.call("CHECK", &c.conf).unset("CNI_CONTAINERID")
+        }),
+        case(
+            "GC without CNI_PATH",
+            4,
+            Go::Code(4, "v1.1.1 knows no GC: unknown CNI_COMMAND"),
+            |c| {
+                c.verb_with("GC", |v| v["cniVersion"] = json!("1.1.0"))
+                    .unset("CNI_PATH")
+            },
+        ),
+        case(
+            "STATUS without CNI_PATH",
+            4,
+            Go::Code(4, "v1.1.1 knows no STATUS: unknown CNI_COMMAND"),
+            |c| {
+                c.verb_with("STATUS", |v| v["cniVersion"] = json!("1.1.0"))
+                    .unset("CNI_PATH")
+            },
+        ),
         case(
             "container ID ../../escape",
             4,

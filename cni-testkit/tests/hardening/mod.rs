@@ -428,7 +428,11 @@ pub fn run_table(table: Table, compare_with_go: bool) {
                     c.code
                 )),
                 (Go::Code(want, why), Answer::Error(g, _)) if g == want => {
-                    note = format!("differs: {why}");
+                    note = if *want == c.code {
+                        format!("same code, another cause: {why}")
+                    } else {
+                        format!("differs: {why}")
+                    };
                     None
                 }
                 (Go::Code(want, _), other) => Some(format!(
