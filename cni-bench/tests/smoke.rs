@@ -40,7 +40,10 @@ fn quick_run_produces_the_table_and_the_chart() {
     ] {
         assert!(stdout.contains(heading), "missing {heading}:\n{stdout}");
     }
-    assert!(stdout.contains("| 5 |"), "the scale table has the 5-pod row:\n{stdout}");
+    assert!(
+        stdout.contains("| 5 |"),
+        "the scale table has the 5-pod row:\n{stdout}"
+    );
     assert!(stdout.contains("all distinct"), "{stdout}");
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert_eq!(chart.matches("<polyline").count(), 3);

@@ -99,12 +99,12 @@ fn lookup_in_cni_path() {
         e.msg
     );
     assert!(
-        find_in_path("../ipam-ok", &[d.0.clone()]).is_err(),
+        find_in_path("../ipam-ok", std::slice::from_ref(&d.0)).is_err(),
         "no path separators in a type"
     );
     assert!(find_in_path("ipam-ok", &[]).is_err());
     assert_eq!(
-        find_in_path("ipam-ok", &[d.0.clone()]).unwrap(),
+        find_in_path("ipam-ok", std::slice::from_ref(&d.0)).unwrap(),
         d.0.join("ipam-ok")
     );
 }
