@@ -188,3 +188,116 @@ pub fn status(conf: &BridgeConf, env: &Env, deps: &mut Deps) -> Result<(), Bridg
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use cni_linux::firewall::Recorder;
+    use cni_proto::Command;
+    use cni_proto::exec::Exec;
+
+    use super::*;
+
+    /// Records IPAM calls and answers them with success.
+    #[derive(Default)]
+    struct Ipam(Mutex<Vec<Command>>);
+
+    impl Exec for Ipam {
+        fn exec(
+            &self,
+            _plugin_type: &str,
+            command: Command,
+            _stdin: &[u8],
+            _env: &Env,
+        ) -> Result<Vec<u8>, cni_types::Error> {
+            self.0.lock().unwrap().push(command);
+            Ok(Vec::new())
+        }
+    }
+
+    /// DEL without a namespace, with a recording firewall: what it tore down.
+    fn del_with(extra: &str) -> (Recorder, Vec<Command>) {
+        let conf = BridgeConf::parse(
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"bridge",
+                    "ipam":{{"type":"host-local","subnet":"10.1.0.0/24"}}{extra}}}"#
+            )
+            .as_bytes(),
+            "",
+        )
+        .unwrap();
+        let ipam = Arc::new(Ipam::default());
+        let rec = Arc::new(Mutex::new(Recorder::default()));
+        struct Shared(Arc<Mutex<Recorder>>);
+        impl FirewallApplier for Shared {
+            fn apply_iptables(
+                &mut self,
+                plans: &[cni_linux::firewall::iptables::IptablesPlan],
+            ) -> Result<(), cni_linux::firewall::FirewallError> {
+                self.0.lock().unwrap().apply_iptables(plans)
+            }
+            fn iptables_state(
+                &mut self,
+                family: cni_linux::IpFamily,
+                table: &str,
+            ) -> Result<
+                cni_linux::firewall::iptables::IptablesState,
+                cni_linux::firewall::FirewallError,
+            > {
+                self.0.lock().unwrap().iptables_state(family, table)
+            }
+            fn apply_nft(
+                &mut self,
+                plan: &NftPlan,
+            ) -> Result<(), cni_linux::firewall::FirewallError> {
+                self.0.lock().unwrap().apply_nft(plan)
+            }
+            fn nft_table(
+                &mut self,
+                family: Family,
+                table: &str,
+            ) -> Result<
+                Option<cni_linux::firewall::nftables::TableListing>,
+                cni_linux::firewall::FirewallError,
+            > {
+                self.0.lock().unwrap().nft_table(family, table)
+            }
+        }
+        let mut deps = Deps {
+            exec: ipam.clone(),
+            firewall: Box::new(Shared(rec.clone())),
+            hooks: Default::default(),
+        };
+        let att = Attachment::new("c1", "eth0", None, "/nonexistent");
+        del(&conf, &att, &mut deps).unwrap();
+        let calls = ipam.0.lock().unwrap().clone();
+        let rec = rec.lock().unwrap().clone();
+        (rec, calls)
+    }
+
+    #[test]
+    fn del_tears_down_only_what_the_config_enables() {
+        // Neither ipMasq nor macspoofchk: the firewall is not looked at (as the reference).
+        let (rec, calls) = del_with("");
+        assert!(
+            rec.iptables.is_empty() && rec.nft.is_empty(),
+            "{}",
+            rec.dump()
+        );
+        assert_eq!(calls, vec![Command::Del]);
+
+        // ipMasq: the iptables chain (the recorder cannot prove it absent, so both families).
+        let (rec, calls) = del_with(r#","ipMasq":true"#);
+        let dump = rec.dump();
+        assert!(
+            dump.contains("table ipv4 nat\n  delete-jumps-to CNI-"),
+            "{dump}"
+        );
+        assert!(
+            dump.contains("table ipv6 nat\n  delete-jumps-to CNI-"),
+            "{dump}"
+        );
+        assert_eq!(calls, vec![Command::Del]);
+    }
+}

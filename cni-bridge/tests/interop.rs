@@ -202,6 +202,23 @@ fn masquerade_set_up_by_one_is_removed_by_the_other() {
         assert!(node.allocations().is_empty(), "[{name}]");
     }
 
+    // A node switching from the Go bridge v1.1.1 (iptables) to ours with the nftables backend:
+    // our DEL still removes the Go plugin's iptables chain (v1.1.1 ignores ipMasqBackend).
+    let nft_conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables",
+               "ipam": node.ipam(&["10.33.0.0/24"])}),
+    );
+    let pod = node.pod();
+    let a = att("go-then-ours-nft", &pod);
+    go.add(&nft_conf, &a).unwrap();
+    let chain = cni_bridge::masq::iptables_chain("testnet", "go-then-ours-nft");
+    assert!(node.exec("iptables-save", &["-t", "nat"]).contains(&chain));
+    node.runner.del(&nft_conf, &a).unwrap();
+    let ipt = node.exec("iptables-save", &["-t", "nat"]);
+    assert!(!ipt.contains(&chain), "chain left:\n{ipt}");
+    assert!(node.allocations().is_empty());
+
     // The Go bridge leaks its chain on a DEL without namespace (plugins #810); ours cleans it.
     let pod = node.pod();
     let a = att("leak", &pod);
