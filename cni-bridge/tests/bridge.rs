@@ -1096,6 +1096,71 @@ fn nftables_second_add_only_adds_an_element() {
     node.runner.del(&conf, &att("pr2", &p2)).unwrap();
     assert_eq!(elements(), 0);
     assert_eq!(chain(), first, "DEL leaves the chain as it is");
+
+    // Another network (and subnet) gets its own map and rule next to the first.
+    let mut other = node.conf(
+        Version::V1_0_0,
+        json!({"bridge": "cni1", "isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables",
+               "ipam": node.ipam(&["10.18.1.0/24"])}),
+    );
+    other["name"] = json!("othernet");
+    let p3 = node.pod();
+    node.runner.add(&other, &att("pr3", &p3)).unwrap();
+    let both = chain();
+    let other_map = cni_bridge::masq::nft_map_name("othernet", "10.18.1.0/24".parse().unwrap());
+    assert_eq!(both.matches("masquerade comment").count(), 2, "{both}");
+    assert!(
+        both.contains(&format!("ip saddr @{other_map} ip daddr != 10.18.1.0/24")),
+        "{both}"
+    );
+    node.runner.del(&other, &att("pr3", &p3)).unwrap();
+}
+
+#[test]
+fn nftables_concurrent_first_adds_write_the_rule_once() {
+    if !root() {
+        return;
+    }
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables",
+               "ipam": node.ipam(&["10.26.0.0/24"])}),
+    );
+    // The bridge exists already; its table, map and rule do not.
+    node.runner
+        .add(
+            &node.conf(Version::V1_0_0, json!({})),
+            &att("l2", &node.pod()),
+        )
+        .unwrap();
+    let pods: Vec<_> = (0..6).map(|_| node.pod()).collect();
+    std::thread::scope(|s| {
+        for (i, pod) in pods.iter().enumerate() {
+            let (node, conf) = (&node, &conf);
+            s.spawn(move || {
+                node.runner
+                    .add(conf, &att(&format!("race{i}"), pod))
+                    .unwrap()
+            });
+        }
+    });
+    let table = node.exec("nft", &["list", "table", "ip", "cni_bridge_masq"]);
+    assert_eq!(table.matches("masquerade comment").count(), 1, "{table}");
+    assert_eq!(
+        table.matches(" comment \"testnet eth0 race").count(),
+        6,
+        "{table}"
+    );
+    for (i, pod) in pods.iter().enumerate() {
+        node.runner
+            .del(&conf, &att(&format!("race{i}"), pod))
+            .unwrap();
+    }
+    let table = node.exec("nft", &["list", "table", "ip", "cni_bridge_masq"]);
+    assert!(!table.contains("elements"), "{table}");
 }
 
 #[test]
