@@ -33,12 +33,10 @@ pub struct Call<'a> {
 pub struct Sample {
     /// Spawn to exit.
     pub wall: Duration,
-    /// Peak resident set of the process, KiB.
-    pub max_rss_kib: u64,
 }
 
-/// Reap `pid` and return its peak RSS (KiB) and whether it exited 0.
-fn wait4(pid: u32) -> Result<(u64, bool)> {
+/// Reap `pid` and return whether it exited 0.
+fn wait4(pid: u32) -> Result<bool> {
     let mut status: libc::c_int = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -55,14 +53,46 @@ fn wait4(pid: u32) -> Result<(u64, bool)> {
             return Err(err).context("wait4");
         }
     }
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    Ok((u64::try_from(ru.ru_maxrss).unwrap_or(0), ok))
+    Ok(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
 }
 
 /// Run one call in the calling thread's network namespace; an error if it fails.
 pub fn run(call: &Call<'_>) -> Result<(Sample, Vec<u8>)> {
+    spawn(call, None)
+}
+
+/// Run one call through the `cni-bench-rss` launcher next to this program and return the
+/// plugin's own peak RSS in KiB (see that program for why a launcher).
+pub fn peak_rss(call: &Call<'_>) -> Result<u64> {
+    let launcher = std::env::current_exe()?
+        .parent()
+        .context("no directory of this program")?
+        .join("cni-bench-rss");
+    let (_, err) = spawn(call, Some(&launcher))?;
+    let text = String::from_utf8_lossy(&err);
+    let last = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("cni-bench-rss "))
+        .context("the launcher printed no RSS")?;
+    last.split_whitespace()
+        .next()
+        .context("no RSS figure")?
+        .parse()
+        .context("RSS figure")
+}
+
+fn spawn(call: &Call<'_>, launcher: Option<&Path>) -> Result<(Sample, Vec<u8>)> {
     let start = Instant::now();
-    let mut child = Command::new(call.plugin)
+    let mut cmd = match launcher {
+        Some(l) => {
+            let mut c = Command::new(l);
+            c.arg(call.plugin);
+            c
+        }
+        None => Command::new(call.plugin),
+    };
+    let mut child = cmd
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("CNI_COMMAND", call.command)
@@ -91,7 +121,7 @@ pub fn run(call: &Call<'_>) -> Result<(Sample, Vec<u8>)> {
     if let Some(mut e) = child.stderr.take() {
         e.read_to_end(&mut err)?;
     }
-    let (rss, ok) = wait4(child.id())?;
+    let ok = wait4(child.id())?;
     let wall = start.elapsed();
     if !ok {
         bail!(
@@ -102,13 +132,11 @@ pub fn run(call: &Call<'_>) -> Result<(Sample, Vec<u8>)> {
             String::from_utf8_lossy(&err)
         );
     }
-    Ok((
-        Sample {
-            wall,
-            max_rss_kib: rss,
-        },
-        out,
-    ))
+    let sample = Sample { wall };
+    if launcher.is_some() {
+        return Ok((sample, err));
+    }
+    Ok((sample, out))
 }
 
 /// Summary statistics of wall times.

@@ -1,5 +1,8 @@
 //! [`BridgePlugin`]: the verbs behind the skel.
 
+use std::sync::Arc;
+
+use cni_proto::exec::Exec;
 use cni_proto::skel::{Plugin, Request};
 use cni_types::{CniResult, Error};
 
@@ -8,16 +11,37 @@ use crate::deps::{Attachment, Deps, Hooks};
 
 /// The bridge plugin for [`cni_proto::skel`]: parses the config once, builds the
 /// [`Attachment`] from the request and runs the library verbs with the real [`Deps`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct BridgePlugin {
     /// Test hooks passed to every verb (empty in production).
     pub hooks: Hooks,
+    /// How IPAM plugins run; `None`: as processes found in `CNI_PATH`, as a runtime expects.
+    /// An [`cni_proto::exec::InProcessExec`] runs the whole chain in one process.
+    pub ipam_exec: Option<Arc<dyn Exec>>,
+}
+
+impl std::fmt::Debug for BridgePlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgePlugin")
+            .field("hooks", &self.hooks)
+            .field("ipam_exec", &self.ipam_exec.is_some())
+            .finish()
+    }
 }
 
 impl BridgePlugin {
+    /// Delegate IPAM through `exec` instead of running IPAM processes.
+    pub fn with_ipam_exec(mut self, exec: Arc<dyn Exec>) -> Self {
+        self.ipam_exec = Some(exec);
+        self
+    }
+
     fn deps(&self) -> Deps {
         let mut d = Deps::system();
         d.hooks = self.hooks.clone();
+        if let Some(e) = &self.ipam_exec {
+            d.exec = e.clone();
+        }
         d
     }
 

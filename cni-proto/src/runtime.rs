@@ -110,7 +110,7 @@ pub struct CachedAttachment {
 #[non_exhaustive]
 pub enum RuntimeError {
     /// A plugin of the chain failed.
-    #[error("plugin type={plugin_type:?} failed ({verb}): {source}")]
+    #[error("plugin type={plugin_type:?} failed ({verb})")]
     Plugin {
         /// Its type.
         plugin_type: String,
@@ -121,10 +121,10 @@ pub enum RuntimeError {
         source: Error,
     },
     /// A container ID, network name or interface name the reference rejects.
-    #[error("{0}")]
-    Invalid(#[source] Error),
+    #[error(transparent)]
+    Invalid(Error),
     /// A conflist that does not parse.
-    #[error("{path}: {source}")]
+    #[error("invalid network configuration {path}")]
     ConfList {
         /// The file.
         path: PathBuf,
@@ -147,10 +147,10 @@ pub enum RuntimeError {
     #[error("failed to get network {0:?} cached result: no cached result")]
     NoCachedResult(String),
     /// A plugin's result that cannot be read or converted.
-    #[error("{0}")]
-    Result(#[source] Error),
+    #[error(transparent)]
+    Result(Error),
     /// File system trouble.
-    #[error("{path}: {source}")]
+    #[error("cannot access {path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -159,7 +159,7 @@ pub enum RuntimeError {
         source: io::Error,
     },
     /// Several errors (GC carries on past errors).
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", .0.iter().map(|e| cni_types::error::chain_message(e)).collect::<Vec<_>>().join("\n"))]
     Multiple(Vec<RuntimeError>),
 }
 

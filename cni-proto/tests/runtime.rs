@@ -274,10 +274,10 @@ fn add_stops_at_first_error_and_del_after_it_works() {
     let err = f.cni.add_network_list(&list, &r).unwrap_err();
     let pe = err.plugin_error().unwrap();
     assert_eq!(pe.code.code(), 142);
-    assert!(
-        err.to_string()
-            .starts_with("plugin type=\"second\" failed (add): injected failure"),
-        "{err}"
+    assert_eq!(err.to_string(), "plugin type=\"second\" failed (add)");
+    assert_eq!(
+        cni_types::error::chain_message(&err),
+        "plugin type=\"second\" failed (add): injected failure; second"
     );
     assert!(
         !f.cni.cache_path("testnet", &r).exists(),

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     let confdir = PathBuf::from(var("NETCONFPATH", "/etc/cni/net.d"));
     let list = match load_network_list(&confdir, net) {
         Ok(l) => l,
-        Err(e) => return fail(e),
+        Err(e) => return fail(cni_types::error::chain_message(&e)),
     };
     let cni = CniConfig::new(split_path(&var("CNI_PATH", "/opt/cni/bin")))
         .with_cache_dir(var("CNI_CACHE_DIR", cni_proto::runtime::DEFAULT_CACHE_DIR));
@@ -114,6 +114,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
+        Err(e) => fail(cni_types::error::chain_message(&e)),
     }
 }
