@@ -642,7 +642,7 @@ pub fn run_all(opts: &Opts) -> Result<Report> {
         ),
     ];
     for (key, title, f) in steps {
-        if !wanted(opts, key) && !(key == "bridge" && wanted(opts, "floor")) {
+        if !(wanted(opts, key) || (key == "bridge" && wanted(opts, "floor"))) {
             continue;
         }
         eprintln!("cni-bench: {title}");
