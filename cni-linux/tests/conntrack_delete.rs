@@ -4,7 +4,7 @@
 // Test helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
 
-mod fwcommon;
+mod common;
 
 use std::net::UdpSocket;
 
@@ -13,7 +13,7 @@ use cni_linux::firewall::IpFamily;
 use cni_linux::firewall::nftables::{
     self, ChainSpec, ChainType, CtState, Family, Hook, NftPlan, RuleSpec, Stmt, priority,
 };
-use fwcommon::TestNs;
+use common::TestNs;
 
 /// Brings `lo` up and loads a `ct state` rule so the namespace tracks connections (conntrack
 /// hooks are only registered in a namespace once a ruleset needs them).
@@ -64,7 +64,7 @@ fn cli_udp_dports(ns: &TestNs) -> Vec<u16> {
 
 #[test]
 fn deletes_udp_entries_by_destination_port_only() {
-    if !fwcommon::require_tool("conntrack") {
+    if !common::require_tool("conntrack") {
         return;
     }
     let ns = tracking_ns("ct4");
@@ -111,7 +111,7 @@ fn deletes_udp_entries_by_destination_port_only() {
 
 #[test]
 fn deletes_ipv6_entries_by_destination_address() {
-    if !fwcommon::require_tool("conntrack") {
+    if !common::require_tool("conntrack") {
         return;
     }
     let ns = tracking_ns("ct6");

@@ -3,14 +3,14 @@
 // Test helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
 
-mod fwcommon;
+mod common;
 
 use cni_linux::firewall::IpFamily;
 use cni_linux::firewall::iptables::{self, IptablesPlan, Rule};
 use cni_linux::firewall::names::{
     format_chain_name, format_chain_name_with_prefix, format_comment,
 };
-use fwcommon::TestNs;
+use common::TestNs;
 
 fn r(tokens: &[&str]) -> Rule {
     Rule::new(tokens.iter().copied()).unwrap()
@@ -205,7 +205,7 @@ const CID: &str = "d5c4f1e0b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c
 
 #[test]
 fn applies_reference_rules_idempotently_and_tears_down() {
-    if !fwcommon::require_tool("iptables-restore") {
+    if !common::require_tool("iptables-restore") {
         return;
     }
     let ns = TestNs::new("ipt");
@@ -313,7 +313,7 @@ fn applies_reference_rules_idempotently_and_tears_down() {
 
 #[test]
 fn rules_are_identical_for_go_plugins_iptables_check() {
-    if !fwcommon::require_tool("iptables") {
+    if !common::require_tool("iptables") {
         return;
     }
     let ns = TestNs::new("iptc");
@@ -352,7 +352,7 @@ fn rules_are_identical_for_go_plugins_iptables_check() {
 
 #[test]
 fn hostile_comment_stays_inside_its_rule() {
-    if !fwcommon::require_tool("iptables-restore") {
+    if !common::require_tool("iptables-restore") {
         return;
     }
     let ns = TestNs::new("ipth");
@@ -385,7 +385,7 @@ fn hostile_comment_stays_inside_its_rule() {
 
 #[test]
 fn restore_failure_is_reported_with_stderr_and_changes_nothing() {
-    if !fwcommon::require_tool("iptables-restore") {
+    if !common::require_tool("iptables-restore") {
         return;
     }
     let ns = TestNs::new("iptf");
@@ -415,7 +415,7 @@ fn restore_failure_is_reported_with_stderr_and_changes_nothing() {
 
 #[test]
 fn concurrent_applies_creating_the_same_chain_all_succeed() {
-    if !fwcommon::require_tool("iptables-restore") {
+    if !common::require_tool("iptables-restore") {
         return;
     }
     let ns = TestNs::new("iptcc");

@@ -5,7 +5,7 @@
 // Test helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
 
-mod fwcommon;
+mod common;
 
 use std::net::IpAddr;
 
@@ -15,7 +15,7 @@ use cni_linux::firewall::nftables::{
     Field, Hook, L4Proto, MapData, NatKind, NftError, NftOp, NftPlan, Policy, RuleSpec, SetSpec,
     Stmt, Value, Verdict, priority,
 };
-use fwcommon::TestNs;
+use common::TestNs;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -173,7 +173,7 @@ fn portmap_plan() -> NftPlan {
 
 #[test]
 fn portmap_rules_are_accepted_listed_and_deleted_by_comment() {
-    if !fwcommon::require_tool("nft") {
+    if !common::require_tool("nft") {
         return;
     }
     let ns = TestNs::new("nftpm");
@@ -245,7 +245,7 @@ fn portmap_rules_are_accepted_listed_and_deleted_by_comment() {
 
 #[test]
 fn ipmasq_inet_rules_with_prefixes_and_goto() {
-    if !fwcommon::require_tool("nft") {
+    if !common::require_tool("nft") {
         return;
     }
     let ns = TestNs::new("nftmq");
@@ -376,7 +376,7 @@ fn ipmasq_inet_rules_with_prefixes_and_goto() {
 
 #[test]
 fn verdict_maps_and_concatenated_dnat_maps() {
-    if !fwcommon::require_tool("nft") {
+    if !common::require_tool("nft") {
         return;
     }
     let ns = TestNs::new("nftmap");
@@ -560,7 +560,7 @@ fn verdict_maps_and_concatenated_dnat_maps() {
 
 #[test]
 fn bridge_macspoofchk_rules() {
-    if !fwcommon::require_tool("nft") {
+    if !common::require_tool("nft") {
         return;
     }
     let ns = TestNs::new("nftbr");
@@ -660,7 +660,7 @@ fn bridge_macspoofchk_rules() {
 
 #[test]
 fn misc_statements_are_accepted_and_shown() {
-    if !fwcommon::require_tool("nft") {
+    if !common::require_tool("nft") {
         return;
     }
     let ns = TestNs::new("nftmisc");
@@ -790,7 +790,7 @@ fn misc_statements_are_accepted_and_shown() {
 
 #[test]
 fn failing_op_is_named_and_nothing_is_applied() {
-    if !fwcommon::require_root() {
+    if !common::require_root() {
         return;
     }
     let ns = TestNs::new("nftfail");
@@ -874,7 +874,7 @@ fn failing_op_is_named_and_nothing_is_applied() {
 
 #[test]
 fn bulk_transaction_cost() {
-    if !fwcommon::require_tool("nft") {
+    if !common::require_tool("nft") {
         return;
     }
     let ns = TestNs::new("nftbulk");
@@ -984,7 +984,7 @@ fn bulk_transaction_cost() {
 fn traffic_is_dnatted_through_verdict_map_and_concatenated_map() {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
-    if !fwcommon::require_root() {
+    if !common::require_root() {
         return;
     }
     let ns = TestNs::new("nftflow");
@@ -1085,7 +1085,7 @@ fn traffic_is_dnatted_through_verdict_map_and_concatenated_map() {
 
 #[test]
 fn create_set_get_element_and_chain_exists() {
-    if !fwcommon::require_tool("nft") {
+    if !common::require_tool("nft") {
         return;
     }
     let ns = TestNs::new("nftget");
@@ -1170,7 +1170,7 @@ fn create_set_get_element_and_chain_exists() {
 
 #[test]
 fn iptables_chain_may_exist_without_running_iptables() {
-    if !fwcommon::require_tool("iptables") {
+    if !common::require_tool("iptables") {
         return;
     }
     use cni_linux::firewall::{FirewallApplier, System};

@@ -1,11 +1,15 @@
 //! Shared helpers for the privileged integration tests: throw-away named namespaces that are
-//! removed on drop (also when a test panics), and the root check.
+//! removed on drop (also when a test panics), running code or commands inside them, and the
+//! root and tool checks.
 //!
-//! Everything privileged happens inside namespaces created here; the machine's own root
-//! namespace is never changed.
+//! Everything privileged happens inside namespaces created here: closures run on a thread that
+//! entered the namespace ([`TestNs::run`]), commands through `ip netns exec <name>`
+//! ([`TestNs::cmd`]). The machine's own root namespace (links, routes, sysctls, firewall) is
+//! never changed.
 
 #![allow(dead_code, clippy::expect_used)]
 
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use cni_linux::netlink::Handle;
@@ -18,6 +22,25 @@ pub fn require_root() -> bool {
         return true;
     }
     let why = "privileged test needs root (network namespaces, links, mounts)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}, and CI is set");
+    }
+    eprintln!("skipping: {why}");
+    false
+}
+
+/// Like [`require_root`], and also requires the binary `name` in `PATH`.
+pub fn require_tool(name: &str) -> bool {
+    if !require_root() {
+        return false;
+    }
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    if found {
+        return true;
+    }
+    let why = format!("test needs `{name}` in PATH");
     if std::env::var_os("CI").is_some() {
         panic!("{why}, and CI is set");
     }
@@ -51,6 +74,37 @@ impl TestNs {
     /// The namespace path.
     pub fn path(&self) -> std::path::PathBuf {
         self.ns.path().to_path_buf()
+    }
+
+    /// Runs `f` on a thread inside the namespace.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.ns.run(f).expect("enter test namespace")
+    }
+
+    /// Runs `argv` inside the namespace (`ip netns exec <name> argv...`).
+    pub fn cmd(&self, argv: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .output()
+            .expect("run ip netns exec")
+    }
+
+    /// Runs `argv` inside the namespace, asserts success and returns stdout.
+    pub fn ok(&self, argv: &[&str]) -> String {
+        let out = self.cmd(argv);
+        assert!(
+            out.status.success(),
+            "{argv:?} failed in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a shell script inside the namespace, asserts success and returns stdout.
+    pub fn sh(&self, script: &str) -> String {
+        self.ok(&["sh", "-c", script])
     }
 }
 
