@@ -119,9 +119,12 @@ pub(crate) struct Veth {
     pub container_mac: [u8; 6],
 }
 
-/// Creates the veth pair in one request: the host end `veth<hex>` enslaved to `master` and
-/// up, the container end created directly inside `ns` as `ifname`, with `container_mac`
-/// (down: the kernel cannot bring it up in the creating request).
+/// Creates the veth pair in one request: the host end `veth<hex>` enslaved to `master`, the
+/// container end created directly inside `ns` as `ifname`, with `container_mac` (down: the
+/// kernel cannot bring it up in the creating request). The host end then gets IPv6 disabled
+/// before it is brought up: it is a bridge port, which never needs an address, and otherwise
+/// each port adds a link-local address, its routes and multicast memberships to the node,
+/// whose IPv6 routing table then grows with every pod and slows every later link change.
 /// A host-name collision is retried (10 attempts, as the reference); an existing `ifname` in
 /// the container is the reference's error.
 #[allow(clippy::too_many_arguments)]
@@ -141,10 +144,11 @@ pub(crate) fn create_veth(
         req.peer_mac = Some(container_mac);
         req.peer_netns = Some(ns.as_fd());
         req.master = master;
-        req.up = true;
+        req.up = false;
         match host.add_veth(&req) {
             Ok(link) => {
                 let container_index = link.link;
+                host_port_up(host, &link)?;
                 return Ok(Veth {
                     host: link,
                     container_index,
@@ -173,6 +177,16 @@ pub(crate) fn create_veth(
     Err(match last {
         Some(e) => BridgeError::netlink("failed to find a unique veth name", e),
         None => BridgeError::Failed("failed to find a unique veth name".into()),
+    })
+}
+
+/// Disables IPv6 on a new host veth (best effort: a kernel without IPv6 has no such sysctl)
+/// and brings it up; if it cannot come up, the pair is deleted again.
+fn host_port_up(host: &mut Handle, link: &Link) -> Result<(), BridgeError> {
+    let _ = sysctl::write(&format!("net.ipv6.conf.{}.disable_ipv6", link.name), "1");
+    host.set_up(link.index).map_err(|e| {
+        let _ = host.delete_link(link.index);
+        BridgeError::netlink(format!("failed to set {} up", go_quote(&link.name)), e)
     })
 }
 

@@ -73,6 +73,12 @@ fn life_cycle(subnets: &[&str], gateways: &[&str], versions: &[Version]) {
         let port = links.iter().find(|l| l.is_kind("veth")).expect("host veth");
         assert_eq!(port.master, Some(br.index));
         assert!(port.up && port.oper_up);
+        // A bridge port needs no address: IPv6 is off on it, so it adds no link-local
+        // address, routes or multicast memberships to the node.
+        let v6 = format!("net.ipv6.conf.{}.disable_ipv6", port.name);
+        assert_eq!(node.ns.sysctl_get(&v6).unwrap().trim(), "1", "[{v}]");
+        let port_addrs = node.nl().addrs(Some(port.index), None).unwrap();
+        assert!(port_addrs.is_empty(), "[{v}] {port_addrs:?}");
         let eth0 = pod_link(&pod, "eth0").expect("eth0 in the pod");
         assert!(eth0.is_kind("veth") && eth0.up);
         if v >= Version::V0_3_0 {
