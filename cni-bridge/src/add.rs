@@ -217,10 +217,12 @@ impl Ctx<'_> {
             let gateways = calc_gateways(&mut result, conf);
             deps.fail(FailPoint::AfterIpam)?;
 
+            container::interface_conf(&mut inner, index);
             if result.ips.iter().any(|ip| ip.address.addr().is_ipv6()) {
                 let ifname = att.ifname.as_str();
+                let enable_dad = conf.enable_dad;
                 self.ns
-                    .run(|| container::ipv6_sysctls(ifname))
+                    .run(|| container::ipv6_sysctls(ifname, enable_dad))
                     .map_err(|source| BridgeError::Netns {
                         path: self.ns.path().to_path_buf(),
                         source,
@@ -279,9 +281,8 @@ impl Ctx<'_> {
     }
 
     /// Phase 1 of ADD: the veth (its container end created in place under its final name),
-    /// the host port's settings, the spoof check, and the container's netlink socket: for L3
-    /// opened on the thread that also writes the interface sysctls, for L2 used to bring the
-    /// interface up.
+    /// the host port's settings, the spoof check, and the container's netlink socket (for L2
+    /// used here to bring the interface up).
     fn plumb(&mut self, deps: &mut Deps, steps: &mut Vec<Step>) -> Result<Plumbed, BridgeError> {
         let conf = self.conf;
         let att = self.att;
@@ -320,16 +321,7 @@ impl Ctx<'_> {
 
         let socket_err =
             |e| BridgeError::netlink("failed to open a netlink socket in the container", e);
-        let mut inner = if conf.is_layer3() {
-            let ifname = att.ifname.clone();
-            let enable_dad = conf.enable_dad;
-            let (inner, sysctls) = Handle::new_in_with(self.ns, move || {
-                container::interface_sysctls(&ifname, enable_dad)
-            })
-            .map_err(socket_err)?;
-            sysctls?;
-            Some(inner)
-        } else if !conf.disable_container_interface {
+        let mut inner = if conf.is_layer3() || !conf.disable_container_interface {
             Some(Handle::new_in(self.ns).map_err(socket_err)?)
         } else {
             None

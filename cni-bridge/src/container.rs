@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cni_linux::IpFamily;
 use cni_linux::firewall::names::go_quote;
-use cni_linux::netlink::{self, Handle, Route, Scope};
+use cni_linux::netlink::{self, Handle, Ipv4Conf, Route, Scope};
 use cni_linux::netns::NetNs;
 use cni_linux::sysctl;
 use cni_types::CniResult;
@@ -17,10 +17,18 @@ use crate::error::BridgeError;
 /// How long IPv6 duplicate address detection may take (only with `enabledad`).
 pub(crate) const DAD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The sysctls of the container interface, written on the thread that opens the container's
-/// netlink socket (one thread hop for both): DAD as configured, `arp_notify`. Failures are
-/// ignored as in the reference.
-pub(crate) fn interface_sysctls(ifname: &str, enable_dad: bool) -> Result<(), BridgeError> {
+/// The container interface's `arp_notify`, set over netlink before the link comes up (the
+/// reference writes the sysctl; `/proc/sys` lookups slow down with every namespace on the
+/// machine, and every pod has an `eth0`). Failures are ignored as in the reference.
+pub(crate) fn interface_conf(inner: &mut Handle, index: u32) {
+    let _ = inner.enable_ipv4_conf(index, Ipv4Conf::ArpNotify);
+}
+
+/// For IPv6 addresses (inside the container): DAD as configured, IPv6 enabled on `lo` and the
+/// interface (an error if that fails), and addresses kept should the link ever go down.
+pub(crate) fn ipv6_sysctls(ifname: &str, enable_dad: bool) -> Result<(), BridgeError> {
+    // DAD as configured (failures ignored, as in the reference). Only IPv6 addresses are
+    // affected, so IPv4-only pods skip these writes.
     let set = |k: String, v: &str| sysctl::write(&k, v);
     if enable_dad {
         let _ = set(format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
@@ -28,13 +36,6 @@ pub(crate) fn interface_sysctls(ifname: &str, enable_dad: bool) -> Result<(), Br
     } else {
         let _ = set(format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
     }
-    let _ = set(format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
-    Ok(())
-}
-
-/// For IPv6 addresses (inside the container): IPv6 enabled on `lo` and the interface (an
-/// error if that fails), and addresses kept should the link ever go down.
-pub(crate) fn ipv6_sysctls(ifname: &str) -> Result<(), BridgeError> {
     for iface in ["lo", ifname] {
         let key = format!("net/ipv6/conf/{iface}/disable_ipv6");
         match sysctl::read(&key) {

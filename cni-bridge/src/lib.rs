@@ -41,6 +41,10 @@
 //!   namespace under its final name (no rename, no namespace move: the move alone costs about
 //!   20 ms of kernel time); the wait for the port to come up and for IPv6 DAD are netlink
 //!   event waits, not the reference's 0/50/500/1000/1000 ms polls.
+//! - **The host end of the veth has IPv6 disabled** (set before it comes up): a bridge port
+//!   needs no address. With IPv6 on, as in the reference, every pod adds a link-local address,
+//!   an `fe80::/64` and an `ff00::/8` route and multicast memberships to the node, and each
+//!   later link change walks that growing table. Pods keep IPv6; traffic is bridged as before.
 //! - **IPAM runs while the veth is made** when its type is `host-local` or `static` (they never
 //!   look at the container interface); other IPAM types (`dhcp` needs the interface) run
 //!   after, as in the reference.

@@ -81,6 +81,11 @@ fn life_cycle(subnets: &[&str], gateways: &[&str], versions: &[Version]) {
         assert!(port_addrs.is_empty(), "[{v}] {port_addrs:?}");
         let eth0 = pod_link(&pod, "eth0").expect("eth0 in the pod");
         assert!(eth0.is_kind("veth") && eth0.up);
+        assert_eq!(eth0.conf.ipv4_arp_notify, Some(true), "[{v}] arp_notify");
+        if subnets.iter().any(|s| s.contains(':')) {
+            let dad = pod.sysctl_get("net.ipv6.conf.eth0.accept_dad").unwrap();
+            assert_eq!(dad.trim(), "0", "[{v}] no DAD without enabledad");
+        }
         if v >= Version::V0_3_0 {
             assert_eq!(r.interfaces[1].name, port.name);
             assert_eq!(r.interfaces[1].mac, mac::format(&port.mac.unwrap()));

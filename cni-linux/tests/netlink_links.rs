@@ -4,7 +4,9 @@ mod common;
 
 use std::os::fd::AsFd;
 
-use cni_linux::netlink::{BridgeOptions, BridgePortOptions, BridgeVlan, VethRequest, mac};
+use cni_linux::netlink::{
+    BridgeOptions, BridgePortOptions, BridgeVlan, Ipv4Conf, VethRequest, mac,
+};
 use common::{TestNs, require_root};
 
 #[test]
@@ -341,4 +343,44 @@ fn handle_in_own_namespace_needs_no_hop() {
     assert_eq!(lo.index, 1);
     let missing = h.require_link("nope0").unwrap_err();
     assert!(missing.is_not_found(), "{missing}");
+}
+
+#[test]
+fn ipv4_conf_is_set_and_reported_over_netlink() {
+    if !require_root() {
+        return;
+    }
+    let node = TestNs::new("devconf");
+    let mut h = node.handle();
+    let br = h.add_bridge("br0", &BridgeOptions::default()).unwrap();
+    // The kernel's defaults, as the link reports them and as /proc/sys says.
+    assert_eq!(br.conf.ipv4_route_localnet, Some(false), "{br:?}");
+    assert_eq!(br.conf.ipv4_arp_notify, Some(false));
+    assert_eq!(br.conf.ipv6_disabled, Some(false));
+    let accept_ra: i32 = node
+        .ok(&["sysctl", "-n", "net.ipv6.conf.br0.accept_ra"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(br.conf.ipv6_accept_ra, Some(accept_ra));
+
+    h.enable_ipv4_conf(br.index, Ipv4Conf::RouteLocalnet)
+        .unwrap();
+    h.enable_ipv4_conf(br.index, Ipv4Conf::ArpNotify).unwrap();
+    let br = h.link_by_index(br.index).unwrap().unwrap();
+    assert_eq!(br.conf.ipv4_route_localnet, Some(true));
+    assert_eq!(br.conf.ipv4_arp_notify, Some(true));
+    for key in [
+        "net.ipv4.conf.br0.route_localnet",
+        "net.ipv4.conf.br0.arp_notify",
+    ] {
+        assert_eq!(node.ok(&["sysctl", "-n", key]).trim(), "1", "{key}");
+    }
+    // Nothing else changed: only the requested entries are sent.
+    assert_eq!(
+        node.ok(&["sysctl", "-n", "net.ipv4.conf.br0.rp_filter"])
+            .trim(),
+        node.ok(&["sysctl", "-n", "net.ipv4.conf.default.rp_filter"])
+            .trim()
+    );
 }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use cni_linux::conntrack::{self, ConntrackError, Filter, PROTO_UDP};
 use cni_linux::firewall::{Backend, IpFamily};
-use cni_linux::netlink::Handle;
+use cni_linux::netlink::{Handle, Ipv4Conf};
 use cni_linux::sysctl;
 
 use crate::error::PortmapError;
@@ -57,6 +57,14 @@ impl Host for SystemHost {
         let Some(link) = h.link_by_index(oif).ok().flatten() else {
             return Ok(None);
         };
+        // The link reports the setting: nothing to do on every ADD after the first. It is set
+        // over netlink; `/proc/sys` (whose lookups slow down with every namespace on the
+        // machine) is the fallback and gives the error.
+        if link.conf.ipv4_route_localnet == Some(true)
+            || h.enable_ipv4_conf(oif, Ipv4Conf::RouteLocalnet).is_ok()
+        {
+            return Ok(Some(link.name));
+        }
         let key = format!("net/ipv4/conf/{}/route_localnet", link.name);
         sysctl::ensure(&key, "1").map_err(|source| PortmapError::RouteLocalnet {
             ifname: link.name.clone(),

@@ -4,8 +4,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, InfoVlan,
-    LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, State,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, InetDevConf, InfoBridge, InfoBridgePort, InfoData,
+    InfoKind, InfoPortData, InfoPortKind, InfoVeth, InfoVlan, LinkAttribute, LinkExtentMask,
+    LinkFlags, LinkInfo, LinkMessage, State,
 };
 
 use super::{CREATE_EXCL, Error, Handle, Result};
@@ -46,6 +47,36 @@ pub struct Link {
     pub bridge: Option<BridgeInfo>,
     /// Bridge-port attributes, when this link is enslaved to a bridge.
     pub bridge_port: Option<BridgePortInfo>,
+    /// Per-device IP settings the kernel reports with the link (`IFLA_AF_SPEC`): the same
+    /// values as `net.ipv4.conf.<if>.*` and `net.ipv6.conf.<if>.*`, read without the
+    /// `/proc/sys` lookup whose cost grows with the number of network namespaces.
+    pub conf: DevConf,
+}
+
+/// Per-device IP settings of a [`Link`]; `None` where the kernel reported none (IPv6
+/// disabled on the device or compiled out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DevConf {
+    /// `net.ipv4.conf.<if>.arp_notify`.
+    pub ipv4_arp_notify: Option<bool>,
+    /// `net.ipv4.conf.<if>.route_localnet`.
+    pub ipv4_route_localnet: Option<bool>,
+    /// `net.ipv6.conf.<if>.accept_ra`.
+    pub ipv6_accept_ra: Option<i32>,
+    /// `net.ipv6.conf.<if>.disable_ipv6`.
+    pub ipv6_disabled: Option<bool>,
+}
+
+/// An IPv4 per-device setting that can be switched on over netlink (`IFLA_INET_CONF`):
+/// cheaper than writing `/proc/sys/net/ipv4/conf/<if>/...`, whose lookup walks every
+/// namespace's entry of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ipv4Conf {
+    /// `arp_notify`: announce the address with gratuitous ARP when the link comes up.
+    ArpNotify,
+    /// `route_localnet`: route 127.0.0.0/8 sources and destinations on this device.
+    RouteLocalnet,
 }
 
 /// Attributes of a bridge device (`IFLA_INFO_DATA` of kind `bridge`).
@@ -89,10 +120,35 @@ impl Link {
                 LinkAttribute::Link(index) if index != 0 => link.link = Some(index),
                 LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(id),
                 LinkAttribute::LinkInfo(infos) => link.apply_info(infos),
+                LinkAttribute::AfSpecUnspec(specs) => link.apply_af_spec(specs),
                 _ => {}
             }
         }
         link
+    }
+
+    fn apply_af_spec(&mut self, specs: Vec<AfSpecUnspec>) {
+        for spec in specs {
+            match spec {
+                AfSpecUnspec::Inet(v) => {
+                    for a in v {
+                        if let AfSpecInet::DevConf(c) = a {
+                            self.conf.ipv4_arp_notify = Some(c.arp_notify != 0);
+                            self.conf.ipv4_route_localnet = Some(c.route_localnet != 0);
+                        }
+                    }
+                }
+                AfSpecUnspec::Inet6(v) => {
+                    for a in v {
+                        if let AfSpecInet6::DevConf(c) = a {
+                            self.conf.ipv6_accept_ra = Some(c.accept_ra);
+                            self.conf.ipv6_disabled = Some(c.disable_ipv6 != 0);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     fn apply_info(&mut self, infos: Vec<LinkInfo>) {
@@ -416,6 +472,21 @@ impl Handle {
         let mut msg = new_link_message(index, false);
         msg.attributes.push(LinkAttribute::Controller(0));
         self.set_link("set link nomaster", msg)
+    }
+
+    /// Switches an IPv4 per-device setting on (see [`Ipv4Conf`]).
+    pub fn enable_ipv4_conf(&mut self, index: u32, conf: Ipv4Conf) -> Result<()> {
+        let mut c = InetDevConf::default();
+        match conf {
+            Ipv4Conf::ArpNotify => c.arp_notify = 1,
+            Ipv4Conf::RouteLocalnet => c.route_localnet = 1,
+        }
+        let mut msg = new_link_message(index, false);
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                AfSpecInet::DevConfRequest(c),
+            ])]));
+        self.set_link("set link ipv4 conf", msg)
     }
 
     /// Sets the MTU.

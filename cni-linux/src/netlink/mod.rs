@@ -70,7 +70,10 @@ use crate::netns::{NetNs, NetnsError};
 
 pub use addr::{Addr, AddrFlags};
 pub use bridge::{BridgePortOptions, BridgeVlan};
-pub use link::{BridgeInfo, BridgeOptions, BridgePortInfo, Link, VethRequest, validate_ifname};
+pub use link::{
+    BridgeInfo, BridgeOptions, BridgePortInfo, DevConf, Ipv4Conf, Link, VethRequest,
+    validate_ifname,
+};
 pub use route::{Route, RouteKind, Scope, TABLE_LOCAL, TABLE_MAIN};
 
 /// The codec crate, re-exported so users of [`Handle::ack_request`] /
