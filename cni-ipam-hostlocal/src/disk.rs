@@ -8,7 +8,7 @@
 //!   ever sees a half-written reservation. Files holding only a container ID (written by
 //!   host-local before interface names were recorded) are matched on DEL, CHECK and GC.
 //! - `last_reserved_ip.<set index>`: the last address handed out from that range set, which
-//!   drives round-robin allocation; replaced by writing `last_reserved_ip.<i>.tmp` and renaming.
+//!   drives round-robin allocation; replaced by writing `last_reserved_ip.<i>.tmp` and swapping it in.
 //! - `lock`: an exclusive `flock(2)` is held on it around every operation; it is the lock the
 //!   reference takes through go-filemutex (created mode 0750 as there), so both plugins can run
 //!   on one store at the same time.
@@ -363,7 +363,7 @@ impl DiskSession {
         }
     }
 
-    /// Replace `name` with `content` (temporary file, then rename).
+    /// Replace `name` with `content` (temporary file, then exchange or rename).
     fn replace(&mut self, name: &str, content: &str) -> Result<(), StoreError> {
         let dest = self.path(name);
         let tmp = self.path(&format!("{name}.tmp"));
@@ -379,7 +379,27 @@ impl DiskSession {
                 .map_err(|e| io_err("write", &tmp, e))?;
         }
         self.modified = true;
-        std::fs::rename(&tmp, &dest).map_err(|e| io_err("rename", &dest, e))
+        // Swap the new file in, then remove the old one: readers see the old or the new
+        // content, never part of it, as with a rename. A rename over an existing file makes
+        // ext4 write the new file's data out first (`auto_da_alloc`), a quarter of a
+        // millisecond of every ADD; `last_reserved_ip` is only a hint of where round robin
+        // resumes and needs no such flush. The first write, or a filesystem without
+        // exchange, falls back to the rename.
+        let tmp_name = format!("{name}.tmp");
+        match nix::fcntl::renameat2(
+            &self.dir_file,
+            tmp_name.as_str(),
+            &self.dir_file,
+            name,
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        ) {
+            Ok(()) => {
+                // Should this fail, the leftover temporary file is removed by the next scan.
+                let _ = std::fs::remove_file(&tmp);
+                Ok(())
+            }
+            Err(_) => std::fs::rename(&tmp, &dest).map_err(|e| io_err("rename", &dest, e)),
+        }
     }
 
     /// Make room in the index for one more entry (rewriting it larger if needed).
@@ -597,6 +617,34 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn last_reserved_ip_is_replaced_whole_each_time() {
+        let t = TempDir::new();
+        let a = Allocator::new(DiskStore::new(&t.0, "rr").unwrap());
+        let sets = [set("10.1.3.0/24")];
+        let dir = t.0.join("rr");
+        // The first write creates the file; later ones swap a new one in (shorter and longer
+        // contents alike) and leave no temporary file behind.
+        for (i, want) in ["10.1.3.2", "10.1.3.3"].iter().enumerate() {
+            a.allocate(&sets, &[], &att(&format!("c{i}"), "eth0"))
+                .unwrap();
+            assert_eq!(
+                std::fs::read_to_string(dir.join("last_reserved_ip.0")).unwrap(),
+                *want
+            );
+            assert!(!dir.join("last_reserved_ip.0.tmp").exists());
+        }
+        std::fs::write(dir.join("last_reserved_ip.0"), "10.1.3.99").unwrap();
+        let got = a.allocate(&sets, &[], &att("c9", "eth0")).unwrap();
+        assert_eq!(got[0].address.to_string(), "10.1.3.100/24");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("last_reserved_ip.0")).unwrap(),
+            "10.1.3.100"
+        );
+        assert_eq!(mode(&dir.join("last_reserved_ip.0")), 0o644);
+        assert!(!dir.join("last_reserved_ip.0.tmp").exists());
     }
 
     #[test]
