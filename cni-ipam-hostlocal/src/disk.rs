@@ -8,7 +8,8 @@
 //!   ever sees a half-written reservation. Files holding only a container ID (written by
 //!   host-local before interface names were recorded) are matched on DEL, CHECK and GC.
 //! - `last_reserved_ip.<set index>`: the last address handed out from that range set, which
-//!   drives round-robin allocation; replaced by writing `last_reserved_ip.<i>.tmp` and swapping it in.
+//!   drives round-robin allocation; replaced by writing `last_reserved_ip.<i>.tmp` and
+//!   swapping it in.
 //! - `lock`: an exclusive `flock(2)` is held on it around every operation; it is the lock the
 //!   reference takes through go-filemutex (created mode 0750 as there), so both plugins can run
 //!   on one store at the same time.
