@@ -405,7 +405,7 @@ impl Ctx<'_> {
                 }
             }
             if !gws.is_empty() {
-                host::enable_forwarding(*family)?;
+                host::enable_forwarding(self.host, *family)?;
             }
         }
         Ok(())

@@ -5,7 +5,9 @@ use std::os::fd::AsFd;
 
 use cni_linux::IpFamily;
 use cni_linux::firewall::names::go_quote;
-use cni_linux::netlink::{BridgeOptions, BridgePortOptions, Handle, Link, VethRequest, mac};
+use cni_linux::netlink::{
+    AddrFlags, BridgeOptions, BridgePortOptions, Handle, Link, VethRequest, mac,
+};
 use cni_linux::netns::NetNs;
 use cni_linux::sysctl;
 use ipnet::IpNet;
@@ -329,7 +331,13 @@ pub(crate) fn ensure_addr(
             }
         }
     }
-    match host.addr_add(link.index, gw, Default::default()) {
+    // An IPv6 gateway skips duplicate address detection: IPAM never hands it to a pod, and
+    // with DAD the first pods on a new bridge could not reach it for one to two seconds.
+    let flags = match family {
+        IpFamily::V4 => AddrFlags::NONE,
+        IpFamily::V6 => AddrFlags::NODAD,
+    };
+    match host.addr_add(link.index, gw, flags) {
         Ok(()) => {}
         Err(e) if e.is_exists() => {}
         Err(e) => {
@@ -361,8 +369,13 @@ pub(crate) fn default_gateway(addr: &IpNet) -> IpAddr {
     }
 }
 
-/// Turns forwarding on for `family` in the calling thread's namespace (only writes when off).
-pub(crate) fn enable_forwarding(family: IpFamily) -> Result<(), BridgeError> {
+/// Turns forwarding on for `family` in `host`'s namespace, which must be the calling thread's
+/// (only writes when off). The value is read over netlink: `/proc/sys` lookups slow down with
+/// every namespace on the machine.
+pub(crate) fn enable_forwarding(host: &mut Handle, family: IpFamily) -> Result<(), BridgeError> {
+    if let Ok(Some(true)) = host.forwarding(family) {
+        return Ok(());
+    }
     let key = match family {
         IpFamily::V4 => "net/ipv4/ip_forward",
         IpFamily::V6 => "net/ipv6/conf/all/forwarding",

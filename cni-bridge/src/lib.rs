@@ -45,6 +45,9 @@
 //!   needs no address. With IPv6 on, as in the reference, every pod adds a link-local address,
 //!   an `fe80::/64` and an `ff00::/8` route and multicast memberships to the node, and each
 //!   later link change walks that growing table. Pods keep IPv6; traffic is bridged as before.
+//! - **An IPv6 gateway address is usable at once**: it is added to the bridge without
+//!   duplicate address detection (IPAM never hands it out), so the first pods of a new bridge
+//!   reach it immediately instead of after the one to two seconds of DAD.
 //! - **IPAM runs while the veth is made** when its type is `host-local` or `static` (they never
 //!   look at the container interface); other IPAM types (`dhcp` needs the interface) run
 //!   after, as in the reference.

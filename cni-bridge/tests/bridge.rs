@@ -9,7 +9,8 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use cni_testkit::cni_linux::netlink::mac;
+use cni_testkit::cni_linux::IpFamily;
+use cni_testkit::cni_linux::netlink::{AddrFlags, mac};
 use cni_testkit::cni_types::{CniResult, Version};
 use cni_testkit::runner::{with_prev_result, with_valid_attachments};
 use cni_testkit::{Versions, traffic};
@@ -67,6 +68,15 @@ fn life_cycle(subnets: &[&str], gateways: &[&str], versions: &[Version]) {
                 br_addrs.contains(&format!("{gwy}/{prefix}")),
                 "[{v}] {br_addrs:?}"
             );
+        }
+        // The gateway forwards: a fresh namespace starts with forwarding off.
+        if gateways.iter().any(|g| !g.contains(':')) {
+            let fwd = node.ns.sysctl_get("net.ipv4.ip_forward").unwrap();
+            assert_eq!(fwd.trim(), "1", "[{v}]");
+        }
+        if gateways.iter().any(|g| g.contains(':')) {
+            let fwd = node.ns.sysctl_get("net.ipv6.conf.all.forwarding").unwrap();
+            assert_eq!(fwd.trim(), "1", "[{v}]");
         }
         let links = node.nl().links().unwrap();
         assert_eq!(links.len(), 3, "[{v}] lo, cni0 and one veth: {links:?}");
@@ -566,6 +576,14 @@ fn ping_between_pods_and_to_the_gateway() {
     let p2 = node.pod();
     let r1 = node.runner.add(&conf, &att("p1", &p1)).unwrap();
     let r2 = node.runner.add(&conf, &att("p2", &p2)).unwrap();
+    // The IPv6 gateway is usable at once: no duplicate address detection pending on it.
+    let br = node.link("cni0").unwrap();
+    let v6 = node.nl().addrs(Some(br.index), Some(IpFamily::V6)).unwrap();
+    let gw6 = v6
+        .iter()
+        .find(|a| a.addr.addr() == gw("fd08::1"))
+        .expect("gateway");
+    assert!(!gw6.flags.contains(AddrFlags::TENTATIVE), "{gw6:?}");
     let t = Duration::from_secs(5);
     traffic::ping(&p1, gw("10.8.0.1"), t).unwrap();
     traffic::ping(&p1, gw("fd08::1"), t).unwrap();

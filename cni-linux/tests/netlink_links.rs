@@ -4,6 +4,7 @@ mod common;
 
 use std::os::fd::AsFd;
 
+use cni_linux::IpFamily;
 use cni_linux::netlink::{
     BridgeOptions, BridgePortOptions, BridgeVlan, Ipv4Conf, VethRequest, mac,
 };
@@ -383,4 +384,22 @@ fn ipv4_conf_is_set_and_reported_over_netlink() {
         node.ok(&["sysctl", "-n", "net.ipv4.conf.default.rp_filter"])
             .trim()
     );
+}
+
+#[test]
+fn forwarding_is_read_over_netlink() {
+    if !require_root() {
+        return;
+    }
+    let node = TestNs::new("fwd");
+    let mut h = node.handle();
+    for (family, key) in [
+        (IpFamily::V4, "net.ipv4.ip_forward"),
+        (IpFamily::V6, "net.ipv6.conf.all.forwarding"),
+    ] {
+        node.ok(&["sysctl", "-qw", &format!("{key}=0")]);
+        assert_eq!(h.forwarding(family).unwrap(), Some(false), "{key}");
+        node.ok(&["sysctl", "-qw", &format!("{key}=1")]);
+        assert_eq!(h.forwarding(family).unwrap(), Some(true), "{key}");
+    }
 }

@@ -52,6 +52,7 @@ mod addr;
 mod bridge;
 mod link;
 pub mod mac;
+mod netconf;
 mod route;
 mod wait;
 
