@@ -69,6 +69,16 @@ fn ratio(reference: Duration, ours: Duration) -> f64 {
     reference.as_secs_f64() / ours.as_secs_f64().max(1e-9)
 }
 
+/// How many times `at` is `base`: the growth from one measurement to another.
+fn growth(at: Duration, base: Duration) -> f64 {
+    ratio(at, base)
+}
+
+/// The growth of each implementation, as the goals report it.
+fn growth_text(nft: f64, ipt: f64, reference: f64) -> String {
+    format!("nftables {nft:.2}x, iptables (default) {ipt:.2}x, reference {reference:.2}x")
+}
+
 fn stat_cell(s: &Option<Stats>) -> String {
     match s {
         Some(s) if s.n > 0 => format!("{} ({} / {})", ms(s.median), ms(s.p90), ms(s.max)),
@@ -1172,19 +1182,18 @@ fn portmap(r: &mut Report, bins: &Bins, runs: usize, counts: &[usize]) -> Result
         ),
         n.median * 10 <= g.median,
     );
-    let x = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     if let Some((last, [ln, li, lg])) = medians.last().filter(|(c, _)| *c > 0) {
+        let nft = growth(ln.median, n.median);
         r.goal(
             format!(
                 "portmap ADD with {last} containers mapped at most 1.3x ADD with none (issue #5)"
             ),
-            format!(
-                "nftables {:.2}x, iptables (default) {:.2}x, reference {:.2}x",
-                x(ln.median, n.median),
-                x(li.median, i.median),
-                x(lg.median, g.median)
+            growth_text(
+                nft,
+                growth(li.median, i.median),
+                growth(lg.median, g.median),
             ),
-            x(ln.median, n.median) <= 1.3,
+            nft <= 1.3,
         );
     }
     let mut rows = Vec::new();
@@ -1369,7 +1378,6 @@ fn scale(r: &mut Report, bins: &Bins, counts: &[usize], samples: usize) -> Resul
             bridge_go: med(2, &|c| &c.bridge),
         });
     }
-    let x = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     if let (Some(first), Some(last)) = (r.scale.first(), r.scale.last())
         && last.pods > first.pods
     {
@@ -1379,13 +1387,12 @@ fn scale(r: &mut Report, bins: &Bins, counts: &[usize], samples: usize) -> Resul
                 "chain ADD at {} pods at most 1.3x ADD at {} (issue #7)",
                 last.pods, first.pods
             ),
-            format!(
-                "nftables {:.2}x, iptables (default) {:.2}x, reference {:.2}x",
-                x(last.ours_nft, first.ours_nft),
-                x(last.ours_ipt, first.ours_ipt),
-                x(last.go, first.go)
+            growth_text(
+                growth(last.ours_nft, first.ours_nft),
+                growth(last.ours_ipt, first.ours_ipt),
+                growth(last.go, first.go),
             ),
-            x(last.ours_nft, first.ours_nft) <= 1.3,
+            growth(last.ours_nft, first.ours_nft) <= 1.3,
         );
         if let Some(mid) = r.scale.iter().find(|p| p.pods >= 500).copied() {
             r.goal(
@@ -1393,8 +1400,8 @@ fn scale(r: &mut Report, bins: &Bins, counts: &[usize], samples: usize) -> Resul
                     "bridge ADD with {} pods at most 1.2x ADD with none (issue #4)",
                     mid.pods
                 ),
-                format!("{:.2}x", x(mid.bridge_nft, first.bridge_nft)),
-                x(mid.bridge_nft, first.bridge_nft) <= 1.2,
+                format!("{:.2}x", growth(mid.bridge_nft, first.bridge_nft)),
+                growth(mid.bridge_nft, first.bridge_nft) <= 1.2,
             );
         }
     }
