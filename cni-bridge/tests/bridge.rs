@@ -69,6 +69,8 @@ fn life_cycle(subnets: &[&str], gateways: &[&str], versions: &[Version]) {
                 "[{v}] {br_addrs:?}"
             );
         }
+        // The bridge owns its routes: no router advertisements taken on it.
+        assert_eq!(br.conf.ipv6_accept_ra, Some(0), "[{v}] accept_ra on cni0");
         // The gateway forwards: a fresh namespace starts with forwarding off.
         if gateways.iter().any(|g| !g.contains(':')) {
             let fwd = node.ns.sysctl_get("net.ipv4.ip_forward").unwrap();
@@ -374,6 +376,8 @@ fn existing_bridge_is_kept() {
     let br = nl.link_by_name("cni0").unwrap().unwrap();
     assert_eq!(br.index, pre.index, "the same bridge is used");
     assert!(br.up, "and brought up");
+    assert_ne!(pre.conf.ipv6_accept_ra, Some(0), "the kernel's default");
+    assert_eq!(br.conf.ipv6_accept_ra, Some(0), "turned off by ADD");
     assert_eq!(r.interfaces[0].mac, mac::format(&br.mac.unwrap()));
     node.runner.del(&conf, &a).unwrap();
     assert_eq!(nl.link_by_name("cni0").unwrap().unwrap().index, pre.index);
