@@ -173,6 +173,19 @@ fn remove(
         Backend::Iptables => {
             let mut unusable = 0;
             for f in [IpFamily::V4, IpFamily::V6] {
+                // Without the container's chains there is nothing to remove (a jump needs its
+                // chain), and no iptables process needs to start: the usual case for the
+                // backend the container does not use.
+                let chains = [
+                    iptables::dnat_chain(&conf.name, &att.container_id),
+                    iptables::old_snat_chain(&conf.name, &att.container_id),
+                ];
+                if !chains.iter().any(|c| {
+                    fw.iptables_chain_may_exist(f, iptables::TABLE, c)
+                        .unwrap_or(true)
+                }) {
+                    continue;
+                }
                 let plan = iptables::del_plan(f, &conf.name, &att.container_id);
                 match fw.apply_iptables(&[plan]) {
                     Ok(()) => {}
