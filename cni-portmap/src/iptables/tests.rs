@@ -24,6 +24,11 @@ fn t(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// A rule's tokens, written space-separated (for rules whose tokens contain no space).
+fn w(rule: &str) -> Vec<String> {
+    rule.split_whitespace().map(str::to_owned).collect()
+}
+
 #[test]
 fn reference_chain_names() {
     assert_eq!(dnat_chain(NET, CID), "CNI-DN-bfd599665540dd91d5d28");
@@ -40,426 +45,71 @@ fn reference_standard_container_chain() {
     let ch = container_chain(&c, CID, "10.0.0.2/24".parse().unwrap());
     assert_eq!(ch.name, "CNI-DN-67e92b96e692a494b6b85");
     let cmt = format!("dnat name: \"test\" id: \"{CID}\"");
-    let mut e1 = t(&["-m", "comment", "--comment"]);
+    let mut e1 = w("-m comment --comment");
     e1.push(cmt.clone());
-    e1.extend(t(&[
-        "-m",
-        "multiport",
-        "-p",
-        "tcp",
-        "--destination-ports",
-        "8080,8081,8083,8084,8085,8086",
-        "-a",
-        "b",
-    ]));
-    let mut e2 = t(&["-m", "comment", "--comment"]);
+    e1.extend(w(
+        "-m multiport -p tcp --destination-ports 8080,8081,8083,8084,8085,8086 -a b",
+    ));
+    let mut e2 = w("-m comment --comment");
     e2.push(cmt);
-    e2.extend(t(&[
-        "-m",
-        "multiport",
-        "-p",
-        "udp",
-        "--destination-ports",
-        "8080,8082",
-        "-a",
-        "b",
-    ]));
+    e2.extend(w("-m multiport -p udp --destination-ports 8080,8082 -a b"));
     assert_eq!(ch.entry_rules, vec![e1, e2]);
     let want: Vec<Vec<String>> = [
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-s",
-            "10.0.0.2/24",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ][..],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-s",
-            "127.0.0.1",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:80",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8081",
-            "-s",
-            "10.0.0.2/24",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8081",
-            "-s",
-            "127.0.0.1",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8081",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:80",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8080",
-            "-s",
-            "10.0.0.2/24",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8080",
-            "-s",
-            "127.0.0.1",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8080",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:81",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8082",
-            "-s",
-            "10.0.0.2/24",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8082",
-            "-s",
-            "127.0.0.1",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8082",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:82",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8083",
-            "-d",
-            "192.168.0.2",
-            "-s",
-            "10.0.0.2/24",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8083",
-            "-d",
-            "192.168.0.2",
-            "-s",
-            "127.0.0.1",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8083",
-            "-d",
-            "192.168.0.2",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:83",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8084",
-            "-s",
-            "10.0.0.2/24",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8084",
-            "-s",
-            "127.0.0.1",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8084",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:84",
-        ],
+        "-p tcp --dport 8080 -s 10.0.0.2/24 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8080 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8080 -j DNAT --to-destination 10.0.0.2:80",
+        "-p tcp --dport 8081 -s 10.0.0.2/24 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8081 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8081 -j DNAT --to-destination 10.0.0.2:80",
+        "-p udp --dport 8080 -s 10.0.0.2/24 -j CNI-HOSTPORT-SETMARK",
+        "-p udp --dport 8080 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK",
+        "-p udp --dport 8080 -j DNAT --to-destination 10.0.0.2:81",
+        "-p udp --dport 8082 -s 10.0.0.2/24 -j CNI-HOSTPORT-SETMARK",
+        "-p udp --dport 8082 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK",
+        "-p udp --dport 8082 -j DNAT --to-destination 10.0.0.2:82",
+        "-p tcp --dport 8083 -d 192.168.0.2 -s 10.0.0.2/24 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8083 -d 192.168.0.2 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8083 -d 192.168.0.2 -j DNAT --to-destination 10.0.0.2:83",
+        "-p tcp --dport 8084 -s 10.0.0.2/24 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8084 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8084 -j DNAT --to-destination 10.0.0.2:84",
     ]
-    .iter()
-    .map(|r| t(r))
-    .collect();
+    .map(w)
+    .to_vec();
     assert_eq!(ch.rules, want);
 
     let ch = container_chain(&c, CID, "2001:db8::2/64".parse().unwrap());
-    assert_eq!(ch.entry_rules[0][10..], t(&["-c", "d"])[..]);
+    assert_eq!(ch.entry_rules[0][10..], w("-c d")[..]);
     let want: Vec<Vec<String>> = [
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-s",
-            "2001:db8::2/64",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ][..],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "[2001:db8::2]:80",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8081",
-            "-s",
-            "2001:db8::2/64",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8081",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "[2001:db8::2]:80",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8080",
-            "-s",
-            "2001:db8::2/64",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8080",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "[2001:db8::2]:81",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8082",
-            "-s",
-            "2001:db8::2/64",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8082",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "[2001:db8::2]:82",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8085",
-            "-d",
-            "2001:db8:a::1",
-            "-s",
-            "2001:db8::2/64",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8085",
-            "-d",
-            "2001:db8:a::1",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "[2001:db8::2]:85",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8086",
-            "-s",
-            "2001:db8::2/64",
-            "-j",
-            "CNI-HOSTPORT-SETMARK",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8086",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "[2001:db8::2]:86",
-        ],
+        "-p tcp --dport 8080 -s 2001:db8::2/64 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8080 -j DNAT --to-destination [2001:db8::2]:80",
+        "-p tcp --dport 8081 -s 2001:db8::2/64 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8081 -j DNAT --to-destination [2001:db8::2]:80",
+        "-p udp --dport 8080 -s 2001:db8::2/64 -j CNI-HOSTPORT-SETMARK",
+        "-p udp --dport 8080 -j DNAT --to-destination [2001:db8::2]:81",
+        "-p udp --dport 8082 -s 2001:db8::2/64 -j CNI-HOSTPORT-SETMARK",
+        "-p udp --dport 8082 -j DNAT --to-destination [2001:db8::2]:82",
+        "-p tcp --dport 8085 -d 2001:db8:a::1 -s 2001:db8::2/64 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8085 -d 2001:db8:a::1 -j DNAT --to-destination [2001:db8::2]:85",
+        "-p tcp --dport 8086 -s 2001:db8::2/64 -j CNI-HOSTPORT-SETMARK",
+        "-p tcp --dport 8086 -j DNAT --to-destination [2001:db8::2]:86",
     ]
-    .iter()
-    .map(|r| t(r))
-    .collect();
+    .map(w)
+    .to_vec();
     assert_eq!(ch.rules, want);
 
     let c = conf(r#","snat":false"#);
     let ch = container_chain(&c, CID, "10.0.0.2/24".parse().unwrap());
     let want: Vec<Vec<String>> = [
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:80",
-        ][..],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8081",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:80",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8080",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:81",
-        ],
-        &[
-            "-p",
-            "udp",
-            "--dport",
-            "8082",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:82",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8083",
-            "-d",
-            "192.168.0.2",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:83",
-        ],
-        &[
-            "-p",
-            "tcp",
-            "--dport",
-            "8084",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.0.0.2:84",
-        ],
+        "-p tcp --dport 8080 -j DNAT --to-destination 10.0.0.2:80",
+        "-p tcp --dport 8081 -j DNAT --to-destination 10.0.0.2:80",
+        "-p udp --dport 8080 -j DNAT --to-destination 10.0.0.2:81",
+        "-p udp --dport 8082 -j DNAT --to-destination 10.0.0.2:82",
+        "-p tcp --dport 8083 -d 192.168.0.2 -j DNAT --to-destination 10.0.0.2:83",
+        "-p tcp --dport 8084 -j DNAT --to-destination 10.0.0.2:84",
     ]
-    .iter()
-    .map(|r| t(r))
-    .collect();
+    .map(w)
+    .to_vec();
     assert_eq!(ch.rules, want);
 }
 
@@ -474,36 +124,9 @@ fn reference_external_mark_and_masq_all() {
     assert_eq!(
         ch.rules,
         vec![
-            t(&[
-                "-p",
-                "tcp",
-                "--dport",
-                "8080",
-                "-s",
-                "10.0.0.2/24",
-                "-j",
-                "PLZ-SET-MARK"
-            ]),
-            t(&[
-                "-p",
-                "tcp",
-                "--dport",
-                "8080",
-                "-s",
-                "127.0.0.1",
-                "-j",
-                "PLZ-SET-MARK"
-            ]),
-            t(&[
-                "-p",
-                "tcp",
-                "--dport",
-                "8080",
-                "-j",
-                "DNAT",
-                "--to-destination",
-                "10.0.0.2:80"
-            ]),
+            w("-p tcp --dport 8080 -s 10.0.0.2/24 -j PLZ-SET-MARK"),
+            w("-p tcp --dport 8080 -s 127.0.0.1 -j PLZ-SET-MARK"),
+            w("-p tcp --dport 8080 -j DNAT --to-destination 10.0.0.2:80"),
         ]
     );
     let j = r#"{"name":"test","type":"portmap","cniVersion":"1.0.0","masqAll":true,
@@ -512,31 +135,13 @@ fn reference_external_mark_and_masq_all() {
     let ch = container_chain(&c, CID, "10.0.0.2/24".parse().unwrap());
     assert_eq!(
         ch.rules[0],
-        t(&[
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-s",
-            "0.0.0.0/0",
-            "-j",
-            "CNI-HOSTPORT-SETMARK"
-        ])
+        w("-p tcp --dport 8080 -s 0.0.0.0/0 -j CNI-HOSTPORT-SETMARK")
     );
     assert_eq!(ch.rules.len(), 2);
     let ch = container_chain(&c, CID, "fd00::2/64".parse().unwrap());
     assert_eq!(
         ch.rules[0],
-        t(&[
-            "-p",
-            "tcp",
-            "--dport",
-            "8080",
-            "-s",
-            "::/0",
-            "-j",
-            "CNI-HOSTPORT-SETMARK"
-        ])
+        w("-p tcp --dport 8080 -s ::/0 -j CNI-HOSTPORT-SETMARK")
     );
 }
 
@@ -556,10 +161,7 @@ fn reference_mark_and_top_chains() {
             "0x20/0x20"
         ])
     );
-    assert_eq!(
-        masq_rule(5),
-        t(&["-m", "mark", "--mark", "0x20/0x20", "-j", "MASQUERADE"])
-    );
+    assert_eq!(masq_rule(5), w("-m mark --mark 0x20/0x20 -j MASQUERADE"));
     assert_eq!(
         masq_entry_rule(),
         t(&[
@@ -573,14 +175,7 @@ fn reference_mark_and_top_chains() {
     );
     assert_eq!(
         top_entry_rule(),
-        t(&[
-            "-m",
-            "addrtype",
-            "--dst-type",
-            "LOCAL",
-            "-j",
-            "CNI-HOSTPORT-DNAT"
-        ])
+        w("-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT")
     );
 }
 
