@@ -209,14 +209,8 @@ impl ContainerIface {
 /// for the rest.
 pub(crate) fn wait_gone(host: &mut Handle, index: u32, stop: impl Fn() -> bool) -> bool {
     const SLICE: Duration = Duration::from_millis(2);
-    while !stop() {
-        match host.wait_links_gone(&[index], SLICE) {
-            Ok(()) => return true,
-            Err(netlink::Error::Timeout { .. }) => {}
-            Err(_) => return false,
-        }
-    }
-    false
+    host.wait_links_gone_or(&[index], SLICE, stop)
+        .unwrap_or(false)
 }
 
 /// The (firewall) families of a set of addresses.

@@ -149,3 +149,38 @@ fn links_gone_after_their_pod_namespace_is_deleted() {
     // Nothing to wait for: returns at once.
     h.wait_links_gone(&[], SHORT).unwrap();
 }
+
+#[test]
+fn links_gone_or_stop() {
+    if !require_root() {
+        return;
+    }
+    let node = TestNs::new("wait-or");
+    let pod = TestNs::new("wait-or-pod");
+    let mut h = node.handle();
+    let mut req = VethRequest::new("vo0", "eth0");
+    req.peer_netns = Some(pod.ns.as_fd());
+    let host = h.add_veth(&req).unwrap().index;
+    let slice = std::time::Duration::from_millis(2);
+    // Still there and asked to stop: false, the link untouched.
+    assert!(!h.wait_links_gone_or(&[host], slice, || true).unwrap());
+    assert!(h.link_by_index(host).unwrap().is_some());
+    // Deleted by another thread while waiting: the kernel announces the deletion before the
+    // delete call returns, so the event ends the wait even if `stop` has turned true by then.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let gone = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut other = node.handle();
+            other.delete_link(host).unwrap();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        h.wait_links_gone_or(&[host], slice, || {
+            done.load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .unwrap()
+    });
+    assert!(gone);
+    assert!(h.link_by_index(host).unwrap().is_none());
+    // Nothing left: true at once.
+    assert!(h.wait_links_gone_or(&[host], slice, || false).unwrap());
+}

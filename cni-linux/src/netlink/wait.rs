@@ -147,26 +147,51 @@ impl Handle {
         let deadline = Instant::now() + timeout;
         let mut events = Events::open(&self.ns, RTNLGRP_LINK)?;
         loop {
-            let mut left = Vec::new();
-            for &i in indexes {
-                if self.link_by_index(i)?.is_some() {
-                    left.push(i);
-                }
-            }
+            let left = self.links_left(indexes)?;
             if left.is_empty() {
                 return Ok(());
             }
-            let woke = events.wait(deadline, |m| match m {
-                RouteNetlinkMessage::DelLink(l) => left.contains(&l.header.index),
-                _ => false,
-            })?;
-            if !woke {
+            if !events.wait(deadline, |m| is_del_of(m, &left))? {
                 return Err(Error::Timeout {
                     what: format!("links {left:?} to disappear"),
                     timeout,
                 });
             }
         }
+    }
+
+    /// Waits until every link in `indexes` is gone (`Ok(true)`) or `stop()` is true
+    /// (`Ok(false)`), asking `stop` after every `slice` without a relevant event; one
+    /// subscription for the whole wait. For a caller whose own progress ends the wait
+    /// (another thread's delete call returning).
+    pub fn wait_links_gone_or(
+        &mut self,
+        indexes: &[u32],
+        slice: Duration,
+        stop: impl Fn() -> bool,
+    ) -> Result<bool> {
+        let mut events = Events::open(&self.ns, RTNLGRP_LINK)?;
+        let mut left = self.links_left(indexes)?;
+        while !left.is_empty() {
+            // Events first: a deletion announced before `stop()` turned true is still seen.
+            if events.wait(Instant::now() + slice, |m| is_del_of(m, &left))? {
+                left = self.links_left(&left)?;
+            } else if stop() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The links of `indexes` that still exist.
+    fn links_left(&mut self, indexes: &[u32]) -> Result<Vec<u32>> {
+        let mut left = Vec::new();
+        for &i in indexes {
+            if self.link_by_index(i)?.is_some() {
+                left.push(i);
+            }
+        }
+        Ok(left)
     }
 
     /// Waits until no IPv6 address of link `index` is tentative (duplicate address detection
@@ -211,4 +236,9 @@ impl Handle {
             }
         }
     }
+}
+
+/// Whether `m` is the `RTM_DELLINK` of one of `indexes`.
+fn is_del_of(m: &RouteNetlinkMessage, indexes: &[u32]) -> bool {
+    matches!(m, RouteNetlinkMessage::DelLink(l) if indexes.contains(&l.header.index))
 }
