@@ -321,7 +321,8 @@ impl Ctx<'_> {
 
         let socket_err =
             |e| BridgeError::netlink("failed to open a netlink socket in the container", e);
-        let mut inner = if conf.is_layer3() || !conf.disable_container_interface {
+        // (L3 with the container interface disabled was refused at the start of ADD.)
+        let mut inner = if !conf.disable_container_interface {
             Some(Handle::new_in(self.ns).map_err(socket_err)?)
         } else {
             None

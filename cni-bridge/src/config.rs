@@ -372,7 +372,7 @@ impl BridgeConf {
                 })?;
                 // The kernel refuses these for an interface (EADDRNOTAVAIL), but only once
                 // ADD is under way: refuse them with the config.
-                if m[0] & 1 == 1 || m == [0; 6] {
+                if !cni_linux::netlink::mac::is_unicast(&m) || m == [0; 6] {
                     return Err(BridgeError::Config(format!(
                         "failed to parse MAC address {s:?}: not a unicast address"
                     )));

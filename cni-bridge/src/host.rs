@@ -97,8 +97,9 @@ fn ensure_bridge_inner(host: &mut Handle, conf: &BridgeConf) -> Result<BridgeLin
     }
     // We want to own the routes of this interface (best effort, as the reference). The link
     // reports the value, so `/proc/sys` (whose lookups slow down with every namespace on the
-    // machine) is only written when it has to change: on the first ADD.
-    if link.conf.ipv6_accept_ra != Some(0) {
+    // machine) is only written when it has to change: on the first ADD; not at all where the
+    // bridge has no IPv6 (the write could only fail).
+    if matches!(link.conf.ipv6_accept_ra, Some(v) if v != 0) {
         let _ = sysctl::write(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
     }
     if !link.up {
