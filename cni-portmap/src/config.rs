@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+pub use cni_linux::firewall::iptables::is_chain_name;
 use cni_linux::firewall::{Backend, IpFamily};
 use cni_types::capabilities::get_ci;
 use cni_types::{CniResult, NetConf, Version};
@@ -306,18 +307,6 @@ impl PortmapConf {
         }
         out
     }
-}
-
-/// A name iptables accepts for a chain (at most 28 bytes) and that stays one plain word in
-/// a restore script: printable ASCII without quotes or backslashes, not starting like an
-/// option (`-`, `!`).
-pub fn is_chain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 28
-        && !name.starts_with(['-', '!'])
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\'))
 }
 
 /// The reference's `validateBackend`: options of the wrong backend are an error; without

@@ -128,19 +128,6 @@ pub trait FirewallApplier {
             .and_then(|t| t.set(set).and_then(|s| s.find(key, values)).cloned()))
     }
 
-    /// Whether an nftables chain exists (see [`nftables::chain_exists`]). The default looks
-    /// in [`FirewallApplier::nft_table`]'s listing.
-    fn nft_chain_exists(
-        &mut self,
-        family: nftables::Family,
-        table: &str,
-        chain: &str,
-    ) -> Result<bool, FirewallError> {
-        Ok(self
-            .nft_table(family, table)?
-            .is_some_and(|t| t.chain(chain).is_some()))
-    }
-
     /// Whether iptables chain `chain` of `table` may exist, answered without running an
     /// iptables process: `false` only when it provably does not, so that a caller can skip
     /// `iptables-save`. The default answers `true`.
@@ -210,15 +197,6 @@ impl FirewallApplier for System {
         values: &[nftables::Value],
     ) -> Result<Option<nftables::ElementListing>, FirewallError> {
         Ok(nftables::get_element(family, table, set, key, values)?)
-    }
-
-    fn nft_chain_exists(
-        &mut self,
-        family: nftables::Family,
-        table: &str,
-        chain: &str,
-    ) -> Result<bool, FirewallError> {
-        Ok(nftables::chain_exists(family, table, chain)?)
     }
 
     /// An iptables chain lives either in a legacy x_tables table, listed in

@@ -246,16 +246,22 @@ impl IptablesPlan {
     }
 }
 
-/// iptables accepts names up to 28 bytes (`XT_EXTENSION_MAXNAMELEN - 1`); we also refuse
-/// anything that is not a plain word, so a name can never split a script line.
-fn check_name(what: &'static str, name: &str) -> Result<(), IptablesError> {
-    let ok = !name.is_empty()
-        && name.len() <= 28
+/// A name iptables accepts for a table or chain (at most
+/// [`MAX_CHAIN_LENGTH`](crate::firewall::names::MAX_CHAIN_LENGTH) bytes,
+/// `XT_EXTENSION_MAXNAMELEN - 1`) that also stays one plain word in a restore script:
+/// printable ASCII without quotes or backslashes, not starting like an option (`-`, `!`).
+pub fn is_chain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= crate::firewall::names::MAX_CHAIN_LENGTH
         && !name.starts_with(['-', '!'])
         && name
             .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\'));
-    if ok {
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\'))
+}
+
+/// Refuses what [`is_chain_name`] refuses, so a name can never split a script line.
+fn check_name(what: &'static str, name: &str) -> Result<(), IptablesError> {
+    if is_chain_name(name) {
         Ok(())
     } else {
         Err(IptablesError::InvalidName {
