@@ -163,7 +163,7 @@ fn both() -> Option<(Node, cni_testkit::PluginRunner)> {
     let go = cni_testkit::PluginRunner::new(go_bridge())
         .cni_path([node.bins.path()])
         .in_netns(&node.ns)
-        .ok()?;
+        .expect("the Go bridge runner in the node namespace");
     Some((node, go))
 }
 

@@ -163,8 +163,13 @@ fn bookkeeping(i: &Item) -> bool {
 /// temporary file.
 fn check_store(dir: &Path, live: &[&str]) -> Vec<String> {
     let mut problems = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return problems;
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        // No store at all is only right when nothing may hold an address.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && live.is_empty() => {
+            return problems;
+        }
+        Err(e) => return vec![format!("store {} unreadable: {e}", dir.display())],
     };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
