@@ -1,10 +1,9 @@
 //! Running one plugin process as a runtime does and measuring it: wall time from spawn to
-//! exit, and the child's peak resident set from `wait4`.
-#![allow(unsafe_code)]
+//! exit; peak resident set through the `cni-bench-rss` launcher.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -28,37 +27,10 @@ pub struct Call<'a> {
     pub stdin: &'a [u8],
 }
 
-/// What one call cost.
-#[derive(Clone, Copy, Debug)]
-pub struct Sample {
-    /// Spawn to exit.
-    pub wall: Duration,
-}
-
-/// Reap `pid` and return whether it exited 0.
-fn wait4(pid: u32) -> Result<bool> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = libc::pid_t::try_from(pid).context("pid")?;
-    loop {
-        // SAFETY: `status` and `ru` are valid, exclusively borrowed out-parameters; `pid` is
-        // our own child that nothing else reaps (the `Child` handle is never waited on).
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err).context("wait4");
-        }
-    }
-    Ok(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
-}
-
-/// Run one call in the calling thread's network namespace; an error if it fails.
-pub fn run(call: &Call<'_>) -> Result<(Sample, Vec<u8>)> {
-    spawn(call, None)
+/// Run one call in the calling thread's network namespace: its wall time from spawn to exit;
+/// an error if it fails.
+pub fn run(call: &Call<'_>) -> Result<Duration> {
+    Ok(spawn(call, None)?.0)
 }
 
 /// Run one call through the `cni-bench-rss` launcher next to this program and return the
@@ -68,8 +40,8 @@ pub fn peak_rss(call: &Call<'_>) -> Result<u64> {
         .parent()
         .context("no directory of this program")?
         .join("cni-bench-rss");
-    let (_, err) = spawn(call, Some(&launcher))?;
-    let text = String::from_utf8_lossy(&err);
+    let (_, out) = spawn(call, Some(&launcher))?;
+    let text = String::from_utf8_lossy(&out.stderr);
     let last = text
         .lines()
         .rev()
@@ -82,7 +54,7 @@ pub fn peak_rss(call: &Call<'_>) -> Result<u64> {
         .context("RSS figure")
 }
 
-fn spawn(call: &Call<'_>, launcher: Option<&Path>) -> Result<(Sample, Vec<u8>)> {
+fn spawn(call: &Call<'_>, launcher: Option<&Path>) -> Result<(Duration, Output)> {
     let start = Instant::now();
     let mut cmd = match launcher {
         Some(l) => {
@@ -113,30 +85,19 @@ fn spawn(call: &Call<'_>, launcher: Option<&Path>) -> Result<(Sample, Vec<u8>)> 
             _ => {}
         }
     }
-    let mut out = Vec::new();
-    if let Some(mut o) = child.stdout.take() {
-        o.read_to_end(&mut out)?;
-    }
-    let mut err = Vec::new();
-    if let Some(mut e) = child.stderr.take() {
-        e.read_to_end(&mut err)?;
-    }
-    let ok = wait4(child.id())?;
+    // Both pipes are read together, so a chatty stderr cannot stall the plugin.
+    let out = child.wait_with_output()?;
     let wall = start.elapsed();
-    if !ok {
+    if !out.status.success() {
         bail!(
             "{} {} failed: {}{}",
             call.plugin.display(),
             call.command,
-            String::from_utf8_lossy(&out),
-            String::from_utf8_lossy(&err)
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
     }
-    let sample = Sample { wall };
-    if launcher.is_some() {
-        return Ok((sample, err));
-    }
-    Ok((sample, out))
+    Ok((wall, out))
 }
 
 /// Summary statistics of wall times.

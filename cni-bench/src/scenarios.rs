@@ -65,13 +65,10 @@ pub struct Report {
     failed: Vec<String>,
 }
 
-fn ratio(reference: Duration, ours: Duration) -> f64 {
-    reference.as_secs_f64() / ours.as_secs_f64().max(1e-9)
-}
-
-/// How many times `at` is `base`: the growth from one measurement to another.
-fn growth(at: Duration, base: Duration) -> f64 {
-    ratio(at, base)
+/// `a` over `b`: how many times faster ours is (reference, ours), or how much a figure grew
+/// (at N, at 0).
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
 }
 
 /// The growth of each implementation, as the goals report it.
@@ -356,14 +353,14 @@ struct ChainNode {
 }
 
 impl ChainNode {
-    fn new(imp: Impl, bins: &Bins, exec_dir: Impl) -> Result<ChainNode> {
+    fn new(imp: Impl, bins: &Bins) -> Result<ChainNode> {
         let node = TempNetns::new("bench-node")?;
         node.sysctl_set("net.ipv4.ip_forward", "1")?;
         let data = TempDir::new("bench-ipam")?;
         let cache = TempDir::new("bench-cache")?;
         let list = conflist(imp, "10.64.0.0/12", data.path())?;
         let timed = TimedExec::new();
-        let cni = CniConfig::new(vec![exec_dir.dir(bins).to_path_buf()])
+        let cni = CniConfig::new(vec![imp.dir(bins).to_path_buf()])
             .with_cache_dir(cache.path())
             .with_base_env(Env::new().with("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"))
             .with_exec(timed.clone());
@@ -731,7 +728,7 @@ fn process(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> {
             cni_path: "",
             stdin,
         };
-        Ok(measure::run(&c)?.0.wall)
+        measure::run(&c)
     };
     let mut rows = Vec::new();
     let mut floor = Vec::new();
@@ -812,7 +809,7 @@ fn hostlocal(r: &mut Report, bins: &Bins, runs: usize, existing: usize) -> Resul
                 cni_path: "/nonexistent",
                 stdin: conf.as_bytes(),
             };
-            v.push(measure::run(&c)?.0.wall);
+            v.push(measure::run(&c)?);
             c.command = "DEL";
             measure::run(&c)?;
             Ok(())
@@ -864,6 +861,39 @@ struct BridgeNode {
     rss: u64,
 }
 
+impl BridgeNode {
+    /// ADD of container `id` in `pod` from the node, through `add` (which runs the call and
+    /// measures what it wants), then a DEL whose wall time is returned with it.
+    fn add_then_del<T>(
+        &self,
+        bins: &Bins,
+        id: &str,
+        pod: &TempNetns,
+        add: impl FnOnce(&Call<'_>) -> Result<T> + Send,
+    ) -> Result<(T, Duration)>
+    where
+        T: Send,
+    {
+        let plugin = self.imp.dir(bins).join("bridge");
+        let dir = self.imp.dir(bins).display().to_string();
+        let netns = pod.path().display().to_string();
+        self.node.run(|| -> Result<_> {
+            let mut c = Call {
+                plugin: &plugin,
+                command: "ADD",
+                container_id: id,
+                netns: &netns,
+                ifname: "eth0",
+                cni_path: &dir,
+                stdin: self.conf.as_bytes(),
+            };
+            let a = add(&c)?;
+            c.command = "DEL";
+            Ok((a, measure::run(&c)?))
+        })?
+    }
+}
+
 fn bridge(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> {
     let mut nodes = Vec::new();
     for imp in [Impl::OursIpt, Impl::Go] {
@@ -893,27 +923,9 @@ fn bridge(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> {
     }
     interleave(&mut nodes, runs, |n, i| {
         let pod = keep.pop().context("pods")?;
-        let plugin = n.imp.dir(bins).join("bridge");
-        let dir = n.imp.dir(bins).display().to_string();
-        let id = format!("br-{i}");
-        let netns = pod.path().display().to_string();
-        let (a, d) = n.node.run(|| -> Result<_> {
-            let mut c = Call {
-                plugin: &plugin,
-                command: "ADD",
-                container_id: &id,
-                netns: &netns,
-                ifname: "eth0",
-                cni_path: &dir,
-                stdin: n.conf.as_bytes(),
-            };
-            let a = measure::run(&c)?.0;
-            c.command = "DEL";
-            let d = measure::run(&c)?.0;
-            Ok((a, d))
-        })??;
-        n.add.push(a.wall);
-        n.del.push(d.wall);
+        let (a, d) = n.add_then_del(bins, &format!("br-{i}"), &pod, measure::run)?;
+        n.add.push(a);
+        n.del.push(d);
         used.push(pod);
         Ok(())
     })?;
@@ -921,25 +933,7 @@ fn bridge(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> {
     // Peak RSS, through the small launcher (a child of this big process would report ours).
     interleave(&mut nodes, 5, |n, i| {
         let pod = TempNetns::new("bench-pod")?;
-        let plugin = n.imp.dir(bins).join("bridge");
-        let dir = n.imp.dir(bins).display().to_string();
-        let id = format!("rss-{i}");
-        let netns = pod.path().display().to_string();
-        let rss = n.node.run(|| -> Result<u64> {
-            let mut c = Call {
-                plugin: &plugin,
-                command: "ADD",
-                container_id: &id,
-                netns: &netns,
-                ifname: "eth0",
-                cni_path: &dir,
-                stdin: n.conf.as_bytes(),
-            };
-            let rss = measure::peak_rss(&c)?;
-            c.command = "DEL";
-            measure::run(&c)?;
-            Ok(rss)
-        })??;
+        let (rss, _) = n.add_then_del(bins, &format!("rss-{i}"), &pod, measure::peak_rss)?;
         n.rss = n.rss.max(rss);
         Ok(())
     })?;
@@ -1101,7 +1095,7 @@ impl PortmapNode {
                 cni_path: "/nonexistent",
                 stdin: conf.as_bytes(),
             };
-            Ok(measure::run(&c)?.0.wall)
+            measure::run(&c)
         })?
     }
 
@@ -1145,25 +1139,20 @@ fn portmap(r: &mut Report, bins: &Bins, runs: usize, counts: &[usize]) -> Result
         // Every figure at 0 mappings gets the full sample count: it is also the one-mapping goal.
         let samples = if level == 0 { runs } else { (runs / 2).max(3) };
         let mut v: [Vec<Duration>; 3] = Default::default();
-        let mut order = [0usize, 1, 2];
-        for i in 0..samples {
-            if i % 2 == 1 {
-                order.reverse();
-            }
-            for &which in &order {
-                seq += 1;
-                let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 33, 1, 0)) + (seq % 3000));
-                let port = 20000 + (seq % 9000);
-                let id = format!("pm-{seq}");
-                let (node, plugin, nftables) = match which {
-                    0 => (&nft, &ours, true),
-                    1 => (&ipt, &ours, false),
-                    _ => (&ipt, &go, false),
-                };
-                v[which].push(node.call(plugin, nftables, "ADD", &id, ip, port)?);
-                node.call(plugin, nftables, "DEL", &id, ip, port)?;
-            }
-        }
+        interleave(&mut [0usize, 1, 2], samples, |&mut which, _| {
+            seq += 1;
+            let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 33, 1, 0)) + (seq % 3000));
+            let port = 20000 + (seq % 9000);
+            let id = format!("pm-{seq}");
+            let (node, plugin, nftables) = match which {
+                0 => (&nft, &ours, true),
+                1 => (&ipt, &ours, false),
+                _ => (&ipt, &go, false),
+            };
+            v[which].push(node.call(plugin, nftables, "ADD", &id, ip, port)?);
+            node.call(plugin, nftables, "DEL", &id, ip, port)?;
+            Ok(())
+        })?;
         let stats = [Stats::of(&v[0]), Stats::of(&v[1]), Stats::of(&v[2])];
         if level == 0 {
             first = Some(stats);
@@ -1183,16 +1172,12 @@ fn portmap(r: &mut Report, bins: &Bins, runs: usize, counts: &[usize]) -> Result
         n.median * 10 <= g.median,
     );
     if let Some((last, [ln, li, lg])) = medians.last().filter(|(c, _)| *c > 0) {
-        let nft = growth(ln.median, n.median);
+        let nft = ratio(ln.median, n.median);
         r.goal(
             format!(
                 "portmap ADD with {last} containers mapped at most 1.3x ADD with none (issue #5)"
             ),
-            growth_text(
-                nft,
-                growth(li.median, i.median),
-                growth(lg.median, g.median),
-            ),
+            growth_text(nft, ratio(li.median, i.median), ratio(lg.median, g.median)),
             nft <= 1.3,
         );
     }
@@ -1232,15 +1217,9 @@ fn portmap(r: &mut Report, bins: &Bins, runs: usize, counts: &[usize]) -> Result
 
 fn chain(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> {
     let mut nodes = vec![
-        (
-            ChainNode::new(Impl::OursNft, bins, Impl::OursNft)?,
-            Cycles::default(),
-        ),
-        (
-            ChainNode::new(Impl::OursIpt, bins, Impl::OursIpt)?,
-            Cycles::default(),
-        ),
-        (ChainNode::new(Impl::Go, bins, Impl::Go)?, Cycles::default()),
+        (ChainNode::new(Impl::OursNft, bins)?, Cycles::default()),
+        (ChainNode::new(Impl::OursIpt, bins)?, Cycles::default()),
+        (ChainNode::new(Impl::Go, bins)?, Cycles::default()),
     ];
     for (n, _) in nodes.iter_mut() {
         n.reserve(runs)?;
@@ -1315,8 +1294,8 @@ fn scale(r: &mut Report, bins: &Bins, counts: &[usize], samples: usize) -> Resul
     // byte, and is measured with both ours (iptables) and the Go plugins, taking turns: the
     // same node switching plugins, as nodes may. (Running the Go chain a thousand times to
     // populate would take most of the time budget.)
-    let mut nft = ChainNode::new(Impl::OursNft, bins, Impl::OursNft)?;
-    let mut ipt = ChainNode::new(Impl::OursIpt, bins, Impl::OursIpt)?;
+    let mut nft = ChainNode::new(Impl::OursNft, bins)?;
+    let mut ipt = ChainNode::new(Impl::OursIpt, bins)?;
     let env = Env::new().with("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     let cache = ipt.cni.cache_dir.clone();
     let go_cni = CniConfig::new(vec![bins.go.clone()])
@@ -1324,8 +1303,6 @@ fn scale(r: &mut Report, bins: &Bins, counts: &[usize], samples: usize) -> Resul
         .with_exec(ipt.timed.clone())
         .with_cache_dir(&cache);
     let ours_cni = ipt.cni.clone();
-    // 0: ours nftables, 1: ours iptables, 2: reference.
-    let mut nodes: Vec<((), Cycles)> = (0..3).map(|_| ((), Cycles::default())).collect();
     for &count in counts {
         while nft.pods.len() < count {
             nft.populate_one()?;
@@ -1337,36 +1314,29 @@ fn scale(r: &mut Report, bins: &Bins, counts: &[usize], samples: usize) -> Resul
         settle();
         settle_node(&nft.node);
         settle_node(&ipt.node);
-        for (_, c) in nodes.iter_mut() {
-            *c = Cycles::default();
-        }
+        // 0: ours nftables, 1: ours iptables, 2: reference.
+        let mut cycles: [Cycles; 3] = Default::default();
         nft.reserve(samples)?;
         ipt.reserve(2 * samples)?;
-        for i in 0..samples {
-            let mut order = [0usize, 1, 2];
-            if i % 2 == 1 {
-                order.reverse();
-            }
-            for which in order {
-                let c = match which {
-                    0 => nft.cycle(false)?,
-                    1 => {
-                        ipt.cni = ours_cni.clone();
-                        ipt.cycle(false)?
-                    }
-                    _ => {
-                        ipt.cni = go_cni.clone();
-                        ipt.cycle(false)?
-                    }
-                };
-                nodes[which].1.push(c);
-            }
-        }
+        interleave(&mut [0usize, 1, 2], samples, |&mut which, _| {
+            let c = match which {
+                0 => nft.cycle(false)?,
+                1 => {
+                    ipt.cni = ours_cni.clone();
+                    ipt.cycle(false)?
+                }
+                _ => {
+                    ipt.cni = go_cni.clone();
+                    ipt.cycle(false)?
+                }
+            };
+            cycles[which].push(c);
+            Ok(())
+        })?;
         ipt.cni = ours_cni.clone();
         nft.release();
         ipt.release();
-        let med =
-            |i: usize, f: &dyn Fn(&Cycles) -> &Vec<Duration>| Stats::of(f(&nodes[i].1)).median;
+        let med = |i: usize, f: &dyn Fn(&Cycles) -> &Vec<Duration>| Stats::of(f(&cycles[i])).median;
         r.scale.push(ScalePoint {
             pods: count,
             ours_nft: med(0, &|c| &c.add),
@@ -1388,11 +1358,11 @@ fn scale(r: &mut Report, bins: &Bins, counts: &[usize], samples: usize) -> Resul
                 last.pods, first.pods
             ),
             growth_text(
-                growth(last.ours_nft, first.ours_nft),
-                growth(last.ours_ipt, first.ours_ipt),
-                growth(last.go, first.go),
+                ratio(last.ours_nft, first.ours_nft),
+                ratio(last.ours_ipt, first.ours_ipt),
+                ratio(last.go, first.go),
             ),
-            growth(last.ours_nft, first.ours_nft) <= 1.3,
+            ratio(last.ours_nft, first.ours_nft) <= 1.3,
         );
         if let Some(mid) = r.scale.iter().find(|p| p.pods >= 500).copied() {
             r.goal(
@@ -1400,8 +1370,8 @@ fn scale(r: &mut Report, bins: &Bins, counts: &[usize], samples: usize) -> Resul
                     "bridge ADD with {} pods at most 1.2x ADD with none (issue #4)",
                     mid.pods
                 ),
-                format!("{:.2}x", growth(mid.bridge_nft, first.bridge_nft)),
-                growth(mid.bridge_nft, first.bridge_nft) <= 1.2,
+                format!("{:.2}x", ratio(mid.bridge_nft, first.bridge_nft)),
+                ratio(mid.bridge_nft, first.bridge_nft) <= 1.2,
             );
         }
     }
@@ -1441,7 +1411,7 @@ fn concurrency(r: &mut Report, bins: &Bins, rounds: usize) -> Result<()> {
             Impl::OursIpt => 1,
             Impl::Go => 2,
         };
-        let mut n = ChainNode::new(*imp, bins, *imp)?;
+        let mut n = ChainNode::new(*imp, bins)?;
         let pods: Vec<TempNetns> = (0..N)
             .map(|_| TempNetns::new("bench-pod"))
             .collect::<cni_testkit::Result<_>>()?;
