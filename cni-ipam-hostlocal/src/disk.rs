@@ -367,7 +367,8 @@ impl DiskSession {
     /// Replace `name` with `content` (temporary file, then exchange or rename).
     fn replace(&mut self, name: &str, content: &str) -> Result<(), StoreError> {
         let dest = self.path(name);
-        let tmp = self.path(&format!("{name}.tmp"));
+        let tmp_name = format!("{name}.tmp");
+        let tmp = self.path(&tmp_name);
         {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -386,7 +387,6 @@ impl DiskSession {
         // millisecond of every ADD; `last_reserved_ip` is only a hint of where round robin
         // resumes and needs no such flush. The first write, or a filesystem without
         // exchange, falls back to the rename.
-        let tmp_name = format!("{name}.tmp");
         match nix::fcntl::renameat2(
             &self.dir_file,
             tmp_name.as_str(),
@@ -395,7 +395,7 @@ impl DiskSession {
             nix::fcntl::RenameFlags::RENAME_EXCHANGE,
         ) {
             Ok(()) => {
-                // Should this fail, the leftover temporary file is removed by the next scan.
+                // Should this fail, the next write truncates and reuses the leftover.
                 let _ = std::fs::remove_file(&tmp);
                 Ok(())
             }
