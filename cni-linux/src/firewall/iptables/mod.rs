@@ -392,9 +392,11 @@ fn plan_into_script(plan: &IptablesPlan, t: &mut TableState, body: &mut String) 
                 }
             }
             IptablesOp::DeleteWithComment { chain, comment } => {
+                // Compared as iptables stored it: a long comment is cut.
+                let comment = rule::stored_comment(comment);
                 if let Some(c) = t.chain_mut(chain) {
                     c.rules.retain(|r| {
-                        if r.comment() == Some(comment.as_str()) {
+                        if r.comment() == Some(comment) {
                             let _ = writeln!(body, "-D {chain} {r}");
                             false
                         } else {

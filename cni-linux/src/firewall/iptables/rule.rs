@@ -41,6 +41,16 @@ use std::net::IpAddr;
 
 use crate::firewall::names::MAX_IPTABLES_COMMENT_LEN;
 
+/// The part of a comment iptables stores (and `iptables-save` prints): its first 255 bytes
+/// (`XT_MAX_COMMENT_LEN - 1`, cut at a character boundary); the rest is silently dropped.
+pub(crate) fn stored_comment(c: &str) -> &str {
+    let mut cut = c.len().min(MAX_IPTABLES_COMMENT_LEN);
+    while !c.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &c[..cut]
+}
+
 /// Why a token list is not an acceptable rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid iptables rule {tokens:?}: {reason}")]
@@ -418,15 +428,8 @@ impl Rule {
             if seg.name == "comment" {
                 match seg.opts.as_mut_slice() {
                     [opt, c] if opt == "--comment" => {
-                        // What iptables stores (and iptables-save prints): the first 255
-                        // bytes (XT_MAX_COMMENT_LEN - 1), the rest silently dropped.
-                        if c.len() > MAX_IPTABLES_COMMENT_LEN {
-                            let mut cut = MAX_IPTABLES_COMMENT_LEN;
-                            while !c.is_char_boundary(cut) {
-                                cut -= 1;
-                            }
-                            c.truncate(cut);
-                        }
+                        let stored = stored_comment(c).len();
+                        c.truncate(stored);
                     }
                     _ => {
                         return Err(err("-m comment takes exactly --comment <text>".to_owned()));

@@ -515,3 +515,23 @@ fn split_args_like_iptables_restore() {
     assert_eq!(split_args("\"\"").unwrap(), [""]);
     assert!(split_args("\"open").is_err());
 }
+
+#[test]
+fn delete_with_comment_matches_a_long_comment_as_iptables_stored_it() {
+    let long = "x".repeat(300);
+    let saved = format!(
+        "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -m comment --comment \"{}\" -j ACCEPT\nCOMMIT\n",
+        &long[..255]
+    );
+    let state = IptablesState::parse(IpFamily::V4, &saved).unwrap();
+    let mut plan = IptablesPlan::new(IpFamily::V4, "nat");
+    plan.delete_with_comment("POSTROUTING", long.clone());
+    let script = restore_script(&[&plan], &state).unwrap();
+    assert_eq!(
+        script,
+        format!(
+            "*nat\n-D POSTROUTING -m comment --comment {} -j ACCEPT\nCOMMIT\n",
+            &long[..255]
+        )
+    );
+}
