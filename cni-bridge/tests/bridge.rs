@@ -894,7 +894,7 @@ fn masq_life_cycle(backend: Option<&str>) {
         i.text.contains("cni0")
             || (i.text.contains("cni_bridge_masq") && !i.text.contains("elements"))
             || (i.text.contains("nat") && !i.text.contains("CNI-"))
-            || common::ipam_bookkeeping(i)
+            || cni_testkit::snapshot::host_local_bookkeeping(i)
     };
     let diff = before.diff(&after).filter(|i| !shared(i));
     assert!(diff.is_empty(), "left behind:\n{diff}");

@@ -94,6 +94,24 @@ impl Item {
     }
 }
 
+/// Whether `i` is host-local's bookkeeping rather than a reservation: a directory entry (the
+/// network directory appears with the first ADD), `lock`, `last_reserved_ip.<n>` (the cursor
+/// moves on even when an address is given back) or our host-local's index. For diffs that
+/// must show no reservation change; temporary files are *not* bookkeeping: none may be left.
+pub fn host_local_bookkeeping(i: &Item) -> bool {
+    if i.kind != Kind::File {
+        return false;
+    }
+    let path = i.text.split(" = ").next().unwrap_or("");
+    let name = path.rsplit('/').next().unwrap_or("");
+    path.ends_with('/')
+        || name == "lock"
+        || name == ".cni-rs-host-local.index"
+        || name
+            .strip_prefix("last_reserved_ip.")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl fmt::Display for Item {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:<8} {}", self.kind, self.text)
@@ -785,5 +803,18 @@ table inet empty {\n\
             "ip saddr 1.2.3.4 counter accept"
         );
         assert_eq!(strip_counters("counter"), "counter");
+    }
+
+    #[test]
+    fn host_local_bookkeeping_is_not_a_reservation() {
+        let f = |t: &str| host_local_bookkeeping(&Item::new(Kind::File, t));
+        assert!(f("/data/net/"));
+        assert!(f("/data/net/lock = \"\""));
+        assert!(f("/data/net/last_reserved_ip.0 = \"10.0.0.2\""));
+        assert!(f("/data/net/.cni-rs-host-local.index = \"...\""));
+        assert!(!f("/data/net/10.0.0.2 = \"c1\\r\\neth0\""));
+        assert!(!f("/data/net/last_reserved_ip.0.tmp = \"10.0.0.2\""));
+        assert!(!f("/data/net/.cni-rs-host-local.index.tmp = \"\""));
+        assert!(!host_local_bookkeeping(&Item::new(Kind::Link, "lock")));
     }
 }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use cni_testkit::bins::{self, CniPathDir};
 use cni_testkit::runner::Invocation;
 use cni_testkit::snapshot::Kind;
-use cni_testkit::{Attachment, Item, PluginRunner, Snapshot, SnapshotOptions, TempDir, TempNetns};
+use cni_testkit::{Attachment, PluginRunner, Snapshot, SnapshotOptions, TempDir, TempNetns};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -137,25 +137,6 @@ fn run_to_end(
         program.display()
     );
     t.elapsed()
-}
-
-/// host-local's bookkeeping that may change between two states without any reservation
-/// changing: the network directory's own entry, `lock`, `last_reserved_ip.<n>` (the cursor
-/// moves on) and our index. Temporary files are *not* bookkeeping: none may be left.
-fn bookkeeping(i: &Item) -> bool {
-    if i.kind != Kind::File {
-        return false;
-    }
-    let Some(path) = i.text.split(" = ").next() else {
-        return false;
-    };
-    let name = path.rsplit('/').next().unwrap_or("");
-    path.ends_with('/')
-        || name == "lock"
-        || name == ".cni-rs-host-local.index"
-        || name
-            .strip_prefix("last_reserved_ip.")
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Checks host-local's store directory by itself: every reservation file (a file named by an
@@ -393,7 +374,9 @@ fn bridge_sweep(label: &str, conf_extra: Value, target: usize, how: Kill) -> Tal
         if let Err(e) = rig.bridge.call(&del) {
             failures.push(format!("{id} (kill after {delay:?}): DEL failed: {e}"));
         }
-        let diff = before.diff(&rig.snapshot()).filter(|i| !bookkeeping(i));
+        let diff = before
+            .diff(&rig.snapshot())
+            .filter(|i| !cni_testkit::snapshot::host_local_bookkeeping(i));
         if !diff.is_empty() {
             failures.push(format!(
                 "{id} (kill after {delay:?}): node differs:\n{diff}"
@@ -807,7 +790,9 @@ fn chain_add_killed() {
         if !out.status.success() {
             failures.push(format!("{ctx}: DEL failed: {}", out.stderr_text()));
         }
-        let diff = before.diff(&snap()).filter(|i| !bookkeeping(i));
+        let diff = before
+            .diff(&snap())
+            .filter(|i| !cni_testkit::snapshot::host_local_bookkeeping(i));
         if !diff.is_empty() {
             failures.push(format!("{ctx}: node differs:\n{diff}"));
         }

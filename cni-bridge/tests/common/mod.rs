@@ -218,21 +218,12 @@ pub fn root() -> bool {
     cni_testkit::require_root()
 }
 
-/// host-local's bookkeeping, which is not an allocation: its network directory, lock file,
-/// allocation cursor (`last_reserved_ip.*`, which moves on even when an allocation is given
-/// back) and our host-local's private index (`.cni-rs-*`).
-pub fn ipam_bookkeeping(i: &cni_testkit::Item) -> bool {
-    i.kind == cni_testkit::snapshot::Kind::File
-        && (i.text.contains("last_reserved_ip")
-            || i.text.contains("/.cni-rs-")
-            || i.text.ends_with("/testnet/")
-            || i.text.contains("/testnet/lock "))
-}
-
-/// Panics unless the node's state equals `before`, ignoring [`ipam_bookkeeping`].
+/// Panics unless the node's state equals `before`, ignoring host-local's bookkeeping.
 pub fn assert_nothing_left(before: &Snapshot, node: &Node, ctx: &str) {
     let after = node.snapshot();
-    let diff = before.diff(&after).filter(|i| !ipam_bookkeeping(i));
+    let diff = before
+        .diff(&after)
+        .filter(|i| !cni_testkit::snapshot::host_local_bookkeeping(i));
     assert!(diff.is_empty(), "{ctx}: namespace state changed:\n{diff}");
 }
 

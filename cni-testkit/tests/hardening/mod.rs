@@ -237,16 +237,6 @@ impl Case {
     }
 }
 
-/// host-local's bookkeeping files (not reservations): the network directory itself, `lock`,
-/// `last_reserved_ip.*` and our index.
-pub fn ipam_bookkeeping(i: &cni_testkit::Item) -> bool {
-    i.kind == cni_testkit::snapshot::Kind::File
-        && (i.text.contains("/last_reserved_ip.")
-            || i.text.contains("/.cni-rs-host-local")
-            || i.text.ends_with("/hardnet/")
-            || i.text.contains("/hardnet/lock "))
-}
-
 /// A case: `name`, our expected `code`, what Go does, and how to build the call.
 pub fn case(
     name: &'static str,
@@ -338,7 +328,9 @@ fn run_ours(
     }
     let mut d = node_before.diff(&side.snapshot_node());
     if c.kernel_refused {
-        d = d.filter(|i| !(ipam_bookkeeping(i) || (cold && new_bridge(i))));
+        d = d.filter(|i| {
+            !(cni_testkit::snapshot::host_local_bookkeeping(i) || (cold && new_bridge(i)))
+        });
     }
     if !d.is_empty() {
         problems.push(format!("node changed:\n{d}"));
