@@ -14,7 +14,7 @@ use cni_testkit::cni_linux::netlink::{AddrFlags, mac};
 use cni_testkit::cni_types::{CniResult, Version};
 use cni_testkit::runner::{with_prev_result, with_valid_attachments};
 use cni_testkit::{Versions, traffic};
-use common::{Ipam, Node, addrs, att, pod_link, root, routes};
+use common::{Ipam, Node, addrs, att, pod_link, routes};
 use serde_json::json;
 
 fn gw(s: &str) -> IpAddr {
@@ -154,25 +154,16 @@ fn life_cycle(subnets: &[&str], gateways: &[&str], versions: &[Version]) {
 
 #[test]
 fn ipv4_every_version() {
-    if !root() {
-        return;
-    }
     life_cycle(&["10.1.2.0/24"], &["10.1.2.1"], &Versions::all());
 }
 
 #[test]
 fn ipv6_every_version() {
-    if !root() {
-        return;
-    }
     life_cycle(&["2001:db8::/64"], &["2001:db8::1"], &Versions::all());
 }
 
 #[test]
 fn dual_stack_every_version() {
-    if !root() {
-        return;
-    }
     life_cycle(
         &["192.168.0.0/24", "fd00::/64"],
         &["192.168.0.1", "fd00::1"],
@@ -182,9 +173,6 @@ fn dual_stack_every_version() {
 
 #[test]
 fn two_ipv6_subnets_fail_cleanly_before_0_3_0() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -213,9 +201,6 @@ fn two_ipv6_subnets_fail_cleanly_before_0_3_0() {
 
 #[test]
 fn layer2_only() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -266,9 +251,6 @@ fn vlan_supported(node: &Node, conf: &serde_json::Value) -> bool {
 
 #[test]
 fn vlan_access_port_with_gateway() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -307,9 +289,6 @@ fn vlan_access_port_with_gateway() {
 
 #[test]
 fn vlan_trunk_without_default_vlan() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -356,9 +335,6 @@ fn vlan_trunk_without_default_vlan() {
 
 #[test]
 fn existing_bridge_is_kept() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -398,9 +374,6 @@ fn existing_bridge_is_kept() {
 
 #[test]
 fn bridge_mac_is_stable() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -422,9 +395,6 @@ fn bridge_mac_is_stable() {
 
 #[test]
 fn force_address() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -476,9 +446,6 @@ fn force_address() {
 
 #[test]
 fn promisc_and_hairpin() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -520,9 +487,6 @@ fn promisc_and_hairpin() {
 
 #[test]
 fn container_mac_from_each_source() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -566,9 +530,6 @@ fn container_mac_from_each_source() {
 
 #[test]
 fn ping_between_pods_and_to_the_gateway() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -605,9 +566,6 @@ fn ping_between_pods_and_to_the_gateway() {
 
 #[test]
 fn port_isolation() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -649,9 +607,6 @@ fn port_isolation() {
 
 #[test]
 fn disable_container_interface() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -678,9 +633,6 @@ fn disable_container_interface() {
 
 #[test]
 fn del_after_the_namespace_is_gone() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -706,9 +658,6 @@ fn del_after_the_namespace_is_gone() {
 
 #[test]
 fn check_fails_after_an_address_is_removed_by_hand() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -902,33 +851,21 @@ fn masq_life_cycle(backend: Option<&str>) {
 
 #[test]
 fn ipmasq_iptables_default_backend() {
-    if !root() {
-        return;
-    }
     masq_life_cycle(None);
 }
 
 #[test]
 fn ipmasq_iptables() {
-    if !root() {
-        return;
-    }
     masq_life_cycle(Some("iptables"));
 }
 
 #[test]
 fn ipmasq_nftables() {
-    if !root() {
-        return;
-    }
     masq_life_cycle(Some("nftables"));
 }
 
 #[test]
 fn mac_spoof_check() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -977,9 +914,6 @@ fn mac_spoof_check() {
 
 #[test]
 fn gc_removes_stale_masquerade_and_spoof_checks() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -1034,9 +968,6 @@ fn gc_removes_stale_masquerade_and_spoof_checks() {
 
 #[test]
 fn status_is_delegated_to_ipam() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -1063,9 +994,6 @@ fn status_is_delegated_to_ipam() {
 
 #[test]
 fn result_dns_from_config_overrides_ipam() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -1083,9 +1011,6 @@ fn result_dns_from_config_overrides_ipam() {
 
 #[test]
 fn nftables_second_add_only_adds_an_element() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -1151,9 +1076,6 @@ fn nftables_second_add_only_adds_an_element() {
 
 #[test]
 fn nftables_concurrent_first_adds_write_the_rule_once() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -1204,9 +1126,6 @@ fn del_removes_the_reference_nftables_rules() {
         self, ChainSpec, ChainType, CmpOp, Family, Field, Hook, NftPlan, RuleSpec, Stmt, Value,
         priority,
     };
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -1319,9 +1238,6 @@ impl cni_proto::exec::Exec for WatchingIpam {
 fn ipam_del_runs_once_the_veth_is_gone() {
     // plugins #666: an address is released only once no device holds it, also now that IPAM
     // DEL starts while the kernel finishes deleting the veth.
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };

@@ -11,7 +11,7 @@ mod common;
 use cni_bridge::{Attachment, BridgeConf, BridgeError, Deps, FailPoint, Hooks};
 use cni_testkit::Snapshot;
 use cni_testkit::cni_types::Version;
-use common::{Ipam, Node, assert_nothing_left, att, pod_link, root};
+use common::{Ipam, Node, assert_nothing_left, att, pod_link};
 use serde_json::{Value, json};
 
 /// The node's state after one ADD/DEL cycle (so the bridge, its addresses and the shared
@@ -26,9 +26,6 @@ fn warm(node: &Node, conf: &Value) -> Snapshot {
 
 #[test]
 fn ipam_failure_leaves_nothing() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -57,9 +54,6 @@ fn ipam_failure_leaves_nothing() {
 
 #[test]
 fn kernel_failure_after_ipam_leaves_nothing() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -91,9 +85,6 @@ fn kernel_failure_after_ipam_leaves_nothing() {
 /// Injected failures at each step, with every feature that leaves state on.
 #[test]
 fn injected_failures_leave_nothing() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -161,9 +152,6 @@ fn injected_failures_leave_nothing() {
 
 #[test]
 fn existing_container_interface_is_refused_and_kept() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };
@@ -197,9 +185,6 @@ fn existing_container_interface_is_refused_and_kept() {
 
 #[test]
 fn duplicate_add_of_a_live_attachment_keeps_its_address() {
-    if !root() {
-        return;
-    }
     let Some(node) = Node::new(Ipam::Ours) else {
         return;
     };

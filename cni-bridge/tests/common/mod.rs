@@ -42,14 +42,17 @@ pub struct Node {
 }
 
 impl Node {
-    /// Our bridge with the given host-local. `None` when that host-local is not available
-    /// (printed, so a skip is never silent).
+    /// Our bridge with the given host-local. `None` without root or when that host-local is
+    /// not available (printed, and a failure under CI, so a skip is never silent).
     pub fn new(ipam: Ipam) -> Option<Node> {
         Self::with_bridge(our_bridge(), ipam)
     }
 
-    /// Any bridge binary with the given host-local.
+    /// Any bridge binary with the given host-local (see [`Node::new`]).
     pub fn with_bridge(bridge: PathBuf, ipam: Ipam) -> Option<Node> {
+        if !root() {
+            return None;
+        }
         let host_local = match ipam {
             Ipam::Ours => match our_host_local() {
                 Some(p) => p,
