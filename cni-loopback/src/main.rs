@@ -1,0 +1,5 @@
+//! The `loopback` CNI plugin binary.
+
+fn main() -> std::process::ExitCode {
+    cni_proto::skel::main(&cni_loopback::LoopbackPlugin)
+}
