@@ -43,8 +43,8 @@ pub struct Opts {
     /// The directory of our plugin binaries (default: next to this program).
     #[arg(long)]
     pub ours_dir: Option<PathBuf>,
-    /// Only these sections (comma separated: process, hostlocal, bridge, portmap, chain, scale,
-    /// concurrency, floor).
+    /// Only these sections (comma separated: process, hostlocal, bridge, portmap, chain, small,
+    /// scale, concurrency, floor).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Samples per measured figure (default 40, quick 8).

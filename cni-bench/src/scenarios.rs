@@ -19,7 +19,16 @@ use crate::Opts;
 use crate::measure::{self, Call, Stats, ms};
 use crate::svg::{Series, line_chart};
 
-const PLUGINS: [&str; 3] = ["bridge", "host-local", "portmap"];
+mod small;
+
+const PLUGINS: [&str; 6] = [
+    "bridge",
+    "host-local",
+    "portmap",
+    "loopback",
+    "static",
+    "tuning",
+];
 
 /// One line of a table: a figure for ours and for the reference, and reference / ours.
 struct Row {
@@ -320,7 +329,13 @@ impl Exec for TimedExec {
     }
 }
 
-fn conflist(imp: Impl, subnet: &str, data_dir: &Path) -> Result<NetConfList> {
+/// bridge (host-local) + portmap, then `extra` plugins (e.g. tuning), as the node would chain them.
+fn conflist(
+    imp: Impl,
+    subnet: &str,
+    data_dir: &Path,
+    extra: &[serde_json::Value],
+) -> Result<NetConfList> {
     let mut bridge = json!({
         "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true,
         "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
@@ -331,7 +346,9 @@ fn conflist(imp: Impl, subnet: &str, data_dir: &Path) -> Result<NetConfList> {
         bridge["ipMasqBackend"] = json!("nftables");
         portmap["backend"] = json!("nftables");
     }
-    let list = json!({"cniVersion": "1.0.0", "name": "benchnet", "plugins": [bridge, portmap]});
+    let mut plugins = vec![bridge, portmap];
+    plugins.extend(extra.iter().cloned());
+    let list = json!({"cniVersion": "1.0.0", "name": "benchnet", "plugins": plugins});
     Ok(NetConfList::from_slice(&serde_json::to_vec(&list)?)?)
 }
 
@@ -354,11 +371,16 @@ struct ChainNode {
 
 impl ChainNode {
     fn new(imp: Impl, bins: &Bins) -> Result<ChainNode> {
+        ChainNode::with_extra(imp, bins, &[])
+    }
+
+    /// A node whose chain ends with the `extra` plugins.
+    fn with_extra(imp: Impl, bins: &Bins, extra: &[serde_json::Value]) -> Result<ChainNode> {
         let node = TempNetns::new("bench-node")?;
         node.sysctl_set("net.ipv4.ip_forward", "1")?;
         let data = TempDir::new("bench-ipam")?;
         let cache = TempDir::new("bench-cache")?;
-        let list = conflist(imp, "10.64.0.0/12", data.path())?;
+        let list = conflist(imp, "10.64.0.0/12", data.path(), extra)?;
         let timed = TimedExec::new();
         let cni = CniConfig::new(vec![imp.dir(bins).to_path_buf()])
             .with_cache_dir(cache.path())
@@ -472,6 +494,7 @@ impl ChainNode {
             del,
             bridge: per("bridge"),
             portmap: per("portmap"),
+            tuning: per("tuning"),
         })
     }
 }
@@ -482,6 +505,8 @@ struct Cycle {
     del: Duration,
     bridge: Duration,
     portmap: Duration,
+    /// Zero when the chain has no tuning.
+    tuning: Duration,
 }
 
 #[derive(Default)]
@@ -492,6 +517,7 @@ struct Cycles {
     del: Vec<Duration>,
     bridge: Vec<Duration>,
     portmap: Vec<Duration>,
+    tuning: Vec<Duration>,
 }
 
 impl Cycles {
@@ -504,6 +530,9 @@ impl Cycles {
         self.del.push(c.del);
         self.bridge.push(c.bridge);
         self.portmap.push(c.portmap);
+        if !c.tuning.is_zero() {
+            self.tuning.push(c.tuning);
+        }
     }
 }
 
@@ -687,6 +716,11 @@ pub fn run_all(opts: &Opts) -> Result<Report> {
             "chain",
             "chain ADD / CHECK / DEL through a conflist",
             Box::new(|r| chain(r, &bins, runs)),
+        ),
+        (
+            "small",
+            "loopback, static and tuning",
+            Box::new(|r| small::small(r, &bins, runs)),
         ),
         (
             "concurrency",
