@@ -55,8 +55,9 @@ pub enum NetnsError {
         /// The path that was looked up.
         path: PathBuf,
     },
-    /// The path exists but is not a namespace file (wrong filesystem magic).
-    #[error("{path:?} is not a network namespace (filesystem magic {fs_type:#x})")]
+    /// The path exists but is not a namespace file (wrong filesystem magic). The message is
+    /// the reference plugins' (`unknown FS magic on "/path": 1021994`).
+    #[error("unknown FS magic on {path:?}: {fs_type:x}")]
     NotNetns {
         /// The path that was checked.
         path: PathBuf,
@@ -170,20 +171,48 @@ fn ns_kind(file: &File) -> Option<String> {
 impl NetNs {
     /// Opens the network namespace file at `path` (e.g. `/run/netns/x`, `/proc/1/ns/net`).
     ///
-    /// Fails with [`NetnsError::NotFound`] if the path does not exist and with
-    /// [`NetnsError::NotNetns`] if the opened file is not a namespace inode (nsfs); unlike
-    /// [`is_netns`] this also rejects ordinary files under `/proc`. A namespace of another
-    /// kind (`/proc/<pid>/ns/mnt`) is [`NetnsError::WrongKind`].
+    /// This is the one way a namespace path given by a caller (`CNI_NETNS`) is opened:
+    /// 1. `statfs(2)` on the path, before anything is opened: it must live on nsfs (or procfs,
+    ///    for `/proc/<pid>/ns/net` on old kernels), as the reference's `ns.GetNS` checks. A
+    ///    FIFO, a device node or an ordinary file is refused here without being opened, so a
+    ///    FIFO cannot block the plugin and a device's `open` handler never runs.
+    /// 2. `open(2)` with `O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC`, so even a file swapped
+    ///    in between the two steps cannot block or become a controlling terminal.
+    /// 3. `fstatfs(2)` on the descriptor: it must be an nsfs inode (this also rejects
+    ///    ordinary files under `/proc`), and a network namespace, not another kind.
+    ///
+    /// Fails with [`NetnsError::NotFound`] if the path does not exist, with
+    /// [`NetnsError::NotNetns`] if the path or the opened file is not a namespace inode, and
+    /// with [`NetnsError::WrongKind`] for a namespace of another kind (`/proc/<pid>/ns/mnt`).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, NetnsError> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| NetnsError::io("open", path, e))?;
+        let not_netns = |fs_type: statfs::FsType| NetnsError::NotNetns {
+            path: path.to_path_buf(),
+            fs_type: fs_type.0 as i64,
+        };
+        let fs = match statfs::statfs(path) {
+            Ok(fs) => fs,
+            Err(Errno::ENOENT) => {
+                return Err(NetnsError::NotFound {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(NetnsError::sys("statfs", path, e)),
+        };
+        let fs_type = fs.filesystem_type();
+        if fs_type != NSFS_MAGIC && fs_type != PROC_SUPER_MAGIC {
+            return Err(not_netns(fs_type));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            // std adds O_CLOEXEC itself.
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| NetnsError::io("open", path, e))?;
         let fs = statfs::fstatfs(&file).map_err(|e| NetnsError::sys("statfs", path, e))?;
         let fs_type = fs.filesystem_type();
         if fs_type != NSFS_MAGIC {
-            return Err(NetnsError::NotNetns {
-                path: path.to_path_buf(),
-                fs_type: fs_type.0 as i64,
-            });
+            return Err(not_netns(fs_type));
         }
         // Every kind of namespace lives on nsfs; a mount namespace given as CNI_NETNS would
         // only be refused by the kernel once it is used, in the middle of an ADD.
