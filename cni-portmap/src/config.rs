@@ -150,6 +150,10 @@ pub struct PortmapConf {
     pub conditions_v6: Vec<String>,
     /// `runtimeConfig.portMappings`, validated, in order.
     pub mappings: Vec<Mapping>,
+    /// DEL only ([`PortmapConf::from_netconf_for_del`]): `portMappings` held entries that do
+    /// not validate (left out of `mappings`). Always false for the other verbs, which refuse
+    /// such a config.
+    pub unvalidated_mappings: bool,
     /// The previous result, if any.
     pub prev_result: Option<CniResult>,
     /// The container's IPv4 address (with prefix) chosen from `prevResult`.
@@ -186,67 +190,110 @@ impl PortmapConf {
         ifname: &str,
         detect: &mut dyn FnMut() -> Backend,
     ) -> Result<PortmapConf, ConfigError> {
+        PortmapConf::build(conf, ifname, detect, false)
+    }
+
+    /// The configuration DEL works from: what ADD would refuse does not make DEL fail (the
+    /// spec: DEL must clean up what it can, and a runtime stops at the first failing DEL).
+    /// Mappings that do not validate are left out and
+    /// [`unvalidated_mappings`](PortmapConf::unvalidated_mappings) is set, so DEL finds the
+    /// attachment's state by its owner instead of computing it from the mappings; an invalid
+    /// `markMasqBit`, `externalSetMarkChain`, `backend`, options of the other backend, keys
+    /// of the wrong type and an unreadable `prevResult` fall back to the defaults (DEL
+    /// cleans both backends anyway). Only stdin that is not a JSON object is an error (the
+    /// skel refused it before).
+    pub fn from_netconf_for_del(
+        conf: &NetConf,
+        ifname: &str,
+        detect: &mut dyn FnMut() -> Backend,
+    ) -> Result<PortmapConf, ConfigError> {
+        PortmapConf::build(conf, ifname, detect, true)
+    }
+
+    fn build(
+        conf: &NetConf,
+        ifname: &str,
+        detect: &mut dyn FnMut() -> Backend,
+        lenient: bool,
+    ) -> Result<PortmapConf, ConfigError> {
+        // In lenient mode (DEL) a value that does not validate counts as absent.
+        fn soft<T>(
+            r: Result<Option<T>, ConfigError>,
+            lenient: bool,
+        ) -> Result<Option<T>, ConfigError> {
+            match r {
+                Err(_) if lenient => Ok(None),
+                other => other,
+            }
+        }
         let m = &conf.extra;
-        let backend: Option<String> = field(m, "backend")?;
-        let snat: Option<bool> = field(m, "snat")?;
-        let conditions_v4: Option<Vec<String>> = field(m, "conditionsV4")?;
-        let conditions_v6: Option<Vec<String>> = field(m, "conditionsV6")?;
-        let masq_all: Option<bool> = field(m, "masqAll")?;
-        let mark_bit: Option<i64> = field(m, "markMasqBit")?;
-        let external: Option<String> = field(m, "externalSetMarkChain")?;
-        let raw_maps = conf
-            .runtime_config()
-            .port_mappings()
-            .map_err(ConfigError::Json)?;
-        let prev_result = conf.prev_result().map_err(ConfigError::PrevResult)?;
+        let backend: Option<String> = soft(field(m, "backend"), lenient)?;
+        let snat: Option<bool> = soft(field(m, "snat"), lenient)?;
+        let conditions_v4: Option<Vec<String>> = soft(field(m, "conditionsV4"), lenient)?;
+        let conditions_v6: Option<Vec<String>> = soft(field(m, "conditionsV6"), lenient)?;
+        let masq_all: Option<bool> = soft(field(m, "masqAll"), lenient)?;
+        let mut mark_bit: Option<i64> = soft(field(m, "markMasqBit"), lenient)?;
+        let mut external: Option<String> = soft(field(m, "externalSetMarkChain"), lenient)?;
+        let mut unvalidated_mappings = false;
+        let raw_maps = match conf.runtime_config().port_mappings() {
+            Ok(v) => v,
+            Err(_) if lenient => {
+                unvalidated_mappings = true;
+                Vec::new()
+            }
+            Err(e) => return Err(ConfigError::Json(e)),
+        };
+        let prev_result = match conf.prev_result() {
+            Ok(r) => r,
+            Err(_) if lenient => None,
+            Err(e) => return Err(ConfigError::PrevResult(e)),
+        };
 
         if mark_bit.is_some() && external.is_some() {
-            return Err(ConfigError::MarkBitWithExternalChain);
+            if !lenient {
+                return Err(ConfigError::MarkBitWithExternalChain);
+            }
+            mark_bit = None;
         }
         if let Some(chain) = &external
             && !is_chain_name(chain)
         {
-            return Err(ConfigError::ExternalChain(chain.clone()));
+            if !lenient {
+                return Err(ConfigError::ExternalChain(chain.clone()));
+            }
+            external = None;
         }
         let mark_bit = mark_bit.unwrap_or(i64::from(DEFAULT_MARK_BIT));
-        let mark_masq_bit = u8::try_from(mark_bit)
-            .ok()
-            .filter(|b| *b <= 31)
-            .ok_or(ConfigError::MarkBitRange)?;
+        let mark_masq_bit = match u8::try_from(mark_bit).ok().filter(|b| *b <= 31) {
+            Some(b) => b,
+            None if lenient => DEFAULT_MARK_BIT,
+            None => return Err(ConfigError::MarkBitRange),
+        };
 
         let conditions_v4 = conditions_v4.unwrap_or_default();
         let conditions_v6 = conditions_v6.unwrap_or_default();
-        let backend = resolve_backend(
+        let backend = match resolve_backend(
             backend.as_deref(),
             external.is_some(),
             &conditions_v4,
             &conditions_v6,
             detect,
-        )?;
+        ) {
+            Ok(b) => b,
+            Err(_) if lenient => match backend.as_deref().map(parse_backend) {
+                Some(Ok(b)) => b,
+                _ => detect(),
+            },
+            Err(e) => return Err(e),
+        };
 
         let mut mappings = Vec::with_capacity(raw_maps.len());
         for pm in &raw_maps {
-            if !(1..=65535).contains(&pm.container_port) {
-                return Err(ConfigError::ContainerPort(pm.container_port));
+            match validate_mapping(pm) {
+                Ok(m) => mappings.push(m),
+                Err(_) if lenient => unvalidated_mappings = true,
+                Err(e) => return Err(e),
             }
-            if !(1..=65535).contains(&pm.host_port) {
-                return Err(ConfigError::HostPort(pm.host_port));
-            }
-            let protocol = Protocol::parse(&pm.protocol)
-                .ok_or_else(|| ConfigError::Protocol(pm.protocol.clone()))?;
-            let host_ip = match pm.host_ip.trim() {
-                "" => None,
-                s => Some(
-                    s.parse::<IpAddr>()
-                        .map_err(|_| ConfigError::HostIp(pm.host_ip.clone()))?,
-                ),
-            };
-            mappings.push(Mapping {
-                host_port: u16::try_from(pm.host_port).unwrap_or_default(),
-                container_port: u16::try_from(pm.container_port).unwrap_or_default(),
-                protocol,
-                host_ip,
-            });
         }
 
         let (container_v4, container_v6) = match &prev_result {
@@ -265,10 +312,16 @@ impl PortmapConf {
             conditions_v4,
             conditions_v6,
             mappings,
+            unvalidated_mappings,
             prev_result,
             container_v4,
             container_v6,
         })
+    }
+
+    /// Whether the config asks for any port mapping (valid or, for DEL, not).
+    pub fn has_mappings(&self) -> bool {
+        !self.mappings.is_empty() || self.unvalidated_mappings
     }
 
     /// The container address of `family`, if it has one.
@@ -307,6 +360,31 @@ impl PortmapConf {
         }
         out
     }
+}
+
+/// One entry of `runtimeConfig.portMappings`, validated as the reference does, in its order.
+fn validate_mapping(pm: &cni_types::capabilities::PortMapping) -> Result<Mapping, ConfigError> {
+    if !(1..=65535).contains(&pm.container_port) {
+        return Err(ConfigError::ContainerPort(pm.container_port));
+    }
+    if !(1..=65535).contains(&pm.host_port) {
+        return Err(ConfigError::HostPort(pm.host_port));
+    }
+    let protocol =
+        Protocol::parse(&pm.protocol).ok_or_else(|| ConfigError::Protocol(pm.protocol.clone()))?;
+    let host_ip = match pm.host_ip.trim() {
+        "" => None,
+        s => Some(
+            s.parse::<IpAddr>()
+                .map_err(|_| ConfigError::HostIp(pm.host_ip.clone()))?,
+        ),
+    };
+    Ok(Mapping {
+        host_port: u16::try_from(pm.host_port).unwrap_or_default(),
+        container_port: u16::try_from(pm.container_port).unwrap_or_default(),
+        protocol,
+        host_ip,
+    })
 }
 
 /// The reference's `validateBackend`: options of the wrong backend are an error; without

@@ -147,7 +147,10 @@ impl Plugin for PortmapPlugin {
 
     fn del(&self, req: &Request) -> Result<(), Error> {
         let mut host = SystemHost;
-        let c = conf(req, &mut host)?;
+        let c = PortmapConf::from_netconf_for_del(&req.config, &req.ifname, &mut || {
+            host.default_backend()
+        })
+        .map_err(PortmapError::Config)?;
         Ok(del(&c, &attachment(req), &mut System, &mut host)?)
     }
 

@@ -163,18 +163,40 @@ pub fn network_tag(network: &str) -> String {
     }
 }
 
-/// The comment of an attachment's elements: `<network tag> <ifname> <container id>`, cut to
-/// nft's 128 bytes. DEL (without address) and GC find elements by it.
+/// The comment of an attachment's elements: `<network tag> <ifname> <container id>` when that
+/// fits nft's 128 bytes. A longer identity keeps a readable prefix of that text and ends in
+/// ` #` + 24 hex digits of the sha512 of the whole identity (network, interface and container
+/// ID, separated by NUL), so two identities that share their first 128 bytes still get
+/// different comments. DEL (without address) and GC find elements by it.
 pub fn owner_comment(network: &str, container_id: &str, ifname: &str) -> String {
-    let mut s = format!("{} {ifname} {container_id}", network_tag(network));
-    if s.len() > MAX_COMMENT_LEN {
-        let mut cut = MAX_COMMENT_LEN;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
+    let s = format!("{} {ifname} {container_id}", network_tag(network));
+    if s.len() <= MAX_COMMENT_LEN {
+        return s;
     }
-    s
+    let hash = sha512_hex(format!("{network}\0{ifname}\0{container_id}").as_bytes());
+    let suffix = format!(" #{}", &hash[..24]);
+    let mut cut = MAX_COMMENT_LEN - suffix.len();
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &s[..cut])
+}
+
+/// The comment earlier versions wrote for an identity longer than 128 bytes: the text cut
+/// at 128 bytes (ambiguous, see [`owner_comment`]). `None` when the identity fits, as both
+/// formats agree then. DEL and GC still recognise it, so elements written before an upgrade
+/// are found.
+pub fn legacy_owner_comment(network: &str, container_id: &str, ifname: &str) -> Option<String> {
+    let mut s = format!("{} {ifname} {container_id}", network_tag(network));
+    if s.len() <= MAX_COMMENT_LEN {
+        return None;
+    }
+    let mut cut = MAX_COMMENT_LEN;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    Some(s)
 }
 
 fn addr_type(f: IpFamily) -> DataType {
@@ -722,6 +744,23 @@ pub fn del_plan_listed(listing: &TableListing, f: IpFamily, comment: &str) -> Nf
     delete_plan(f, &listed_keys(listing, f, |c| c == comment))
 }
 
+/// The DEL transaction computed from a listing for one attachment: the elements carrying its
+/// comment, in the current format or the one earlier versions wrote
+/// ([`legacy_owner_comment`]). Empty when there are none.
+pub fn del_plan_owned(
+    listing: &TableListing,
+    f: IpFamily,
+    network: &str,
+    att: &Attachment,
+) -> NftPlan {
+    let current = owner_comment(network, &att.container_id, &att.ifname);
+    let legacy = legacy_owner_comment(network, &att.container_id, &att.ifname);
+    delete_plan(
+        f,
+        &listed_keys(listing, f, |c| c == current || legacy.as_deref() == Some(c)),
+    )
+}
+
 /// The GC transaction for one family: the elements of `network` whose attachment is not in
 /// `valid`.
 pub fn gc_plan(
@@ -732,7 +771,10 @@ pub fn gc_plan(
 ) -> NftPlan {
     let keep: BTreeSet<String> = valid
         .iter()
-        .map(|a| owner_comment(network, &a.container_id, &a.ifname))
+        .flat_map(|a| {
+            std::iter::once(owner_comment(network, &a.container_id, &a.ifname))
+                .chain(legacy_owner_comment(network, &a.container_id, &a.ifname))
+        })
         .collect();
     let tag = format!("{} ", network_tag(network));
     delete_plan(

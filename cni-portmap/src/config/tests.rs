@@ -356,3 +356,55 @@ fn podman_vector() {
     assert_eq!(c.udp_host_ports(), vec![18081]);
     assert_eq!(c.mappings_for(IpFamily::V6).count(), 3);
 }
+
+fn parse_for_del(json: &str) -> Result<PortmapConf, ConfigError> {
+    let conf = NetConf::from_slice(json.as_bytes()).unwrap();
+    PortmapConf::from_netconf_for_del(&conf, "eth0", &mut ipt)
+}
+
+/// Issue 12 item 13: DEL of what ADD refused succeeds; the bad mappings are left out and
+/// flagged so DEL looks for the owner's state instead.
+#[test]
+fn del_takes_what_add_refuses() {
+    let bad_maps = [
+        r#"{"hostPort":8080,"containerPort":80,"protocol":"bogus"}"#,
+        r#"{"hostPort":0,"containerPort":80,"protocol":"tcp"}"#,
+        r#"{"hostPort":70000,"containerPort":80,"protocol":"tcp"}"#,
+        r#"{"hostPort":8080,"containerPort":-1,"protocol":"tcp"}"#,
+        r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":"nope"}"#,
+        r#"{"hostPort":"x","containerPort":80,"protocol":"tcp"}"#,
+    ];
+    for m in bad_maps {
+        let j = format!(
+            r#"{{"cniVersion":"1.0.0","name":"n","type":"portmap",
+            "runtimeConfig":{{"portMappings":[{m},{{"hostPort":53,"containerPort":53,"protocol":"udp"}}]}}}}"#
+        );
+        assert!(parse(&j, "eth0").is_err(), "ADD refuses {m}");
+        let c = parse_for_del(&j).unwrap_or_else(|e| panic!("{m}: {e}"));
+        assert!(c.unvalidated_mappings, "{m}");
+        assert!(c.has_mappings());
+    }
+    // The other keys ADD validates.
+    for extra in [
+        r#""markMasqBit":99"#,
+        r#""markMasqBit":1,"externalSetMarkChain":"X""#,
+        r#""externalSetMarkChain":"bad chain name with spaces""#,
+        r#""backend":"ebpf""#,
+        r#""backend":"iptables","conditionsV4":["ip","saddr","1.2.3.4"]"#,
+        r#""snat":"yes""#,
+        r#""prevResult":{"cniVersion":"1.0.0","ips":"broken"}"#,
+    ] {
+        let j = format!(
+            r#"{{"cniVersion":"1.0.0","name":"n","type":"portmap",{extra},
+            "runtimeConfig":{{"portMappings":[{{"hostPort":8080,"containerPort":80,"protocol":"tcp"}}]}}}}"#
+        );
+        assert!(parse(&j, "eth0").is_err(), "ADD refuses {extra}");
+        let c = parse_for_del(&j).unwrap_or_else(|e| panic!("{extra}: {e}"));
+        assert_eq!(c.mappings.len(), 1, "{extra}");
+        assert!(!c.unvalidated_mappings);
+    }
+    // A valid config reads the same either way.
+    let j = r#"{"cniVersion":"1.0.0","name":"n","type":"portmap","markMasqBit":3,
+        "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}}"#;
+    assert_eq!(parse_for_del(j).unwrap(), parse(j, "eth0").unwrap());
+}

@@ -227,6 +227,9 @@ fn nft_del(
 ) -> Result<(), FirewallError> {
     let comment = nftables::owner_comment(&conf.name, &att.container_id, &att.ifname);
     match conf.container(f) {
+        // Some mappings did not validate (DEL of a config ADD refused): what ADD may have
+        // written cannot be computed; find it by owner.
+        Some(_) if conf.unvalidated_mappings => {}
         Some(net) => {
             let plan = nftables::del_plan(f, &comment, &nftables::entries(conf, net));
             if plan.is_empty() {
@@ -243,7 +246,7 @@ fn nft_del(
             }
         }
         // With prevResult, the container had no address of this family: ADD wrote nothing.
-        None if conf.prev_result.is_some() => return Ok(()),
+        None if conf.prev_result.is_some() && !conf.unvalidated_mappings => return Ok(()),
         None => {}
     }
     // A key was taken over by another container, there is no table, or no address to compute
@@ -251,7 +254,7 @@ fn nft_del(
     let Some(listing) = fw.nft_table(nftables::family(f), nftables::TABLE)? else {
         return Ok(());
     };
-    let plan = nftables::del_plan_listed(&listing, f, &comment);
+    let plan = nftables::del_plan_owned(&listing, f, &conf.name, att);
     if plan.is_empty() {
         return Ok(());
     }
@@ -262,14 +265,15 @@ fn nft_del(
 /// best effort, from the other one (a node may have switched backends between ADD and DEL),
 /// then deletes UDP conntrack entries of the mapped host ports (the reference only does this
 /// on ADD: plugins #1190). Idempotent. With no mappings (the reference's condition), nothing
-/// is touched.
+/// is touched. Takes the config of [`PortmapConf::from_netconf_for_del`]: mappings that ADD
+/// would refuse do not make it fail, the attachment's state is then found by its owner.
 pub fn del(
     conf: &PortmapConf,
     att: &Attachment,
     fw: &mut dyn FirewallApplier,
     host: &mut dyn Host,
 ) -> Result<(), PortmapError> {
-    if conf.mappings.is_empty() {
+    if !conf.has_mappings() {
         return Ok(());
     }
     let result = remove(conf.backend, conf, att, fw);

@@ -160,3 +160,19 @@ fn status_and_gc() {
     gc(&c, &[att()], &mut fw, &mut host).unwrap();
     assert!(fw.iptables.is_empty() && fw.nft.is_empty());
 }
+
+/// Issue 12 item 13: DEL with a mapping ADD refused still removes the attachment's state in
+/// both backends (iptables by chain name, nftables by owner from a listing).
+#[test]
+fn del_with_refused_mappings_cleans_by_owner() {
+    let j = r#"{"cniVersion":"1.0.0","name":"net1","type":"portmap","backend":"nftables",
+        "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"bogus"}]},
+        "prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/x"}],
+          "ips":[{"address":"10.0.0.2/24","interface":0}]}}"#;
+    let nc = cni_types::NetConf::from_slice(j.as_bytes()).unwrap();
+    let c = PortmapConf::from_netconf_for_del(&nc, "eth0", &mut || Backend::Iptables).unwrap();
+    assert!(c.mappings.is_empty());
+    let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+    del(&c, &att(), &mut fw, &mut host).unwrap();
+    assert!(fw.dump().contains("delete-chain CNI-DN-"), "{}", fw.dump());
+}
