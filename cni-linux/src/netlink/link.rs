@@ -34,6 +34,10 @@ pub struct Link {
     pub up: bool,
     /// Promiscuous mode requested by user space (`IFF_PROMISC`).
     pub promisc: bool,
+    /// All-multicast mode requested by user space (`IFF_ALLMULTI`).
+    pub allmulti: bool,
+    /// Transmit queue length (`IFLA_TXQLEN`), when the kernel reported it.
+    pub txqlen: Option<u32>,
     /// Operational state is `UP` (`IFLA_OPERSTATE`).
     pub oper_up: bool,
     /// Index of the master device (bridge), if enslaved.
@@ -108,6 +112,7 @@ impl Link {
             flags: flags.bits(),
             up: flags.contains(LinkFlags::Up),
             promisc: flags.contains(LinkFlags::Promisc),
+            allmulti: flags.contains(LinkFlags::Allmulti),
             ..Default::default()
         };
         for attr in msg.attributes {
@@ -115,6 +120,7 @@ impl Link {
                 LinkAttribute::IfName(name) => link.name = name,
                 LinkAttribute::Address(bytes) => link.mac = <[u8; 6]>::try_from(bytes).ok(),
                 LinkAttribute::Mtu(mtu) => link.mtu = mtu,
+                LinkAttribute::TxQueueLen(len) => link.txqlen = Some(len),
                 LinkAttribute::OperState(state) => link.oper_up = state == State::Up,
                 LinkAttribute::Controller(master) if master != 0 => link.master = Some(master),
                 LinkAttribute::Link(index) if index != 0 => link.link = Some(index),
@@ -458,6 +464,18 @@ impl Handle {
     /// Turns promiscuous mode on or off.
     pub fn set_promisc(&mut self, index: u32, on: bool) -> Result<()> {
         self.set_flag("set link promisc", index, LinkFlags::Promisc, on)
+    }
+
+    /// Turns all-multicast mode on or off.
+    pub fn set_allmulti(&mut self, index: u32, on: bool) -> Result<()> {
+        self.set_flag("set link allmulticast", index, LinkFlags::Allmulti, on)
+    }
+
+    /// Sets the transmit queue length (`IFLA_TXQLEN`).
+    pub fn set_txqlen(&mut self, index: u32, len: u32) -> Result<()> {
+        let mut msg = new_link_message(index, false);
+        msg.attributes.push(LinkAttribute::TxQueueLen(len));
+        self.set_link("set link txqueuelen", msg)
     }
 
     /// Enslaves the link to `master` (a bridge index).
