@@ -89,8 +89,8 @@ use cni_linux::firewall::iptables::{IptablesPlan, IptablesState, Rule, RuleError
 use cni_linux::firewall::names::{format_chain_name, format_comment, format_hash_with_prefix};
 use cni_linux::firewall::nftables::{
     ChainSpec, ChainType, CmpOp, DataType, ElemValue, Element, ElementData, ElementListing, Family,
-    Field, Hook, MAX_COMMENT_LEN, MapData, NftOp, NftPlan, RuleSpec, SetSpec, Stmt, TableListing,
-    Value, priority,
+    Field, Hook, MAX_COMMENT_LEN, MapData, NftOp, NftPlan, RuleSpec, SetListing, SetSpec, Stmt,
+    TableListing, Value, priority,
 };
 use cni_linux::firewall::sha512::sha512_hex;
 use ipnet::IpNet;
@@ -600,11 +600,15 @@ fn listed_addr(key: &[u8]) -> Option<IpAddr> {
     <[u8; 16]>::try_from(key).ok().map(IpAddr::from)
 }
 
-/// Deletes the listed elements of our maps that `pred` selects.
-fn delete_listed(listing: &TableListing, pred: impl Fn(&ElementListing) -> bool) -> NftPlan {
+/// Deletes the listed elements that `pred` selects of our maps that `maps` selects.
+fn delete_listed(
+    listing: &TableListing,
+    maps: impl Fn(&SetListing) -> bool,
+    pred: impl Fn(&ElementListing) -> bool,
+) -> NftPlan {
     let mut plan = NftPlan::new();
     for set in &listing.sets {
-        if !set.name.starts_with(NFT_MAP_PREFIX) {
+        if !set.name.starts_with(NFT_MAP_PREFIX) || !maps(set) {
             continue;
         }
         let keys: Vec<Vec<Value>> = set
@@ -635,11 +639,23 @@ fn delete_listed(listing: &TableListing, pred: impl Fn(&ElementListing) -> bool)
 
 /// DEL without addresses: this attachment's elements found in a listing of one of our tables.
 pub fn nft_del_listed(listing: &TableListing, who: &NftOwner<'_>) -> NftPlan {
-    delete_listed(listing, |e| who.owns(e))
+    delete_listed(listing, |_| true, |e| who.owns(e))
 }
 
-/// GC of one of our tables: the elements of `network` (by the network tag of their comment)
-/// whose value is not a valid attachment's.
+/// Whether a listed map is one of `network`'s: its comment names a subnet (`<tag> <subnet>`)
+/// from which [`nft_map_name`] derives this map's name. Comments alone are ambiguous (the
+/// network `a` is a prefix of the network `a b`'s comments); the name is a hash of the
+/// network and the subnet.
+fn map_of_network(set: &SetListing, network: &str) -> bool {
+    set.comment
+        .as_deref()
+        .and_then(|c| c.rsplit(' ').next())
+        .and_then(|s| s.parse::<IpNet>().ok())
+        .is_some_and(|subnet| nft_map_name(network, subnet) == set.name)
+}
+
+/// GC of one of our tables: the elements of `network`'s maps whose value is not a valid
+/// attachment's.
 pub fn nft_gc_plan(
     listing: &TableListing,
     network: &str,
@@ -649,11 +665,11 @@ pub fn nft_gc_plan(
         .iter()
         .map(|a| nft_owner(network, &a.ifname, &a.container_id))
         .collect();
-    let tag = format!("{} ", nft_network_tag(network));
-    delete_listed(listing, |e| {
-        e.comment.as_deref().is_some_and(|c| c.starts_with(&tag))
-            && !owner_of(e).is_some_and(|o| keep.contains(&o))
-    })
+    delete_listed(
+        listing,
+        |s| map_of_network(s, network),
+        |e| !owner_of(e).is_some_and(|o| keep.contains(&o)),
+    )
 }
 
 // ------------------------------------------------------------ the reference's nftables
@@ -1040,8 +1056,9 @@ mod tests {
         assert_eq!(nft_del_plan(&WHO, &e).to_string(), format!("{add}{del}"));
     }
 
-    fn our_listing(elements: Vec<(&str, &str, &str)>) -> TableListing {
-        let map = nft_map_name("podnet", "10.88.0.0/16".parse().unwrap());
+    /// A listing of our `ip` table: per `(network, subnet)` its map with the elements
+    /// `(address, owner, comment)`, and a set that is not ours.
+    fn our_listing(maps: Vec<(&str, &str, Vec<(&str, &str, &str)>)>) -> TableListing {
         let elem = |addr: &str, owner: &str, comment: &str| {
             let mut v = owner.as_bytes().to_vec();
             v.resize(16, 0);
@@ -1054,7 +1071,7 @@ mod tests {
                 comment: Some(comment.to_owned()),
             }
         };
-        let set = |name: String, elements| cni_linux::firewall::nftables::SetListing {
+        let set = |name: String, comment: Option<String>, elements| SetListing {
             name,
             handle: 3,
             flags: 8,
@@ -1062,29 +1079,36 @@ mod tests {
             key_len: 4,
             data_type: Some(41),
             data_len: Some(16),
-            comment: None,
+            comment,
             elements,
         };
+        let mut sets: Vec<SetListing> = maps
+            .into_iter()
+            .map(|(network, subnet, elements)| {
+                let subnet: IpNet = subnet.parse().unwrap();
+                set(
+                    nft_map_name(network, subnet),
+                    Some(nft_subnet_comment(network, subnet)),
+                    elements
+                        .into_iter()
+                        .map(|(a, o, c)| elem(a, o, c))
+                        .collect(),
+                )
+            })
+            .collect();
+        // Not one of ours: never touched.
+        sets.push(set(
+            "other".into(),
+            None,
+            vec![elem("10.88.0.9", &nft_owner("podnet", "eth0", CID), "x")],
+        ));
         TableListing {
             family: Family::Ip,
             name: NFT_TABLE.into(),
             handle: 1,
             comment: None,
             chains: vec![],
-            sets: vec![
-                set(
-                    map,
-                    elements
-                        .into_iter()
-                        .map(|(a, o, c)| elem(a, o, c))
-                        .collect(),
-                ),
-                // Not one of ours: never touched.
-                set(
-                    "other".into(),
-                    vec![elem("10.88.0.9", &nft_owner("podnet", "eth0", CID), "x")],
-                ),
-            ],
+            sets,
         }
     }
 
@@ -1094,12 +1118,29 @@ mod tests {
         let other_if = nft_owner("podnet", "eth1", CID);
         let stale = nft_owner("podnet", "eth0", "gone");
         let other_net = nft_owner("othernet", "eth0", "gone");
+        // A network whose comments start with "podnet ": not podnet's.
+        let prefixed = nft_owner("podnet x", "eth0", "gone");
         let c = |n: &str, i: &str, id: &str| nft_element_comment(n, i, id);
         let listing = our_listing(vec![
-            ("10.88.0.2", &mine, &c("podnet", "eth0", CID)),
-            ("10.88.0.3", &other_if, &c("podnet", "eth1", CID)),
-            ("10.88.0.4", &stale, &c("podnet", "eth0", "gone")),
-            ("10.88.0.5", &other_net, &c("othernet", "eth0", "gone")),
+            (
+                "podnet",
+                "10.88.0.0/16",
+                vec![
+                    ("10.88.0.2", &mine, &c("podnet", "eth0", CID)),
+                    ("10.88.0.3", &other_if, &c("podnet", "eth1", CID)),
+                    ("10.88.0.4", &stale, &c("podnet", "eth0", "gone")),
+                ],
+            ),
+            (
+                "othernet",
+                "10.89.0.0/16",
+                vec![("10.89.0.5", &other_net, &c("othernet", "eth0", "gone"))],
+            ),
+            (
+                "podnet x",
+                "10.90.0.0/16",
+                vec![("10.90.0.6", &prefixed, &c("podnet x", "eth0", "gone"))],
+            ),
         ]);
         let map = nft_map_name("podnet", "10.88.0.0/16".parse().unwrap());
         assert_eq!(
@@ -1120,11 +1161,12 @@ mod tests {
             nft_gc_plan(&listing, "podnet", &valid).to_string(),
             format!("delete element ip cni_bridge_masq {map} {{ 10.88.0.4 }}\n")
         );
-        assert!(
-            nft_gc_plan(&listing, "othernet", &[])
-                .to_string()
-                .contains("{ 10.88.0.5 }")
-        );
+        let other = nft_gc_plan(&listing, "othernet", &[]).to_string();
+        assert!(other.contains("{ 10.89.0.5 }"), "{other}");
+        assert_eq!(other.lines().count(), 1, "{other}");
+        let prefixed = nft_gc_plan(&listing, "podnet x", &[]).to_string();
+        assert!(prefixed.contains("{ 10.90.0.6 }"), "{prefixed}");
+        assert_eq!(prefixed.lines().count(), 1, "{prefixed}");
         assert!(WHO.owns(&listing.sets[0].elements[0]));
         assert!(!WHO.owns(&listing.sets[0].elements[1]));
     }

@@ -13,6 +13,9 @@
 //! }
 //! ```
 //!
+//! `<cid>-<ifname>` is the reference's id when neither part contains a `-`; otherwise a hash
+//! of the pair, so that two attachments never share a chain (see [`ref_id`]).
+//!
 //! The reference needs two transactions (declare, then flush and fill); one suffices here,
 //! because the chains are added before they are flushed in the same batch.
 
@@ -29,9 +32,28 @@ pub const TABLE: &str = "nat";
 pub const PREROUTING: &str = "PREROUTING";
 const IFACE_PREFIX: &str = "cni-br-iface-";
 
-/// `<cid>-<ifname>`: identifies one attachment.
+/// Identifies one attachment in the names and comments of its spoof check.
+///
+/// The reference's `<cid>-<ifname>` when neither part contains a `-` (container IDs of
+/// containerd, CRI-O and podman are hex; interfaces are `eth0`, `net1`): those names are what
+/// the Go plugin's DEL looks for, so either implementation removes the other's checks.
+///
+/// Otherwise the reference's form is ambiguous (`a-b` + `c` and `a` + `b-c` both give
+/// `a-b-c`, and `cni-br-iface-a-b-mac` is both the `-mac` chain of `a` + `b` and the chain of
+/// `a` + `b-mac`): a second attachment would overwrite the first one's MAC filter and its DEL
+/// would remove both. Then the id is `-` and 32 hex digits of sha512 of the length-prefixed
+/// pair. No two attachments share an id or a chain name: a reference-form id starts with a
+/// character other than `-` and has exactly one `-` (its chains `cni-br-iface-X-Y` and
+/// `cni-br-iface-X-Y-mac` have one and two after the prefix, the second one ending in `mac`),
+/// while a hashed id starts with `-`.
 pub fn ref_id(container_id: &str, ifname: &str) -> String {
-    format!("{container_id}-{ifname}")
+    let plain = |s: &str| !s.is_empty() && !s.contains('-');
+    if plain(container_id) && plain(ifname) {
+        return format!("{container_id}-{ifname}");
+    }
+    let pair = format!("{}:{container_id}{ifname}", container_id.len());
+    let hash = cni_linux::firewall::sha512::sha512_hex(pair.as_bytes());
+    format!("-{}", &hash[..32])
 }
 
 /// `cni-br-iface-<ref>`.
@@ -321,6 +343,42 @@ delete chain bridge nat cni-br-iface-b-eth0-mac
         assert_eq!(teardown("b-eth0", Some(&t)).to_string(), expected);
         assert!(teardown("zzz-eth0", Some(&t)).is_empty());
         assert!(teardown("b-eth0", None).is_empty());
+    }
+
+    #[test]
+    fn ref_ids_are_the_reference_s_when_unambiguous_and_distinct_otherwise() {
+        assert_eq!(ref_id("f9b1c8a3d2e4", "eth0"), "f9b1c8a3d2e4-eth0");
+        // Pairs whose reference names collide, as ids or as iface chain against `-mac` chain.
+        let pairs = [
+            ("a-b", "c"),
+            ("a", "b-c"),
+            ("a", "b"),
+            ("a", "b-mac"),
+            ("a-b", "mac"),
+            ("a-b-mac", "x"),
+            ("a", "b-mac-x"),
+            ("ab", "c"),
+            ("a", "bc"),
+        ];
+        let mut names = BTreeSet::new();
+        for (cid, ifname) in pairs {
+            let rid = ref_id(cid, ifname);
+            assert_eq!(
+                rid.starts_with('-'),
+                cid.contains('-') || ifname.contains('-'),
+                "{rid}"
+            );
+            for name in [iface_chain(&rid), mac_chain(&rid)] {
+                assert!(
+                    names.insert(name.clone()),
+                    "{cid} + {ifname}: {name} is taken"
+                );
+            }
+            assert!(comment(&rid).len() < 128);
+        }
+        // Hashing is length-prefixed: moving characters between the parts changes the id.
+        assert_ne!(ref_id("a-", "bc"), ref_id("a-b", "c"));
+        assert_eq!(ref_id("a-b", "c").len(), 33);
     }
 
     #[test]

@@ -912,6 +912,77 @@ fn mac_spoof_check() {
     assert!(!nft.contains("macspoofchk"), "{nft}");
 }
 
+/// `a-b` + `c` and `a` + `b-c` have the same reference spoof-check name: each must keep its
+/// own MAC filter, and DEL of one must leave the other's intact.
+#[test]
+fn spoof_checks_of_colliding_reference_names_stay_apart() {
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "macspoofchk": true, "ipam": node.ipam(&["10.20.0.0/24"])}),
+    );
+    let (p1, p2) = (node.pod(), node.pod());
+    let a1 = cni_testkit::Attachment::new("a-b", p1.path(), "c");
+    let a2 = cni_testkit::Attachment::new("a", p2.path(), "b-c");
+    let r1 = node.runner.add(&conf, &a1).unwrap();
+    let r2 = node.runner.add(&conf, &a2).unwrap();
+    let t = Duration::from_secs(3);
+    traffic::ping(&p1, gw("10.20.0.1"), t).expect("first pod filtered by the second's MAC");
+    traffic::ping(&p2, gw("10.20.0.1"), t).unwrap();
+    let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
+    for (r, cid, ifname) in [(&r1, "a-b", "c"), (&r2, "a", "b-c")] {
+        let chain = cni_bridge::spoofchk::iface_chain(&cni_bridge::spoofchk::ref_id(cid, ifname));
+        assert!(
+            nft.contains(&format!(
+                "iifname \"{}\" jump {chain}",
+                r.interfaces[1].name
+            )),
+            "{nft}"
+        );
+    }
+
+    node.runner.del(&conf, &a1).unwrap();
+    let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
+    let rid2 = cni_bridge::spoofchk::ref_id("a", "b-c");
+    assert!(
+        nft.contains(&format!(
+            "iifname \"{}\" jump {}",
+            r2.interfaces[1].name,
+            cni_bridge::spoofchk::iface_chain(&rid2)
+        )),
+        "the second check's jump went with the first DEL:\n{nft}"
+    );
+    assert!(
+        nft.contains(&format!(
+            "ether saddr {} return comment \"{}\"",
+            r2.interfaces[2].mac,
+            cni_bridge::spoofchk::comment(&rid2)
+        )),
+        "{nft}"
+    );
+    assert!(
+        !nft.contains(&cni_bridge::spoofchk::ref_id("a-b", "c")),
+        "{nft}"
+    );
+    // The remaining check still works: the pod passes, a spoofed MAC does not.
+    traffic::ping(&p2, gw("10.20.0.1"), t).unwrap();
+    let mut nl = p2.netlink().unwrap();
+    let eth = nl.require_link("b-c").unwrap();
+    nl.set_down(eth.index).unwrap();
+    nl.set_mac(eth.index, [0x02, 0x66, 0x66, 0x66, 0x66, 0x67])
+        .unwrap();
+    nl.set_up(eth.index).unwrap();
+    assert!(
+        !traffic::can_ping(&p2, gw("10.20.0.1"), t),
+        "spoofed frames must still be dropped"
+    );
+    node.runner.del(&conf, &a2).unwrap();
+    let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
+    assert!(!nft.contains("cni-br-iface"), "{nft}");
+}
+
 #[test]
 fn gc_removes_stale_masquerade_and_spoof_checks() {
     let Some(node) = Node::new(Ipam::Ours) else {
