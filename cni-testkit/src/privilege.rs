@@ -30,9 +30,52 @@ pub fn require_root() -> bool {
     false
 }
 
-/// Whether `CI` is set to a true-ish value.
+/// Whether `CI` is set to a true-ish value (see [`ci_value_is_set`]). The one place the
+/// workspace's tests decide "is this CI?"; `cni-linux`'s tests, which cannot depend on this
+/// crate, keep an exact copy of [`ci_value_is_set`].
 pub fn in_ci() -> bool {
-    std::env::var(CI_VAR)
-        .map(|v| !matches!(v.trim(), "" | "0" | "false" | "False" | "FALSE"))
-        .unwrap_or(false)
+    ci_value_is_set(std::env::var_os(CI_VAR).as_deref())
+}
+
+/// The rule for a value of `CI`: set unless unset, empty, `0` or `false` (any case, spaces
+/// around ignored). Anything else (`true`, `1`, `yes`, a CI system's name) is set.
+pub fn ci_value_is_set(value: Option<&std::ffi::OsStr>) -> bool {
+    let Some(v) = value else {
+        return false;
+    };
+    let v = v.to_string_lossy();
+    let v = v.trim();
+    !(v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false"))
+}
+
+/// Whether a test that cannot run here must fail rather than skip: `CI` is set. Prints
+/// `SKIPPED: <why>` on stderr and returns false otherwise, so the caller returns early.
+///
+/// # Panics
+///
+/// Under CI, with `why`.
+pub fn skip_or_fail(why: &str) -> bool {
+    if in_ci() {
+        panic!("{why}, and {CI_VAR} is set: refusing to skip");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ci_value_is_set;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn ci_is_set_unless_unset_empty_zero_or_false() {
+        let set = |v: &str| ci_value_is_set(Some(OsStr::new(v)));
+        assert!(!ci_value_is_set(None));
+        for off in ["", " ", "0", "false", "False", "FALSE", "fAlSe", " false\n"] {
+            assert!(!set(off), "{off:?} is not CI");
+        }
+        for on in ["true", "1", "yes", "TRUE", "github-actions", "00", "no"] {
+            assert!(set(on), "{on:?} is CI");
+        }
+    }
 }
