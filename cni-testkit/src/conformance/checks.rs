@@ -1045,8 +1045,8 @@ pub(super) fn run_all(ctx: &Ctx, progress: &mut dyn FnMut(&CheckResult)) -> Vec<
 }
 
 fn result(ctx: &Ctx, name: String, about: &'static str, outcome: Outcome) -> CheckResult {
-    let known_issue = match outcome {
-        Outcome::Fail(_) => known_issue(&ctx.identity, &name).copied(),
+    let known_issue = match &outcome {
+        Outcome::Fail(reason) => known_issue(&ctx.identity, &name, reason).copied(),
         _ => None,
     };
     CheckResult {

@@ -55,7 +55,7 @@ use std::time::Duration;
 use cni_types::Version;
 use serde_json::{Map, Value};
 
-pub use known::{Implementation, KnownIssue, PluginIdentity};
+pub use known::{Implementation, KnownIssue, PluginIdentity, ReasonMatch};
 pub use report::{CheckResult, Outcome, Report};
 
 use crate::runner::PLUGIN_TIMEOUT;

@@ -234,7 +234,9 @@ mod tests {
                 CheckResult {
                     name: "del-netns-empty/1.0.0".into(),
                     about: "DEL",
-                    outcome: Outcome::Fail("leftovers:\n+ iptables x".into()),
+                    outcome: Outcome::Fail(
+                        "the node differs from before the ADD:\n+ iptables v4 nat :CNI-x -".into(),
+                    ),
                     known_issue: super::super::known::KNOWN_ISSUES
                         .iter()
                         .find(|k| k.upstream.ends_with("#810"))
@@ -255,7 +257,7 @@ mod tests {
         let text = report().to_string();
         assert_eq!(
             text,
-            "cni-conformance: /usr/lib/cni/bridge (type bridge)\n  identity: go \"CNI bridge plugin version unknown\"\n  supports: 0.4.0 1.0.0\n  tested:   1.0.0\n\nPASS  version\nFAIL  del-netns-empty/1.0.0\n      leftovers:\n      + iptables x\n      known upstream issue containernetworking/plugins#810: DEL with an empty CNI_NETNS only runs IPAM DEL, so the ipMasq rules of the attachment leak\nSKIP  gc\n      the plugin does not support 1.1.0\n\n3 checks: 1 passed, 1 failed, 1 skipped, 0 errors"
+            "cni-conformance: /usr/lib/cni/bridge (type bridge)\n  identity: go \"CNI bridge plugin version unknown\"\n  supports: 0.4.0 1.0.0\n  tested:   1.0.0\n\nPASS  version\nFAIL  del-netns-empty/1.0.0\n      the node differs from before the ADD:\n      + iptables v4 nat :CNI-x -\n      known upstream issue containernetworking/plugins#810: DEL with an empty CNI_NETNS only runs IPAM DEL, so the ipMasq rules of the attachment leak\nSKIP  gc\n      the plugin does not support 1.1.0\n\n3 checks: 1 passed, 1 failed, 1 skipped, 0 errors"
         );
     }
 
