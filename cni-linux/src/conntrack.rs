@@ -2,9 +2,14 @@
 //!
 //! Portmap deletes the UDP entries of its host ports on ADD (and may on DEL) so that a stale
 //! entry pointing at an old container does not blackhole the traffic (reference plugins
-//! #123, #1190). The kernel cannot filter deletions by port, so [`delete`] dumps the table
-//! once (`IPCTNL_MSG_CT_GET` with `NLM_F_DUMP`) and deletes each matching entry by its
-//! original tuple (and zone). Entries that vanish in between are not errors.
+//! #123, #1190). The kernel cannot delete by port, so [`delete_where`] dumps the table once
+//! (`IPCTNL_MSG_CT_GET` with `NLM_F_DUMP`, only the requested family), looks at each entry as
+//! it is read and deletes a matching one at once by its original tuple (and zone) over a
+//! second socket: one pass per call whatever the number of ports
+//! ([`delete_udp_by_dports`]), and memory that does not grow with the table. A dump the
+//! kernel flags as interrupted (`NLM_F_DUMP_INTR`) is repeated; if every attempt is
+//! interrupted the call fails with [`ConntrackError::Interrupted`]. Entries that vanish in
+//! between are not errors. [`Conntrack`] is the seam: tests count passes.
 //!
 //! Everything happens in the calling thread's network namespace (conntrack tables are per
 //! namespace).
@@ -25,7 +30,7 @@ use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage};
 use crate::firewall::IpFamily;
 use crate::firewall::nftables::NftError;
 use crate::firewall::nftables::decode::{attrs_of, get, nlas};
-use crate::firewall::nftables::socket::NfSocket;
+use crate::firewall::nftables::socket::{NfSocket, RawMsg};
 
 /// IANA number of TCP.
 pub const PROTO_TCP: u8 = 6;
@@ -67,6 +72,17 @@ pub enum ConntrackError {
     /// A kernel message could not be decoded.
     #[error("cannot decode conntrack message: {0}")]
     Decode(String),
+    /// Every dump of the table was interrupted (`NLM_F_DUMP_INTR`: the table kept changing
+    /// while it was read), so matching entries may remain.
+    #[error(
+        "conntrack dump interrupted {attempts} times in a row (the table kept changing); {deleted} entries deleted, others may remain"
+    )]
+    Interrupted {
+        /// Dumps tried.
+        attempts: u32,
+        /// Entries deleted meanwhile.
+        deleted: usize,
+    },
 }
 
 impl From<NftError> for ConntrackError {
@@ -173,84 +189,202 @@ fn parse_tuple(v: &[u8]) -> Option<Tuple> {
     })
 }
 
-fn dump(sock: &mut NfSocket, family: Option<IpFamily>) -> Result<Vec<Entry>, ConntrackError> {
-    let mut attempt = 0;
-    let msgs = loop {
-        attempt += 1;
-        match sock.request(
+fn parse_entry(m: &RawMsg) -> Option<Entry> {
+    if m.msg_type != IPCTNL_MSG_CT_NEW {
+        return None;
+    }
+    let a = attrs_of(m);
+    let orig_raw = get(&a, CTA_TUPLE_ORIG)?;
+    let orig = parse_tuple(orig_raw)?;
+    let zone_raw = get(&a, CTA_ZONE).map(<[u8]>::to_vec);
+    Some(Entry {
+        family: IpFamily::of(&orig.src),
+        reply: get(&a, CTA_TUPLE_REPLY).and_then(parse_tuple),
+        zone: zone_raw.as_deref().and_then(be16),
+        orig,
+        orig_raw: orig_raw.to_vec(),
+        zone_raw,
+    })
+}
+
+/// What one pass over the table did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Entries deleted (entries that vanished before their deletion are not counted).
+    pub deleted: usize,
+    /// The kernel flagged the dump as interrupted (`NLM_F_DUMP_INTR`): the table changed
+    /// while it was read, so entries may have been missed.
+    pub interrupted: bool,
+}
+
+/// The conntrack table as [`delete_where`] needs it: one pass that streams the entries and
+/// deletes those `doomed` selects. [`Netlink`] is the kernel; tests can count passes.
+pub trait Conntrack {
+    /// One dump of `family` (both when `None`); each entry is handed to `doomed` as it is
+    /// read and deleted at once when it returns true. Memory does not grow with the table.
+    fn sweep(
+        &mut self,
+        family: Option<IpFamily>,
+        doomed: &mut dyn FnMut(&Entry) -> bool,
+    ) -> Result<Sweep, ConntrackError>;
+}
+
+/// The kernel's table in the calling thread's network namespace: one socket reads the dump,
+/// another deletes while it is read.
+pub struct Netlink {
+    dump: NfSocket,
+    del: NfSocket,
+}
+
+impl std::fmt::Debug for Netlink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("conntrack::Netlink")
+    }
+}
+
+impl Netlink {
+    /// Opens both sockets.
+    pub fn open() -> Result<Netlink, ConntrackError> {
+        Ok(Netlink {
+            dump: NfSocket::open()?,
+            del: NfSocket::open()?,
+        })
+    }
+}
+
+fn delete_entry(sock: &mut NfSocket, e: &Entry) -> Result<bool, ConntrackError> {
+    let mut attrs = vec![ConntrackAttribute::Other(DefaultNla::new(
+        CTA_TUPLE_ORIG | NLA_F_NESTED,
+        e.orig_raw.clone(),
+    ))];
+    if let Some(z) = &e.zone_raw {
+        attrs.push(ConntrackAttribute::Other(DefaultNla::new(
+            CTA_ZONE,
+            z.clone(),
+        )));
+    }
+    match sock.request(
+        "delete entry",
+        family_byte(Some(e.family)),
+        ConntrackMessage::Delete(attrs),
+        false,
+    ) {
+        Ok(_) => Ok(true),
+        Err(err) if err.errno() == Some(libc::ENOENT) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+impl Conntrack for Netlink {
+    fn sweep(
+        &mut self,
+        family: Option<IpFamily>,
+        doomed: &mut dyn FnMut(&Entry) -> bool,
+    ) -> Result<Sweep, ConntrackError> {
+        let mut sweep = Sweep::default();
+        let mut failed: Option<ConntrackError> = None;
+        let del = &mut self.del;
+        sweep.interrupted = self.dump.dump_each(
             "dump",
             family_byte(family),
             ConntrackMessage::Get(vec![]),
-            true,
-        ) {
-            Err(e) if e.errno() == Some(libc::EINTR) && attempt < 5 => continue,
-            other => break other?,
+            &mut |m| {
+                if failed.is_some() {
+                    return;
+                }
+                let Some(e) = parse_entry(m) else {
+                    return;
+                };
+                if doomed(&e) {
+                    match delete_entry(del, &e) {
+                        Ok(true) => sweep.deleted += 1,
+                        Ok(false) => {}
+                        Err(err) => failed = Some(err),
+                    }
+                }
+            },
+        )?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(sweep),
         }
-    };
-    let mut out = Vec::new();
-    for m in &msgs {
-        if m.msg_type != IPCTNL_MSG_CT_NEW {
-            continue;
-        }
-        let a = attrs_of(m);
-        let Some(orig_raw) = get(&a, CTA_TUPLE_ORIG) else {
-            continue;
-        };
-        let Some(orig) = parse_tuple(orig_raw) else {
-            continue;
-        };
-        let fam = match orig.src {
-            IpAddr::V4(_) => IpFamily::V4,
-            IpAddr::V6(_) => IpFamily::V6,
-        };
-        let zone_raw = get(&a, CTA_ZONE).map(<[u8]>::to_vec);
-        out.push(Entry {
-            family: fam,
-            reply: get(&a, CTA_TUPLE_REPLY).and_then(parse_tuple),
-            zone: zone_raw.as_deref().and_then(be16),
-            orig,
-            orig_raw: orig_raw.to_vec(),
-            zone_raw,
-        });
     }
-    Ok(out)
+}
+
+/// How many passes [`delete_where`] makes over a table whose dumps keep being interrupted.
+pub const SWEEP_ATTEMPTS: u32 = 3;
+
+/// Deletes the entries of `family` that `doomed` selects, in one pass over the table; an
+/// interrupted pass is repeated (up to [`SWEEP_ATTEMPTS`] in all) and, when the last one is
+/// still interrupted, reported as [`ConntrackError::Interrupted`].
+pub fn delete_where(
+    ct: &mut dyn Conntrack,
+    family: Option<IpFamily>,
+    doomed: &mut dyn FnMut(&Entry) -> bool,
+) -> Result<usize, ConntrackError> {
+    let mut deleted = 0;
+    for _ in 0..SWEEP_ATTEMPTS {
+        let s = ct.sweep(family, doomed)?;
+        deleted += s.deleted;
+        if !s.interrupted {
+            return Ok(deleted);
+        }
+    }
+    Err(ConntrackError::Interrupted {
+        attempts: SWEEP_ATTEMPTS,
+        deleted,
+    })
 }
 
 /// Lists the conntrack entries of `family` (both when `None`).
 pub fn list(family: Option<IpFamily>) -> Result<Vec<Entry>, ConntrackError> {
     let mut sock = NfSocket::open()?;
-    dump(&mut sock, family)
+    for _ in 0..SWEEP_ATTEMPTS {
+        let mut out = Vec::new();
+        let interrupted = sock.dump_each(
+            "dump",
+            family_byte(family),
+            ConntrackMessage::Get(vec![]),
+            &mut |m| out.extend(parse_entry(m)),
+        )?;
+        if !interrupted {
+            return Ok(out);
+        }
+    }
+    Err(ConntrackError::Interrupted {
+        attempts: SWEEP_ATTEMPTS,
+        deleted: 0,
+    })
 }
 
 /// Deletes every entry matching `filter`; returns how many were deleted. Entries that
 /// disappear before we get to them are not counted and not errors.
 pub fn delete(filter: &Filter) -> Result<usize, ConntrackError> {
-    let mut sock = NfSocket::open()?;
-    let entries = dump(&mut sock, filter.family)?;
-    let mut deleted = 0;
-    for e in entries.iter().filter(|e| filter.matches(e)) {
-        let mut attrs = vec![ConntrackAttribute::Other(DefaultNla::new(
-            CTA_TUPLE_ORIG | NLA_F_NESTED,
-            e.orig_raw.clone(),
-        ))];
-        if let Some(z) = &e.zone_raw {
-            attrs.push(ConntrackAttribute::Other(DefaultNla::new(
-                CTA_ZONE,
-                z.clone(),
-            )));
-        }
-        match sock.request(
-            "delete entry",
-            family_byte(Some(e.family)),
-            ConntrackMessage::Delete(attrs),
-            false,
-        ) {
-            Ok(_) => deleted += 1,
-            Err(err) if err.errno() == Some(libc::ENOENT) => {}
-            Err(err) => return Err(err.into()),
-        }
+    delete_where(&mut Netlink::open()?, filter.family, &mut |e| {
+        filter.matches(e)
+    })
+}
+
+/// Deletes the UDP entries of `family` whose original destination port is one of `ports`,
+/// in one pass over the table whatever the number of ports (portmap after ADD and DEL).
+pub fn delete_udp_by_dports(family: IpFamily, ports: &[u16]) -> Result<usize, ConntrackError> {
+    delete_udp_by_dports_with(&mut Netlink::open()?, family, ports)
+}
+
+/// [`delete_udp_by_dports`] on any [`Conntrack`]. No pass when `ports` is empty.
+pub fn delete_udp_by_dports_with(
+    ct: &mut dyn Conntrack,
+    family: IpFamily,
+    ports: &[u16],
+) -> Result<usize, ConntrackError> {
+    if ports.is_empty() {
+        return Ok(0);
     }
-    Ok(deleted)
+    delete_where(ct, Some(family), &mut |e| {
+        e.family == family
+            && e.orig.protocol == PROTO_UDP
+            && e.orig.dst_port.is_some_and(|p| ports.contains(&p))
+    })
 }
 
 /// Deletes the UDP entries whose original destination port is `dport` (portmap's
@@ -317,6 +451,85 @@ mod tests {
         };
         assert!(f.matches(&entry(PROTO_UDP, "fd00::1", 9)));
         assert!(!f.matches(&entry(PROTO_UDP, "fd00::2", 9)));
+    }
+
+    /// A table in memory that counts passes and reports the first `interrupts` as
+    /// interrupted.
+    struct Fake {
+        entries: Vec<Entry>,
+        sweeps: u32,
+        interrupts: u32,
+    }
+
+    impl Conntrack for Fake {
+        fn sweep(
+            &mut self,
+            family: Option<IpFamily>,
+            doomed: &mut dyn FnMut(&Entry) -> bool,
+        ) -> Result<Sweep, ConntrackError> {
+            self.sweeps += 1;
+            let before = self.entries.len();
+            self.entries
+                .retain(|e| !(family.is_none_or(|f| f == e.family) && doomed(e)));
+            Ok(Sweep {
+                deleted: before - self.entries.len(),
+                interrupted: self.sweeps <= self.interrupts,
+            })
+        }
+    }
+
+    fn fake(interrupts: u32) -> Fake {
+        let mut entries = Vec::new();
+        for port in [53, 54, 55, 56] {
+            entries.push(entry(PROTO_UDP, "10.0.0.1", port));
+            entries.push(entry(PROTO_TCP, "10.0.0.1", port));
+            entries.push(entry(PROTO_UDP, "fd00::1", port));
+        }
+        Fake {
+            entries,
+            sweeps: 0,
+            interrupts,
+        }
+    }
+
+    /// Issue 12 item 5: one pass for any number of ports.
+    #[test]
+    fn one_pass_for_all_ports() {
+        let mut ct = fake(0);
+        let n = delete_udp_by_dports_with(&mut ct, IpFamily::V4, &[53, 55, 56]).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(ct.sweeps, 1);
+        assert_eq!(ct.entries.len(), 9);
+        assert!(ct.entries.contains(&entry(PROTO_UDP, "10.0.0.1", 54)));
+        assert!(ct.entries.contains(&entry(PROTO_TCP, "10.0.0.1", 53)));
+        assert!(ct.entries.contains(&entry(PROTO_UDP, "fd00::1", 53)));
+        delete_udp_by_dports_with(&mut ct, IpFamily::V4, &[]).unwrap();
+        assert_eq!(ct.sweeps, 1, "no ports, no pass");
+    }
+
+    /// An interrupted pass is repeated; when every pass is, the error says so.
+    #[test]
+    fn interrupted_dumps_are_retried_then_reported() {
+        let mut ct = fake(1);
+        assert_eq!(
+            delete_udp_by_dports_with(&mut ct, IpFamily::V4, &[53]).unwrap(),
+            1
+        );
+        assert_eq!(ct.sweeps, 2);
+        let mut ct = fake(SWEEP_ATTEMPTS);
+        let e = delete_udp_by_dports_with(&mut ct, IpFamily::V4, &[53, 54]).unwrap_err();
+        assert_eq!(ct.sweeps, SWEEP_ATTEMPTS);
+        assert!(
+            matches!(
+                e,
+                ConntrackError::Interrupted {
+                    attempts: SWEEP_ATTEMPTS,
+                    deleted: 2
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("interrupted 3 times"), "{e}");
     }
 
     #[test]

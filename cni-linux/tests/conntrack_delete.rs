@@ -155,3 +155,58 @@ fn deletes_ipv6_entries_by_destination_address() {
     assert_eq!(n, 1);
     assert!(cli_udp_dports(&ns).is_empty());
 }
+
+/// Counts the passes a deletion makes over the kernel's table.
+struct Counting {
+    inner: conntrack::Netlink,
+    sweeps: u32,
+    seen: usize,
+}
+
+impl conntrack::Conntrack for Counting {
+    fn sweep(
+        &mut self,
+        family: Option<IpFamily>,
+        doomed: &mut dyn FnMut(&conntrack::Entry) -> bool,
+    ) -> Result<conntrack::Sweep, conntrack::ConntrackError> {
+        self.sweeps += 1;
+        let seen = &mut self.seen;
+        self.inner.sweep(family, &mut |e| {
+            *seen += 1;
+            doomed(e)
+        })
+    }
+}
+
+/// Issue 12 item 5: many ports, many entries, one dump; only the matching entries go.
+#[test]
+fn deletes_many_ports_in_one_dump() {
+    if !common::require_tool("conntrack") {
+        return;
+    }
+    let ns = tracking_ns("ctmany");
+    let targets: Vec<String> = (7000..7040).map(|p| format!("127.0.0.1:{p}")).collect();
+    let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+    send_udp(&ns, "127.0.0.1:0", &refs);
+    send_udp(&ns, "[::1]:0", &["[::1]:7000"]);
+    assert_eq!(cli_udp_dports(&ns).len(), 41, "entries created");
+    let ports: Vec<u16> = (7000..7040).step_by(2).collect();
+    let (n, sweeps, seen) = ns.run(|| {
+        let mut ct = Counting {
+            inner: conntrack::Netlink::open().unwrap(),
+            sweeps: 0,
+            seen: 0,
+        };
+        let n = conntrack::delete_udp_by_dports_with(&mut ct, IpFamily::V4, &ports).unwrap();
+        (n, ct.sweeps, ct.seen)
+    });
+    assert_eq!(n, 20);
+    assert_eq!(sweeps, 1, "one dump for 20 ports");
+    assert!(seen >= 40, "the dump streamed every IPv4 entry ({seen})");
+    let mut left = cli_udp_dports(&ns);
+    left.dedup();
+    let want: Vec<u16> = (7001..7040).step_by(2).chain([7000]).collect::<Vec<_>>();
+    let mut want = want;
+    want.sort_unstable();
+    assert_eq!(left, want, "odd ports and the IPv6 entry stay");
+}

@@ -158,6 +158,34 @@ pub enum PortmapError {
         #[source]
         source: cni_linux::sysctl::SysctlError,
     },
+    /// The stale UDP conntrack entries of the mapped host ports could not be deleted (ADD:
+    /// the new container would not get traffic that a stale entry still points elsewhere).
+    #[error("could not delete stale UDP conntrack entries")]
+    Conntrack(#[source] cni_linux::conntrack::ConntrackError),
+    /// A host port is held by another attachment (nftables backend): ADD refuses instead of
+    /// taking it over.
+    #[error(
+        "host port {key} is already mapped by {owner:?} (to {target}); refusing to take it over"
+    )]
+    HostPortTaken {
+        /// The map key, e.g. `tcp . 8080`.
+        key: String,
+        /// The holder's owner comment (`<network> <ifname> <container id>`).
+        owner: String,
+        /// Where the host port leads now.
+        target: String,
+    },
+    /// The shared nftables skeleton carries another network's conditions or mark while that
+    /// network has mappings: rewriting it would drop that network's conditions.
+    #[error(
+        "nftables table {table} holds the skeleton of another configuration (conditions or markMasqBit) in use by {networks}; refusing to replace it"
+    )]
+    SkeletonInUse {
+        /// `ip cni_portmap` or `ip6 cni_portmap`.
+        table: String,
+        /// The network tags with live mappings.
+        networks: String,
+    },
     /// CHECK found a difference.
     #[error("portmap check failed")]
     Check(#[from] CheckError),

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use cni_linux::conntrack::{self, ConntrackError, Filter, PROTO_UDP};
+use cni_linux::conntrack::{self, ConntrackError};
 use cni_linux::firewall::{Backend, IpFamily};
 use cni_linux::netlink::{Handle, Ipv4Conf};
 use cni_linux::sysctl;
@@ -22,7 +22,7 @@ pub trait Host {
     /// reference, that is not an error).
     fn enable_route_localnet(&mut self, container: IpAddr) -> Result<Option<String>, PortmapError>;
     /// Deletes the UDP conntrack entries of `family` whose original destination port is one
-    /// of `ports`; returns how many were deleted.
+    /// of `ports`, in one pass over the table; returns how many were deleted.
     fn delete_udp_conntrack(
         &mut self,
         family: IpFamily,
@@ -78,16 +78,8 @@ impl Host for SystemHost {
         family: IpFamily,
         ports: &[u16],
     ) -> Result<usize, ConntrackError> {
-        let mut n = 0;
-        for p in ports {
-            n += conntrack::delete(&Filter {
-                family: Some(family),
-                protocol: PROTO_UDP,
-                dst_port: Some(*p),
-                dst_addr: None,
-            })?;
-        }
-        Ok(n)
+        // One pass over the table for all ports, streamed (issue: a dump per port).
+        conntrack::delete_udp_by_dports(family, ports)
     }
 }
 
@@ -100,6 +92,8 @@ pub struct FakeHost {
     pub unavailable: bool,
     /// The interface [`Host::enable_route_localnet`] reports.
     pub route_localnet_if: Option<String>,
+    /// Whether [`Host::delete_udp_conntrack`] fails as when every dump was interrupted.
+    pub conntrack_interrupted: bool,
     /// Every call, as text, in order.
     pub calls: Vec<String>,
 }
@@ -128,6 +122,12 @@ impl Host for FakeHost {
         ports: &[u16],
     ) -> Result<usize, ConntrackError> {
         self.calls.push(format!("conntrack {family} udp {ports:?}"));
+        if self.conntrack_interrupted {
+            return Err(ConntrackError::Interrupted {
+                attempts: conntrack::SWEEP_ATTEMPTS,
+                deleted: 0,
+            });
+        }
         Ok(0)
     }
 }

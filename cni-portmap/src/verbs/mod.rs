@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 
+use cni_linux::conntrack::ConntrackError;
 use cni_linux::firewall::iptables::IptablesError;
 use cni_linux::firewall::{Backend, FirewallApplier, FirewallError, IpFamily};
 use cni_types::{Attachment, CniResult};
@@ -42,6 +43,19 @@ fn iptables_unusable(e: &FirewallError) -> bool {
     }
 }
 
+/// Whether a conntrack failure means there is no conntrack table to clean here.
+fn conntrack_unsupported(e: &ConntrackError) -> bool {
+    let errno = match e {
+        ConntrackError::Socket(s) => s.raw_os_error(),
+        ConntrackError::Request { source, .. } => source.raw_os_error(),
+        _ => None,
+    };
+    matches!(
+        errno,
+        Some(libc::EPROTONOSUPPORT | libc::EOPNOTSUPP | libc::EAFNOSUPPORT)
+    )
+}
+
 fn container_nets(conf: &PortmapConf) -> Vec<IpNet> {
     [conf.container_v4, conf.container_v6]
         .into_iter()
@@ -75,12 +89,17 @@ pub fn add(
     if let Err(e) = install(conf, att, &nets, fw) {
         return Err(undo(fw, e));
     }
-    // After the rules exist, so new packets use them. Failures only cost the stale entries
-    // their remaining timeout, as in the reference, which only logs them.
+    // After the rules exist, so new packets use them. A stale entry would send the port's
+    // traffic elsewhere, so a failure fails ADD (the reference only logs it), unless the
+    // kernel has no conntrack to clean.
     let udp = conf.udp_host_ports();
     if !udp.is_empty() {
         for n in &nets {
-            let _ = host.delete_udp_conntrack(fam(n), &udp);
+            match host.delete_udp_conntrack(fam(n), &udp) {
+                Ok(_) => {}
+                Err(e) if conntrack_unsupported(&e) => {}
+                Err(e) => return Err(undo(fw, PortmapError::Conntrack(e))),
+            }
         }
     }
     if conf.snat
@@ -286,6 +305,9 @@ pub fn del(
         } else {
             nets.iter().map(fam).collect()
         };
+        // Best effort: the entries point at a container that is gone, and the next ADD of
+        // the port deletes them too; failing here would stop the runtime's DEL of the rest
+        // of the chain.
         for f in families {
             let _ = host.delete_udp_conntrack(f, &udp);
         }

@@ -176,3 +176,28 @@ fn del_with_refused_mappings_cleans_by_owner() {
     del(&c, &att(), &mut fw, &mut host).unwrap();
     assert!(fw.dump().contains("delete-chain CNI-DN-"), "{}", fw.dump());
 }
+
+/// Issue 12 item 5: a conntrack cleanup that keeps being interrupted fails ADD (which undoes
+/// its rules) with the reason; DEL still succeeds.
+#[test]
+fn add_reports_an_interrupted_conntrack_cleanup() {
+    let c = conf("iptables", BOTH, "", &["10.0.0.2/24"]);
+    let mut fw = Recorder::default();
+    let mut host = FakeHost {
+        conntrack_interrupted: true,
+        ..FakeHost::default()
+    };
+    let e = add(&c, &att(), &mut fw, &mut host).unwrap_err();
+    let msg = cni_types::error::chain_message(&e);
+    assert!(
+        msg.contains("could not delete stale UDP conntrack entries")
+            && msg.contains("interrupted 3 times"),
+        "{msg}"
+    );
+    assert!(
+        fw.dump().contains("delete-chain CNI-DN-"),
+        "undone: {}",
+        fw.dump()
+    );
+    del(&c, &att(), &mut fw, &mut host).unwrap();
+}

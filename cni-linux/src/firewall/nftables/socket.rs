@@ -750,6 +750,60 @@ impl NfSocket {
         Ok(())
     }
 
+    /// Sends a dump request and hands each data message to `each` as it arrives, so the
+    /// caller keeps only what it needs (a conntrack table can be huge). Reads to the end of
+    /// the dump even when the kernel flags it interrupted (`NLM_F_DUMP_INTR`: the table
+    /// changed under it, entries may be missing or repeated); returns whether it was.
+    pub(crate) fn dump_each<M: Into<NetfilterMessageInner>>(
+        &mut self,
+        what: &str,
+        family: u8,
+        inner: M,
+        each: &mut dyn FnMut(&RawMsg),
+    ) -> Result<bool, NftError> {
+        let seq = self.next_seq(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        header.sequence_number = seq;
+        let mut m = NetlinkMessage::new(
+            header,
+            NetlinkPayload::from(NetfilterMessage::new(
+                NetfilterHeader::new(NetfilterProtoFamily::from(family), 0, 0),
+                inner,
+            )),
+        );
+        m.finalize();
+        let mut bytes = Vec::new();
+        serialize_into(&mut bytes, &m);
+        self.sock.send(&bytes, 0).map_err(NftError::Socket)?;
+        let mut interrupted = false;
+        let mut replies = Vec::new();
+        loop {
+            replies.clear();
+            self.recv_into(&mut replies, false)?;
+            for r in &replies {
+                if r.seq != seq {
+                    continue;
+                }
+                interrupted |= r.flags & NLM_F_DUMP_INTR != 0;
+                match r.msg_type {
+                    NLMSG_ERROR => {
+                        let (code, _) = parse_error(r);
+                        if code == 0 {
+                            return Ok(interrupted);
+                        }
+                        return Err(NftError::Request {
+                            request: what.to_owned(),
+                            source: io::Error::from_raw_os_error(-code),
+                        });
+                    }
+                    NLMSG_DONE => return Ok(interrupted),
+                    _ => each(r),
+                }
+            }
+        }
+    }
+
     /// Sends a GET request (`dump` adds `NLM_F_DUMP`) and returns the data messages.
     /// `Err(Request)` carries the kernel's errno (e.g. ENOENT).
     pub(crate) fn request<M: Into<NetfilterMessageInner>>(
