@@ -1,16 +1,74 @@
-//! The `loopback` CNI plugin (skeleton: being written).
+//! The loopback CNI plugin: a drop-in for the reference `loopback`
+//! (containernetworking/plugins `plugins/main/loopback`), over netlink.
+//!
+//! containerd's CRI runs it for every pod sandbox: go-cni adds the network
+//! `{"cniVersion":"0.3.1","name":"cni-loopback","plugins":[{"type":"loopback"}]}` on `lo` and
+//! sets it up in parallel with the pod's main network. CRI-O and podman bring `lo` up
+//! themselves.
+//!
+//! # Layout
+//!
+//! - [`config`]: [`LoopbackConf`], the version and `prevResult` (the only keys it reads).
+//! - [`lo`]: the [`Lo`] seam (link state, addresses, up/down) and [`KernelLo`], one rtnetlink
+//!   socket opened inside the container's namespace.
+//! - [`verbs`]: [`add()`], [`check()`], [`del()`] on a namespace path, and their rules over any
+//!   [`Lo`] ([`add_with`], [`check_with`], [`del_with`]), unit-tested with a double.
+//! - [`error`]: [`LoopbackError`] and its spec error codes.
+//! - [`LoopbackPlugin`]: the verbs behind [`cni_proto::skel`]; the `loopback` binary is three
+//!   lines around it.
+//!
+//! # Behaviour (as the reference)
+//!
+//! - **ADD** sets `lo` up in `CNI_NETNS` (`CNI_IFNAME` is ignored) and fails with
+//!   `loopback interface found with non-loopback address "…"` when `lo` carries an address
+//!   outside 127.0.0.0/8 and ::1. The result is the `prevResult` unchanged when there is one;
+//!   otherwise interface `lo` (MAC `00:00:00:00:00:00`, sandbox `CNI_NETNS`) with the first
+//!   IPv4 and the first IPv6 address of `lo`, `interface: 0`: 127.0.0.1/8 and ::1/128 in a
+//!   fresh namespace.
+//! - **DEL** sets `lo` down. It succeeds with an empty `CNI_NETNS`, when the namespace no
+//!   longer exists, and when `lo` is already down; it reads nothing from the config.
+//! - **CHECK** (0.4.0+) fails with `loopback interface is down`, or `loopback interface lacks
+//!   address …` when an address `prevResult` lists on `lo` is gone (without such a
+//!   `prevResult`: 127.0.0.1/8, and ::1/128 when IPv6 is enabled on `lo`).
+//! - **GC** and **STATUS** (1.1.0) succeed: nothing outlives the namespace, and the plugin is
+//!   always ready.
+//! - Every spec version 0.1.0 - 1.1.0.
+//!
+//! # What differs from the reference, on purpose
+//!
+//! - **The result has the shape of the config's version.** The reference prints its 1.0.0
+//!   result under any `cniVersion` unconverted: at 0.1.0/0.2.0 `interfaces`/`ips` instead of
+//!   `ip4`/`ip6`, at 0.3.x/0.4.0 `ips` without `version`. Ours is converted as the spec says
+//!   (the same addresses; 0.1.0/0.2.0 have no `interfaces`).
+//! - **A failed ADD sets `lo` down again** if it was down before (the reference leaves it up).
+//! - **CHECK also verifies the addresses**, not only the up flag.
+//! - **1.1.0 is supported** (GC and STATUS); the reference v1.1.1 stops at 1.0.0.
+//!
+//! # Quick start (in-process)
+//!
+//! ```no_run
+//! use cni_loopback::LoopbackConf;
+//! use std::path::Path;
+//!
+//! let conf = LoopbackConf::parse(br#"{"cniVersion":"1.0.0","name":"lo","type":"loopback"}"#)?;
+//! let pod = Path::new("/run/netns/pod1");
+//! let result = cni_loopback::add(pod, &conf)?;
+//! assert_eq!(result.ips[0].address.to_string(), "127.0.0.1/8");
+//! cni_loopback::check(pod, &LoopbackConf { prev_result: Some(result), ..conf })?;
+//! cni_loopback::del(Some(pod))?;
+//! # Ok::<(), cni_loopback::LoopbackError>(())
+//! ```
 
-use cni_proto::skel::{Plugin, Request};
-use cni_types::{CniResult, Error};
+#![warn(missing_docs)]
 
-/// The loopback plugin behind [`cni_proto::skel`].
-pub struct LoopbackPlugin;
+pub mod config;
+pub mod error;
+pub mod lo;
+mod plugin;
+pub mod verbs;
 
-impl Plugin for LoopbackPlugin {
-    fn add(&self, _req: &Request) -> Result<CniResult, Error> {
-        Err(Error::internal("not implemented yet"))
-    }
-    fn del(&self, _req: &Request) -> Result<(), Error> {
-        Err(Error::internal("not implemented yet"))
-    }
-}
+pub use config::LoopbackConf;
+pub use error::LoopbackError;
+pub use lo::{KernelLo, LinkState, Lo};
+pub use plugin::LoopbackPlugin;
+pub use verbs::{add, add_with, check, check_with, del, del_with};
