@@ -188,7 +188,7 @@ impl NetNs {
         let path = path.as_ref();
         let not_netns = |fs_type: statfs::FsType| NetnsError::NotNetns {
             path: path.to_path_buf(),
-            fs_type: fs_type.0 as i64,
+            fs_type: fs_type.0,
         };
         let fs = match statfs::statfs(path) {
             Ok(fs) => fs,

@@ -21,6 +21,8 @@ pub mod names;
 pub mod nftables;
 pub mod sha512;
 
+use std::ffi::OsStr;
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 pub use crate::IpFamily;
@@ -64,16 +66,45 @@ pub fn nftables_available() -> bool {
 }
 
 /// Finds an executable called `name` in `PATH` (like a shell would), without spawning.
+///
+/// Only absolute entries of `PATH` are searched: an empty or relative entry names the
+/// working directory (or a directory under it), so a root plugin started in a directory
+/// someone else can write to would run their `./iptables-save`.
 pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
+    find_in(name, &std::env::var_os("PATH")?)
+}
+
+/// [`find_in_path`] with `PATH` given.
+fn find_in(name: &str, path: &OsStr) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            std::fs::metadata(p)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
+    search_dirs(path).map(|dir| dir.join(name)).find(|p| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    })
+}
+
+/// The entries of a `PATH` value that are searched: the absolute ones, in order.
+fn search_dirs(path: &OsStr) -> impl Iterator<Item = PathBuf> + '_ {
+    std::env::split_paths(path).filter(|dir| dir.is_absolute())
+}
+
+/// The most we read of any one output or file whose size we do not control (the output of
+/// `iptables-save`, a process's stderr): 16 MiB, far more than any real one.
+pub(crate) const READ_LIMIT: u64 = 16 << 20;
+
+/// Reads `reader` to its end, or fails with [`std::io::ErrorKind::FileTooLarge`] once more
+/// than `limit` bytes arrive (it never holds more than `limit + 1` bytes).
+pub(crate) fn read_capped(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    reader.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("more than {limit} bytes"),
+        ));
+    }
+    Ok(buf)
 }
 
 /// Errors of either backend, for code that works with both through [`FirewallApplier`].
@@ -149,8 +180,10 @@ fn legacy_table_loaded(family: IpFamily, table: &str) -> bool {
         IpFamily::V4 => "/proc/thread-self/net/ip_tables_names",
         IpFamily::V6 => "/proc/thread-self/net/ip6_tables_names",
     };
-    match std::fs::read_to_string(file) {
-        Ok(names) => names.lines().any(|l| l.trim() == table),
+    match std::fs::File::open(file).and_then(|f| read_capped(f, READ_LIMIT)) {
+        Ok(names) => String::from_utf8_lossy(&names)
+            .lines()
+            .any(|l| l.trim() == table),
         // No x_tables module loaded at all: no legacy table anywhere.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(_) => true,
@@ -310,5 +343,55 @@ impl FirewallApplier for Recorder {
             .iter()
             .find(|t| t.family == family && t.name == table)
             .cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn path_search_skips_empty_and_relative_entries() {
+        let dirs: Vec<PathBuf> =
+            search_dirs(OsStr::new(":sbin:/usr/sbin::./bin:../x:/bin:")).collect();
+        assert_eq!(dirs, [Path::new("/usr/sbin"), Path::new("/bin")]);
+    }
+
+    #[test]
+    fn an_executable_under_a_relative_path_entry_is_not_found() {
+        // An executable iptables-save in a directory that PATH names relatively (from the
+        // working directory) and absolutely: only the absolute entry may find it.
+        let dir = std::env::temp_dir().join(format!("cni-linux-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("iptables-save");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let up = "../".repeat(cwd.components().count());
+        let relative = Path::new(&up).join(dir.strip_prefix("/").unwrap());
+        assert!(relative.is_relative() && relative.join("iptables-save").is_file());
+
+        let found = find_in("iptables-save", relative.as_os_str());
+        let absolute = find_in("iptables-save", dir.as_os_str());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(found, None);
+        assert_eq!(absolute, Some(exe));
+    }
+
+    #[test]
+    fn reads_are_capped() {
+        let ok = read_capped(io::repeat(b'x').take(100), 100).unwrap();
+        assert_eq!(ok.len(), 100);
+        let err = read_capped(io::repeat(b'x').take(101), 100).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(err.to_string(), "more than 100 bytes");
+        // An endless reader ends too.
+        let err = read_capped(io::repeat(b'x'), READ_LIMIT).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
     }
 }

@@ -28,7 +28,7 @@ use std::process::{Command, Stdio};
 pub use rule::{Rule, RuleError};
 pub use state::{ChainState, IptablesState, ParseError, TableState};
 
-use super::IpFamily;
+use super::{IpFamily, READ_LIMIT, read_capped};
 
 /// Errors of the iptables backend.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,15 @@ pub enum IptablesError {
         stderr: String,
         /// The restore script that was fed to it (empty for save).
         script: String,
+    },
+    /// The output of a process could not be read, or was larger than we read (16 MiB).
+    #[error("reading the output of {binary}")]
+    Output {
+        /// Binary path.
+        binary: String,
+        /// Cause (`FileTooLarge` past the limit).
+        #[source]
+        source: std::io::Error,
     },
     /// The output of `iptables-save` was not understood.
     #[error("unexpected iptables-save output")]
@@ -483,25 +492,56 @@ fn save_with(
         cmd.arg("-t").arg(t);
     }
     let binary = bins.save.display().to_string();
-    let out = cmd
+    let spawn_err = |source| IptablesError::Spawn {
+        binary: binary.clone(),
+        source,
+    };
+    let mut child = cmd
         .stdin(Stdio::null())
-        .output()
-        .map_err(|source| IptablesError::Spawn {
-            binary: binary.clone(),
-            source,
-        })?;
-    if !out.status.success() {
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    // stderr on a helper thread, so a child filling one pipe cannot block on it while we read
+    // the other; each read stops past READ_LIMIT.
+    let (stdout, stderr) = std::thread::scope(|s| {
+        let err = s.spawn(|| read_stderr(stderr));
+        let out = stdout.map_or(Ok(Vec::new()), |p| read_capped(p, READ_LIMIT));
+        if out.is_err() {
+            // Too much (or unreadable): the child may be blocked writing the rest.
+            let _ = child.kill();
+        }
+        (out, err.join().unwrap_or_default())
+    });
+    let status = child.wait().map_err(spawn_err)?;
+    let stdout = stdout.map_err(|source| IptablesError::Output {
+        binary: binary.clone(),
+        source,
+    })?;
+    if !status.success() {
         return Err(IptablesError::Failed {
             binary,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            status: status.to_string(),
+            stderr,
             script: String::new(),
         });
     }
     Ok(IptablesState::parse(
         family,
-        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&stdout),
     )?)
+}
+
+/// A child's stderr for an error message, trimmed; at most [`READ_LIMIT`] bytes are kept.
+fn read_stderr(pipe: Option<impl std::io::Read>) -> String {
+    let Some(pipe) = pipe else {
+        return String::new();
+    };
+    match read_capped(pipe, READ_LIMIT) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(e) => format!("(stderr not read: {e})"),
+    }
 }
 
 fn restore_with(bins: &Binaries, script: &str) -> Result<(), IptablesError> {
@@ -517,26 +557,24 @@ fn restore_with(bins: &Binaries, script: &str) -> Result<(), IptablesError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(spawn_err)?;
-    let stdin = child.stdin.take();
+    let (stdin, stderr) = (child.stdin.take(), child.stderr.take());
     // Write on a helper thread so a child that fills its stderr pipe cannot deadlock us.
-    let write_result = std::thread::scope(|s| {
+    let (stderr, written) = std::thread::scope(|s| {
         let writer = s.spawn(|| -> std::io::Result<()> {
             if let Some(mut stdin) = stdin {
                 stdin.write_all(script.as_bytes())?;
             }
             Ok(())
         });
-        let output = child.wait_with_output();
-        let written = writer.join().unwrap_or(Ok(()));
-        (output, written)
+        let stderr = read_stderr(stderr);
+        (stderr, writer.join().unwrap_or(Ok(())))
     });
-    let (output, written) = write_result;
-    let output = output.map_err(spawn_err)?;
-    if !output.status.success() {
+    let status = child.wait().map_err(spawn_err)?;
+    if !status.success() {
         return Err(IptablesError::Failed {
             binary,
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            status: status.to_string(),
+            stderr,
             script: script.to_owned(),
         });
     }

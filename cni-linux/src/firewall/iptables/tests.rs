@@ -535,3 +535,50 @@ fn delete_with_comment_matches_a_long_comment_as_iptables_stored_it() {
         )
     );
 }
+
+/// A fake `iptables-save` that prints one byte more than we read, for [`save_with`].
+fn fake_save(tag: &str, body: &str) -> (std::path::PathBuf, Binaries) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("cni-linux-ipt-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let save = dir.join("iptables-save");
+    std::fs::write(&save, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&save, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bins = Binaries {
+        save,
+        restore: dir.join("iptables-restore"),
+    };
+    (dir, bins)
+}
+
+#[test]
+fn iptables_save_output_past_the_limit_is_an_error() {
+    let (dir, bins) = fake_save("big", &format!("exec head -c {} /dev/zero", READ_LIMIT + 1));
+    let err = save_with(&bins, IpFamily::V4, None).unwrap_err();
+    let (dir2, endless) = fake_save("endless", "exec yes '# comment'");
+    let err2 = save_with(&endless, IpFamily::V4, None).unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
+    for err in [err, err2] {
+        let IptablesError::Output { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(source.kind(), std::io::ErrorKind::FileTooLarge, "{err:?}");
+    }
+}
+
+#[test]
+fn iptables_save_output_at_the_limit_is_read() {
+    // Exactly READ_LIMIT bytes of comment lines parse as an empty state.
+    let line = format!("#{}\n", "x".repeat(1022));
+    let (dir, bins) = fake_save(
+        "limit",
+        &format!(
+            "i=0; while [ $i -lt {} ]; do printf '%s' '{line}'; i=$((i+1)); done",
+            READ_LIMIT / 1024
+        ),
+    );
+    let state = save_with(&bins, IpFamily::V4, None);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(state.is_ok(), "{state:?}");
+}
