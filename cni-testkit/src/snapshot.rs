@@ -3,9 +3,11 @@
 //!
 //! A [`Snapshot`] is a sorted list of [`Item`]s: links (name, kind, master, up, MTU),
 //! addresses, routes of every table but `local`, the nftables ruleset (`nft -s list
-//! ruleset`, one item per rule, chain, set and table), `iptables-save` / `ip6tables-save`
-//! (one item per chain and rule), chosen sysctls, and the files under chosen directories
-//! (with their contents).
+//! ruleset`, one item per rule, chain, set and table; read over netlink when `nft` is not
+//! installed), `iptables-save` / `ip6tables-save` (one item per chain and rule), chosen
+//! sysctls, and the files under chosen directories (with their contents). The firewall part
+//! never silently goes missing: what cannot be read fails the snapshot under CI and warns
+//! elsewhere (see [`SnapshotOptions::firewall`]).
 //!
 //! Volatile things are normalised away: packet counters, interface indices (links are named),
 //! IPv6 link-local addresses and routes (the kernel adds them asynchronously), and, on request,
@@ -121,7 +123,10 @@ impl fmt::Display for Item {
 /// What a snapshot records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotOptions {
-    /// Record the nftables ruleset and iptables-save output (default: true).
+    /// Record the nftables ruleset and iptables-save output (default: true). nf_tables
+    /// (also iptables-nft's tables) is read over netlink when `nft` is missing; legacy
+    /// iptables tables without `iptables-save` cannot be read: then the snapshot fails under
+    /// CI and warns on stderr elsewhere.
     pub firewall: bool,
     /// Directories whose files (recursively) are recorded with their contents.
     pub dirs: Vec<PathBuf>,
@@ -288,23 +293,7 @@ impl Snapshot {
             items.push(Item::new(Kind::Route, t));
         }
         if options.firewall {
-            if let Some(text) = list_if_installed("nft", &["-s", "list", "ruleset"], ns)? {
-                let mut lines = parse_nft(&text);
-                if !options.keep_inert_firewall {
-                    lines = drop_inert_nft(lines);
-                }
-                items.extend(lines.into_iter().map(|t| Item::new(Kind::Nft, t)));
-            }
-            for (prog, fam) in [("iptables-save", "v4"), ("ip6tables-save", "v6")] {
-                if let Some(text) = list_if_installed(prog, &[], ns)? {
-                    items.extend(
-                        parse_iptables_save(fam, &text)
-                            .into_iter()
-                            .filter(|t| options.keep_inert_firewall || !is_inert_builtin(t))
-                            .map(|t| Item::new(Kind::Iptables, t)),
-                    );
-                }
-            }
+            items.extend(firewall_items(ns, &options)?);
         }
         for key in &options.sysctls {
             let v = match cni_linux::sysctl::get_in(ns, key) {
@@ -419,6 +408,173 @@ fn is_link_local(ip: &std::net::IpAddr) -> bool {
         std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
         std::net::IpAddr::V4(_) => false,
     }
+}
+
+/// The firewall part of a snapshot. It never silently goes missing:
+///
+/// - nf_tables (nftables, and iptables-nft, whose tables are nf_tables tables): `nft -s list
+///   ruleset` when `nft` is installed (readable), else read over netlink
+///   ([`nf_tables_items`]), which needs no tool;
+/// - `iptables-save` / `ip6tables-save` where installed, for readable iptables diffs. Without
+///   them, iptables-nft rules are still seen through nf_tables; legacy (x_tables) tables are
+///   not, so when the namespace has any ([`legacy_xtables`]) the snapshot is blind there.
+///
+/// Blind means: an error under CI, a loud warning on stderr elsewhere.
+fn firewall_items(ns: &NetNs, options: &SnapshotOptions) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let nft_lines = match list_if_installed("nft", &["-s", "list", "ruleset"], ns)? {
+        Some(text) => parse_nft(&text),
+        None => match nf_tables_items(ns) {
+            Ok(lines) => lines,
+            Err(e) => {
+                blind(&format!(
+                    "`nft` is not installed and nf_tables cannot be read over netlink ({e})"
+                ))?;
+                Vec::new()
+            }
+        },
+    };
+    let nft_lines = if options.keep_inert_firewall {
+        nft_lines
+    } else {
+        drop_inert_nft(nft_lines)
+    };
+    items.extend(nft_lines.into_iter().map(|t| Item::new(Kind::Nft, t)));
+    for (prog, fam, proc_file) in [
+        ("iptables-save", "v4", "ip_tables_names"),
+        ("ip6tables-save", "v6", "ip6_tables_names"),
+    ] {
+        match list_if_installed(prog, &[], ns)? {
+            Some(text) => items.extend(
+                parse_iptables_save(fam, &text)
+                    .into_iter()
+                    .filter(|t| options.keep_inert_firewall || !is_inert_builtin(t))
+                    .map(|t| Item::new(Kind::Iptables, t)),
+            ),
+            None => {
+                let legacy = legacy_xtables(ns, proc_file)?;
+                if !legacy.is_empty() {
+                    blind(&format!(
+                        "`{prog}` is not installed and the namespace has legacy iptables tables \
+                         ({}) that only it can list",
+                        legacy.join(", ")
+                    ))?;
+                }
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// A part of the firewall cannot be read: fails under CI, warns loudly elsewhere.
+fn blind(why: &str) -> Result<()> {
+    let msg = format!("snapshot cannot see the firewall: {why}; leak checks would miss rules");
+    if crate::privilege::in_ci() {
+        return Err(Error::Invalid {
+            what: "snapshot",
+            reason: format!("{msg} (and CI is set)"),
+        });
+    }
+    eprintln!("WARNING: {msg}. Install nftables and iptables.");
+    Ok(())
+}
+
+/// The legacy (x_tables) iptables tables in use in `ns` (`/proc/net/<file>`, per namespace);
+/// empty when the module is not loaded.
+fn legacy_xtables(ns: &NetNs, file: &str) -> Result<Vec<String>> {
+    let path = format!("/proc/thread-self/net/{file}");
+    let read = ns.run(|| fs::read_to_string(&path))?;
+    match read {
+        Ok(text) => Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(format!("read {path}"))(e)),
+    }
+}
+
+/// Every nf_tables table of `ns`, read over netlink (no `nft` needed), as items in the shape
+/// [`parse_nft`] gives: `table ip nat`, `table ip nat / chain X`, `table ip nat / chain X: type
+/// nat hook 4 priority 100; policy accept;` for a base chain, one line per rule (its
+/// expressions, `; `-separated, counters dropped, and its comment), `table ip nat / set S`
+/// with one line per element (key and value in hex). Kernel handles are left out.
+pub fn nf_tables_items(ns: &NetNs) -> Result<Vec<String>> {
+    use cni_linux::firewall::nftables;
+    let listed = ns.run(|| -> std::result::Result<_, nftables::NftError> {
+        let mut out = Vec::new();
+        for (family, name) in nftables::list_tables()? {
+            // A table deleted between the two requests is simply not there.
+            if let Some(t) = nftables::list_table(family, &name)? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    })?;
+    let tables = listed.map_err(|e| Error::Invalid {
+        what: "nf_tables listing",
+        reason: e.to_string(),
+    })?;
+    Ok(tables.iter().flat_map(render_table).collect())
+}
+
+fn render_table(t: &cni_linux::firewall::nftables::TableListing) -> Vec<String> {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let comment = |c: &Option<String>| match c {
+        Some(c) => format!(" comment {c:?}"),
+        None => String::new(),
+    };
+    let table = format!("table {} {}", t.family, t.name);
+    let mut out = vec![format!("{table}{}", comment(&t.comment))];
+    for c in &t.chains {
+        let path = format!("{table} / chain {}", c.name);
+        out.push(format!("{path}{}", comment(&c.comment)));
+        if let Some((hook, prio)) = c.hook {
+            let policy = match c.policy {
+                Some(0) => "drop",
+                _ => "accept",
+            };
+            out.push(format!(
+                "{path}: type {} hook {hook} priority {prio}; policy {policy};",
+                c.chain_type.as_deref().unwrap_or("?")
+            ));
+        }
+        for r in &c.rules {
+            let exprs = strip_counters(&r.exprs.join("; "));
+            out.push(format!("{path}: {exprs}{}", comment(&r.comment)));
+        }
+    }
+    for set in &t.sets {
+        let path = format!("{table} / set {}", set.name);
+        out.push(format!(
+            "{path} flags={:#x} key={}/{} data={:?}/{:?}{}",
+            set.flags,
+            set.key_type,
+            set.key_len,
+            set.data_type,
+            set.data_len,
+            comment(&set.comment)
+        ));
+        for e in &set.elements {
+            let data = match &e.data {
+                Some(cni_linux::firewall::nftables::ElementData::Value(v)) => {
+                    format!(" : {}", hex(v))
+                }
+                Some(cni_linux::firewall::nftables::ElementData::Verdict(v)) => {
+                    format!(" : {v:?}")
+                }
+                None => String::new(),
+            };
+            out.push(format!(
+                "{path}: element {}{data}{}",
+                hex(&e.key),
+                comment(&e.comment)
+            ));
+        }
+    }
+    out
 }
 
 /// Run a listing program inside `ns`; `None` when it is not installed.
