@@ -305,6 +305,18 @@ impl<S: Store> Allocator<S> {
     }
 }
 
+/// The result entry for `ip`, just reserved; if it cannot be built, the reservation is given
+/// back so that a failed ADD leaves nothing behind.
+fn reserved_config<T: Session>(
+    s: &mut T,
+    ip: IpAddr,
+    set: &RangeSet,
+) -> Result<IpConfig, AllocError> {
+    ip_config(ip, set).inspect_err(|_| {
+        let _ = s.release(ip);
+    })
+}
+
 fn allocate_one<T: Session>(
     s: &mut T,
     set: &RangeSet,
@@ -321,7 +333,7 @@ fn allocate_one<T: Session>(
                 set: set.to_string(),
             });
         }
-        return ip_config(ip, set);
+        return reserved_config(s, ip, set);
     }
     let held = match held {
         Some(h) => h,
@@ -337,7 +349,7 @@ fn allocate_one<T: Session>(
     let last = s.last_reserved(index).unwrap_or(None);
     for (ip, _) in set.iter_from(last) {
         if s.reserve(ip, owner, index)? {
-            return ip_config(ip, set);
+            return reserved_config(s, ip, set);
         }
     }
     Err(AllocError::Exhausted(set.to_string()))

@@ -4,12 +4,11 @@
 //! - `<ip>`: one file per reserved address, named by the address's text (`10.1.2.3`,
 //!   `2001:db8::2`), holding `containerID\r\nifname`. Created exclusively with mode 0600, fully
 //!   written before it appears under its name (an anonymous `O_TMPFILE` linked into place; a
-//!   named temporary file and `link(2)` where that is unsupported), so no reader and no crash
-//!   ever sees a half-written reservation. Files holding only a container ID (written by
+//!   temporary file with an unpredictable name and `link(2)` where that is unsupported), so no
+//!   reader and no crash ever sees a half-written reservation. Files holding only a container ID (written by
 //!   host-local before interface names were recorded) are matched on DEL, CHECK and GC.
 //! - `last_reserved_ip.<set index>`: the last address handed out from that range set, which
-//!   drives round-robin allocation; replaced by writing `last_reserved_ip.<i>.tmp` and
-//!   swapping it in.
+//!   drives round-robin allocation; replaced by writing a temporary file and swapping it in.
 //! - `lock`: an exclusive `flock(2)` is held on it around every operation; it is the lock the
 //!   reference takes through go-filemutex (created mode 0750 as there), so both plugins can run
 //!   on one store at the same time.
@@ -17,9 +16,26 @@
 //!
 //! Only files whose name is an address in canonical text form are reservations; the lock,
 //! `last_reserved_ip.*`, the index and temporary files are never released or counted. The
-//! temporary files a writer killed mid-way leaves (`last_reserved_ip.<i>.tmp`, ours) are
-//! removed under the lock by the next operation that reads the whole directory, which any
-//! operation after such a crash does (the crash left the directory changed, see below).
+//! temporary files a writer killed mid-way leaves (`.cni-rs-host-local.tmp.<random>`, and the
+//! fixed names older versions used) are removed under the lock by the next operation that reads
+//! the whole directory, which any operation after such a crash does (the crash left the
+//! directory changed, see below).
+//!
+//! # Symlinks and other planted files
+//!
+//! Every file of the store is opened, created, replaced and removed relative to the store
+//! directory's descriptor (`openat(2)` and friends), never by a path: new files are created
+//! with `O_EXCL|O_NOFOLLOW` under unpredictable temporary names (from `/dev/urandom`) and moved
+//! into place with `rename(2)`/`link(2)`, which replace or refuse a symlink but never follow
+//! it; existing files are opened with `O_NOFOLLOW|O_NONBLOCK`. A symlink planted in the store
+//! at the lock is refused with an error; one at the cursor or the index is replaced by a file;
+//! one at a reservation name makes that address taken. Nothing is ever written through one.
+//!
+//! # The index goes with the last reservation
+//!
+//! When a session leaves the store without any reservation file, it removes the index as well,
+//! so a store whose containers are all gone holds only what the reference plugin leaves
+//! (`lock`, `last_reserved_ip.*`).
 //!
 //! # The owner index
 //!
@@ -46,13 +62,16 @@ use cni_types::validate::is_valid_name;
 
 use crate::range::canonical;
 use crate::store::{Holder, Reservation, Session, Store, StoreError, sort_by_name};
-use index::{INDEX_TMP, Index, Stamp};
+use index::{Index, Stamp};
 
 /// The lock file's name.
 pub const LOCK_NAME: &str = "lock";
 /// Prefix of the round-robin bookkeeping files.
 pub const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
-const RESERVE_TMP: &str = ".cni-rs-host-local.reserve.tmp";
+/// Prefix of our temporary files (then 32 random hex digits).
+const TMP_PREFIX: &str = ".cni-rs-host-local.tmp.";
+/// The fixed temporary names older versions used; removed when found.
+const OLD_RESERVE_TMP: &str = ".cni-rs-host-local.reserve.tmp";
 
 fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
     StoreError::Io {
@@ -75,25 +94,90 @@ pub fn parse_file_name(name: &str) -> Option<IpAddr> {
     (canonical(ip) == ip && ip.to_string() == name).then_some(ip)
 }
 
-/// Whether `name` is the temporary file [`DiskSession`] writes a round-robin cursor through
-/// (`last_reserved_ip.<n>.tmp`).
-fn is_cursor_tmp(name: &str) -> bool {
-    name.strip_prefix(LAST_RESERVED_PREFIX)
+/// Whether `name` is a temporary file of ours (or of an older version, or the
+/// `last_reserved_ip.<n>.tmp` older versions wrote a round-robin cursor through): any found
+/// under the lock is a leftover of a killed writer.
+fn is_leftover_tmp(name: &str) -> bool {
+    let cursor_tmp = name
+        .strip_prefix(LAST_RESERVED_PREFIX)
         .and_then(|rest| rest.strip_suffix(".tmp"))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let ours = name
+        .strip_prefix(TMP_PREFIX)
+        .is_some_and(|r| r.len() == 32 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+    cursor_tmp || ours || name == OLD_RESERVE_TMP || name == index::OLD_INDEX_TMP
 }
 
-/// Read a small file of the store completely: opened relative to the store directory, and
-/// without the `stat` and end-of-file `read` a general-purpose read costs (reservation files
-/// are a few dozen bytes; the full scan reads thousands of them).
-fn read_small(dir: &File, name: &str) -> std::io::Result<Vec<u8>> {
+/// An unpredictable temporary name in the store: [`TMP_PREFIX`] and 128 random bits.
+fn tmp_name() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().fold(String::from(TMP_PREFIX), |mut s, b| {
+        s.push_str(&format!("{b:02x}"));
+        s
+    }))
+}
+
+/// Create a new file `name` in `dir` for reading and writing: exclusively, never through a
+/// symlink.
+fn create_new(dir: &File, name: &str, mode: u32) -> std::io::Result<File> {
+    use nix::fcntl::OFlag;
     let fd = nix::fcntl::openat(
         dir,
         name,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(mode),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Create a temporary file with an unpredictable name in `dir` (see [`create_new`]).
+pub(crate) fn create_tmp(dir: &File, mode: u32) -> std::io::Result<(String, File)> {
+    let mut last = None;
+    for _ in 0..4 {
+        let name = tmp_name()?;
+        match create_new(dir, &name, mode) {
+            Ok(f) => return Ok((name, f)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from(ErrorKind::AlreadyExists)))
+}
+
+/// Open an existing file of the store, never through a symlink (`ELOOP`), never blocking on
+/// a FIFO.
+pub(crate) fn open_existing(dir: &File, name: &str, write: bool) -> std::io::Result<File> {
+    use nix::fcntl::OFlag;
+    let access = if write {
+        OFlag::O_RDWR
+    } else {
+        OFlag::O_RDONLY
+    };
+    let fd = nix::fcntl::openat(
+        dir,
+        name,
+        access | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )?;
-    let mut f = File::from(fd);
+    Ok(File::from(fd))
+}
+
+/// Remove `name` from `dir` (a symlink is removed itself, as `unlink(2)` does).
+pub(crate) fn unlink(dir: &File, name: &str) -> std::io::Result<()> {
+    Ok(nix::unistd::unlinkat(
+        dir,
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    )?)
+}
+
+/// Read a small file of the store completely: opened relative to the store directory, never
+/// through a symlink, and without the `stat` and end-of-file `read` a general-purpose read
+/// costs (reservation files are a few dozen bytes; the full scan reads thousands of them).
+fn read_small(dir: &File, name: &str) -> std::io::Result<Vec<u8>> {
+    let fd = open_existing(dir, name, false)?;
+    let mut f = fd;
     let mut buf = vec![0u8; 512];
     let mut len = 0;
     loop {
@@ -147,7 +231,13 @@ impl Store for DiskStore {
 
     fn session(&self, create: bool) -> Result<Option<DiskSession>, StoreError> {
         let dir = &self.dir;
-        let dir_file = match File::open(dir) {
+        let open_dir = || {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_DIRECTORY)
+                .open(dir)
+        };
+        let dir_file = match open_dir() {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound && create => {
                 DirBuilder::new()
@@ -155,19 +245,18 @@ impl Store for DiskStore {
                     .mode(0o755)
                     .create(dir)
                     .map_err(|e| io_err("mkdir", dir, e))?;
-                File::open(dir).map_err(|e| io_err("open", dir, e))?
+                open_dir().map_err(|e| io_err("open", dir, e))?
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            // Nothing was ever stored where there is no directory: nothing to do.
+            Err(e)
+                if !create
+                    && matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
+            {
+                return Ok(None);
+            }
             Err(e) => return Err(io_err("open", dir, e)),
         };
-        let lock_path = dir.join(LOCK_NAME);
-        let lock = OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_CREAT)
-            .mode(0o750)
-            .open(&lock_path)
-            .map_err(|e| io_err("open", &lock_path, e))?;
-        lock.lock().map_err(|e| io_err("lock", &lock_path, e))?;
+        let lock = open_lock(&dir_file, dir)?;
         Ok(Some(DiskSession {
             dir: dir.clone(),
             _lock: lock,
@@ -182,6 +271,33 @@ impl Store for DiskStore {
             boot: None,
         }))
     }
+}
+
+/// Open (creating it) and lock the store's `lock` file. A symlink or anything but a regular
+/// file there is refused: the lock is never created or opened through a link.
+fn open_lock(dir_file: &File, dir: &Path) -> Result<File, StoreError> {
+    use nix::fcntl::OFlag;
+    let lock_path = dir.join(LOCK_NAME);
+    let fd = nix::fcntl::openat(
+        dir_file,
+        LOCK_NAME,
+        OFlag::O_RDONLY
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o750),
+    )
+    .map_err(|e| io_err("open", &lock_path, e.into()))?;
+    let lock = File::from(fd);
+    let meta = lock.metadata().map_err(|e| io_err("stat", &lock_path, e))?;
+    if !meta.is_file() {
+        let e = std::io::Error::new(ErrorKind::InvalidInput, "not a regular file");
+        return Err(io_err("open", &lock_path, e));
+    }
+    lock.lock().map_err(|e| io_err("lock", &lock_path, e))?;
+    Ok(lock)
 }
 
 #[derive(Debug)]
@@ -231,7 +347,7 @@ impl DiskSession {
     fn check_index(&mut self) {
         if let IndexState::Unchecked = self.index {
             self.index = match self.current_stamp() {
-                Some(stamp) => match Index::open_valid(&self.dir, &stamp) {
+                Some(stamp) => match Index::open_valid(&self.dir_file, &stamp) {
                     Some(idx) if !self.modified => IndexState::Valid(idx),
                     _ => IndexState::Stale,
                 },
@@ -250,14 +366,18 @@ impl DiskSession {
             let entry = entry.map_err(|e| io_err("readdir", &self.dir, e))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if is_cursor_tmp(name) {
+            if is_leftover_tmp(name) {
                 leftovers.push(name.to_string());
                 continue;
             }
             let Some(ip) = parse_file_name(name) else {
                 continue;
             };
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            // Only regular files are reservations (a planted symlink is not read).
+            if entry
+                .file_type()
+                .is_ok_and(|t| t.is_dir() || t.is_symlink())
+            {
                 continue;
             }
             match read_small(&self.dir_file, name) {
@@ -276,7 +396,7 @@ impl DiskSession {
             let entries: Vec<(u64, IpAddr)> =
                 out.iter().map(|r| (holder_hash(&r.holder), r.ip)).collect();
             // A failure to write the cache only costs speed.
-            self.index = match Index::create(&self.dir, &entries) {
+            self.index = match Index::create(&self.dir_file, &entries) {
                 Ok(idx) => IndexState::Valid(idx),
                 Err(_) => IndexState::Stale,
             };
@@ -286,14 +406,11 @@ impl DiskSession {
         Ok(out)
     }
 
-    /// Remove temporary files a crashed writer may have left (`cursor_tmps`: the
-    /// `last_reserved_ip.<n>.tmp` files the scan found). Temporary files are only written
-    /// under the lock, so any found under it is a leftover.
-    fn remove_leftovers(&self, cursor_tmps: &[String]) {
-        let _ = std::fs::remove_file(self.path(RESERVE_TMP));
-        let _ = std::fs::remove_file(self.path(INDEX_TMP));
-        for name in cursor_tmps {
-            let _ = std::fs::remove_file(self.path(name));
+    /// Remove temporary files a crashed writer may have left (`names`: those the scan found).
+    /// Temporary files are only written under the lock, so any found under it is a leftover.
+    fn remove_leftovers(&self, names: &[String]) {
+        for name in names {
+            let _ = unlink(&self.dir_file, name);
         }
     }
 
@@ -307,19 +424,23 @@ impl DiskSession {
         }
     }
 
-    /// Create `name` holding `content`, atomically and exclusively. `Ok(false)` if it exists.
+    /// Create `name` holding `content`, atomically and exclusively. `Ok(false)` if it exists
+    /// (a symlink there counts as existing: `link(2)` never follows it).
     fn create_exclusive(&mut self, name: &str, content: &str) -> Result<bool, StoreError> {
-        let dest = self.path(name);
         if !matches!(&self.tmp, Some((c, _)) if c == content) {
             self.tmp = None;
-            if let Ok(mut f) = OpenOptions::new()
-                .write(true)
-                .mode(0o600)
-                .custom_flags(nix::libc::O_TMPFILE)
-                .open(&self.dir)
-                && f.write_all(content.as_bytes()).is_ok()
-            {
-                self.tmp = Some((content.to_string(), f));
+            if let Ok(fd) = nix::fcntl::openat(
+                &self.dir_file,
+                ".",
+                nix::fcntl::OFlag::O_TMPFILE
+                    | nix::fcntl::OFlag::O_WRONLY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            ) {
+                let mut f = File::from(fd);
+                if f.write_all(content.as_bytes()).is_ok() {
+                    self.tmp = Some((content.to_string(), f));
+                }
             }
         }
         if let Some((_, f)) = &self.tmp {
@@ -341,66 +462,76 @@ impl DiskSession {
                 Err(_) => self.tmp = None,
             }
         }
-        // Fallback: a named temporary file, hard-linked into place.
-        let tmp = self.path(RESERVE_TMP);
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| io_err("open", &tmp, e))?;
-            f.write_all(content.as_bytes())
-                .map_err(|e| io_err("write", &tmp, e))?;
-        }
+        // Fallback: a new temporary file, hard-linked into place.
+        let (tmp, mut f) =
+            create_tmp(&self.dir_file, 0o600).map_err(|e| io_err("create", &self.dir, e))?;
         self.modified = true;
-        let linked = std::fs::hard_link(&tmp, &dest);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(io_err("link", &dest, e)),
-        }
+        let written = f.write_all(content.as_bytes());
+        drop(f);
+        let linked = match written {
+            Err(e) => Err(io_err("write", &self.path(&tmp), e)),
+            Ok(()) => match nix::unistd::linkat(
+                &self.dir_file,
+                tmp.as_str(),
+                &self.dir_file,
+                name,
+                nix::fcntl::AtFlags::empty(),
+            ) {
+                Ok(()) => Ok(true),
+                Err(nix::errno::Errno::EEXIST) => Ok(false),
+                Err(e) => Err(io_err("link", &self.path(name), e.into())),
+            },
+        };
+        let _ = unlink(&self.dir_file, &tmp);
+        linked
     }
 
-    /// Replace `name` with `content` (temporary file, then exchange or rename).
+    /// Replace `name` with `content`: a new temporary file, then an exchange or a rename, so
+    /// a symlink at `name` is replaced, never followed.
     fn replace(&mut self, name: &str, content: &str) -> Result<(), StoreError> {
-        let dest = self.path(name);
-        let tmp_name = format!("{name}.tmp");
-        let tmp = self.path(&tmp_name);
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(&tmp)
-                .map_err(|e| io_err("open", &tmp, e))?;
-            f.write_all(content.as_bytes())
-                .map_err(|e| io_err("write", &tmp, e))?;
-        }
+        let (tmp, mut f) =
+            create_tmp(&self.dir_file, 0o644).map_err(|e| io_err("create", &self.dir, e))?;
         self.modified = true;
+        let written = f.write_all(content.as_bytes());
+        drop(f);
+        if let Err(e) = written {
+            let _ = unlink(&self.dir_file, &tmp);
+            return Err(io_err("write", &self.path(&tmp), e));
+        }
         // Swap the new file in, then remove the old one: readers see the old or the new
         // content, never part of it, as with a rename. A rename over an existing file makes
         // ext4 write the new file's data out first (`auto_da_alloc`), a quarter of a
         // millisecond of every ADD; `last_reserved_ip` is only a hint of where round robin
-        // resumes and needs no such flush. The first write, or a filesystem without
-        // exchange, falls back to the rename.
-        match nix::fcntl::renameat2(
-            &self.dir_file,
-            tmp_name.as_str(),
+        // resumes and needs no such flush. Only a regular file is exchanged (what the
+        // exchange leaves under the temporary name is then removed); the first write, a
+        // symlink, or a filesystem without exchange take the rename.
+        let regular = nix::sys::stat::fstatat(
             &self.dir_file,
             name,
-            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-        ) {
-            Ok(()) => {
-                // Should this fail, the next write truncates and reuses the leftover.
-                let _ = std::fs::remove_file(&tmp);
-                Ok(())
-            }
-            Err(_) => std::fs::rename(&tmp, &dest).map_err(|e| io_err("rename", &dest, e)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|st| {
+            nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+                == nix::sys::stat::SFlag::S_IFREG
+        });
+        if regular
+            && nix::fcntl::renameat2(
+                &self.dir_file,
+                tmp.as_str(),
+                &self.dir_file,
+                name,
+                nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+            )
+            .is_ok()
+        {
+            // Should this fail, the next scan removes the leftover.
+            let _ = unlink(&self.dir_file, &tmp);
+            return Ok(());
         }
+        nix::fcntl::renameat(&self.dir_file, tmp.as_str(), &self.dir_file, name).map_err(|e| {
+            let _ = unlink(&self.dir_file, &tmp);
+            io_err("rename", &self.path(name), e.into())
+        })
     }
 
     /// Make room in the index for one more entry (rewriting it larger if needed).
@@ -411,7 +542,10 @@ impl DiskSession {
         if idx.has_room() {
             return;
         }
-        self.index = match idx.entries().and_then(|e| Index::create(&self.dir, &e)) {
+        self.index = match idx
+            .entries()
+            .and_then(|e| Index::create(&self.dir_file, &e))
+        {
             Ok(new) => {
                 self.modified = true;
                 IndexState::Valid(new)
@@ -471,13 +605,18 @@ impl Session for DiskSession {
         if !self.create_exclusive(&name, &content)? {
             return Ok(false);
         }
+        // A reservation whose cursor cannot be written is given back: a failed ADD leaves
+        // nothing behind.
+        if let Err(e) = self.replace(&format!("{LAST_RESERVED_PREFIX}{set}"), &name) {
+            let _ = unlink(&self.dir_file, &name);
+            return Err(e);
+        }
         self.index_room();
         if let IndexState::Valid(idx) = &mut self.index
             && idx.insert(index::hash(&content), canonical(ip)).is_err()
         {
             self.index = IndexState::Stale;
         }
-        self.replace(&format!("{LAST_RESERVED_PREFIX}{set}"), &name)?;
         Ok(true)
     }
 
@@ -521,11 +660,11 @@ impl Session for DiskSession {
         let Some(holder) = self.read_holder(ip)? else {
             return Ok(false);
         };
-        let path = self.path(&file_name(ip));
-        match std::fs::remove_file(&path) {
+        let name = file_name(ip);
+        match unlink(&self.dir_file, &name) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(io_err("remove", &path, e)),
+            Err(e) => return Err(io_err("remove", &self.path(&name), e)),
         }
         self.modified = true;
         if let IndexState::Valid(idx) = &mut self.index
@@ -686,7 +825,14 @@ mod tests {
             0,
             "lock is 0750 & umask"
         );
-        assert!(!dir.join(RESERVE_TMP).exists());
+        assert!(
+            !std::fs::read_dir(&dir).unwrap().any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("tmp")),
+            "no temporary file is left"
+        );
         assert!(!dir.join("last_reserved_ip.0.tmp").exists());
         a.release(&att("dummy", "eth0")).unwrap();
         assert!(!dir.join("10.1.2.2").exists());
@@ -738,12 +884,18 @@ mod tests {
         let dir = t.0.join("n");
         // What a writer killed between writing and renaming leaves (the directory changed,
         // so the index is not trusted and the next lookup reads the directory).
-        for tmp in ["last_reserved_ip.0.tmp", RESERVE_TMP, INDEX_TMP] {
+        let leftovers = [
+            "last_reserved_ip.0.tmp",
+            OLD_RESERVE_TMP,
+            index::OLD_INDEX_TMP,
+            ".cni-rs-host-local.tmp.0123456789abcdef0123456789abcdef",
+        ];
+        for tmp in leftovers {
             std::fs::write(dir.join(tmp), "10.0.0.9").unwrap();
         }
         std::fs::write(dir.join("last_reserved_ip.x.tmp"), "not ours").unwrap();
         assert!(a.release(&att("gone", "eth0")).unwrap().is_empty());
-        for tmp in ["last_reserved_ip.0.tmp", RESERVE_TMP, INDEX_TMP] {
+        for tmp in leftovers {
             assert!(!dir.join(tmp).exists(), "{tmp} left");
         }
         assert!(
@@ -752,9 +904,14 @@ mod tests {
         );
         assert!(dir.join("last_reserved_ip.0").exists());
         a.check(&att("live", "eth0")).unwrap();
-        assert!(is_cursor_tmp("last_reserved_ip.12.tmp"));
-        assert!(!is_cursor_tmp("last_reserved_ip.0"));
-        assert!(!is_cursor_tmp("last_reserved_ip..tmp"));
+        assert!(is_leftover_tmp("last_reserved_ip.12.tmp"));
+        assert!(!is_leftover_tmp("last_reserved_ip.0"));
+        assert!(!is_leftover_tmp("last_reserved_ip..tmp"));
+        assert!(!is_leftover_tmp(".cni-rs-host-local.tmp.0123"));
+        assert!(!is_leftover_tmp(".cni-rs-host-local.index"));
+        let name = tmp_name().unwrap();
+        assert!(is_leftover_tmp(&name), "{name}");
+        assert_ne!(name, tmp_name().unwrap());
     }
 
     #[test]

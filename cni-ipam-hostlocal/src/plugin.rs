@@ -48,11 +48,19 @@ impl Error {
             Error::Config(_) => ErrorCode::InvalidNetworkConfig,
             Error::Store(StoreError::InvalidNetworkName(_)) => ErrorCode::InvalidNetworkConfig,
             Error::Store(_) | Error::ResolvConf { .. } => ErrorCode::IoFailure,
-            Error::Alloc(AllocError::InvalidAttachment(e)) => e.code,
-            Error::Alloc(AllocError::Unavailable(_)) => ErrorCode::PluginNotAvailable,
-            Error::Alloc(AllocError::Store(_)) => ErrorCode::IoFailure,
-            Error::Alloc(_) => ErrorCode::Internal,
+            Error::Alloc(e) => alloc_code(e),
         }
+    }
+}
+
+/// The code of an allocator failure (a range set's failure has the code of its cause).
+fn alloc_code(e: &AllocError) -> ErrorCode {
+    match e {
+        AllocError::Range { source, .. } => alloc_code(source),
+        AllocError::InvalidAttachment(e) => e.code,
+        AllocError::Unavailable(_) => ErrorCode::PluginNotAvailable,
+        AllocError::Store(_) | AllocError::Release(_) => ErrorCode::IoFailure,
+        _ => ErrorCode::Internal,
     }
 }
 

@@ -59,6 +59,15 @@ pub enum RangeError {
         /// The subnet.
         subnet: IpNet,
     },
+    /// `rangeStart` after `rangeEnd` once the defaults are filled in (e.g. `rangeStart` at the
+    /// broadcast address with the default `rangeEnd`): nothing to hand out.
+    #[error("RangeStart {start} is after RangeEnd {end}: the range is empty")]
+    Empty {
+        /// `rangeStart`.
+        start: IpAddr,
+        /// `rangeEnd`.
+        end: IpAddr,
+    },
     /// A range set without ranges.
     #[error("empty range set")]
     EmptySet,
@@ -157,12 +166,50 @@ impl Range {
                 end
             }
         };
-        Ok(Range {
+        let range = Range {
             subnet,
             range_start,
             range_end,
             gateway,
-        })
+        };
+        range.validate()?;
+        Ok(range)
+    }
+
+    /// Check the invariants every [`Range`] must hold (the fields are public, so a range can
+    /// be built without [`Range::new`]): a subnet with room for addresses, `rangeStart`,
+    /// `rangeEnd` and the gateway inside it, and `rangeStart` not after `rangeEnd`.
+    pub fn validate(&self) -> Result<(), RangeError> {
+        let subnet = self.subnet;
+        if subnet.prefix_len() > subnet.max_prefix_len() - 2 {
+            return Err(RangeError::TooSmall(subnet));
+        }
+        let in_subnet = |ip: IpAddr| same_family(ip, subnet.addr()) && subnet.contains(&ip);
+        if !in_subnet(self.gateway) {
+            return Err(RangeError::GatewayNotInNetwork {
+                gateway: self.gateway,
+                subnet,
+            });
+        }
+        if !in_subnet(self.range_start) {
+            return Err(RangeError::StartNotInNetwork {
+                start: self.range_start,
+                subnet,
+            });
+        }
+        if !in_subnet(self.range_end) {
+            return Err(RangeError::EndNotInNetwork {
+                end: self.range_end,
+                subnet,
+            });
+        }
+        if to_u128(self.range_start) > to_u128(self.range_end) {
+            return Err(RangeError::Empty {
+                start: self.range_start,
+                end: self.range_end,
+            });
+        }
+        Ok(())
     }
 
     /// A range with the defaults for a subnet.
@@ -195,10 +242,16 @@ impl Range {
     }
 
     /// How many addresses can be handed out: the range minus the gateway if it lies inside.
+    /// Zero for a range that is not valid (`rangeStart` after `rangeEnd`); saturating for the
+    /// whole IPv6 space.
     pub fn capacity(&self) -> u128 {
-        let n = (to_u128(self.range_end) - to_u128(self.range_start)).saturating_add(1);
+        let (start, end) = (to_u128(self.range_start), to_u128(self.range_end));
+        if start > end || !same_family(self.range_start, self.range_end) {
+            return 0;
+        }
+        let n = (end - start).saturating_add(1);
         if self.contains(self.gateway) {
-            n - 1
+            n.saturating_sub(1)
         } else {
             n
         }
@@ -236,11 +289,15 @@ impl RangeSet {
         RangeSet::from_ranges(ranges)
     }
 
-    /// A set from ranges that are already valid; checks family and overlaps.
+    /// A set from ranges built elsewhere: checks each range ([`Range::validate`]), the family
+    /// and overlaps.
     pub fn from_ranges(ranges: Vec<Range>) -> Result<RangeSet, RangeError> {
         let Some(first) = ranges.first() else {
             return Err(RangeError::EmptySet);
         };
+        for r in &ranges {
+            r.validate()?;
+        }
         if ranges
             .iter()
             .any(|r| !same_family(r.range_start, first.range_start))
@@ -363,7 +420,8 @@ impl<'a> Iterator for RangeIter<'a> {
                 }
                 return Some((r.range_start, r));
             };
-            let next = if cur == to_u128(r.range_end) {
+            // (`>=`: never walk past the end, even of a range built by hand.)
+            let next = if cur >= to_u128(r.range_end) {
                 self.idx = (self.idx + 1) % ranges.len();
                 to_u128(ranges[self.idx].range_start)
             } else {
@@ -495,6 +553,139 @@ mod tests {
         assert_eq!(
             Range::new(&r).unwrap_err().to_string(),
             "RangeStart 192.0.2.50 not in network 192.0.2.0/24"
+        );
+    }
+
+    #[test]
+    fn a_range_empty_after_the_defaults_is_refused() {
+        // rangeStart at the broadcast address: the default rangeEnd (.254) comes before it.
+        let mut r = raw("10.99.8.0/24");
+        r.range_start = Some(ip("10.99.8.255"));
+        assert_eq!(
+            Range::new(&r).unwrap_err(),
+            RangeError::Empty {
+                start: ip("10.99.8.255"),
+                end: ip("10.99.8.254")
+            }
+        );
+        assert_eq!(
+            Range::new(&r).unwrap_err().to_string(),
+            "RangeStart 10.99.8.255 is after RangeEnd 10.99.8.254: the range is empty"
+        );
+        // The last usable address alone is a range of one.
+        r.range_start = Some(ip("10.99.8.254"));
+        assert_eq!(Range::new(&r).unwrap().capacity(), 1);
+        // rangeEnd before the default rangeStart (.1), with rangeStart left out.
+        let mut r = raw("10.99.8.0/24");
+        r.range_end = Some(ip("10.99.8.0"));
+        assert!(matches!(
+            Range::new(&r).unwrap_err(),
+            RangeError::EndNotInNetwork { .. }
+        ));
+    }
+
+    #[test]
+    fn ranges_built_by_hand_are_checked_by_the_set() {
+        let good = Range::new(&raw("10.0.0.0/24")).unwrap();
+        let cases = [
+            (
+                Range {
+                    range_start: ip("10.0.0.255"),
+                    range_end: ip("10.0.0.254"),
+                    ..good
+                },
+                "RangeStart 10.0.0.255 is after RangeEnd 10.0.0.254: the range is empty",
+            ),
+            (
+                Range {
+                    range_start: ip("10.0.1.1"),
+                    ..good
+                },
+                "RangeStart 10.0.1.1 not in network 10.0.0.0/24",
+            ),
+            (
+                Range {
+                    range_end: ip("2001:db8::1"),
+                    ..good
+                },
+                "RangeEnd 2001:db8::1 not in network 10.0.0.0/24",
+            ),
+            (
+                Range {
+                    gateway: ip("10.0.1.1"),
+                    ..good
+                },
+                "gateway 10.0.1.1 not in network 10.0.0.0/24",
+            ),
+        ];
+        for (r, msg) in cases {
+            assert_eq!(RangeSet::from_ranges(vec![r]).unwrap_err().to_string(), msg);
+        }
+        assert!(RangeSet::from_ranges(vec![good]).is_ok());
+    }
+
+    #[test]
+    fn capacity_never_underflows() {
+        let hand = |subnet: &str, start: &str, end: &str, gw: &str| Range {
+            subnet: subnet.parse().unwrap(),
+            range_start: ip(start),
+            range_end: ip(end),
+            gateway: ip(gw),
+        };
+        // start past end (only buildable by hand): nothing to hand out.
+        assert_eq!(
+            hand("10.0.0.0/24", "10.0.0.255", "10.0.0.254", "10.0.0.1").capacity(),
+            0
+        );
+        assert_eq!(
+            hand("10.0.0.0/24", "10.0.0.200", "10.0.0.2", "10.0.0.100").capacity(),
+            0
+        );
+        // /32 and /128: one address, which is also the gateway.
+        assert_eq!(
+            hand("10.0.0.7/32", "10.0.0.7", "10.0.0.7", "10.0.0.7").capacity(),
+            0
+        );
+        assert_eq!(
+            hand(
+                "2001:db8::7/128",
+                "2001:db8::7",
+                "2001:db8::7",
+                "2001:db8::7"
+            )
+            .capacity(),
+            0
+        );
+        assert_eq!(
+            hand(
+                "2001:db8::7/128",
+                "2001:db8::7",
+                "2001:db8::7",
+                "2001:db8::8"
+            )
+            .capacity(),
+            1
+        );
+        // /31: two addresses, one of them the gateway.
+        assert_eq!(
+            hand("10.0.0.0/31", "10.0.0.0", "10.0.0.1", "10.0.0.1").capacity(),
+            1
+        );
+        // The whole IPv6 space saturates.
+        assert_eq!(
+            hand(
+                "::/0",
+                "::",
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                "::1"
+            )
+            .capacity(),
+            u128::MAX - 1
+        );
+        // Mixed families (by hand): nothing.
+        assert_eq!(
+            hand("10.0.0.0/24", "10.0.0.2", "2001:db8::1", "10.0.0.1").capacity(),
+            0
         );
     }
 

@@ -20,13 +20,13 @@
 use std::fs::File;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::unix::fs::{FileExt, MetadataExt};
 
 /// The index file's name in the store directory.
 pub(crate) const INDEX_NAME: &str = ".cni-rs-host-local.index";
-/// Its temporary name while being replaced.
-pub(crate) const INDEX_TMP: &str = ".cni-rs-host-local.index.tmp";
+/// The fixed temporary name older versions wrote the index through (now an unpredictable one,
+/// see `create_tmp`); removed when found.
+pub(crate) const OLD_INDEX_TMP: &str = ".cni-rs-host-local.index.tmp";
 
 const MAGIC: [u8; 8] = *b"CNIRSHL\0";
 const VERSION: u32 = 1;
@@ -231,21 +231,21 @@ pub(crate) struct Index {
 
 impl Index {
     /// Open the index and return it if its header matches `current` exactly.
-    pub(crate) fn open_valid(dir: &Path, current: &Stamp) -> Option<Index> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(dir.join(INDEX_NAME))
-            .ok()?;
+    pub(crate) fn open_valid(dir: &File, current: &Stamp) -> Option<Index> {
+        let file = super::open_existing(dir, INDEX_NAME, true).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
         let mut b = [0u8; HEADER as usize];
         file.read_exact_at(&mut b, 0).ok()?;
         let header = Header::decode(&b)?;
         (header.stamp == *current).then_some(Index { file, header })
     }
 
-    /// Write a fresh index holding `entries` (via a temporary file and a rename), sized for
-    /// them. The stamp is written later by [`Index::seal`].
-    pub(crate) fn create(dir: &Path, entries: &[(u64, IpAddr)]) -> std::io::Result<Index> {
+    /// Write a fresh index holding `entries` (via a new temporary file and a rename, which
+    /// replaces whatever is at the index's name, a symlink included, without following it),
+    /// sized for them. The stamp is written later by [`Index::seal`].
+    pub(crate) fn create(dir: &File, entries: &[(u64, IpAddr)]) -> std::io::Result<Index> {
         let n = entries.len() as u64;
         let capacity = (n * 2 + MIN_CAPACITY).next_power_of_two().max(MIN_CAPACITY);
         let mut buf = vec![0u8; (HEADER + capacity * SLOT) as usize];
@@ -276,21 +276,14 @@ impl Index {
             },
         };
         buf[..HEADER as usize].copy_from_slice(&header.encode());
-        let tmp = dir.join(INDEX_TMP);
-        {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&buf)?;
+        let (tmp, mut file) = super::create_tmp(dir, 0o600)?;
+        let placed = file
+            .write_all(&buf)
+            .and_then(|()| Ok(nix::fcntl::renameat(dir, tmp.as_str(), dir, INDEX_NAME)?));
+        if let Err(e) = placed {
+            let _ = super::unlink(dir, &tmp);
+            return Err(e);
         }
-        std::fs::rename(&tmp, dir.join(INDEX_NAME))?;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(dir.join(INDEX_NAME))?;
         Ok(Index { file, header })
     }
 
@@ -427,14 +420,15 @@ mod tests {
     #[test]
     fn insert_lookup_remove_and_validate() {
         let d = tmpdir("basic");
+        let df = File::open(&d).unwrap();
         let a: IpAddr = "10.0.0.2".parse().unwrap();
         let b: IpAddr = "2001:db8::2".parse().unwrap();
-        let mut idx = Index::create(&d, &[(hash("x\r\neth0"), a)]).unwrap();
-        assert!(Index::open_valid(&d, &stamp(1)).is_none(), "unsealed");
+        let mut idx = Index::create(&df, &[(hash("x\r\neth0"), a)]).unwrap();
+        assert!(Index::open_valid(&df, &stamp(1)).is_none(), "unsealed");
         idx.insert(hash("y"), b).unwrap();
         idx.seal(stamp(1)).unwrap();
-        let idx = Index::open_valid(&d, &stamp(1)).unwrap();
-        assert!(Index::open_valid(&d, &stamp(2)).is_none(), "stamp differs");
+        let idx = Index::open_valid(&df, &stamp(1)).unwrap();
+        assert!(Index::open_valid(&df, &stamp(2)).is_none(), "stamp differs");
         assert_eq!(idx.lookup(hash("x\r\neth0")).unwrap(), [a]);
         assert_eq!(idx.lookup(hash("y")).unwrap(), [b]);
         assert!(idx.lookup(hash("z")).unwrap().is_empty());
@@ -449,6 +443,7 @@ mod tests {
     #[test]
     fn many_entries_and_collisions() {
         let d = tmpdir("many");
+        let df = File::open(&d).unwrap();
         let entries: Vec<(u64, IpAddr)> = (0..1000u32)
             .map(|i| {
                 let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
@@ -456,7 +451,7 @@ mod tests {
                 (hash(&format!("c{}", i - i % 2)), ip)
             })
             .collect();
-        let mut idx = Index::create(&d, &entries).unwrap();
+        let mut idx = Index::create(&df, &entries).unwrap();
         for (h, ip) in &entries {
             assert!(idx.lookup(*h).unwrap().contains(ip));
         }
@@ -475,15 +470,16 @@ mod tests {
     #[test]
     fn corrupt_header_is_rejected() {
         let d = tmpdir("corrupt");
-        let mut idx = Index::create(&d, &[]).unwrap();
+        let df = File::open(&d).unwrap();
+        let mut idx = Index::create(&df, &[]).unwrap();
         idx.seal(stamp(3)).unwrap();
-        assert!(Index::open_valid(&d, &stamp(3)).is_some());
+        assert!(Index::open_valid(&df, &stamp(3)).is_some());
         let f = std::fs::OpenOptions::new()
             .write(true)
             .open(d.join(INDEX_NAME))
             .unwrap();
         f.write_all_at(&[9], 20).unwrap();
-        assert!(Index::open_valid(&d, &stamp(3)).is_none());
+        assert!(Index::open_valid(&df, &stamp(3)).is_none());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
