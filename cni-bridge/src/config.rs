@@ -8,7 +8,10 @@
 //! What the reference only checks when it sets things up (`hairpinMode` with `promiscMode`,
 //! `ipam` with `disableContainerInterface`, the `ipMasqBackend` name, the container MAC) is
 //! kept raw here and checked by ADD, so that DEL of such a config still releases the IPAM
-//! allocation, as with the reference.
+//! allocation, as with the reference. DEL and GC go further
+//! ([`BridgeConf::parse_for_teardown`]): a key only ADD uses never fails them (the reference
+//! fails DEL on a bad `vlan`, `vlanTrunk`, a key of the wrong type or unknown `CNI_ARGS`, and a
+//! runtime then leaks the pod).
 
 use cni_types::capabilities::get_ci;
 use cni_types::{CniArgs, CniResult, Dns, NetConf, Version};
@@ -227,13 +230,124 @@ fn valid_attachments(
     }
 }
 
+/// `vlan` and `vlanTrunk`, checked as the reference's `loadNetConf` does.
+#[allow(clippy::type_complexity)]
+fn vlans(m: &Map<String, Value>) -> Result<(Option<u16>, Option<Vec<u16>>), BridgeError> {
+    let vlan = int_key(m, "vlan")?;
+    if !(0..=4094).contains(&vlan) {
+        return Err(BridgeError::Config(format!(
+            "invalid VLAN ID {vlan} (must be between 0 and 4094)"
+        )));
+    }
+    let vlan_trunk = match get_ci(m, "vlanTrunk") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(collect_vlan_trunk(items)?.unwrap_or_default()),
+        Some(other) => return Err(type_error("vlanTrunk", other, "[]*main.VlanTrunk")),
+    };
+    if vlan > 0 && vlan_trunk.as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(BridgeError::Config(
+            "cannot set vlan and vlanTrunk at the same time".into(),
+        ));
+    }
+    Ok(((vlan > 0).then_some(vlan as u16), vlan_trunk))
+}
+
+/// `mtu`; `None` for 0 or absent.
+fn mtu(m: &Map<String, Value>) -> Result<Option<u32>, BridgeError> {
+    match int_key(m, "mtu")? {
+        0 => Ok(None),
+        n => u32::try_from(n).map(Some).map_err(|_| {
+            BridgeError::Config(format!(
+                "invalid MTU {n} (must be between 0 and 4294967295)"
+            ))
+        }),
+    }
+}
+
+/// The container MAC as written: CNI_ARGS `MAC`, overridden by `args.cni.mac`, overridden by
+/// `runtimeConfig.mac`.
+fn container_mac_text(conf: &NetConf, cni_args: &str) -> Result<Option<String>, BridgeError> {
+    let mut mac = None;
+    if !cni_args.is_empty() {
+        let args = CniArgs::parse_known(cni_args, &["MAC"]).map_err(BridgeError::Args)?;
+        if let Some(v) = args.get("MAC").filter(|v| !v.is_empty()) {
+            mac = Some(v.to_string());
+        }
+    }
+    if let Some(v) = conf
+        .args
+        .as_ref()
+        .and_then(|a| match a {
+            Value::Object(o) => get_ci(o, "cni"),
+            _ => None,
+        })
+        .and_then(|c| match c {
+            Value::Object(o) => get_ci(o, "mac"),
+            _ => None,
+        })
+    {
+        match v {
+            Value::String(s) if !s.is_empty() => mac = Some(s.clone()),
+            Value::String(_) | Value::Null => {}
+            other => return Err(type_error("args.cni.mac", other, "string")),
+        }
+    }
+    if let Some(rc) = &conf.runtime_config {
+        match get_ci(&rc.0, "mac") {
+            Some(Value::String(s)) if !s.is_empty() => mac = Some(s.clone()),
+            None | Some(Value::String(_)) | Some(Value::Null) => {}
+            Some(other) => return Err(type_error("runtimeConfig.mac", other, "string")),
+        }
+    }
+    Ok(mac)
+}
+
+/// What a config is parsed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// ADD, CHECK, STATUS: every key is validated, as the reference's `loadNetConf`.
+    Setup,
+    /// DEL and GC: only the keys that say what to tear down are validated (see
+    /// [`BridgeConf::parse_for_teardown`]).
+    Teardown,
+}
+
+impl Purpose {
+    /// A key that only setting up uses: for teardown, a bad value gives way to `default`.
+    fn setup_key<T>(self, r: Result<T, BridgeError>, default: T) -> Result<T, BridgeError> {
+        match r {
+            Err(_) if self == Purpose::Teardown => Ok(default),
+            r => r,
+        }
+    }
+
+    /// A flag that decides what teardown looks at (`ipMasq`, `macspoofchk`): for teardown,
+    /// a value of the wrong type counts as set, so whatever it may have set up is removed.
+    fn teardown_flag(self, r: Result<bool, BridgeError>) -> Result<bool, BridgeError> {
+        self.setup_key(r, true)
+    }
+}
+
 impl BridgeConf {
     /// Parses and validates the config bytes a runtime sent, with the raw `CNI_ARGS`
     /// (for `MAC=`). Errors read as the reference's.
     pub fn parse(stdin: &[u8], cni_args: &str) -> Result<BridgeConf, BridgeError> {
         let conf = NetConf::from_slice(stdin)
             .map_err(|e| BridgeError::Config(format!("failed to load netconf: {e}")))?;
-        Self::from_netconf(conf, stdin.to_vec(), cni_args)
+        Self::build(conf, stdin.to_vec(), cni_args, Purpose::Setup)
+    }
+
+    /// Parses a config for DEL or GC: what ADD would refuse (a VLAN id out of range, a bad
+    /// `vlanTrunk`, `mtu` or container MAC, unknown `CNI_ARGS`, a key of the wrong type) does
+    /// not stop the teardown, so a runtime that repeats an ADD's bad input on DEL does not
+    /// leak the pod (a DEL that fails stops the runtime's teardown of the other networks).
+    /// Such keys take their default; `ipMasq` and `macspoofchk` of the wrong type count as
+    /// set. What teardown needs is still checked: the JSON itself, `name`, `ipam`, GC's
+    /// attachments.
+    pub fn parse_for_teardown(stdin: &[u8], cni_args: &str) -> Result<BridgeConf, BridgeError> {
+        let conf = NetConf::from_slice(stdin)
+            .map_err(|e| BridgeError::Config(format!("failed to load netconf: {e}")))?;
+        Self::build(conf, stdin.to_vec(), cni_args, Purpose::Teardown)
     }
 
     /// Builds from an already parsed generic config (`raw` are its bytes, handed to IPAM).
@@ -242,89 +356,53 @@ impl BridgeConf {
         raw: Vec<u8>,
         cni_args: &str,
     ) -> Result<BridgeConf, BridgeError> {
+        Self::build(conf, raw, cni_args, Purpose::Setup)
+    }
+
+    /// [`BridgeConf::from_netconf`] for DEL and GC (see [`BridgeConf::parse_for_teardown`]).
+    pub fn from_netconf_for_teardown(
+        conf: NetConf,
+        raw: Vec<u8>,
+        cni_args: &str,
+    ) -> Result<BridgeConf, BridgeError> {
+        Self::build(conf, raw, cni_args, Purpose::Teardown)
+    }
+
+    fn build(
+        conf: NetConf,
+        raw: Vec<u8>,
+        cni_args: &str,
+        purpose: Purpose,
+    ) -> Result<BridgeConf, BridgeError> {
         let m = &conf.extra;
-        let vlan = int_key(m, "vlan")?;
-        if !(0..=4094).contains(&vlan) {
-            return Err(BridgeError::Config(format!(
-                "invalid VLAN ID {vlan} (must be between 0 and 4094)"
-            )));
-        }
-        let vlan_trunk = match get_ci(m, "vlanTrunk") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(items)) => Some(collect_vlan_trunk(items)?.unwrap_or_default()),
-            Some(other) => return Err(type_error("vlanTrunk", other, "[]*main.VlanTrunk")),
-        };
-        if vlan > 0 && vlan_trunk.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(BridgeError::Config(
-                "cannot set vlan and vlanTrunk at the same time".into(),
-            ));
-        }
-        let mtu = int_key(m, "mtu")?;
-        let mtu = match mtu {
-            0 => None,
-            n => Some(u32::try_from(n).map_err(|_| {
-                BridgeError::Config(format!(
-                    "invalid MTU {n} (must be between 0 and 4294967295)"
-                ))
-            })?),
-        };
-
-        // MAC: CNI_ARGS, overridden by args.cni.mac, overridden by runtimeConfig.mac.
-        let mut mac = None;
-        if !cni_args.is_empty() {
-            let args = CniArgs::parse_known(cni_args, &["MAC"]).map_err(BridgeError::Args)?;
-            if let Some(v) = args.get("MAC").filter(|v| !v.is_empty()) {
-                mac = Some(v.to_string());
-            }
-        }
-        if let Some(v) = conf
-            .args
-            .as_ref()
-            .and_then(|a| match a {
-                Value::Object(o) => get_ci(o, "cni"),
-                _ => None,
-            })
-            .and_then(|c| match c {
-                Value::Object(o) => get_ci(o, "mac"),
-                _ => None,
-            })
-        {
-            match v {
-                Value::String(s) if !s.is_empty() => mac = Some(s.clone()),
-                Value::String(_) | Value::Null => {}
-                other => return Err(type_error("args.cni.mac", other, "string")),
-            }
-        }
-        if let Some(rc) = &conf.runtime_config {
-            match get_ci(&rc.0, "mac") {
-                Some(Value::String(s)) if !s.is_empty() => mac = Some(s.clone()),
-                None | Some(Value::String(_)) | Some(Value::Null) => {}
-                Some(other) => return Err(type_error("runtimeConfig.mac", other, "string")),
-            }
-        }
-
-        let is_default_gateway = bool_key(m, "isDefaultGateway", false)?;
+        let (vlan, vlan_trunk) = purpose.setup_key(vlans(m), (None, None))?;
+        let mtu = purpose.setup_key(mtu(m), None)?;
+        let mac = purpose.setup_key(container_mac_text(&conf, cni_args), None)?;
+        let setup_bool =
+            |key: &str, default: bool| purpose.setup_key(bool_key(m, key, default), default);
+        let is_default_gateway = setup_bool("isDefaultGateway", false)?;
         let valid_attachments = valid_attachments(&conf, &raw)?;
         Ok(BridgeConf {
             version: conf.version(),
-            bridge: string_key(m, "bridge")?
+            bridge: purpose
+                .setup_key(string_key(m, "bridge"), None)?
                 .filter(|b| !b.is_empty())
                 .unwrap_or_else(|| DEFAULT_BRIDGE.to_string()),
-            is_gateway: bool_key(m, "isGateway", false)? || is_default_gateway,
+            is_gateway: setup_bool("isGateway", false)? || is_default_gateway,
             is_default_gateway,
-            force_address: bool_key(m, "forceAddress", false)?,
-            ip_masq: bool_key(m, "ipMasq", false)?,
-            ip_masq_backend: string_key(m, "ipMasqBackend")?,
+            force_address: setup_bool("forceAddress", false)?,
+            ip_masq: purpose.teardown_flag(bool_key(m, "ipMasq", false))?,
+            ip_masq_backend: purpose.setup_key(string_key(m, "ipMasqBackend"), None)?,
             mtu,
-            hairpin_mode: bool_key(m, "hairpinMode", false)?,
-            promisc_mode: bool_key(m, "promiscMode", false)?,
-            vlan: (vlan > 0).then_some(vlan as u16),
+            hairpin_mode: setup_bool("hairpinMode", false)?,
+            promisc_mode: setup_bool("promiscMode", false)?,
+            vlan,
             vlan_trunk,
-            preserve_default_vlan: bool_key(m, "preserveDefaultVlan", true)?,
-            enable_dad: bool_key(m, "enabledad", false)?,
-            mac_spoof_check: bool_key(m, "macspoofchk", false)?,
-            disable_container_interface: bool_key(m, "disableContainerInterface", false)?,
-            port_isolation: bool_key(m, "portIsolation", false)?,
+            preserve_default_vlan: setup_bool("preserveDefaultVlan", true)?,
+            enable_dad: setup_bool("enabledad", false)?,
+            mac_spoof_check: purpose.teardown_flag(bool_key(m, "macspoofchk", false))?,
+            disable_container_interface: setup_bool("disableContainerInterface", false)?,
+            port_isolation: setup_bool("portIsolation", false)?,
             ipam_type: conf.ipam_type().map(str::to_string),
             mac,
             dns: conf.dns.clone().filter(|d| !d.is_empty()),
@@ -569,6 +647,71 @@ mod tests {
         let e = parse(r#"{"name":"n","isGateway":"yes"}"#).unwrap_err();
         assert!(e.to_string().contains("cannot unmarshal string"), "{e}");
         assert!(parse(r#"{"name":"n","mtu":-1}"#).is_err());
+    }
+
+    #[test]
+    fn teardown_parse_ignores_what_only_add_uses() {
+        let base =
+            r#""cniVersion":"1.0.0","name":"n","type":"bridge","ipam":{"type":"host-local"}"#;
+        // (extra keys, CNI_ARGS): each refused for ADD, each accepted for DEL and GC.
+        let cases = [
+            (r#""vlan":5000"#, ""),
+            (r#""vlan":-1"#, ""),
+            (r#""vlan":"100""#, ""),
+            (r#""vlanTrunk":[{"minID":5,"maxID":1}]"#, ""),
+            (r#""vlanTrunk":[{"id":4095}]"#, ""),
+            (r#""vlanTrunk":{"id":3}"#, ""),
+            (r#""vlan":3,"vlanTrunk":[{"id":4}]"#, ""),
+            (r#""mtu":-1"#, ""),
+            (r#""mtu":1e3"#, ""),
+            (r#""mtu":"1500""#, ""),
+            (r#""bridge":7"#, ""),
+            (r#""isGateway":"yes""#, ""),
+            (r#""isDefaultGateway":1"#, ""),
+            (r#""hairpinMode":"on","promiscMode":[]"#, ""),
+            (r#""preserveDefaultVlan":0,"enabledad":"no""#, ""),
+            (
+                r#""forceAddress":1,"portIsolation":1,"disableContainerInterface":1"#,
+                "",
+            ),
+            (r#""ipMasqBackend":7"#, ""),
+            (r#""args":{"cni":{"mac":7}}"#, ""),
+            (r#""runtimeConfig":{"mac":false}"#, ""),
+            ("", "K8S_POD_NAME=x"),
+            ("", "MAC"),
+        ];
+        for (extra, args) in cases {
+            let json = if extra.is_empty() {
+                format!("{{{base}}}")
+            } else {
+                format!("{{{base},{extra}}}")
+            };
+            let e = BridgeConf::parse(json.as_bytes(), args)
+                .expect_err(&format!("ADD accepts {extra} {args}"));
+            let c = BridgeConf::parse_for_teardown(json.as_bytes(), args)
+                .unwrap_or_else(|e| panic!("DEL refuses {extra} {args}: {e}"));
+            assert_eq!(c.ipam_type.as_deref(), Some("host-local"), "{e}");
+            assert!(!c.ip_masq && !c.mac_spoof_check, "{extra}");
+        }
+        // A teardown flag of the wrong type counts as set: whatever it set up goes.
+        let c = BridgeConf::parse_for_teardown(
+            format!(r#"{{{base},"ipMasq":"true","macspoofchk":1}}"#).as_bytes(),
+            "",
+        )
+        .unwrap();
+        assert!(c.ip_masq && c.mac_spoof_check);
+        // Good values read the same for both purposes.
+        let good = format!(
+            r#"{{{base},"ipMasq":true,"macspoofchk":true,"vlan":7,"mtu":1400,"isGateway":true}}"#
+        );
+        assert_eq!(
+            BridgeConf::parse(good.as_bytes(), "MAC=02:00:00:00:00:01").unwrap(),
+            BridgeConf::parse_for_teardown(good.as_bytes(), "MAC=02:00:00:00:00:01").unwrap()
+        );
+        // What teardown needs is still checked.
+        let bad_gc = format!(r#"{{{base},"cni.dev/valid-attachments":[{{"containerID":1}}]}}"#);
+        assert!(BridgeConf::parse_for_teardown(bad_gc.as_bytes(), "").is_err());
+        assert!(BridgeConf::parse_for_teardown(b"{", "").is_err());
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub fn del(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<(), B
     if masq && let Ok(Some(prev)) = conf.prev_result() {
         ips.extend(prev.ips.iter().map(|ip| ip.address));
     }
+    // `prevResult` names every address ADD masqueraded; the interface's may have changed.
+    let complete = !ips.is_empty();
     let iface = match &att.netns {
         Some(netns) => match container::find_iface(netns, &att.ifname, masq && ips.is_empty()) {
             Ok((iface, addrs)) => {
@@ -62,7 +64,7 @@ pub fn del(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<(), B
                     errs.push(e);
                 }
                 if masq {
-                    errs.extend(fw::teardown_masq(firewall, conf, att, ips));
+                    errs.extend(fw::teardown_masq(firewall, conf, att, ips, complete));
                 }
                 errs
             })

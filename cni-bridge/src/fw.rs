@@ -124,20 +124,26 @@ pub(crate) fn undo_masq(
             &att.container_id,
             &container::families(ips.iter().copied()),
         )),
-        MasqBackend::Nftables => nft_del(fw, &owner(conf, att), ips),
+        MasqBackend::Nftables => nft_del(fw, &owner(conf, att), ips, true),
     };
     r.map_err(|e| BridgeError::firewall(TEARDOWN, e))
 }
 
-/// Deletes one attachment's elements from our nftables tables. With addresses, each element
-/// is read by key and deleted if it is this attachment's (O(addresses)); without, or if one
-/// changed hands meanwhile, both tables are listed and the attachment's elements deleted by
-/// value.
+/// Deletes one attachment's elements from our nftables tables.
+///
+/// Each address of `ips` is read by key and its element deleted if it is this attachment's
+/// (O(addresses), no dump). Then both tables are listed and every element left with this
+/// attachment's value is deleted, unless `complete` says `ips` are all the addresses the
+/// attachment was set up with (ADD's own, or `prevResult`'s) and each of them was found and
+/// deleted here. Addresses read from the container's namespace may have been changed or
+/// removed since ADD: then the listing is what finds the attachment's elements.
 fn nft_del(
     fw: &mut dyn FirewallApplier,
     who: &NftOwner<'_>,
     ips: &[IpNet],
+    complete: bool,
 ) -> Result<(), FirewallError> {
+    let mut covered = complete && !ips.is_empty();
     if !ips.is_empty() {
         let mut mine: Vec<NftEntry> = Vec::new();
         for e in masq::nft_entries(ips) {
@@ -151,14 +157,20 @@ fn nft_del(
             )?;
             if found.is_some_and(|el| who.owns(&el)) {
                 mine.push(e);
+            } else {
+                covered = false;
             }
         }
-        if mine.is_empty() {
-            return Ok(());
+        if !mine.is_empty() {
+            let r = fw.apply_nft(&masq::nft_del_plan(who, &mine));
+            if !errno_is(&r, &[libc::ENOENT, libc::EEXIST]) {
+                r?;
+            } else {
+                covered = false;
+            }
         }
-        let r = fw.apply_nft(&masq::nft_del_plan(who, &mine));
-        if !errno_is(&r, &[libc::ENOENT, libc::EEXIST]) {
-            return r;
+        if covered {
+            return Ok(());
         }
     }
     for f in [IpFamily::V4, IpFamily::V6] {
@@ -180,13 +192,15 @@ fn apply_nonempty(fw: &mut dyn FirewallApplier, plan: &NftPlan) -> Result<(), Fi
 /// written: the iptables chain (the reference's layout, also ours with that backend; only
 /// looked at in the families where the chain may exist, see
 /// [`FirewallApplier::iptables_chain_may_exist`]), our nftables elements, and the
-/// reference's nftables rules. `ips` (from `prevResult` or the interface) may be empty.
-/// Errors of a backend the node does not have are ignored, as the reference does.
+/// reference's nftables rules. `ips` (from `prevResult` or the interface) may be empty;
+/// `complete` when they are `prevResult`'s (see [`nft_del`]). Errors of a backend the node
+/// does not have are ignored, as the reference does.
 pub(crate) fn teardown_masq(
     fw: &mut dyn FirewallApplier,
     conf: &BridgeConf,
     att: &Attachment,
     ips: &[IpNet],
+    complete: bool,
 ) -> Vec<BridgeError> {
     let mut errs = Vec::new();
 
@@ -211,7 +225,7 @@ pub(crate) fn teardown_masq(
     }
 
     let who = owner(conf, att);
-    let nft = nft_del(fw, &who, ips).and_then(|()| {
+    let nft = nft_del(fw, &who, ips, complete).and_then(|()| {
         let existing = fw.nft_table(Family::Inet, masq::REF_NFT_TABLE)?;
         apply_nonempty(
             fw,
@@ -497,7 +511,7 @@ mod tests {
     fn del_deletes_only_its_own_elements_and_probes_iptables() {
         let mut fw = Scripted::default();
         fw.rec.nft_tables = vec![listing_with(&masq::nft_owner("podnet", "eth0", "c1"))];
-        let errs = teardown_masq(&mut fw, &conf(), &att(), &ips());
+        let errs = teardown_masq(&mut fw, &conf(), &att(), &ips(), true);
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(kinds(&fw), vec!["add element, delete element"]);
         // iptables: IPv4 only (the probe says no IPv6 chain can exist).
@@ -508,15 +522,30 @@ mod tests {
         // The address now belongs to another attachment: nothing is deleted.
         let mut fw = Scripted::default();
         fw.rec.nft_tables = vec![listing_with(&masq::nft_owner("podnet", "eth0", "other"))];
-        assert!(teardown_masq(&mut fw, &conf(), &att(), &ips()).is_empty());
+        assert!(teardown_masq(&mut fw, &conf(), &att(), &ips(), true).is_empty());
         assert!(fw.rec.nft.is_empty());
+    }
+
+    #[test]
+    fn del_with_changed_addresses_still_deletes_by_value() {
+        // The namespace now holds a foreign address only (what was ours was removed).
+        let mut fw = Scripted::default();
+        fw.rec.nft_tables = vec![listing_with(&masq::nft_owner("podnet", "eth0", "c1"))];
+        let foreign = vec!["10.88.0.77/16".parse().unwrap()];
+        assert!(teardown_masq(&mut fw, &conf(), &att(), &foreign, false).is_empty());
+        assert_eq!(kinds(&fw), vec!["delete element"]);
+        // Even addresses from `prevResult` are not trusted once one of them is not ours.
+        let mut fw = Scripted::default();
+        fw.rec.nft_tables = vec![listing_with(&masq::nft_owner("podnet", "eth0", "c1"))];
+        assert!(teardown_masq(&mut fw, &conf(), &att(), &foreign, true).is_empty());
+        assert_eq!(kinds(&fw), vec!["delete element"]);
     }
 
     #[test]
     fn del_without_addresses_lists_and_deletes_by_value() {
         let mut fw = Scripted::default();
         fw.rec.nft_tables = vec![listing_with(&masq::nft_owner("podnet", "eth0", "c1"))];
-        assert!(teardown_masq(&mut fw, &conf(), &att(), &[]).is_empty());
+        assert!(teardown_masq(&mut fw, &conf(), &att(), &[], false).is_empty());
         assert_eq!(kinds(&fw), vec!["delete element"]);
     }
 }

@@ -50,6 +50,13 @@ impl BridgePlugin {
             .map_err(Error::from)
     }
 
+    /// DEL and GC: keys only ADD uses do not stop a teardown (see
+    /// [`BridgeConf::parse_for_teardown`]).
+    fn teardown_conf(req: &Request) -> Result<BridgeConf, Error> {
+        BridgeConf::from_netconf_for_teardown(req.config.clone(), req.stdin.clone(), &req.args)
+            .map_err(Error::from)
+    }
+
     fn attachment(req: &Request) -> Attachment {
         Attachment {
             container_id: req.container_id.clone(),
@@ -76,7 +83,7 @@ impl Plugin for BridgePlugin {
     }
 
     fn del(&self, req: &Request) -> Result<(), Error> {
-        let conf = Self::conf(req)?;
+        let conf = Self::teardown_conf(req)?;
         crate::del(&conf, &Self::attachment(req), &mut self.deps()).map_err(Error::from)
     }
 
@@ -86,7 +93,7 @@ impl Plugin for BridgePlugin {
     }
 
     fn gc(&self, req: &Request) -> Result<(), Error> {
-        let conf = Self::conf(req)?;
+        let conf = Self::teardown_conf(req)?;
         crate::gc(&conf, &req.env, &mut self.deps()).map_err(Error::from)
     }
 

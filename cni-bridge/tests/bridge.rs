@@ -912,6 +912,127 @@ fn mac_spoof_check() {
     assert!(!nft.contains("macspoofchk"), "{nft}");
 }
 
+/// DEL with input that ADD refuses (a runtime repeats the ADD's config, or the config was
+/// changed to a bad one since) succeeds and removes everything the attachment has; DEL of an
+/// ADD that was refused succeeds too (a runtime stops tearing down at the first failing DEL).
+#[test]
+fn del_succeeds_on_input_that_add_refuses() {
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let good = json!({"isGateway": true, "ipMasq": true, "macspoofchk": true,
+                      "ipam": node.ipam(&["10.22.0.0/24"])});
+    let conf = |extra: serde_json::Value| {
+        let mut c = node.conf(Version::V1_0_0, good.clone());
+        if let (Some(m), serde_json::Value::Object(e)) = (c.as_object_mut(), extra) {
+            m.extend(e);
+        }
+        c
+    };
+    let warm_pod = node.pod();
+    node.runner
+        .add(&conf(json!({})), &att("warm", &warm_pod))
+        .unwrap();
+    node.runner
+        .del(&conf(json!({})), &att("warm", &warm_pod))
+        .unwrap();
+    let before = node.snapshot();
+    let bad = [
+        json!({"vlan": 5000}),
+        json!({"vlanTrunk": [{"minID": 9, "maxID": 3}]}),
+        json!({"vlan": 3, "vlanTrunk": [{"id": 4}]}),
+        json!({"mtu": -1}),
+        json!({"mtu": "1500"}),
+        json!({"isGateway": "yes", "hairpinMode": 1}),
+        json!({"ipMasqBackend": "ebtables"}),
+    ];
+    for extra in bad {
+        let bad_conf = conf(extra.clone());
+        // The ADD is refused, and its DEL succeeds.
+        let pod = node.pod();
+        let a = att("refused", &pod);
+        node.runner
+            .add(&bad_conf, &a)
+            .expect_err(&format!("ADD accepted {extra}"));
+        node.runner
+            .del(&bad_conf, &a)
+            .unwrap_or_else(|e| panic!("DEL of the refused ADD with {extra}: {e}"));
+        // A pod set up with the good config is torn down by the bad one.
+        let a = att("changed", &pod);
+        let r = node.runner.add(&conf(json!({})), &a).unwrap();
+        node.runner
+            .del(&bad_conf, &a)
+            .unwrap_or_else(|e| panic!("DEL with {extra}: {e}"));
+        assert!(pod_link(&pod, "eth0").is_none(), "{extra}");
+        assert!(node.link(&r.interfaces[1].name).is_none(), "{extra}");
+        common::assert_nothing_left(&before, &node, &format!("DEL with {extra}"));
+    }
+    // CNI_ARGS that ADD refuses (unknown keys without IgnoreUnknown), on an L2 network (an
+    // IPAM plugin has its own view of CNI_ARGS).
+    let l2 = node.conf(Version::V1_0_0, json!({"macspoofchk": true}));
+    let pod = node.pod();
+    let a = att("l2args", &pod);
+    node.runner.add(&l2, &a).unwrap();
+    let bad_args = a.clone().with_args("K8S_POD_NAME=x");
+    assert!(node.runner.add(&l2, &bad_args).is_err());
+    node.runner.del(&l2, &bad_args).unwrap();
+    assert!(pod_link(&pod, "eth0").is_none());
+    let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
+    assert!(!nft.contains("l2args"), "{nft}");
+}
+
+/// nftables DEL without `prevResult` reads the addresses from the container; when they were
+/// changed since ADD, the attachment's elements are still found (by their owner) and deleted.
+#[test]
+fn nftables_del_after_the_addresses_changed_leaves_no_element() {
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables",
+               "ipam": node.ipam(&["10.21.0.0/24", "fd21::/64"])}),
+    );
+    let owner = cni_bridge::masq::nft_owner("testnet", "eth0", "changed");
+    // (what is changed in the pod, after ADD): the IPv4 address replaced by a foreign one
+    // (the IPv6 one stays, so DEL finds one of its elements by key), then every address
+    // replaced by foreign ones.
+    for replace_v6 in [false, true] {
+        let pod = node.pod();
+        let a = att("changed", &pod);
+        let r = node.runner.add(&conf, &a).unwrap();
+        let nft = node.exec("nft", &["list", "ruleset"]);
+        assert_eq!(nft.matches(&owner).count(), 2, "{nft}");
+        let mut nl = pod.netlink().unwrap();
+        let eth0 = nl.require_link("eth0").unwrap();
+        for ip in &r.ips {
+            if ip.address.addr().is_ipv4() || replace_v6 {
+                nl.addr_del(eth0.index, ip.address).unwrap();
+            }
+        }
+        nl.addr_add(
+            eth0.index,
+            "10.21.0.250/24".parse().unwrap(),
+            Default::default(),
+        )
+        .unwrap();
+        if replace_v6 {
+            nl.addr_add(
+                eth0.index,
+                "fd21::250/64".parse().unwrap(),
+                AddrFlags::NODAD,
+            )
+            .unwrap();
+        }
+        node.runner.del(&conf, &a).unwrap();
+        let nft = node.exec("nft", &["list", "ruleset"]);
+        assert!(
+            !nft.contains(&owner),
+            "[replace_v6 {replace_v6}] an element of the deleted attachment is left:\n{nft}"
+        );
+    }
+}
+
 /// `a-b` + `c` and `a` + `b-c` have the same reference spoof-check name: each must keep its
 /// own MAC filter, and DEL of one must leave the other's intact.
 #[test]
