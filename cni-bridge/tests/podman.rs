@@ -1,4 +1,5 @@
-//! Replays the bridge requests podman 4.3 made (/work/shared/vectors/podman-4.3) against our
+//! Replays the bridge requests podman 4.3 made (cni-types/tests/fixtures/podman-4.3, in the
+//! repository) against our
 //! bridge and host-local: same config bytes, same CNI_ARGS (with `MAC=` and `IP=`), only the
 //! namespace, `CNI_PATH` and the IPAM data directory replaced. The results must have the
 //! recorded shape and values (static IP and MAC).
@@ -8,20 +9,27 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cni_testkit::Attachment;
 use common::{Ipam, Node, pod_link, root};
 use serde_json::Value;
 
-const VECTORS: &str = "/work/shared/vectors/podman-4.3";
+/// The captured vectors, kept in the repository with cni-types' fixtures.
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cni-types/tests/fixtures/podman-4.3")
+}
 
+/// A vector; `None` (with the reason printed) when it is missing, a failure under CI.
 fn vector(path: &str) -> Option<Value> {
-    let p = Path::new(VECTORS).join(path);
+    let p = vectors().join(path);
     match std::fs::read(&p) {
         Ok(b) => Some(serde_json::from_slice(&b).unwrap()),
         Err(e) => {
-            eprintln!("skipping: vector {} not readable: {e}", p.display());
+            cni_testkit::privilege::skip_or_fail(&format!(
+                "vector {} not readable: {e}",
+                p.display()
+            ));
             None
         }
     }

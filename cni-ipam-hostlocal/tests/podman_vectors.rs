@@ -1,5 +1,5 @@
 //! Replay the host-local requests podman 4.3 really sent (captured in
-//! /work/shared/vectors/podman-4.3) against our binary, with our own dataDir, and compare with
+//! cni-types/tests/fixtures/podman-4.3, in the repository) against our binary, with our own dataDir, and compare with
 //! what the reference plugin answered.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,19 +13,22 @@ use cni_types::CniResult;
 use common::{Call, TempDir, ours, reservations};
 use serde_json::Value;
 
-const VECTORS: &str = "/work/shared/vectors/podman-4.3";
+/// The captured vectors, kept in the repository with cni-types' fixtures.
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cni-types/tests/fixtures/podman-4.3")
+}
 
 fn vector_files() -> Option<Vec<PathBuf>> {
-    let root = Path::new(VECTORS);
+    let root = vectors();
     if !root.is_dir() {
-        let why = format!("{VECTORS} is missing");
-        if std::env::var_os("CI").is_some() {
+        let why = format!("{} is missing", root.display());
+        if cni_testkit::privilege::in_ci() {
             panic!("{why}");
         }
         eprintln!("SKIPPED: {why}");
         return None;
     }
-    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(root)
+    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
