@@ -1,16 +1,78 @@
-//! The `static` CNI IPAM plugin (skeleton: being written).
+//! static IPAM: a drop-in for the reference plugin (containernetworking/plugins
+//! `plugins/ipam/static`): fixed addresses, routes and DNS from the configuration or from the
+//! runtime.
+//!
+//! Use it as the `ipam` of a main plugin (our bridge delegates to it through `CNI_PATH`, and
+//! runs it while the veth is made, since it never looks at the interface):
+//!
+//! ```json
+//! {"cniVersion": "1.0.0", "name": "mynet", "type": "bridge", "bridge": "cni0", "isGateway": true,
+//!  "ipam": {"type": "static",
+//!           "addresses": [{"address": "10.10.0.5/24", "gateway": "10.10.0.1"},
+//!                         {"address": "3ffe:ffff:0:1ff::5/64"}],
+//!           "routes": [{"dst": "0.0.0.0/0"}],
+//!           "dns": {"nameservers": ["10.10.0.1"]}}}
+//! ```
+//!
+//! # Layout
+//!
+//! - [`config`]: [`StaticConf`] (built with `TryFrom<`[`Input`]`>` from stdin and `CNI_ARGS`):
+//!   the addresses after the reference's precedence, routes, dns; [`ConfigError`].
+//! - [`verbs`]: [`add`] (the result) and [`check`] (against `prevResult`).
+//! - [`error`]: [`StaticError`] and its spec error codes.
+//! - [`StaticPlugin`]: the verbs behind [`cni_proto::skel`]; the `static` binary is three lines
+//!   around it.
+//!
+//! # Behaviour (as the reference)
+//!
+//! - **Addresses**: `runtimeConfig.ips` (the `ips` capability) replaces `args.cni.ips`, which
+//!   replaces `ipam.addresses` + `CNI_ARGS` `IP=` (comma-separated; `GATEWAY=` sets the gateway
+//!   of the `IP=` addresses whose subnet contains it). See [`config`] for the details. Zero
+//!   addresses are allowed (a result with routes and dns only; not printable before 0.3.0).
+//! - **Validation and errors**: `IPAM config missing 'ipam' key`, `the 'address' field is
+//!   expected to be in CIDR notation, got: '…'`, `an entry in the 'ips' field is NOT in CIDR
+//!   notation, got: '…'`, `the 'ip' field is expected to be in CIDR notation, got: '…'`,
+//!   `invalid gateway address: …`, `CNI version X does not support more than 1 address per
+//!   family` (before 0.3.0), `CNI_ARGS` keys other than `IP`, `GATEWAY` without
+//!   `IgnoreUnknown`. Unknown config keys are ignored; keys match case-insensitively.
+//! - **ADD** prints the result converted to the config's version. **DEL** does nothing.
+//! - **CHECK** (0.4.0+) needs `prevResult` (`Required prevResult missing`) and fails with
+//!   `static: Failed to match addr … on interface …` when a configured address has another
+//!   gateway there.
+//! - **GC** and **STATUS** (1.1.0) succeed: nothing is allocated, the plugin is always ready.
+//!
+//! # What differs from the reference, on purpose
+//!
+//! - **CHECK also fails when a configured address is missing** from `prevResult`
+//!   (`static: addr … not found in prevResult for interface …`); the reference passes.
+//! - **Error codes**: configuration errors are 7 (6 when undecodable), `CNI_ARGS` errors 4;
+//!   the reference reports 999 for all. Messages are unchanged, except for JSON type errors,
+//!   which name the key (`failed to decode ipam.routes: …`).
+//! - A route without `dst` is refused (the reference returns it with an empty destination).
+//! - **1.1.0 is supported** (GC and STATUS); the reference v1.1.1 stops at 1.0.0.
+//!
+//! # Quick start (in-process)
+//!
+//! ```
+//! use cni_ipam_static::StaticConf;
+//!
+//! let conf = StaticConf::parse(br#"{"cniVersion":"1.0.0","name":"n",
+//!     "ipam":{"type":"static","addresses":[{"address":"10.10.0.5/24"}]}}"#,
+//!     "IgnoreUnknown=1;IP=10.10.0.6/24;GATEWAY=10.10.0.1")?;
+//! let result = cni_ipam_static::add(&conf);
+//! assert_eq!(result.ips[1].address.to_string(), "10.10.0.6/24");
+//! assert_eq!(result.ips[1].gateway, Some("10.10.0.1".parse().unwrap()));
+//! # Ok::<(), cni_ipam_static::ConfigError>(())
+//! ```
 
-use cni_proto::skel::{Plugin, Request};
-use cni_types::{CniResult, Error};
+#![warn(missing_docs)]
 
-/// The static IPAM plugin behind [`cni_proto::skel`].
-pub struct StaticPlugin;
+pub mod config;
+pub mod error;
+mod plugin;
+pub mod verbs;
 
-impl Plugin for StaticPlugin {
-    fn add(&self, _req: &Request) -> Result<CniResult, Error> {
-        Err(Error::internal("not implemented yet"))
-    }
-    fn del(&self, _req: &Request) -> Result<(), Error> {
-        Err(Error::internal("not implemented yet"))
-    }
-}
+pub use config::{Address, ConfigError, Input, StaticConf};
+pub use error::StaticError;
+pub use plugin::StaticPlugin;
+pub use verbs::{add, check};
