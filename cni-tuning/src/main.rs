@@ -1,5 +1,5 @@
 //! The `tuning` CNI plugin binary.
 
 fn main() -> std::process::ExitCode {
-    cni_proto::skel::main(&cni_tuning::TuningPlugin)
+    cni_proto::skel::main(&cni_tuning::TuningPlugin::default())
 }
