@@ -267,6 +267,7 @@ impl Store for DiskStore {
                 IndexState::Off
             },
             modified: false,
+            released: false,
             tmp: None,
             boot: None,
         }))
@@ -322,6 +323,8 @@ pub struct DiskSession {
     index: IndexState,
     /// Whether this session changed the directory's entries.
     modified: bool,
+    /// Whether this session removed a reservation file.
+    released: bool,
     /// An anonymous file already holding `content`, ready to be linked under a name.
     tmp: Option<(String, File)>,
     /// This boot's ID, read once.
@@ -667,6 +670,7 @@ impl Session for DiskSession {
             Err(e) => return Err(io_err("remove", &self.path(&name), e)),
         }
         self.modified = true;
+        self.released = true;
         if let IndexState::Valid(idx) = &mut self.index
             && idx.remove(holder_hash(&holder), canonical(ip)).is_err()
         {
@@ -695,12 +699,48 @@ impl Session for DiskSession {
     }
 }
 
+impl DiskSession {
+    /// Whether the store holds no reservation file: from the index when it is exact, else,
+    /// after this session released one, from the directory. `false` when unknown.
+    fn holds_nothing(&self) -> bool {
+        match &self.index {
+            IndexState::Valid(idx) => idx.is_empty(),
+            _ if self.released => {
+                let Ok(entries) = std::fs::read_dir(&self.dir) else {
+                    return false;
+                };
+                let mut any = false;
+                for entry in entries {
+                    let Ok(entry) = entry else { return false };
+                    if entry
+                        .file_name()
+                        .to_str()
+                        .and_then(parse_file_name)
+                        .is_some()
+                    {
+                        any = true;
+                        break;
+                    }
+                }
+                !any
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Drop for DiskSession {
+    /// Still under the lock (`_lock` is closed after this): a store left without any
+    /// reservation loses its index, so nothing of ours outlives the last container (the
+    /// reference leaves `lock` and `last_reserved_ip.*`, and so do we); otherwise the index is
+    /// sealed with the directory's new state.
     fn drop(&mut self) {
-        if self.modified {
+        if self.modified && self.holds_nothing() {
+            self.index = IndexState::Stale;
+            let _ = unlink(&self.dir_file, index::INDEX_NAME);
+        } else if self.modified {
             self.seal();
         }
-        // The lock is released when `_lock` is closed.
     }
 }
 
@@ -912,6 +952,49 @@ mod tests {
         let name = tmp_name().unwrap();
         assert!(is_leftover_tmp(&name), "{name}");
         assert_ne!(name, tmp_name().unwrap());
+    }
+
+    #[test]
+    fn the_index_goes_with_the_last_reservation() {
+        let t = TempDir::new();
+        let a = Allocator::new(DiskStore::new(&t.0, "n").unwrap());
+        let sets = [set("10.0.0.0/24"), set("2001:db8::/64")];
+        let dir = t.0.join("n");
+        let index = dir.join(index::INDEX_NAME);
+        a.allocate(&sets, &[], &att("a", "eth0")).unwrap();
+        a.allocate(&sets, &[], &att("b", "eth0")).unwrap();
+        assert!(index.exists());
+        a.release(&att("a", "eth0")).unwrap();
+        assert!(index.exists(), "b still holds addresses");
+        a.release(&att("b", "eth0")).unwrap();
+        assert!(!index.exists(), "the last release removes the index");
+        // Nothing released, nothing held: no index appears either.
+        a.release(&att("unknown", "eth0")).unwrap();
+        a.check(&att("unknown", "eth0")).unwrap_err();
+        assert!(!index.exists());
+
+        // A reservation written by another plugin (the index is then stale) keeps it; once
+        // that one is gone too, releasing the last of ours removes it.
+        a.allocate(&sets, &[], &att("c", "eth0")).unwrap();
+        std::fs::write(dir.join("10.0.0.77"), "go\r\neth0").unwrap();
+        a.release(&att("c", "eth0")).unwrap();
+        assert!(index.exists(), "10.0.0.77 is still reserved");
+        a.allocate(&sets, &[], &att("d", "eth0")).unwrap();
+        std::fs::remove_file(dir.join("10.0.0.77")).unwrap();
+        a.release(&att("d", "eth0")).unwrap();
+        assert!(!index.exists());
+
+        // GC releasing everything.
+        a.allocate(&sets, &[], &att("e", "eth0")).unwrap();
+        assert!(index.exists());
+        a.gc(&[]).unwrap();
+        assert!(!index.exists());
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["last_reserved_ip.0", "last_reserved_ip.1", "lock"]);
     }
 
     #[test]

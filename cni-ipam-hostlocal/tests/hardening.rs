@@ -264,3 +264,31 @@ fn symlinks_planted_in_the_store_are_never_written_through() {
         out.dir.join("reservation")
     );
 }
+
+#[test]
+fn after_the_last_del_the_store_holds_what_the_go_plugin_leaves() {
+    let Some(go) = common::go() else { return };
+    let rust = ours();
+    let t = TempDir::new("leftovers");
+    let ranges = r#""ranges":[[{"subnet":"10.99.4.0/24"}],[{"subnet":"2001:db8:4::/64"}]]"#;
+    let mut listings = Vec::new();
+    for (bin, name) in [(&go, "go"), (&rust, "rs")] {
+        let c = conf(V, name, &t.s(), ranges);
+        // Two pods come and go, one DEL is repeated, one is of a pod never added.
+        Call::new(bin, "ADD", "a").run(&c).result();
+        Call::new(bin, "ADD", "b").ifname("net1").run(&c).result();
+        Call::new(bin, "DEL", "a").run(&c).ok();
+        Call::new(bin, "DEL", "a").run(&c).ok();
+        Call::new(bin, "ADD", "c").run(&c).result();
+        Call::new(bin, "DEL", "b").ifname("net1").run(&c).ok();
+        Call::new(bin, "DEL", "c").run(&c).ok();
+        Call::new(bin, "DEL", "never-added").run(&c).ok();
+        listings.push(listing(&t.path().join(name)));
+    }
+    assert_eq!(
+        listings[1], listings[0],
+        "ours (left) and the Go plugin's (right) after the same sequence"
+    );
+    let names: Vec<&str> = listings[1].iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["last_reserved_ip.0", "last_reserved_ip.1", "lock"]);
+}

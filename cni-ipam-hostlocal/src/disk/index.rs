@@ -324,6 +324,11 @@ impl Index {
         Ok(())
     }
 
+    /// Whether no entry is recorded.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.header.used == 0
+    }
+
     /// Whether one more entry fits without exceeding the load factor.
     pub(crate) fn has_room(&self) -> bool {
         (self.header.used + self.header.deleted + 1) * 2 <= self.header.capacity
