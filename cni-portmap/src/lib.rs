@@ -73,15 +73,24 @@
 //! # nftables: what differs from the reference's nftables backend
 //!
 //! Table `cni_portmap` instead of `cni_hostport` (a different layout under the same name
-//! would confuse the Go plugin); maps instead of a rule per mapping; the last ADD of a host
-//! port wins (the reference keeps the first rule); `conditionsV4`/`conditionsV6` are parsed (a
+//! would confuse the Go plugin); maps instead of a rule per mapping; **a host port held by
+//! another attachment is refused**: ADD fails with `host port dnat tcp . 8080 is already
+//! mapped by "<network> <ifname> <container id>" ...; refusing to take it over` and writes
+//! nothing, so the first holder keeps the port (as the reference's rule order effectively
+//! does, but said out loud instead of leaving the second container silently unreachable),
+//! and the runtime's DEL of the refused attachment leaves the holder alone. The same
+//! attachment ADDed again (e.g. with a new address) replaces its own elements.
+//! `conditionsV4`/`conditionsV6` are parsed (a
 //! documented subset of nft syntax, see [`conditions`]) instead of pasted into the rules;
 //! `markMasqBit` is honoured. Masquerading uses a packet mark that is only set when the packet
 //! carries none yet: a hairpin or localhost packet that already carries another mark when it
 //! is DNATed is not masqueraded (`cni_linux` has no `meta mark set meta mark | X` statement
 //! yet, and overwriting other marks would be worse). Conditions and the mark live in the
-//! shared skeleton: with several networks configuring them differently, the last ADD's win
-//! (as in the reference) and the other networks' CHECK reports it.
+//! shared skeleton: an ADD whose conditions or mark differ from the skeleton in place is
+//! refused while another network has mappings in the table (rewriting it would drop that
+//! network's conditions), with `nftables table ip cni_portmap holds the skeleton of another
+//! configuration ... in use by <network>`; once no other network has mappings, the
+//! skeleton is rewritten for the new configuration.
 //!
 //! # Quick start (in-process)
 //!

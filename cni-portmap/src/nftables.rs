@@ -57,9 +57,10 @@
 //!   iptables one, which masquerades the whole container subnet), other pods reaching a pod
 //!   through a host port are not masqueraded: on a bridge this needs `br_netfilter` (so the
 //!   bridged reply is un-NATed) or `masqAll`.
-//! - **Ownership**: an element's value is the container's address and port, so a key that a
-//!   second container took over (last ADD wins) holds that container's value and is left
-//!   alone by the first container's DEL.
+//! - **Ownership**: an element's value is the container's address and port and its comment
+//!   names the attachment. ADD never takes a key that another attachment holds (it fails,
+//!   see [`holders`]), and DEL only deletes elements that hold its own value (or carry its
+//!   comment), so a refused attachment's DEL leaves the holder alone.
 //! - **Skeleton stamp**: the base chains, `hostports`, the maps and the stamp are written
 //!   together; the stamp is a hash of that text (so of the conditions and the mark).
 //!
@@ -74,14 +75,16 @@
 //! re-adds the identical stamp element (a no-op that fails with `ENOENT` when the table is
 //! missing and `EEXIST` when another configuration's skeleton is in place) and adds the
 //! container's elements. Only when that fails is the table listed and the skeleton
-//! (re)written, or the keys held by another container replaced.
+//! (re)written, or the attachment's own earlier keys replaced.
 //!
 //! # How each verb finds one container's entries
 //!
 //! - **ADD**: [`entries`] computes the elements from the config and the container address;
 //!   [`add_plan`] adds them (O(mappings)). A new node, another configuration's skeleton or a
 //!   key held by another container costs one listing and a second transaction
-//!   ([`add_plan_with_skeleton`], [`conflicts`]).
+//!   ([`add_plan_with_skeleton`], [`holders`]). A key held by another attachment, or a
+//!   skeleton of other conditions or mark that another network's elements rely on
+//!   ([`other_networks`]), fails ADD instead.
 //! - **DEL** is O(mappings) when the container address is known (`prevResult`): each element
 //!   is deleted *only if* it still holds this container's value, atomically: the transaction
 //!   adds the element with that value (a no-op when present, an `EEXIST` failure when the key
@@ -289,7 +292,8 @@ pub struct Entry {
     pub value: Vec<Value>,
 }
 
-fn join(v: &[Value]) -> String {
+/// Values joined as nft prints a concatenation (`a . b`).
+pub fn join(v: &[Value]) -> String {
     v.iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
@@ -658,6 +662,61 @@ pub fn conflicts(listing: &TableListing, f: IpFamily, wanted: &[Entry]) -> Vec<E
         })
         .cloned()
         .collect()
+}
+
+/// Who holds the key of an entry that [`conflicts`] reported, as ADD sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The entry as this attachment wants it.
+    pub entry: Entry,
+    /// The listed element's comment (`None`: an element without comment).
+    pub owner: Option<String>,
+    /// Where the key leads now (`<address> . <port>`), when decodable.
+    pub target: Option<String>,
+}
+
+/// The holders of the keys of `wanted` that exist in the listed table with another value.
+pub fn holders(listing: &TableListing, f: IpFamily, wanted: &[Entry]) -> Vec<Holder> {
+    conflicts(listing, f, wanted)
+        .into_iter()
+        .map(|entry| {
+            let l = listed(listing, f, &entry);
+            Holder {
+                owner: l.and_then(|l| l.comment.clone()),
+                target: l.and_then(|l| match &l.data {
+                    Some(ElementData::Value(b)) => decode_value(f, b),
+                    _ => None,
+                }),
+                entry,
+            }
+        })
+        .collect()
+}
+
+/// Whether `comment` is the owner comment of this attachment (current or earlier format).
+pub fn is_owner(comment: &str, network: &str, att: &Attachment) -> bool {
+    comment == owner_comment(network, &att.container_id, &att.ifname)
+        || legacy_owner_comment(network, &att.container_id, &att.ifname).as_deref() == Some(comment)
+}
+
+/// The network tags (first word of the comment) of the elements in our maps whose network
+/// is not `network`, without duplicates, sorted.
+pub fn other_networks(listing: &TableListing, network: &str) -> Vec<String> {
+    let ours = network_tag(network);
+    let mut out = BTreeSet::new();
+    for map in MAPS {
+        let Some(set) = listing.set(map) else {
+            continue;
+        };
+        for e in &set.elements {
+            if let Some(tag) = e.comment.as_deref().and_then(|c| c.split(' ').next())
+                && tag != ours
+            {
+                out.insert(tag.to_owned());
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// The DEL transaction for a known container address: each element is deleted only if it

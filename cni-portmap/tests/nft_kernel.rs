@@ -78,30 +78,54 @@ fn layout_takeover_del_check_gc() {
     assert_eq!(nft_ruleset(&ns), rs);
     assert_eq!(owned_by(&listing(), "ctr-a"), 6);
 
-    // B takes tcp/8080 over: dnat and the 127.0.0.1 masq key are B's now.
-    run(&|| cni_portmap::add(&b, &att_b, &mut System, &mut FakeHost::default()).map(drop));
-    let t = listing();
-    assert_eq!(owned_by(&t, "ctr-b"), 3);
-    assert_eq!(
-        owned_by(&t, "ctr-a"),
-        4,
-        "A keeps its own hairpin key and its hostIP port"
-    );
+    // B asks for tcp/8080, which A holds: refused with a clear error (issue 12 item 4),
+    // nothing of B is written and A keeps every element.
+    let before = nft_ruleset(&ns);
     let e = ns
-        .run(|| cni_portmap::check(&a, &att_a, &mut System, &mut FakeHost::default()))
+        .run(|| cni_portmap::add(&b, &att_b, &mut System, &mut FakeHost::default()))
         .unwrap()
         .unwrap_err();
     let msg = cni_types::error::chain_message(&e);
-    assert!(msg.contains("is mapped to 10.88.0.6 . 8000"), "{msg}");
-    run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut FakeHost::default()));
+    assert!(
+        msg.contains(
+            "host port masq 127.0.0.1 . tcp . 8080 is already mapped by \"net1 eth0 ctr-a\""
+        ) || msg.contains("host port dnat tcp . 8080 is already mapped by \"net1 eth0 ctr-a\""),
+        "{msg}"
+    );
+    assert!(msg.contains("refusing to take it over"), "{msg}");
+    assert_eq!(nft_ruleset(&ns), before, "a refused ADD changes nothing");
+    assert_eq!(owned_by(&listing(), "ctr-b"), 0);
+    assert_eq!(owned_by(&listing(), "ctr-a"), 6);
+    run(&|| cni_portmap::check(&a, &att_a, &mut System, &mut FakeHost::default()));
+    // The runtime then deletes B: A is undisturbed.
+    run(&|| cni_portmap::del(&b, &att_b, &mut System, &mut FakeHost::default()));
+    assert_eq!(
+        nft_ruleset(&ns),
+        before,
+        "DEL of the refused one leaves A alone"
+    );
+    run(&|| cni_portmap::check(&a, &att_a, &mut System, &mut FakeHost::default()));
 
-    // DEL A: B's elements stay, A's go. Twice.
+    // DEL A: its elements go. Twice. Then B can have the port.
     for _ in 0..2 {
         run(&|| cni_portmap::del(&a, &att_a, &mut System, &mut FakeHost::default()));
         let t = listing();
         assert_eq!(owned_by(&t, "ctr-a"), 0);
-        assert_eq!(owned_by(&t, "ctr-b"), 3);
     }
+    run(&|| cni_portmap::add(&b, &att_b, &mut System, &mut FakeHost::default()).map(drop));
+    assert_eq!(owned_by(&listing(), "ctr-b"), 3);
+    run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut FakeHost::default()));
+    // B again with another address (same attachment, e.g. a restarted sandbox): its own
+    // keys are replaced, not refused.
+    let b2 = conf(
+        "nftables",
+        r#"{"hostPort":8080,"containerPort":8000,"protocol":"tcp"}"#,
+        "",
+        &["10.88.0.7/16"],
+    );
+    run(&|| cni_portmap::add(&b2, &att_b, &mut System, &mut FakeHost::default()).map(drop));
+    run(&|| cni_portmap::check(&b2, &att_b, &mut System, &mut FakeHost::default()));
+    run(&|| cni_portmap::add(&b, &att_b, &mut System, &mut FakeHost::default()).map(drop));
     run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut FakeHost::default()));
 
     // GC with B valid keeps it; with nothing valid removes it; other networks untouched.
@@ -360,4 +384,128 @@ fn add_is_one_transaction_without_listing() {
     ns.run(|| cni_portmap::check(&other, &att("o1"), &mut System, &mut FakeHost::default()))
         .unwrap()
         .unwrap();
+}
+
+fn net_conf(name: &str, maps: &str, extra: &str, addr: &str) -> cni_portmap::PortmapConf {
+    let j = conf_json("nftables", maps, extra, &[addr]).replace("\"net1\"", &format!("\"{name}\""));
+    cni_portmap::PortmapConf::parse(j.as_bytes(), "eth0", &mut || {
+        cni_linux::firewall::Backend::Nftables
+    })
+    .unwrap()
+}
+
+/// Issue 12 item 4: ADD of network B (no conditions) must not drop the source conditions of
+/// network A from the shared skeleton while A has mappings; once A is gone, B may.
+#[test]
+fn another_network_keeps_its_conditions() {
+    if !root() {
+        return;
+    }
+    let ns = TempNetns::new("pmcond").unwrap();
+    let a = net_conf(
+        "neta",
+        r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp"}"#,
+        r#","conditionsV4":["iifname","eth0"]"#,
+        "10.88.0.5/16",
+    );
+    let b = net_conf(
+        "netb",
+        r#"{"hostPort":8081,"containerPort":80,"protocol":"tcp"}"#,
+        "",
+        "10.89.0.5/16",
+    );
+    let ok = |r: Result<Result<(), cni_portmap::PortmapError>, _>| {
+        r.unwrap()
+            .unwrap_or_else(|e| panic!("{}", cni_types::error::chain_message(&e)))
+    };
+    ok(ns.run(|| {
+        cni_portmap::add(&a, &att("ctr-a"), &mut System, &mut FakeHost::default()).map(drop)
+    }));
+    let rs = nft_ruleset(&ns);
+    assert_has(&rs, "iifname \"eth0\" fib daddr type local jump hostports");
+    let e = ns
+        .run(|| cni_portmap::add(&b, &att("ctr-b"), &mut System, &mut FakeHost::default()))
+        .unwrap()
+        .unwrap_err();
+    let msg = cni_types::error::chain_message(&e);
+    assert!(
+        msg.contains("in use by neta; refusing to replace it"),
+        "{msg}"
+    );
+    assert_eq!(nft_ruleset(&ns), rs, "A's conditions are in place");
+    ok(ns.run(|| cni_portmap::check(&a, &att("ctr-a"), &mut System, &mut FakeHost::default())));
+    // DEL of the refused B leaves A alone.
+    ok(ns.run(|| cni_portmap::del(&b, &att("ctr-b"), &mut System, &mut FakeHost::default())));
+    assert_eq!(nft_ruleset(&ns), rs);
+    // A second attachment of network A with the same conditions is fine.
+    let a2 = net_conf(
+        "neta",
+        r#"{"hostPort":8082,"containerPort":80,"protocol":"tcp"}"#,
+        r#","conditionsV4":["iifname","eth0"]"#,
+        "10.88.0.6/16",
+    );
+    ok(ns.run(|| {
+        cni_portmap::add(&a2, &att("ctr-a2"), &mut System, &mut FakeHost::default()).map(drop)
+    }));
+    // Once network A has no mappings left, B's skeleton may replace it.
+    ok(ns.run(|| cni_portmap::del(&a, &att("ctr-a"), &mut System, &mut FakeHost::default())));
+    ok(ns.run(|| cni_portmap::del(&a2, &att("ctr-a2"), &mut System, &mut FakeHost::default())));
+    ok(ns.run(|| {
+        cni_portmap::add(&b, &att("ctr-b"), &mut System, &mut FakeHost::default()).map(drop)
+    }));
+    ok(ns.run(|| cni_portmap::check(&b, &att("ctr-b"), &mut System, &mut FakeHost::default())));
+    assert_lacks(&nft_ruleset(&ns), "iifname \"eth0\"");
+}
+
+/// Issue 12 item 9: two identities whose owner text shares its first 128 bytes get
+/// different comments, and DEL by owner (no prevResult) removes only its own elements.
+#[test]
+fn long_identities_do_not_collide() {
+    if !root() {
+        return;
+    }
+    let ns = TempNetns::new("pmlong").unwrap();
+    let base = "c".repeat(140);
+    let (id1, id2) = (format!("{base}1"), format!("{base}2"));
+    let c1 = conf(
+        "nftables",
+        r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp"}"#,
+        "",
+        &["10.88.0.5/16"],
+    );
+    let c2 = conf(
+        "nftables",
+        r#"{"hostPort":8081,"containerPort":80,"protocol":"tcp"}"#,
+        "",
+        &["10.88.0.6/16"],
+    );
+    let (k1, k2) = (
+        nftables::owner_comment("net1", &id1, "eth0"),
+        nftables::owner_comment("net1", &id2, "eth0"),
+    );
+    assert_ne!(k1, k2);
+    assert!(k1.len() <= 128 && k1.starts_with("net1 eth0 cccc"), "{k1}");
+    let ok = |r: Result<Result<(), cni_portmap::PortmapError>, _>| {
+        r.unwrap()
+            .unwrap_or_else(|e| panic!("{}", cni_types::error::chain_message(&e)))
+    };
+    ok(ns.run(|| {
+        cni_portmap::add(&c1, &att(&id1), &mut System, &mut FakeHost::default()).map(drop)
+    }));
+    ok(ns.run(|| {
+        cni_portmap::add(&c2, &att(&id2), &mut System, &mut FakeHost::default()).map(drop)
+    }));
+    // DEL of id1 without prevResult: by owner.
+    let no_prev = cni_portmap::PortmapConf::parse(
+        br#"{"cniVersion":"1.0.0","name":"net1","type":"portmap","backend":"nftables",
+        "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}}"#,
+        "eth0",
+        &mut || cni_linux::firewall::Backend::Nftables,
+    )
+    .unwrap();
+    ok(ns.run(|| cni_portmap::del(&no_prev, &att(&id1), &mut System, &mut FakeHost::default())));
+    ok(ns.run(|| cni_portmap::check(&c2, &att(&id2), &mut System, &mut FakeHost::default())));
+    let text = nft_ruleset(&ns).join("\n");
+    assert!(!text.contains(&k1), "{text}");
+    assert!(text.contains(&k2), "{text}");
 }

@@ -10,8 +10,9 @@
 //! itself, through 127.0.0.1, from another pod and from the pod itself (hairpin); IPv6 from
 //! outside and hairpin; `hostIP` binding; UDP, with a fixed client source port, still working
 //! after the first container is deleted and a second one takes the host port (stale
-//! conntrack entries are deleted on DEL and on ADD); with nftables also a live takeover
-//! (last ADD wins); CHECK; and DEL removing every rule of every container.
+//! conntrack entries are deleted on DEL and on ADD); with nftables also that a host port
+//! held by a live container is refused to a second one; CHECK; and DEL removing every rule of
+//! every container.
 //!
 //! "From another pod" on the same bridge works with the nftables backend because the kernel
 //! here has `br_netfilter` (bridge-nf-call-iptables=1, as on Kubernetes nodes): the bridged
@@ -166,6 +167,7 @@ fn scenario(backend: &str, our_bridge: bool) {
     let data = TempDir::new("pm-ipam").unwrap();
     let ch = chain(backend, node, &plugins, &data);
     let before = ruleset(node, backend);
+    let before_tables = nft_tables(node);
 
     // Pod A: TCP echo on 80 (both families), UDP echo on 53.
     let pod_a = TempNetns::new("pma").unwrap();
@@ -256,10 +258,10 @@ fn scenario(backend: &str, our_bridge: bool) {
     let _ = res_c;
 
     if backend == "nftables" {
-        // Live takeover: D maps tcp/8080 while... (A is gone; B has no mapping): take it from
-        // C's sibling E, which is still there.
+        // A host port held by a live container is never taken over (issue 12 item 4): D's
+        // ADD of E's port fails, E keeps serving it, and D's DEL leaves E alone.
         let pod_e = TempNetns::new("pme").unwrap();
-        let _tcp_e = TcpEchoServer::start(&pod_e, sa("::", 80)).unwrap();
+        let tcp_e = TcpEchoServer::start(&pod_e, sa("::", 80)).unwrap();
         let rt_e = rt(
             "ctr-e",
             &pod_e,
@@ -274,16 +276,17 @@ fn scenario(backend: &str, our_bridge: bool) {
             &pod_d,
             json!([{"hostPort": 7070, "containerPort": 80, "protocol": "tcp"}]),
         );
-        ch.add(&rt_d).unwrap();
-        echo(outside, sa(&node_ip, 7070), "d took 7070 over");
-        assert!(!tcp_d.peers().is_empty(), "the connection went to D");
-        // E's CHECK now fails (its port is D's); E's DEL leaves D's mapping alone.
-        assert!(ch.check(&rt_e).is_err());
-        ch.del(&rt_e).unwrap();
-        echo(outside, sa(&node_ip, 7070), "d keeps 7070 after E's DEL");
-        ch.check(&rt_d).unwrap();
+        let e = ch.add(&rt_d).unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("refusing to take it over"), "{text}");
         ch.del(&rt_d).unwrap();
-        no_echo(outside, sa(&node_ip, 7070), "7070 after D's DEL");
+        let served_e = tcp_e.peers().len();
+        echo(outside, sa(&node_ip, 7070), "e keeps 7070");
+        assert!(tcp_e.peers().len() > served_e, "the connection went to E");
+        assert!(tcp_d.peers().is_empty(), "D never got a connection");
+        ch.check(&rt_e).unwrap();
+        ch.del(&rt_e).unwrap();
+        no_echo(outside, sa(&node_ip, 7070), "7070 after E's DEL");
     }
 
     // DEL everything: no trace of any container is left, twice (idempotent).
@@ -307,20 +310,79 @@ fn scenario(backend: &str, our_bridge: bool) {
         );
     }
     // Only the shared skeleton was added.
-    let added: Vec<&str> = after
-        .lines()
-        .filter(|l| !before.lines().any(|b| b == *l))
-        .filter(|l| !l.starts_with('#'))
-        .collect();
-    for l in &added {
-        let shared = match backend {
-            "iptables" => {
-                l.contains("CNI-HOSTPORT-") || l.starts_with(':') || *l == "*nat" || *l == "COMMIT"
+    match backend {
+        "iptables" => {
+            let added: Vec<&str> = after
+                .lines()
+                .filter(|l| !before.lines().any(|b| b == *l))
+                .filter(|l| !l.starts_with('#'))
+                .collect();
+            for l in &added {
+                let shared = l.contains("CNI-HOSTPORT-")
+                    || l.starts_with(':')
+                    || *l == "*nat"
+                    || *l == "COMMIT";
+                assert!(shared, "unexpected line after DEL: {l}\n{after}");
             }
-            _ => true,
-        };
-        assert!(shared, "unexpected line after DEL: {l}\n{after}");
+        }
+        _ => assert_only_skeleton_added(node, &before_tables),
     }
+}
+
+/// `nft list ruleset` split into its tables: header line -> whole block.
+fn nft_tables(ns: &TempNetns) -> std::collections::BTreeMap<String, String> {
+    let text = ns
+        .exec_ok("nft", &["list", "ruleset"])
+        .unwrap()
+        .stdout_text();
+    let mut out = std::collections::BTreeMap::new();
+    let mut cur: Option<(String, String)> = None;
+    for l in text.lines() {
+        if l.starts_with("table ") {
+            cur = Some((l.to_owned(), String::new()));
+        }
+        if let Some((_, body)) = cur.as_mut() {
+            body.push_str(l);
+            body.push('\n');
+        }
+        if l == "}"
+            && let Some((h, b)) = cur.take()
+        {
+            out.insert(h, b);
+        }
+    }
+    out
+}
+
+/// After every DEL, the node's nftables state is exactly the state before plus the skeleton
+/// of both families (as written into an empty namespace), nothing else (issue 19 item 4:
+/// this used to accept any line).
+fn assert_only_skeleton_added(
+    node: &TempNetns,
+    before: &std::collections::BTreeMap<String, String>,
+) {
+    use cni_linux::firewall::nftables::{self as nft, NftPlan};
+    let reference = TempNetns::new("pmskel").unwrap();
+    let mut plan = NftPlan::new();
+    for f in [IpFamily::V4, IpFamily::V6] {
+        cni_portmap::nftables::skeleton(&mut plan, f, &[], 1 << 13);
+    }
+    reference.run(|| nft::apply(&plan)).unwrap().unwrap();
+    let want = nft_tables(&reference);
+    assert_eq!(want.len(), 2, "{want:?}");
+    let have = nft_tables(node);
+    for (header, block) in &want {
+        assert_eq!(
+            have.get(header),
+            Some(block),
+            "{header}: only the skeleton may be left"
+        );
+    }
+    let others: std::collections::BTreeMap<_, _> = have
+        .into_iter()
+        .filter(|(h, _)| !want.contains_key(h))
+        .collect();
+    assert_eq!(&others, before, "the other tables are as before");
 }
 
 #[test]

@@ -147,9 +147,11 @@ fn nft_add(
     // Fast path: the skeleton is in place and the host ports are free.
     let mut result = fw.apply_nft(&nftables::add_plan(conf, att, net, &[])?);
     // ENOENT: no table yet. EEXIST: the skeleton has another stamp (conditions or mark of
-    // another configuration), or a host port is held by another container, which we take
-    // over (last ADD wins). Look at the table once and write what is missing; retried in
-    // case another ADD raced us.
+    // another configuration), or a host port is held by another container. Look at the
+    // table once: a port held by another attachment is refused (never taken over: the first
+    // holder keeps it), as is a skeleton whose conditions or mark another network with live
+    // mappings relies on; otherwise write what is missing. Retried in case another ADD
+    // raced us.
     for _ in 0..3 {
         match &result {
             Err(e)
@@ -167,13 +169,35 @@ fn nft_add(
             None => (false, Vec::new()),
             Some(t) => (
                 nftables::listed_stamp(t).as_deref() == Some(stamp.as_str()),
-                nftables::conflicts(t, f, &nftables::entries(conf, net)),
+                nftables::holders(t, f, &nftables::entries(conf, net)),
             ),
         };
+        if let Some(h) = taken.iter().find(|h| {
+            !h.owner
+                .as_deref()
+                .is_some_and(|o| nftables::is_owner(o, &conf.name, att))
+        }) {
+            return Err(PortmapError::HostPortTaken {
+                key: format!("{} {}", h.entry.map, nftables::join(&h.entry.key)),
+                owner: h.owner.clone().unwrap_or_default(),
+                target: h.target.clone().unwrap_or_else(|| "?".to_owned()),
+            });
+        }
+        // Only this attachment's own elements (an earlier ADD with another address) remain.
+        let replace: Vec<nftables::Entry> = taken.into_iter().map(|h| h.entry).collect();
+        if !skeleton_ok && let Some(t) = &listing {
+            let others = nftables::other_networks(t, &conf.name);
+            if !others.is_empty() {
+                return Err(PortmapError::SkeletonInUse {
+                    table: format!("{} {}", nftables::family(f), nftables::TABLE),
+                    networks: others.join(", "),
+                });
+            }
+        }
         let plan = if skeleton_ok {
-            nftables::add_plan(conf, att, net, &taken)?
+            nftables::add_plan(conf, att, net, &replace)?
         } else {
-            nftables::add_plan_with_skeleton(conf, att, net, &taken)?
+            nftables::add_plan_with_skeleton(conf, att, net, &replace)?
         };
         result = fw.apply_nft(&plan);
     }
@@ -268,8 +292,9 @@ fn nft_del(
         None if conf.prev_result.is_some() && !conf.unvalidated_mappings => return Ok(()),
         None => {}
     }
-    // A key was taken over by another container, there is no table, or no address to compute
-    // the elements from: delete exactly the elements carrying this attachment's comment.
+    // A key holds another value (our own earlier address, or a refused ADD), there is no
+    // table, or no address (or no valid mappings) to compute the elements from: delete
+    // exactly the elements carrying this attachment's comment.
     let Some(listing) = fw.nft_table(nftables::family(f), nftables::TABLE)? else {
         return Ok(());
     };
