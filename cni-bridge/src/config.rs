@@ -544,6 +544,35 @@ mod tests {
     }
 
     #[test]
+    fn vlan_edges_and_preserve_default_vlan() {
+        let c = parse(r#"{"name":"n","vlan":4094,"preserveDefaultVlan":false}"#).unwrap();
+        assert_eq!(c.vlan, Some(4094));
+        assert!(!c.preserve_default_vlan && c.vlan_filtering());
+        let c = parse(r#"{"name":"n","vlanTrunk":[{"minID":1,"maxID":1},{"id":4094}]}"#).unwrap();
+        assert_eq!(c.trunk_vlans(), &[1, 4094]);
+        // `null` is no trunk (no filtering), as Go's nil slice; vlan 0 is no VLAN.
+        let c = parse(r#"{"name":"n","vlan":0,"vlanTrunk":null}"#).unwrap();
+        assert!(!c.vlan_filtering() && c.trunk_vlans().is_empty());
+        // vlan with an empty trunk list is allowed (the trunk yields no VLAN).
+        let c = parse(r#"{"name":"n","vlan":9,"vlanTrunk":[]}"#).unwrap();
+        assert_eq!((c.vlan, c.trunk_vlans()), (Some(9), &[][..]));
+        for bad in [
+            r#""preserveDefaultVlan":"no""#,
+            r#""vlan":1.5"#,
+            r#""vlanTrunk":[{"id":"7"}]"#,
+            r#""vlanTrunk":[7]"#,
+            r#""vlanTrunk":{"id":7}"#,
+        ] {
+            let e = parse(&format!(r#"{{"name":"n",{bad}}}"#)).unwrap_err();
+            assert_eq!(
+                e.code(),
+                cni_types::ErrorCode::InvalidNetworkConfig,
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn vlan_trunk_errors() {
         let cases = [
             (

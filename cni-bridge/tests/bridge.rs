@@ -321,16 +321,74 @@ fn vlan_trunk_without_default_vlan() {
         ]
     );
     node.runner.del(&conf, &a).unwrap();
-    // vlan + vlanTrunk together is refused before anything is done.
-    let bad = node.conf(
-        Version::V1_1_0,
-        json!({"vlan": 5, "vlanTrunk": [{"id": 6}]}),
-    );
-    let e = node.runner.add(&bad, &a).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("cannot set vlan and vlanTrunk at the same time")
-    );
+}
+
+/// VLAN configs that can never work are refused by the binary with the reference's message,
+/// code 7, before anything is done: no kernel VLAN support is needed, so this runs (and can
+/// fail) on every kernel, before any VLAN test may skip.
+#[test]
+fn vlan_configs_are_refused_before_anything_is_done() {
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let before = node.snapshot();
+    let pod = node.pod();
+    let a = att("badvlan", &pod);
+    let cases = [
+        (
+            json!({"vlan": 5, "vlanTrunk": [{"id": 6}]}),
+            "cannot set vlan and vlanTrunk at the same time",
+        ),
+        (
+            json!({"vlan": 4095}),
+            "invalid VLAN ID 4095 (must be between 0 and 4094)",
+        ),
+        (
+            json!({"vlan": -1}),
+            "invalid VLAN ID -1 (must be between 0 and 4094)",
+        ),
+        (
+            json!({"vlanTrunk": [{"id": 0}]}),
+            "incorrect trunk id parameter",
+        ),
+        (
+            json!({"vlanTrunk": [{"minID": 0, "maxID": 5}]}),
+            "incorrect trunk minID parameter",
+        ),
+        (
+            json!({"vlanTrunk": [{"minID": 1, "maxID": 4095}]}),
+            "incorrect trunk maxID parameter",
+        ),
+        (
+            json!({"vlanTrunk": [{"minID": 7, "maxID": 6}]}),
+            "minID is greater than maxID in trunk parameter",
+        ),
+        (
+            json!({"vlanTrunk": [{"minID": 7}]}),
+            "minID and maxID should be configured simultaneously, maxID is missing",
+        ),
+        (
+            json!({"vlanTrunk": [{"maxID": 7}]}),
+            "minID and maxID should be configured simultaneously, minID is missing",
+        ),
+        (
+            json!({"vlan": 5, "preserveDefaultVlan": "no"}),
+            "cannot unmarshal string into Go struct field NetConf.preserveDefaultVlan of type bool",
+        ),
+    ];
+    for (extra, msg) in cases {
+        let mut extra = extra;
+        extra["ipam"] = node.ipam(&["10.23.0.0/24"]);
+        let conf = node.conf(Version::V1_0_0, extra.clone());
+        let e = node
+            .runner
+            .add(&conf, &a)
+            .expect_err(&format!("ADD accepted {extra}"));
+        assert_eq!(e.code(), Some(7), "{extra}: {e}");
+        assert!(e.to_string().contains(msg), "{extra}: {e}");
+    }
+    assert!(pod_link(&pod, "eth0").is_none());
+    common::assert_nothing_left(&before, &node, "refused VLAN configs");
 }
 
 #[test]
