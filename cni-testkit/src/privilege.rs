@@ -62,10 +62,26 @@ pub fn skip_or_fail(why: &str) -> bool {
     false
 }
 
+/// The copy of the rule for the crates below this one (their tests cannot depend on it).
+#[cfg(test)]
+#[path = "../../cni-types/tests/common/ci.rs"]
+mod copy;
+
 #[cfg(test)]
 mod tests {
     use super::ci_value_is_set;
     use std::ffi::OsStr;
+
+    #[test]
+    fn the_copy_for_the_lower_crates_decides_alike() {
+        for v in [
+            "", " ", "0", "false", "FaLsE", "true", "1", "yes", "no", "00", " false\n",
+        ] {
+            let v = Some(OsStr::new(v));
+            assert_eq!(super::copy::ci_value_is_set(v), ci_value_is_set(v), "{v:?}");
+        }
+        assert_eq!(super::copy::ci_value_is_set(None), ci_value_is_set(None));
+    }
 
     #[test]
     fn ci_is_set_unless_unset_empty_zero_or_false() {

@@ -2,8 +2,14 @@
 //! real requests a container runtime sent (podman 4.3) parse and lose no key.
 //!
 //! `UPDATE_GOLDEN=1 cargo test -p cni-types --test golden` rewrites the expected conversion
-//! outputs; review the diff before committing it.
+//! outputs; review the diff before committing it. Under CI it is refused: a golden written by
+//! the code under test passes whatever the code does. The conversions are also checked
+//! against what Go's libcni prints for the same inputs (`go_libcni_conversions`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common {
+    pub mod ci;
+}
 
 use std::path::{Path, PathBuf};
 
@@ -29,9 +35,19 @@ const SOURCES: [&str; 4] = [
     "source-0.2-v6only",
 ];
 
+/// Whether to rewrite golden files: `UPDATE_GOLDEN` set, and never under CI.
+fn update_golden() -> bool {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    assert!(
+        !(update && common::ci::in_ci()),
+        "UPDATE_GOLDEN is refused under CI: regenerate golden files by hand and review them"
+    );
+    update
+}
+
 #[test]
 fn conversion_matrix() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update = update_golden();
     let dir = fixtures().join("results");
     std::fs::create_dir_all(dir.join("golden")).unwrap();
     let mut checked = 0;

@@ -15,22 +15,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use cni_linux::netlink::Handle;
 use cni_linux::netns::NetNs;
 
-/// Whether `CI` is set: true unless unset, empty, `0` or `false` (any case). An exact copy of
-/// `cni_testkit::privilege::ci_value_is_set`, the rule every other crate's tests use:
-/// cni-testkit depends on this crate, so these tests cannot depend on it without a cycle.
-pub fn in_ci() -> bool {
-    ci_value_is_set(std::env::var_os("CI").as_deref())
-}
-
-/// The rule of [`in_ci`] for one value of `CI`.
-pub fn ci_value_is_set(value: Option<&std::ffi::OsStr>) -> bool {
-    let Some(v) = value else {
-        return false;
-    };
-    let v = v.to_string_lossy();
-    let v = v.trim();
-    !(v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false"))
-}
+// "Is CI set?": cni-testkit depends on this crate, so these tests cannot use its rule; the one
+// copy for the crates below it lives with cni-types' tests (and cni-testkit checks it).
+#[path = "../../../cni-types/tests/common/ci.rs"]
+mod ci;
+pub use ci::in_ci;
 
 /// True when the tests can run. Without root they print why and return early, except under
 /// `CI`, where skipping would hide failures: then they panic.
@@ -130,20 +119,5 @@ impl Drop for TestNs {
         if let Err(e) = NetNs::delete_named(&self.name) {
             eprintln!("cleanup of namespace {} failed: {e}", self.name);
         }
-    }
-}
-
-/// Runs in every test binary that includes this module; it keeps the copy of the rule equal
-/// to cni-testkit's (the same cases as its own unit test).
-#[test]
-fn ci_is_set_unless_unset_empty_zero_or_false() {
-    use std::ffi::OsStr;
-    let set = |v: &str| ci_value_is_set(Some(OsStr::new(v)));
-    assert!(!ci_value_is_set(None));
-    for off in ["", " ", "0", "false", "False", "FALSE", "fAlSe", " false\n"] {
-        assert!(!set(off), "{off:?} is not CI");
-    }
-    for on in ["true", "1", "yes", "TRUE", "github-actions", "00", "no"] {
-        assert!(set(on), "{on:?} is CI");
     }
 }

@@ -29,13 +29,18 @@ const REF_MAPS: &str = r#"
     {"hostPort":8085,"containerPort":85,"protocol":"tcp","hostIP":"2001:db8:a::1"},
     {"hostPort":8086,"containerPort":86,"protocol":"tcp","hostIP":"::"}"#;
 
-/// Compares with a golden file; `UPDATE_GOLDEN=1` rewrites it.
+/// Compares with a golden file; `UPDATE_GOLDEN=1` rewrites it, never under CI (a golden
+/// written by the code under test would pass whatever the code does).
 #[track_caller]
 fn golden(name: &str, have: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("src/nftables/golden")
         .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        assert!(
+            !cni_testkit::privilege::in_ci(),
+            "UPDATE_GOLDEN is refused under CI: regenerate golden files by hand and review them"
+        );
         std::fs::write(&path, have).unwrap();
     }
     let want = std::fs::read_to_string(&path).unwrap_or_default();
