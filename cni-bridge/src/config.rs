@@ -230,9 +230,11 @@ fn valid_attachments(
     }
 }
 
+/// `vlan` and `vlanTrunk` (see the fields of [`BridgeConf`]).
+type Vlans = (Option<u16>, Option<Vec<u16>>);
+
 /// `vlan` and `vlanTrunk`, checked as the reference's `loadNetConf` does.
-#[allow(clippy::type_complexity)]
-fn vlans(m: &Map<String, Value>) -> Result<(Option<u16>, Option<Vec<u16>>), BridgeError> {
+fn vlans(m: &Map<String, Value>) -> Result<Vlans, BridgeError> {
     let vlan = int_key(m, "vlan")?;
     if !(0..=4094).contains(&vlan) {
         return Err(BridgeError::Config(format!(

@@ -1058,7 +1058,10 @@ mod tests {
 
     /// A listing of our `ip` table: per `(network, subnet)` its map with the elements
     /// `(address, owner, comment)`, and a set that is not ours.
-    fn our_listing(maps: Vec<(&str, &str, Vec<(&str, &str, &str)>)>) -> TableListing {
+    /// `(network, subnet, elements)`, each element `(address, owner, comment)`.
+    type MapOf<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str, &'a str)>);
+
+    fn our_listing(maps: Vec<MapOf<'_>>) -> TableListing {
         let elem = |addr: &str, owner: &str, comment: &str| {
             let mut v = owner.as_bytes().to_vec();
             v.resize(16, 0);
