@@ -201,9 +201,12 @@ impl<S: Store> Allocator<S> {
         Ok(out)
     }
 
-    /// DEL: release `owner`'s addresses; returns them. Nothing held is not an error.
+    /// DEL: release `owner`'s addresses; returns them. Nothing held is not an error, and an
+    /// attachment ADD would refuse (an invalid container ID or interface name) holds nothing.
     pub fn release(&self, owner: &Attachment) -> Result<Vec<IpAddr>, AllocError> {
-        validate(owner)?;
+        if validate(owner).is_err() {
+            return Ok(Vec::new());
+        }
         let Some(mut s) = self.store.session(false)? else {
             return Ok(Vec::new());
         };
@@ -727,7 +730,28 @@ mod tests {
             container_id: "x".into(),
             ifname: "a\r\nb".into(),
         };
-        assert!(a.release(&bad_if).is_err());
+        assert!(a.check(&bad_if).is_err());
         assert!(a.store().snapshot().unwrap().is_empty());
+    }
+
+    #[test]
+    fn releasing_an_attachment_add_refuses_succeeds_and_frees_nothing() {
+        let store = MemStore::new();
+        // A reservation whose holder text an invalid interface name could be made to match.
+        store
+            .insert(ip("10.0.0.9"), Holder::parse("x\r\na"))
+            .unwrap();
+        let a = Allocator::new(store);
+        let bad_if = Attachment {
+            container_id: "x".into(),
+            ifname: "a\r\nb".into(),
+        };
+        assert!(a.release(&bad_if).unwrap().is_empty());
+        let bad_id = Attachment {
+            container_id: "../x".into(),
+            ifname: "eth0".into(),
+        };
+        assert!(a.release(&bad_id).unwrap().is_empty());
+        assert_eq!(a.store().snapshot().unwrap().len(), 1);
     }
 }

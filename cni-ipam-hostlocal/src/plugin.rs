@@ -98,10 +98,29 @@ pub fn add(config: &Config, owner: &Attachment) -> Result<CniResult, Error> {
     })
 }
 
-/// DEL: release `owner`'s addresses (idempotent). Only the store's location is needed.
+/// DEL: release `owner`'s addresses (idempotent). Only the store's location is needed; a
+/// network name that cannot name a store (ADD refuses it) holds nothing, so there is nothing
+/// to release.
 pub fn del(at: &Location, owner: &Attachment) -> Result<(), Error> {
-    Allocator::new(store(at)?).release(owner)?;
+    let store = match DiskStore::new(&at.data_dir, &at.name) {
+        Ok(s) => s,
+        Err(StoreError::InvalidNetworkName(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    Allocator::new(store).release(owner)?;
     Ok(())
+}
+
+/// DEL from the raw request: what ADD refused cannot have been allocated, so a configuration
+/// without a readable store location (no `ipam`, a `dataDir` or `name` of the wrong type)
+/// releases nothing and succeeds. The spec asks DEL to succeed when its resources are
+/// missing, and a runtime that stops at the first failing DEL (containerd's CRI does) would
+/// otherwise leak everything else the pod holds.
+fn del_request(stdin: &[u8], owner: &Attachment) -> Result<(), Error> {
+    match Location::parse(stdin) {
+        Ok(at) => del(&at, owner),
+        Err(_) => Ok(()),
+    }
 }
 
 /// CHECK: `owner` holds an address.
@@ -158,8 +177,7 @@ impl Plugin for HostLocal {
     }
 
     fn del(&self, req: &Request) -> Result<(), cni_types::Error> {
-        let at = Location::parse(&req.stdin).map_err(Error::from)?;
-        Ok(del(&at, &owner(req))?)
+        Ok(del_request(&req.stdin, &owner(req))?)
     }
 
     fn check(&self, req: &Request) -> Result<(), cni_types::Error> {
@@ -194,5 +212,38 @@ impl Plugin for HostLocal {
             "CNI host-local plugin (cni-rs) v{}",
             env!("CARGO_PKG_VERSION")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn att(id: &str) -> Attachment {
+        Attachment {
+            container_id: id.into(),
+            ifname: "eth0".into(),
+        }
+    }
+
+    #[test]
+    fn del_succeeds_where_nothing_can_have_been_allocated() {
+        let dir = std::env::temp_dir().join(format!("hl-plugin-del-{}", std::process::id()));
+        // A network name that cannot name a store.
+        let at = Location {
+            name: "../escape".into(),
+            data_dir: dir.clone(),
+        };
+        del(&at, &att("c")).unwrap();
+        // No `ipam`, or a store location of the wrong type: ADD refuses these configs.
+        for stdin in [
+            r#"{"cniVersion":"1.0.0","name":"n","type":"bridge"}"#,
+            r#"{"cniVersion":"1.0.0","name":"n","ipam":{"type":"host-local","dataDir":5}}"#,
+            r#"{"cniVersion":"1.0.0","name":"n","ipam":"host-local"}"#,
+        ] {
+            assert!(Config::parse(stdin.as_bytes(), "").is_err(), "{stdin}");
+            del_request(stdin.as_bytes(), &att("c")).unwrap();
+        }
+        assert!(!dir.exists(), "DEL created nothing");
     }
 }

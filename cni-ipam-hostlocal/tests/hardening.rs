@@ -266,6 +266,73 @@ fn symlinks_planted_in_the_store_are_never_written_through() {
 }
 
 #[test]
+fn del_succeeds_on_what_add_refuses_and_still_releases() {
+    let bin = ours();
+    let t = TempDir::new("delbad");
+    let good = conf(V, "db", &t.s(), r#""ranges":[[{"subnet":"10.99.3.0/24"}]]"#);
+    let dir = t.path().join("db");
+    // The network's configuration became one that ADD refuses: DEL still releases by
+    // container ID and interface name.
+    let refused = [
+        r#""ranges":[[{"subnet":"10.99.3.0/24","gateway":"10.99.9.1"}]]"#,
+        r#""ranges":[[{"subnet":"10.99.3.0/24","rangeStart":"10.99.3.255"}]]"#,
+        r#""ranges":[[{"subnet":"10.99.3.0/24","rangeStart":"10.99.3.9","rangeEnd":"10.99.3.2"}]]"#,
+        r#""ranges":[[{"subnet":"10.99.3.7/24"}]]"#,
+        r#""ranges":[]"#,
+        r#""rangeFromFile":"/nonexistent/range.json""#,
+    ];
+    for (i, ipam) in refused.iter().enumerate() {
+        let bad = conf(V, "db", &t.s(), ipam);
+        let id = format!("pod{i}");
+        Call::new(&bin, "ADD", &id).run(&bad).err();
+        Call::new(&bin, "ADD", &id).run(&good).result();
+        assert_eq!(reservations(&dir).len(), 1, "{ipam}");
+        Call::new(&bin, "DEL", &id).run(&bad).ok();
+        assert!(
+            reservations(&dir).is_empty(),
+            "{ipam}: DEL released nothing"
+        );
+        // And of something never added.
+        Call::new(&bin, "DEL", "never-added").run(&bad).ok();
+    }
+    // Environment ADD refuses (CNI_ARGS, runtimeConfig.ips) is not read by DEL.
+    Call::new(&bin, "ADD", "args").run(&good).result();
+    Call::new(&bin, "ADD", "args")
+        .args("IP=not-an-address")
+        .run(&good)
+        .err();
+    Call::new(&bin, "DEL", "args")
+        .args("IP=not-an-address")
+        .run(&good)
+        .ok();
+    let bad_rc = format!(
+        r#"{{"cniVersion":"1.0.0","name":"db","type":"bridge","runtimeConfig":{{"ips":"x"}},
+            "ipam":{{"type":"host-local","dataDir":"{}","ranges":[[{{"subnet":"10.99.3.0/24"}}]]}}}}"#,
+        t.s()
+    );
+    Call::new(&bin, "DEL", "args").run(&bad_rc).ok();
+    assert!(reservations(&dir).is_empty());
+
+    // A configuration that names no store at all: nothing can have been allocated with it.
+    let no_ipam = r#"{"cniVersion":"1.0.0","name":"db","type":"bridge"}"#;
+    Call::new(&bin, "ADD", "x").run(no_ipam).err();
+    Call::new(&bin, "DEL", "x").run(no_ipam).ok();
+    // A dataDir that is a file, or under one.
+    let file = t.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for data_dir in [file.clone(), file.join("below")] {
+        let c = conf(
+            V,
+            "db",
+            &data_dir.display().to_string(),
+            r#""ranges":[[{"subnet":"10.99.3.0/24"}]]"#,
+        );
+        Call::new(&bin, "ADD", "x").run(&c).err();
+        Call::new(&bin, "DEL", "x").run(&c).ok();
+    }
+}
+
+#[test]
 fn after_the_last_del_the_store_holds_what_the_go_plugin_leaves() {
     let Some(go) = common::go() else { return };
     let rust = ours();
