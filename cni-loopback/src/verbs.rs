@@ -364,6 +364,32 @@ mod tests {
         .unwrap();
     }
 
+    /// The ADD result of a fresh namespace, exactly as the skel prints it for each version.
+    #[test]
+    fn golden_results_per_version() {
+        let addrs = [net("127.0.0.1/8"), net("::1/128")];
+        let v020 = "{\n    \"cniVersion\": \"V\",\n    \"ip4\": {\n        \"ip\": \"127.0.0.1/8\"\n    },\n    \"ip6\": {\n        \"ip\": \"::1/128\"\n    },\n    \"dns\": {}\n}";
+        let interfaces = "    \"interfaces\": [\n        {\n            \"name\": \"lo\",\n            \"mac\": \"00:00:00:00:00:00\",\n            \"sandbox\": \"/run/netns/p\"\n        }\n    ],\n";
+        let v040 = format!(
+            "{{\n    \"cniVersion\": \"V\",\n{interfaces}    \"ips\": [\n        {{\n            \"version\": \"4\",\n            \"interface\": 0,\n            \"address\": \"127.0.0.1/8\"\n        }},\n        {{\n            \"version\": \"6\",\n            \"interface\": 0,\n            \"address\": \"::1/128\"\n        }}\n    ],\n    \"dns\": {{}}\n}}"
+        );
+        let v100 = format!(
+            "{{\n    \"cniVersion\": \"V\",\n{interfaces}    \"ips\": [\n        {{\n            \"interface\": 0,\n            \"address\": \"127.0.0.1/8\"\n        }},\n        {{\n            \"interface\": 0,\n            \"address\": \"::1/128\"\n        }}\n    ]\n}}"
+        );
+        for v in Version::ALL {
+            let want = match v.result_family() {
+                cni_types::version::ResultFamily::V020 => v020.to_string(),
+                cni_types::version::ResultFamily::V040 => v040.clone(),
+                _ => v100.clone(),
+            }
+            .replace("\"V\"", &format!("\"{v}\""));
+            let got = lo_result(v, "/run/netns/p", &addrs)
+                .to_json_pretty(v)
+                .unwrap();
+            assert_eq!(got, want, "{v}");
+        }
+    }
+
     #[test]
     fn loopback_addresses() {
         for ok in ["127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1"] {
