@@ -125,12 +125,19 @@ impl Store {
         write_file(&path, &saved.to_bytes()).map_err(Store::err("failed to save file", &path))?;
         if let Some(dir) = self.marker_dir(network) {
             let marker = dir.join(stem(att));
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .and_then(|()| write_file(&marker, b""))
-                .map_err(Store::err("failed to save GC marker", &marker))?;
+            // A concurrent DEL may remove the (then empty) directory between the two steps.
+            let mut tries = 0;
+            loop {
+                let r = fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .and_then(|()| write_file(&marker, b""));
+                match r {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => tries += 1,
+                    r => break r.map_err(Store::err("failed to save GC marker", &marker))?,
+                }
+            }
         }
         Ok(())
     }
@@ -153,6 +160,10 @@ impl Store {
         if let Some(dir) = self.marker_dir(network) {
             let marker = dir.join(stem(att));
             remove_file(&marker).map_err(Store::err("failed to remove GC marker", &marker))?;
+            // Empty directories go too (a directory still in use is not empty).
+            if fs::remove_dir(&dir).is_ok() {
+                let _ = fs::remove_dir(self.dir.join(GC_DIR));
+            }
         }
         Ok(())
     }

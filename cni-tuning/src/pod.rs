@@ -66,7 +66,8 @@ pub type SysctlFailure = (SysctlValues, SysctlError);
 
 /// What tuning does inside the pod.
 pub trait Pod {
-    /// Writes each `(path, value)` in order and returns the previous values of those written.
+    /// Writes each `(path, value)` in order and returns the previous values of those written
+    /// (write-only keys, which cannot be read, are written without one).
     /// On a failure, the previous values of the ones already written come with the error, so
     /// the caller can put them back.
     fn write_sysctls(&mut self, writes: &[(String, String)])
@@ -117,14 +118,14 @@ impl Pod for SystemPod {
         let run = entered(&self.ns, || {
             let mut old = Vec::new();
             for (path, value) in writes {
-                let prev = match sysctl::read(path) {
-                    Ok(v) => v,
-                    Err(e) => return Err((old, e)),
-                };
+                // Write-only keys (`net.ipv4.route.flush`) cannot be read, nor put back.
+                let prev = sysctl::read(path).ok();
                 if let Err(e) = sysctl::write(path, value) {
                     return Err((old, e));
                 }
-                old.push((path.clone(), prev));
+                if let Some(prev) = prev {
+                    old.push((path.clone(), prev));
+                }
             }
             Ok(old)
         });
