@@ -791,14 +791,35 @@ mod tests {
     }
 
     #[test]
-    fn iptables_chain_matches_the_reference() {
-        // sha512("testNetName" + "abc")[:24], as utils.FormatChainName computes it.
-        let name = iptables_chain("testNetName", "abc");
-        assert!(name.starts_with("CNI-"));
+    fn iptables_names_match_the_reference() {
+        // Recorded once from the Go bridge v1.1.1 (/usr/lib/cni/bridge, Debian): ADD with
+        // `ipMasq` in a throw-away namespace, then `iptables-save -t nat` there. The interop
+        // test `iptables_masquerade_names_are_the_go_bridge_s` repeats this live.
         assert_eq!(
-            name,
-            cni_linux::firewall::names::format_chain_name_with_prefix("", "testNetName", "abc")
-                .unwrap()
+            iptables_chain("testnet", "f9b1c8a3d2e4"),
+            "CNI-64bb64beb791587f4bb2db7e"
+        );
+        assert_eq!(
+            iptables_comment("testnet", "f9b1c8a3d2e4"),
+            r#"name: "testnet" id: "f9b1c8a3d2e4""#
+        );
+        let long = "a.network_with-a-name-longer-than-any-chain-name";
+        assert_eq!(
+            iptables_chain(long, "a.b_c-d9"),
+            "CNI-5a323e95f590bce0fc19e499"
+        );
+        assert_eq!(
+            iptables_comment(long, "a.b_c-d9"),
+            format!(r#"name: "{long}" id: "a.b_c-d9""#)
+        );
+        // From the reference's own unit tests (pkg/utils/utils_test.go).
+        assert_eq!(
+            iptables_chain("test", "1234"),
+            "CNI-2bbe0c48b91a7d1b8a6753a8"
+        );
+        assert_eq!(
+            iptables_chain("testalongnamethatdoesnotmakesense", "1234"),
+            "CNI-374f33fe84ab0ed84dcdebe3"
         );
     }
 
@@ -894,6 +915,36 @@ mod tests {
         assert_eq!(long.len(), 128);
         // sha512("") starts with cf83e1357eefb8bd.
         assert_eq!(ref_nft_network_hash(""), "cf83e1357eefb8bd");
+        // The comments the Go plugin (v1.5+) writes, from its own unit test
+        // (pkg/ip/ipmasq_nftables_linux_test.go, Test_setupIPMasqNFTables).
+        for (net, ifname, id, expected) in [
+            (
+                "unit-test",
+                "eth0",
+                "one",
+                "6fd94d501e58f0aa-287fc69eff0574a2, net: unit-test, if: eth0, id: one",
+            ),
+            (
+                "unit-test",
+                "eth0",
+                "two",
+                "6fd94d501e58f0aa-d750b2c8f0f25d5f, net: unit-test, if: eth0, id: two",
+            ),
+            (
+                "unit-test",
+                "eth0",
+                "three",
+                "6fd94d501e58f0aa-a4d4adb82b669cfe, net: unit-test, if: eth0, id: three",
+            ),
+            (
+                "alternate",
+                "net1",
+                "three",
+                "82783ef24bdc7036-acb19d111858e348, net: alternate, if: net1, id: three",
+            ),
+        ] {
+            assert_eq!(ref_nft_comment(net, ifname, id), expected);
+        }
     }
 
     fn ref_listing(rules: Vec<(u64, String)>) -> TableListing {

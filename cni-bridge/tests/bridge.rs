@@ -894,16 +894,55 @@ fn masq_life_cycle(backend: Option<&str>) {
     assert!(!nft.contains("elements ="), "{nft}");
     node.runner.del(&conf, &a).unwrap();
     let after = node.snapshot();
-    // Shared, expected leftovers: the bridge and its addresses, forwarding, our nft tables
-    // with their maps and rules (but no element), the nat tables iptables creates when first
-    // used (but no CNI- chain or rule in them).
-    let shared = |i: &cni_testkit::Item| {
-        i.text.contains("cni0")
-            || (i.text.contains("cni_bridge_masq") && !i.text.contains("elements"))
-            || (i.text.contains("nat") && !i.text.contains("CNI-"))
-            || cni_testkit::snapshot::host_local_bookkeeping(i)
+    // Shared, expected leftovers, item by item: the bridge, its addresses and their routes,
+    // and with nftables our two tables, each with its chain and this network's map and rule
+    // but no element. (A snapshot leaves out empty built-in tables and chains, such as the
+    // `nat` tables iptables creates.)
+    let nft_skeleton: Vec<String> = if backend == Some("nftables") {
+        use cni_bridge::masq::nft_map_name;
+        let table_comment = "comment \"cni-rs bridge ipMasq: one map of container addresses \
+                             and one rule per network and subnet\"";
+        let mut v = Vec::new();
+        for (family, addr, subnet, multicast) in [
+            ("ip", "ipv4_addr", "10.13.0.0/24", "224.0.0.0/4"),
+            ("ip6", "ipv6_addr", "fd13::/64", "ff00::/8"),
+        ] {
+            let t = format!("table {family} cni_bridge_masq");
+            let m = nft_map_name("testnet", subnet.parse().unwrap());
+            let comment = format!("comment \"testnet {subnet}\"");
+            v.extend([
+                t.clone(),
+                format!("{t}: {table_comment}"),
+                format!("{t} / chain postrouting"),
+                format!("{t} / chain postrouting: type nat hook postrouting priority srcnat; policy accept;"),
+                format!("{t} / chain postrouting: {family} saddr @{m} {family} daddr != {subnet} {family} daddr != {multicast} masquerade {comment}"),
+                format!("{t} / map {m}"),
+                format!("{t} / map {m}: {comment}"),
+                format!("{t} / map {m}: type {addr} : ifname"),
+            ]);
+        }
+        v
+    } else {
+        Vec::new()
     };
-    let diff = before.diff(&after).filter(|i| !shared(i));
+    let shared = |i: &cni_testkit::Item| {
+        use cni_testkit::snapshot::Kind;
+        let t = i.text.as_str();
+        match i.kind {
+            Kind::Link => t.starts_with("cni0 kind=bridge "),
+            Kind::Addr => t == "cni0 10.13.0.1/24" || t == "cni0 fd13::1/64",
+            Kind::Route => {
+                t.starts_with("main 10.13.0.0/24 dev cni0 ")
+                    || t.starts_with("main fd13::/64 dev cni0 ")
+            }
+            Kind::Nft => nft_skeleton.iter().any(|s| s == t),
+            Kind::File => cni_testkit::snapshot::host_local_bookkeeping(i),
+            _ => false,
+        }
+    };
+    let diff = before.diff(&after);
+    assert!(diff.removed.is_empty(), "removed:\n{diff}");
+    let diff = diff.filter(|i| !shared(i));
     assert!(diff.is_empty(), "left behind:\n{diff}");
 }
 

@@ -266,3 +266,56 @@ fn spoof_check_set_up_by_one_is_removed_by_the_other() {
         assert!(!nft.contains(name), "[{name}] left:\n{nft}");
     }
 }
+
+/// The iptables chain name and comment our bridge derives for (network, container ID) are the
+/// ones the Go bridge writes: read from the `nat` table after a Go ADD, not from our own
+/// formatter.
+#[test]
+fn iptables_masquerade_names_are_the_go_bridge_s() {
+    if !root() || !have_go() {
+        return;
+    }
+    let Some((node, go)) = both() else {
+        return;
+    };
+    for (network, cid) in [
+        ("testnet", "f9b1c8a3d2e4"),
+        (
+            "a.network_with-a-name-longer-than-any-chain-name",
+            "a.b_c-d9",
+        ),
+    ] {
+        let mut conf = node.conf(
+            Version::V1_0_0,
+            json!({"isGateway": true, "ipMasq": true, "ipam": node.ipam(&["10.35.0.0/24"])}),
+        );
+        conf["name"] = json!(network);
+        let pod = node.pod();
+        let a = att(cid, &pod);
+        let r = go
+            .add(&conf, &a)
+            .unwrap_or_else(|e| panic!("[{network}] Go ADD: {e}"));
+        let ip = common::first_v4(&r);
+        let saved = node.exec("iptables-save", &["-t", "nat"]);
+        let jump = saved
+            .lines()
+            .find(|l| l.starts_with(&format!("-A POSTROUTING -s {ip}/32 ")))
+            .unwrap_or_else(|| panic!("[{network}] no jump of the Go bridge:\n{saved}"));
+        let chain = cni_bridge::masq::iptables_chain(network, cid);
+        // iptables-save quotes the comment, escaping `\` and `"`.
+        let quoted = format!(
+            "\"{}\"",
+            cni_bridge::masq::iptables_comment(network, cid)
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+        );
+        assert_eq!(
+            jump,
+            format!("-A POSTROUTING -s {ip}/32 -m comment --comment {quoted} -j {chain}"),
+            "[{network}]"
+        );
+        assert!(saved.contains(&format!(":{chain} - [0:0]")), "{saved}");
+        go.del(&conf, &a)
+            .unwrap_or_else(|e| panic!("[{network}] Go DEL: {e}"));
+    }
+}
