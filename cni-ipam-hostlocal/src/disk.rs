@@ -197,6 +197,7 @@ fn read_small(dir: &File, name: &str) -> std::io::Result<Vec<u8>> {
 pub struct DiskStore {
     dir: PathBuf,
     use_index: bool,
+    parent: Option<nix::unistd::Pid>,
 }
 
 impl DiskStore {
@@ -210,6 +211,7 @@ impl DiskStore {
         Ok(DiskStore {
             dir: data_dir.as_ref().join(network),
             use_index: true,
+            parent: None,
         })
     }
 
@@ -220,9 +222,28 @@ impl DiskStore {
         self
     }
 
+    /// Refuse every session once this process's parent is no longer `parent` (it died and
+    /// the process was re-parented): checked before the store is opened and again after its
+    /// lock is taken, so a plugin whose caller died while it waited for the lock (an IPAM
+    /// child of a killed `bridge`, which the runtime's DEL may already have cleaned up after)
+    /// neither reserves nor releases anything. [`StoreError::ParentGone`] then.
+    pub fn with_parent(mut self, parent: nix::unistd::Pid) -> Self {
+        self.parent = Some(parent);
+        self
+    }
+
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn check_parent(&self) -> Result<(), StoreError> {
+        match self.parent {
+            Some(was) if nix::unistd::getppid() != was => {
+                Err(StoreError::ParentGone { was: was.as_raw() })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -230,6 +251,7 @@ impl Store for DiskStore {
     type Session<'a> = DiskSession;
 
     fn session(&self, create: bool) -> Result<Option<DiskSession>, StoreError> {
+        self.check_parent()?;
         let dir = &self.dir;
         let open_dir = || {
             OpenOptions::new()
@@ -257,6 +279,8 @@ impl Store for DiskStore {
             Err(e) => return Err(io_err("open", dir, e)),
         };
         let lock = open_lock(&dir_file, dir)?;
+        // Waiting for the lock can take long: whoever started us may have died meanwhile.
+        self.check_parent()?;
         Ok(Some(DiskSession {
             dir: dir.clone(),
             _lock: lock,

@@ -108,6 +108,6 @@ pub mod store;
 pub use allocator::{AllocError, Allocator};
 pub use config::{Config, ConfigError, Location};
 pub use disk::DiskStore;
-pub use plugin::{Error, HostLocal, add, check, del, gc, status};
+pub use plugin::{Error, HostLocal, HostLocalChild, add, check, del, gc, status};
 pub use range::{Range, RangeError, RangeSet};
 pub use store::{Holder, MemStore, Reservation, Session, Store, StoreError};

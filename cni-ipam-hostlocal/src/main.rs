@@ -1,5 +1,7 @@
 //! `host-local`: the CNI host-local IPAM plugin.
 
 fn main() -> std::process::ExitCode {
-    cni_proto::skel::main(&cni_ipam_hostlocal::HostLocal)
+    // First thing: record who started us, so an orphaned run leaves the store alone.
+    let plugin = cni_ipam_hostlocal::HostLocalChild::of_this_process();
+    cni_proto::skel::main(&plugin)
 }

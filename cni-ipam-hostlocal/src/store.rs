@@ -32,6 +32,13 @@ pub enum StoreError {
     /// An invalid network name (it would be used as a directory name).
     #[error("invalid network name {0:?}")]
     InvalidNetworkName(String),
+    /// The process that started this one died (see `DiskStore::with_parent`): the store is
+    /// left alone.
+    #[error("the parent process {was} is gone: leaving the store alone")]
+    ParentGone {
+        /// The parent's process ID when we started.
+        was: i32,
+    },
     /// A lock was poisoned (in-memory store only).
     #[error("store lock poisoned")]
     Poisoned,
