@@ -13,6 +13,7 @@ use cni_types::{Error, ErrorCode};
 
 use crate::command::Command;
 use crate::env::Env;
+use crate::limit::{READ_LIMIT, read_capped};
 use crate::skel::{self, Plugin};
 
 /// Runs one plugin verb and returns its stdout, or the plugin's error.
@@ -74,6 +75,7 @@ impl ProcessExec {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        crate::child::die_with_parent(&mut cmd);
         // Retry "text file busy" (a binary being replaced), as libcni does.
         let mut attempts = 0;
         let mut child = loop {
@@ -91,20 +93,38 @@ impl ProcessExec {
                 }
             }
         };
-        if let Some(mut sin) = child.stdin.take() {
-            match sin.write_all(stdin) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::BrokenPipe => {}
-                Err(e) => return Err(Error::msg(ErrorCode::IoFailure, e.to_string())),
+        let (sin, sout) = (child.stdin.take(), child.stdout.take());
+        // stdin is written on a helper thread while stdout is read here, so a plugin that
+        // prints before it has read all its input cannot deadlock us.
+        let (written, out) = std::thread::scope(|s| {
+            let writer = s.spawn(move || match sin {
+                Some(mut sin) => match sin.write_all(stdin) {
+                    Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e),
+                    _ => Ok(()),
+                },
+                None => Ok(()),
+            });
+            let out = sout.map_or(Ok(Vec::new()), |p| read_capped(p, READ_LIMIT));
+            if out.is_err() {
+                // Too much (or unreadable): the plugin may be blocked writing the rest.
+                let _ = child.kill();
             }
-        }
-        let out = child
-            .wait_with_output()
+            (writer.join().unwrap_or(Ok(())), out)
+        });
+        let status = child
+            .wait()
             .map_err(|e| Error::msg(ErrorCode::IoFailure, e.to_string()))?;
-        if out.status.success() {
-            return Ok(out.stdout);
+        let out = out.map_err(|e| {
+            Error::msg(
+                ErrorCode::IoFailure,
+                format!("reading the output of plugin {}: {e}", path.display()),
+            )
+        })?;
+        written.map_err(|e| Error::msg(ErrorCode::IoFailure, e.to_string()))?;
+        if status.success() {
+            return Ok(out);
         }
-        Err(plugin_error(&out.stdout, &out.status.to_string()))
+        Err(plugin_error(&out, &status.to_string()))
     }
 }
 

@@ -13,6 +13,8 @@
 //!   CHECK / DEL / GC / STATUS through a chain, thread `prevResult`, inject capability args,
 //!   keep the result cache.
 //! - [`env`](mod@env), [`command`]: the environment map and the verbs.
+//! - [`limit`]: bounded reads (16 MiB) of everything read to its end.
+//! - [`cnitool`]: what the `cnitool` binary decides (default container ID, GC arguments).
 //!
 //! # A minimal plugin
 //!
@@ -39,11 +41,15 @@
 pub use cni_types;
 
 pub mod base64;
+mod child;
+pub mod cnitool;
 pub mod command;
 pub mod delegate;
 pub mod env;
 pub mod exec;
+pub mod limit;
 pub mod runtime;
+mod sha512;
 pub mod skel;
 
 pub use command::Command;

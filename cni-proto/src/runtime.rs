@@ -18,13 +18,24 @@
 //! - `runtimeConfig` carries only the capability arguments a plugin declares in its
 //!   `capabilities`.
 //!
-//! One improvement over libcni: the cache file is written to a temporary file and renamed, so a
-//! crash never leaves a half-written (0-byte) cache behind (cni #1055); the temporary file a
-//! killed runtime leaves is removed with the attachment's cache on DEL.
+//! Improvements over libcni:
+//! - the cache file is written to a temporary file and renamed, so a crash never leaves a
+//!   half-written (0-byte) cache behind (cni #1055); the temporary file a killed runtime leaves
+//!   is removed with the attachment's cache on DEL;
+//! - cache files are created, read, renamed and removed relative to the opened `results`
+//!   directory, with unpredictable temporary names and `O_EXCL | O_NOFOLLOW`: a symlink
+//!   planted in the cache directory is never followed, and a cache file is read only if it
+//!   is a regular file of at most 16 MiB;
+//! - the file name stays libcni's `<network>-<container>-<ifname>` (runtimes and Go tools read
+//!   it), which two attachments can share (`a-b` + `c` and `a` + `b-c`); so the identity
+//!   stored inside a `cniCacheV1` file must match the attachment asking, or it is not its
+//!   cache: not used as `prevResult`, and not removed by its DEL.
 
+mod cache;
+
+use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,6 +47,8 @@ use serde_json::{Map, Value};
 use crate::command::Command;
 use crate::env::Env;
 use crate::exec::{Exec, ProcessExec};
+use crate::limit;
+use cache::CacheDir;
 
 /// The default cache directory, `/var/lib/cni`.
 pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni";
@@ -294,8 +307,7 @@ impl CniConfig {
 
     /// The cache file of an attachment.
     pub fn cache_path(&self, network: &str, rt: &RuntimeConf) -> PathBuf {
-        self.cache_root(Some(rt))
-            .join(format!("{network}-{}-{}", rt.container_id, rt.ifname))
+        self.cache_root(Some(rt)).join(cache_name(network, rt))
     }
 
     fn validate(network: &str, rt: &RuntimeConf) -> Result<(), RuntimeError> {
@@ -541,14 +553,33 @@ impl CniConfig {
         };
         let bytes = serde_json::to_vec(&entry)
             .map_err(|e| RuntimeError::Result(Error::internal(e.to_string())))?;
-        let path = self.cache_path(&list.name, rt);
-        write_atomic(&path, &bytes).map_err(io_err(&path))
+        let root = self.cache_root(Some(rt));
+        let name = cache_name(&list.name, rt);
+        CacheDir::open(&root, true)
+            .and_then(|dir| match dir {
+                Some(dir) => dir.write(OsStr::new(&name), &bytes),
+                None => Err(io::ErrorKind::NotFound.into()),
+            })
+            .map_err(io_err(&root.join(&name)))
     }
 
+    /// Removes the attachment's cache file, unless it holds another attachment's entry (one
+    /// whose name collides), and the temporary files a killed writer left for it.
     fn cache_del(&self, network: &str, rt: &RuntimeConf) {
-        let path = self.cache_path(network, rt);
-        let _ = fs::remove_file(&path);
-        remove_temporaries(&path);
+        let Ok(Some(dir)) = CacheDir::open(&self.cache_root(Some(rt)), false) else {
+            return;
+        };
+        let name = cache_name(network, rt);
+        let name = OsStr::new(&name);
+        let others = match dir.read(name) {
+            Ok(Some(bytes)) => serde_json::from_slice::<Value>(&bytes)
+                .is_ok_and(|v| is_another_attachments(&v, network, rt)),
+            _ => false,
+        };
+        if !others {
+            let _ = dir.remove(name);
+        }
+        dir.remove_temporaries(name);
     }
 
     /// The cached ADD result of an attachment, converted to the list's version. `Ok(None)`
@@ -559,9 +590,13 @@ impl CniConfig {
         rt: &RuntimeConf,
     ) -> Result<Option<CniResult>, RuntimeError> {
         let path = self.cache_path(&list.name, rt);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        let read = CacheDir::open(&self.cache_root(Some(rt)), false).and_then(|dir| match dir {
+            Some(dir) => dir.read(OsStr::new(&cache_name(&list.name, rt))),
+            None => Ok(None),
+        });
+        let bytes = match read {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
         let version = list.effective_version();
@@ -571,7 +606,11 @@ impl CniConfig {
                 list.name
             )))
         })?;
-        let raw = if value.get("kind").and_then(Value::as_str) == Some(CACHE_KIND_V1) {
+        let raw = if is_v1(&value) {
+            if !identity_matches(&value, &list.name, rt) {
+                // Another attachment's entry under the same file name.
+                return Ok(None);
+            }
             match value.get("result") {
                 Some(r) if !r.is_null() => r.clone(),
                 _ => return Ok(None),
@@ -588,13 +627,12 @@ impl CniConfig {
 
     /// Every attachment in the cache, optionally only one container's.
     pub fn cached_attachments(&self, container_id: Option<&str>) -> Vec<CachedAttachment> {
-        let dir = self.cache_root(None);
-        let Ok(rd) = fs::read_dir(&dir) else {
+        let Ok(Some(dir)) = CacheDir::open(&self.cache_root(None), false) else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for ent in rd.flatten() {
-            let Ok(bytes) = fs::read(ent.path()) else {
+        for name in dir.names() {
+            let Ok(Some(bytes)) = dir.read(&name) else {
                 continue;
             };
             let Ok(entry) = serde_json::from_slice::<CacheEntry>(&bytes) else {
@@ -620,51 +658,45 @@ impl CniConfig {
     }
 }
 
-/// Write `bytes` to `path` through a temporary file and a rename; parent directories are
-/// created with mode 0700 and the file has mode 0600.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
+/// libcni's cache file name of an attachment: `<network>-<container>-<ifname>`.
+fn cache_name(network: &str, rt: &RuntimeConf) -> String {
+    format!("{network}-{}-{}", rt.container_id, rt.ifname)
 }
 
-/// Remove the temporary files [`write_atomic`] leaves for `path` when the writing process is
-/// killed between writing and renaming (`.<name>.tmp<pid>`). The spec allows no parallel
-/// operations on one attachment, so none of them is being written while its cache is deleted.
-fn remove_temporaries(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let prefix = format!(".{}.tmp", name.to_string_lossy());
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for ent in rd.flatten() {
-        let n = ent.file_name();
-        if n.to_string_lossy()
-            .strip_prefix(&prefix)
-            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-        {
-            let _ = fs::remove_file(ent.path());
-        }
+fn is_v1(entry: &Value) -> bool {
+    entry.get("kind").and_then(Value::as_str) == Some(CACHE_KIND_V1)
+}
+
+/// Whether a `cniCacheV1` entry is the one of `network` / `rt` (its file name alone cannot
+/// tell).
+fn identity_matches(entry: &Value, network: &str, rt: &RuntimeConf) -> bool {
+    let field = |k: &str| entry.get(k).and_then(Value::as_str);
+    field("containerId") == Some(rt.container_id.as_str())
+        && field("ifName") == Some(rt.ifname.as_str())
+        && field("networkName") == Some(network)
+}
+
+/// Whether a cache file holds a complete `cniCacheV1` entry of *another* attachment. A
+/// broken entry is nobody's: DEL removes it.
+fn is_another_attachments(entry: &Value, network: &str, rt: &RuntimeConf) -> bool {
+    let complete = ["containerId", "ifName", "networkName"]
+        .iter()
+        .all(|k| entry.get(*k).is_some_and(Value::is_string));
+    is_v1(entry) && complete && !identity_matches(entry, network, rt)
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename; parent directories are
+/// created with mode 0700 and the file has mode 0600. The file is created relative to the
+/// opened parent directory with an unpredictable name and `O_EXCL | O_NOFOLLOW`, so a symlink
+/// planted in the directory is never followed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    match CacheDir::open(dir, true)? {
+        Some(d) => d.write(name, bytes),
+        None => Err(io::ErrorKind::NotFound.into()),
     }
 }
 
@@ -694,7 +726,7 @@ pub fn conf_files(dir: &Path, extensions: &[&str]) -> io::Result<Vec<PathBuf>> {
 
 /// Read one `.conflist` file.
 pub fn load_conflist_file(path: &Path) -> Result<NetConfList, RuntimeError> {
-    let bytes = fs::read(path).map_err(io_err(path))?;
+    let bytes = limit::read_file(path).map_err(io_err(path))?;
     NetConfList::from_slice(&bytes).map_err(|source| RuntimeError::ConfList {
         path: path.to_path_buf(),
         source,
@@ -719,7 +751,9 @@ pub fn load_network_list(dir: &Path, name: &str) -> Result<NetConfList, RuntimeE
     }
     if found.is_none() {
         for file in conf_files(dir, &["conf", "json"]).map_err(io_err(dir))? {
-            let Ok(bytes) = fs::read(&file) else { continue };
+            let Ok(bytes) = limit::read_file(&file) else {
+                continue;
+            };
             let Ok(conf) = NetConf::from_slice(&bytes) else {
                 continue;
             };
@@ -739,7 +773,7 @@ pub fn load_network_list(dir: &Path, name: &str) -> Result<NetConfList, RuntimeE
     if !list.load_only_inlined_plugins {
         let sub = dir.join(name);
         for file in conf_files(&sub, &["conf"]).map_err(io_err(&sub))? {
-            let bytes = fs::read(&file).map_err(io_err(&file))?;
+            let bytes = limit::read_file(&file).map_err(io_err(&file))?;
             let plugin: Map<String, Value> =
                 serde_json::from_slice(&bytes).map_err(|e| RuntimeError::ConfList {
                     path: file.clone(),
@@ -770,13 +804,15 @@ mod tests {
         // What a runtime killed between write and rename leaves, and neighbours to keep.
         for name in [
             ".net-c1-eth0.tmp4242",
+            ".net-c1-eth0.tmp-00112233445566ff",
             ".net-c1-eth0.tmpx",
             ".net-c10-eth0.tmp7",
         ] {
             fs::write(results.join(name), "{").unwrap();
         }
-        fs::remove_file(&path).unwrap();
-        remove_temporaries(&path);
+        let cache = CacheDir::open(&results, false).unwrap().unwrap();
+        cache.remove(OsStr::new("net-c1-eth0")).unwrap();
+        cache.remove_temporaries(OsStr::new("net-c1-eth0"));
         let mut left: Vec<String> = fs::read_dir(&results)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

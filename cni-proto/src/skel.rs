@@ -12,8 +12,8 @@
 //!    ADD/CHECK/DEL; `CNI_NETNS` for ADD/CHECK; `CNI_PATH` for ADD/CHECK/DEL/GC/STATUS. A
 //!    present container ID or interface name is validated as it is read (code 3 or 4). With no
 //!    `CNI_COMMAND` at all, the about text goes to stderr and the exit code is 0.
-//! 2. stdin is read (code 5 on failure) except for VERSION, and must be JSON with a valid
-//!    `name` (code 6 undecodable, code 7 missing or invalid name).
+//! 2. stdin is read (code 5 on failure, or past 16 MiB) except for VERSION, and must be JSON
+//!    with a valid `name` (code 6 undecodable, code 7 missing or invalid name).
 //! 3. The config's `cniVersion` (absent: 0.1.0) must be one the plugin supports (code 1
 //!    `incompatible CNI versions`); CHECK needs 0.4.0, GC and STATUS need 1.1.0 (code 1).
 //! 4. An unknown verb is code 4 `unknown CNI_COMMAND: X`.
@@ -32,6 +32,7 @@ use cni_types::{
 
 use crate::command::Command;
 use crate::env::{Env, split_path};
+use crate::limit::{READ_LIMIT, read_capped};
 
 /// What a plugin verb receives.
 #[derive(Clone, Debug)]
@@ -163,7 +164,7 @@ fn read_request(env: &Env, stdin: &mut dyn Read) -> Result<Option<Request>, Erro
     }
     let mut data = Vec::new();
     if cmd_str != "VERSION" {
-        stdin.read_to_end(&mut data).map_err(|e| {
+        data = read_capped(stdin, READ_LIMIT).map_err(|e| {
             Error::msg(
                 ErrorCode::IoFailure,
                 format!("error reading from stdin: {e}"),

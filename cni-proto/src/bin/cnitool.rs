@@ -8,15 +8,18 @@
 //!
 //! Environment: `NETCONFPATH` (default `/etc/cni/net.d`), `CNI_PATH` (default `/opt/cni/bin`),
 //! `CAP_ARGS` (JSON object of capability args), `CNI_ARGS` (`K=V;K=V`), `CNI_IFNAME` (default
-//! `eth0`), `CNI_CONTAINERID` (default derived from the netns path), `CNI_CACHE_DIR` (default
-//! `/var/lib/cni`). ADD prints the result as JSON.
+//! `eth0`), `CNI_CONTAINERID` (default: the reference cnitool's, `cnitool-` and 20 hex digits
+//! of the sha512 of the absolute netns path), `CNI_CACHE_DIR` (default `/var/lib/cni`). ADD
+//! prints the result as JSON. A GC argument that is not `<containerID>:<ifname>` is a usage
+//! error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cni_proto::cnitool;
 use cni_proto::env::split_path;
 use cni_proto::runtime::{CniConfig, RuntimeConf, load_network_list};
-use cni_types::{Attachment, CniArgs};
+use cni_types::CniArgs;
 
 fn usage() -> ExitCode {
     eprintln!(
@@ -33,13 +36,6 @@ fn var(name: &str, default: &str) -> String {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| default.to_string())
-}
-
-/// FNV-1a, only to derive a stable default container ID from the netns path.
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -65,11 +61,12 @@ fn main() -> ExitCode {
             let Some(netns) = args.get(3) else {
                 return usage();
             };
-            let netns = std::path::absolute(netns)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| netns.clone());
+            let netns = match std::env::current_dir() {
+                Ok(cwd) => cnitool::absolute_path(netns, &cwd.to_string_lossy()),
+                Err(e) => return fail(format!("cannot resolve {netns:?}: {e}")),
+            };
             let mut rt = RuntimeConf::new(
-                var("CNI_CONTAINERID", &format!("cni-{:016x}", fnv(&netns))),
+                var("CNI_CONTAINERID", &cnitool::default_container_id(&netns)),
                 netns,
                 var("CNI_IFNAME", "eth0"),
             );
@@ -99,14 +96,13 @@ fn main() -> ExitCode {
             }
         }
         "gc" => {
-            let valid: Vec<Attachment> = args[3..]
-                .iter()
-                .filter_map(|a| a.split_once(':'))
-                .map(|(c, i)| Attachment {
-                    container_id: c.to_string(),
-                    ifname: i.to_string(),
-                })
-                .collect();
+            let valid = match cnitool::parse_attachments(&args[3..]) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("cnitool: {e}");
+                    return usage();
+                }
+            };
             cni.gc_network_list(&list, &valid)
         }
         "status" => cni.status_network_list(&list),
