@@ -23,6 +23,8 @@
 //!   directories mixing them.
 //! - [`conformance`]: the suite behind the `cni-conformance` binary.
 //! - [`require_root`]: the policy for privileged tests (skip with a message, but fail in CI).
+//! - [`kernel`]: kernel features probed from the kernel's configuration, and the one list of
+//!   features a CI machine may lack ([`kernel::require`]).
 //!
 //! # Quick start
 //!
@@ -75,6 +77,7 @@ pub mod bins;
 pub mod chain;
 pub mod conformance;
 mod error;
+pub mod kernel;
 pub mod netns;
 pub mod privilege;
 pub mod process;

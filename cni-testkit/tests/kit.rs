@@ -370,6 +370,55 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// The kernel probe (read from the kernel's configuration) agrees with what iproute2, not our
+/// netlink code, can create: a feature it calls missing really is, so a skip for it is
+/// honest, and one it calls present works.
+#[test]
+fn kernel_probe_agrees_with_iproute2() {
+    use cni_testkit::kernel::{self, Feature};
+    if !require_root() {
+        return;
+    }
+    let ns = TempNetns::new("kprobe").unwrap();
+    ns.exec_ok(
+        "ip",
+        &["link", "add", "kp0", "type", "veth", "peer", "name", "kp1"],
+    )
+    .unwrap();
+    let cases: [(Feature, &[&str]); 4] = [
+        (Feature::Dummy, &["link", "add", "kpd", "type", "dummy"]),
+        (
+            Feature::Vlan8021q,
+            &[
+                "link", "add", "link", "kp0", "name", "kp0.10", "type", "vlan", "id", "10",
+            ],
+        ),
+        (
+            Feature::BridgeVlanFiltering,
+            &[
+                "link",
+                "add",
+                "kpbv",
+                "type",
+                "bridge",
+                "vlan_filtering",
+                "1",
+            ],
+        ),
+        (Feature::Bridge, &["link", "add", "kpb", "type", "bridge"]),
+    ];
+    for (f, argv) in cases {
+        let probed = kernel::has(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let created = ns.exec(Command::new("ip").args(argv)).unwrap().status.success();
+        assert_eq!(
+            probed,
+            created,
+            "{f}: probe says {probed}, `ip {}`",
+            argv.join(" ")
+        );
+    }
+}
+
 /// The environment variable that makes [`snapshot_sees_the_firewall_without_nft_and_iptables_save`]
 /// play its child's part, and the namespace the child works in.
 const CHILD_CASE: &str = "CNITK_KIT_CHILD_CASE";
