@@ -7,7 +7,8 @@
 //!
 //! Range sets, in order: `runtimeConfig.ipRanges`, then the legacy top-level
 //! `subnet`/`rangeStart`/`rangeEnd`/`gateway` of `ipam`, then `ipam.ranges`; if none,
-//! `ipam.rangeFromFile`. Requested addresses: `CNI_ARGS` `IP=` (ignored when `args.cni.ips`
+//! `ipam.rangeFromFile` (a file holding one range object, read at each invocation; from the
+//! reference's pull request #1179, which is not merged). Requested addresses: `CNI_ARGS` `IP=` (ignored when `args.cni.ips`
 //! is given, as the CNI conventions ask), then `args.cni.ips`, then `runtimeConfig.ips`;
 //! duplicates are dropped and prefixes ignored.
 

@@ -39,7 +39,8 @@
 //!
 //! - **Config**: `ipam.ranges` (a list of range sets; one address per set), the legacy
 //!   `ipam.subnet`/`rangeStart`/`rangeEnd`/`gateway` prepended as a set, `runtimeConfig.ipRanges`
-//!   prepended before both, `ipam.rangeFromFile` when there is no range at all, `routes`,
+//!   prepended before both, `ipam.rangeFromFile` when there is no range at all (from the
+//!   reference's unmerged pull request #1179: released Go plugins ignore it), `routes`,
 //!   `dataDir` (default `/var/lib/cni/networks`), `resolvConf`. Requested addresses come from
 //!   `runtimeConfig.ips`, `args.cni.ips` and `CNI_ARGS` `IP=` (with or without prefix).
 //! - **Defaults**: gateway = network + 1; the first address handed out is `.2`; IPv4 ranges end
@@ -91,7 +92,16 @@
 //! - New reservation files are mode 0600 (the reference: 0644).
 //! - DEL and GC read only `name` and `ipam.dataDir` (and `CNI_ARGS` is not parsed for them),
 //!   so a network whose ranges became invalid can still release its addresses; the reference
-//!   refuses DEL until the configuration is valid again.
+//!   refuses DEL until the configuration is valid again. DEL of a configuration ADD refuses
+//!   outright (no `ipam`, a store location of the wrong type, a `dataDir` that is not a
+//!   directory, an invalid network name or attachment) releases nothing and succeeds.
+//! - A range that can hand nothing out (`rangeStart` after `rangeEnd` once the defaults are
+//!   filled in, e.g. `rangeStart` at the broadcast address) is refused at configuration time
+//!   (the reference accepts it and hands out addresses outside the range).
+//! - The `host-local` binary leaves the store alone when the process that started it died
+//!   while it waited for the store's lock ([`HostLocalChild`]).
+//! - No symlink planted in the store is ever followed when writing (see [`disk`]); the index
+//!   is removed with the last reservation, so an empty store holds what the reference leaves.
 //! - The owner index (see [`disk`]) makes ADD, DEL and CHECK independent of the number of
 //!   reservations; the reference reads every reservation file on each of them.
 
