@@ -3,6 +3,7 @@
 //! instead of growing without bound.
 
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// The most we read of one input: 16 MiB, far more than any real config, result or cache
@@ -23,9 +24,21 @@ pub fn read_capped(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Reads the file at `path` with [`read_capped`] and [`READ_LIMIT`].
+/// Reads the regular file at `path` with [`read_capped`] and [`READ_LIMIT`]. It is opened
+/// with `O_NONBLOCK`, so a FIFO or device in its place is refused (`InvalidData`), not waited
+/// on.
 pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
-    read_capped(std::fs::File::open(path)?, READ_LIMIT)
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    read_capped(file, READ_LIMIT)
 }
 
 #[cfg(test)]
@@ -42,5 +55,24 @@ mod tests {
         assert_eq!(err.to_string(), "more than 10 bytes");
         let err = read_capped(io::repeat(7), READ_LIMIT).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
+    }
+
+    #[test]
+    fn files_past_the_limit_and_fifos_are_refused() {
+        let dir = std::env::temp_dir().join(format!("cni-proto-limit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.conflist");
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(READ_LIMIT + 1).unwrap();
+        let too_big = read_file(&big).unwrap_err();
+        file.set_len(READ_LIMIT).unwrap();
+        let at_limit = read_file(&big).map(|b| b.len());
+        let fifo = dir.join("fifo.conflist");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let fifo_err = read_file(&fifo).unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(too_big.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(at_limit.unwrap() as u64, READ_LIMIT);
+        assert_eq!(fifo_err.kind(), io::ErrorKind::InvalidData);
     }
 }
