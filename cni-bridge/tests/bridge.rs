@@ -1009,6 +1009,183 @@ fn mac_spoof_check() {
     assert!(!nft.contains("macspoofchk"), "{nft}");
 }
 
+/// `mtu` is given to a new bridge and to both ends of the veth (as the reference does), and
+/// frames of that size cross them unfragmented.
+#[test]
+fn mtu_is_applied_to_the_bridge_and_both_veth_ends() {
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    for (mtu, bridge, subnet, gateway) in [
+        (1280u32, "br1280", "10.25.0.0/24", "10.25.0.1"),
+        (9000, "br9000", "10.26.0.0/24", "10.26.0.1"),
+    ] {
+        let conf = node.conf(
+            Version::V1_0_0,
+            json!({"bridge": bridge, "isGateway": true, "mtu": mtu,
+                   "ipam": node.ipam(&[subnet])}),
+        );
+        let pod = node.pod();
+        let a = att(&format!("mtu{mtu}"), &pod);
+        let r = node.runner.add(&conf, &a).unwrap();
+        assert_eq!(node.link(bridge).unwrap().mtu, mtu, "bridge");
+        assert_eq!(
+            node.link(&r.interfaces[1].name).unwrap().mtu,
+            mtu,
+            "host end"
+        );
+        assert_eq!(pod_link(&pod, "eth0").unwrap().mtu, mtu, "container end");
+        // A full-size packet with "don't fragment" reaches the gateway; one byte more
+        // cannot leave the pod.
+        let payload = (mtu - 28).to_string();
+        pod.exec_ok("ping", &["-c1", "-W2", "-M", "do", "-s", &payload, gateway])
+            .unwrap_or_else(|e| panic!("mtu {mtu}: {e}"));
+        let over = (mtu - 27).to_string();
+        assert!(
+            pod.exec_ok("ping", &["-c1", "-W2", "-M", "do", "-s", &over, gateway])
+                .is_err(),
+            "mtu {mtu}: a packet over the MTU left the pod"
+        );
+        node.runner.del(&conf, &a).unwrap();
+    }
+}
+
+/// `enabledad: true` turns duplicate address detection on in the pod and ADD waits for it: an
+/// address that another host on the bridge already holds fails ADD (which then leaves nothing
+/// behind). Without it, DAD is off (`accept_dad` 0) and the duplicate goes unnoticed, as with
+/// the reference.
+#[test]
+fn enabledad_performs_duplicate_address_detection() {
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let conf = |dad: bool| {
+        node.conf(
+            Version::V1_0_0,
+            json!({"isGateway": true, "enabledad": dad, "ipam": node.ipam(&["fd27::/64"])}),
+        )
+    };
+    let accept_dad =
+        |pod: &cni_testkit::TempNetns| pod.sysctl_get("net/ipv6/conf/eth0/accept_dad").unwrap();
+    // No duplicate: ADD returns once DAD has run, so the address is no longer tentative.
+    let pod = node.pod();
+    let a = att("dad", &pod);
+    let r = node.runner.add(&conf(true), &a).unwrap();
+    assert_eq!(accept_dad(&pod), "1");
+    let mut nl = pod.netlink().unwrap();
+    let eth0 = nl.require_link("eth0").unwrap();
+    let v6 = nl
+        .addrs(Some(eth0.index), Some(IpFamily::V6))
+        .unwrap()
+        .into_iter()
+        .find(|x| x.addr == r.ips[0].address)
+        .expect("the pod's IPv6 address");
+    assert!(!v6.is_tentative() && !v6.is_dadfailed(), "{v6:?}");
+    node.runner.del(&conf(true), &a).unwrap();
+
+    // The next address host-local hands out is already on the node's side of the bridge.
+    // (host-local hands addresses out in order, after the last one it reserved.)
+    let next = {
+        let IpAddr::V6(v) = r.ips[0].address.addr() else {
+            panic!("IPv6 expected: {r:?}")
+        };
+        ipnet::IpNet::new(IpAddr::V6((u128::from(v) + 1).into()), 64).unwrap()
+    };
+    let squatter = node.pod();
+    {
+        let br = node.link("cni0").unwrap();
+        let mut req = cni_testkit::cni_linux::netlink::VethRequest::new("squat0", "eth0");
+        req.peer_netns = Some(std::os::fd::AsFd::as_fd(squatter.netns()));
+        req.master = Some(br.index);
+        req.up = true;
+        node.nl().add_veth(&req).unwrap();
+        let mut snl = squatter.netlink().unwrap();
+        let eth0 = snl.require_link("eth0").unwrap();
+        snl.addr_add(eth0.index, next, AddrFlags::NODAD).unwrap();
+        snl.set_up(eth0.index).unwrap();
+    }
+    let before = node.snapshot();
+    let pod = node.pod();
+    let a = att("dup", &pod);
+    let e = node.runner.add(&conf(true), &a).unwrap_err();
+    assert!(
+        e.to_string().contains("failed duplicate address detection"),
+        "{e}"
+    );
+    assert!(pod_link(&pod, "eth0").is_none());
+    common::assert_nothing_left(&before, &node, "ADD that failed DAD");
+    // Without enabledad a duplicate is taken without a check. (host-local moves on to the
+    // address after the one it gave back: the squatter takes that one too.)
+    let after_next = {
+        let IpAddr::V6(v) = next.addr() else {
+            unreachable!()
+        };
+        ipnet::IpNet::new(IpAddr::V6((u128::from(v) + 1).into()), 64).unwrap()
+    };
+    let mut snl = squatter.netlink().unwrap();
+    let eth0 = snl.require_link("eth0").unwrap();
+    snl.addr_add(eth0.index, after_next, AddrFlags::NODAD)
+        .unwrap();
+    let r = node.runner.add(&conf(false), &a).unwrap();
+    assert_eq!(r.ips[0].address, after_next);
+    assert_eq!(accept_dad(&pod), "0");
+    let mut nl = pod.netlink().unwrap();
+    let eth0 = nl.require_link("eth0").unwrap();
+    let v6 = nl
+        .addrs(Some(eth0.index), Some(IpFamily::V6))
+        .unwrap()
+        .into_iter()
+        .find(|x| x.addr == after_next)
+        .expect("the pod's IPv6 address");
+    assert!(!v6.is_tentative() && !v6.is_dadfailed(), "{v6:?}");
+    node.runner.del(&conf(false), &a).unwrap();
+}
+
+/// Without `ipMasqBackend`, on a node with only nftables (no `iptables-save`/`iptables-restore`
+/// in the plugin's `PATH`), the plugin picks nftables, as the reference does, and masquerades;
+/// DEL removes it. With the tools in `PATH` it picks iptables.
+#[test]
+fn masq_backend_is_nftables_on_a_node_without_iptables() {
+    let Some(node) = Node::new(Ipam::Ours) else {
+        return;
+    };
+    let empty = cni_testkit::TempDir::new("no-iptables").unwrap();
+    let nft_only = node
+        .runner
+        .clone()
+        .env("PATH", empty.path().to_string_lossy());
+    let conf = node.conf(
+        Version::V1_0_0,
+        json!({"isGateway": true, "ipMasq": true, "ipam": node.ipam(&["10.28.0.0/24"])}),
+    );
+    let pod = node.pod();
+    let a = att("nftonly", &pod);
+    let r = nft_only.add(&conf, &a).unwrap();
+    let v4 = common::first_v4(&r);
+    let owner = cni_bridge::masq::nft_owner("testnet", "eth0", "nftonly");
+    let nft = node.exec("nft", &["list", "ruleset"]);
+    assert!(
+        nft.contains(&format!("{v4} comment")) && nft.contains(&owner),
+        "no nftables element for {v4}:\n{nft}"
+    );
+    let chain = cni_bridge::masq::iptables_chain("testnet", "nftonly");
+    let ipt = node.exec("iptables-save", &["-t", "nat"]);
+    assert!(!ipt.contains(&chain), "{ipt}");
+    nft_only.del(&conf, &a).unwrap();
+    let nft = node.exec("nft", &["list", "ruleset"]);
+    assert!(!nft.contains(&owner), "{nft}");
+
+    // The same config with the tools in PATH: iptables, as the reference.
+    let r = node.runner.add(&conf, &a).unwrap();
+    let ipt = node.exec("iptables-save", &["-t", "nat"]);
+    assert!(
+        ipt.contains(&format!("-s {}/32", common::first_v4(&r))) && ipt.contains(&chain),
+        "{ipt}"
+    );
+    assert!(!node.exec("nft", &["list", "ruleset"]).contains(&owner));
+    node.runner.del(&conf, &a).unwrap();
+}
+
 /// DEL with input that ADD refuses (a runtime repeats the ADD's config, or the config was
 /// changed to a bad one since) succeeds and removes everything the attachment has; DEL of an
 /// ADD that was refused succeeds too (a runtime stops tearing down at the first failing DEL).
