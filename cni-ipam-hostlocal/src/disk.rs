@@ -30,6 +30,8 @@
 //! it; existing files are opened with `O_NOFOLLOW|O_NONBLOCK`. A symlink planted in the store
 //! at the lock is refused with an error; one at the cursor or the index is replaced by a file;
 //! one at a reservation name makes that address taken. Nothing is ever written through one.
+//! The network's directory in `dataDir` is opened without following a symlink either (ADD
+//! fails, DEL finds nothing); `dataDir` itself is followed, as the administrator configured it.
 //!
 //! # The index goes with the last reservation
 //!
@@ -195,6 +197,8 @@ fn read_small(dir: &File, name: &str) -> std::io::Result<Vec<u8>> {
 /// The disk store of one network: `<data_dir>/<network>/`.
 #[derive(Clone, Debug)]
 pub struct DiskStore {
+    root: PathBuf,
+    network: String,
     dir: PathBuf,
     use_index: bool,
     parent: Option<nix::unistd::Pid>,
@@ -209,6 +213,8 @@ impl DiskStore {
             return Err(StoreError::InvalidNetworkName(network.to_string()));
         }
         Ok(DiskStore {
+            root: data_dir.as_ref().to_path_buf(),
+            network: network.to_string(),
             dir: data_dir.as_ref().join(network),
             use_index: true,
             parent: None,
@@ -237,6 +243,66 @@ impl DiskStore {
         &self.dir
     }
 
+    /// Open the store directory (creating it and `dataDir` when `create`): `dataDir` as
+    /// configured, the network's directory in it without following a symlink there. `None`
+    /// when it does not exist and is not to be created (nothing was ever stored where there is
+    /// no directory, or where ADD refuses to open one).
+    fn open_dir(&self, create: bool) -> Result<Option<File>, StoreError> {
+        use nix::errno::Errno;
+        use nix::fcntl::OFlag;
+        let root = &self.root;
+        let open_root = || {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_DIRECTORY)
+                .open(root)
+        };
+        let root_file = match open_root() {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound && create => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(root)
+                    .map_err(|e| io_err("mkdir", root, e))?;
+                open_root().map_err(|e| io_err("open", root, e))?
+            }
+            Err(e)
+                if !create
+                    && matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(io_err("open", root, e)),
+        };
+        let open_store = || {
+            nix::fcntl::openat(
+                &root_file,
+                self.network.as_str(),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+        };
+        let dir = &self.dir;
+        match open_store() {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(Errno::ENOENT) if create => {
+                match nix::sys::stat::mkdirat(
+                    &root_file,
+                    self.network.as_str(),
+                    nix::sys::stat::Mode::from_bits_truncate(0o755),
+                ) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(io_err("mkdir", dir, e.into())),
+                }
+                let fd = open_store().map_err(|e| io_err("open", dir, e.into()))?;
+                Ok(Some(File::from(fd)))
+            }
+            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) if !create => Ok(None),
+            Err(e) => Err(io_err("open", dir, e.into())),
+        }
+    }
+
     fn check_parent(&self) -> Result<(), StoreError> {
         match self.parent {
             Some(was) if nix::unistd::getppid() != was => {
@@ -253,30 +319,8 @@ impl Store for DiskStore {
     fn session(&self, create: bool) -> Result<Option<DiskSession>, StoreError> {
         self.check_parent()?;
         let dir = &self.dir;
-        let open_dir = || {
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_DIRECTORY)
-                .open(dir)
-        };
-        let dir_file = match open_dir() {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound && create => {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(dir)
-                    .map_err(|e| io_err("mkdir", dir, e))?;
-                open_dir().map_err(|e| io_err("open", dir, e))?
-            }
-            // Nothing was ever stored where there is no directory: nothing to do.
-            Err(e)
-                if !create
-                    && matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(io_err("open", dir, e)),
+        let Some(dir_file) = self.open_dir(create)? else {
+            return Ok(None);
         };
         let lock = open_lock(&dir_file, dir)?;
         // Waiting for the lock can take long: whoever started us may have died meanwhile.

@@ -201,6 +201,33 @@ fn a_symlink_at_the_lock_is_refused_and_never_followed() {
 }
 
 #[test]
+fn a_symlink_at_the_store_directory_is_never_followed() {
+    let bin = ours();
+    let t = TempDir::new("symdir");
+    let out = Outside::new();
+    let c = conf(V, "sd", &t.s(), r#""ranges":[[{"subnet":"10.99.6.0/24"}]]"#);
+    // The network's directory under dataDir is a link to a directory elsewhere.
+    plant(t.path(), "sd", &out.dir);
+    let e = Call::new(&bin, "ADD", "c1").run(&c).err();
+    assert_eq!(e.code, ErrorCode::IoFailure, "{e:?}");
+    // DEL: nothing can have been stored there by us; it succeeds and touches nothing.
+    Call::new(&bin, "DEL", "c1").run(&c).ok();
+    assert!(listing(&out.dir).is_empty(), "{:?}", listing(&out.dir));
+    // dataDir itself may be a link (an administrator's choice), as in the reference.
+    let real = TempDir::new("realdata");
+    let linked = t.path().join("data-link");
+    std::os::unix::fs::symlink(real.path(), &linked).unwrap();
+    let c = conf(
+        V,
+        "sd",
+        &linked.display().to_string(),
+        r#""ranges":[[{"subnet":"10.99.6.0/24"}]]"#,
+    );
+    Call::new(&bin, "ADD", "c1").run(&c).result();
+    assert_eq!(reservations(real.path().join("sd")), ["10.99.6.2"]);
+}
+
+#[test]
 fn symlinks_planted_in_the_store_are_never_written_through() {
     let bin = ours();
     let t = TempDir::new("symstore");
