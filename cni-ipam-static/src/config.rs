@@ -150,7 +150,19 @@ fn fold_keys(v: &Value, names: &[&str]) -> Value {
 /// Go's `net.ParseCIDR`: `addr/len`, host bits kept. An IPv4-mapped IPv6 address becomes
 /// IPv4, as the reference's canonicalisation does.
 pub fn parse_cidr(s: &str) -> Option<IpNet> {
-    let net: IpNet = s.parse().ok()?;
+    let (addr, len) = s.split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    // Go's prefix length: decimal digits only, leading zeros allowed (`/016` is /16).
+    if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let len = len
+        .bytes()
+        .try_fold(0u32, |n, b| {
+            n.checked_mul(10)?.checked_add(u32::from(b - b'0'))
+        })
+        .and_then(|n| u8::try_from(n).ok())?;
+    let net = IpNet::new(addr, len).ok()?;
     match net {
         IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
             Some(v4) => IpNet::new(v4.into(), v6.prefix_len() - 96).ok(),
@@ -498,6 +510,29 @@ mod tests {
             with(r#""10.0.0.1/24""#).unwrap_err(),
             ConfigError::Decode { .. }
         ));
+    }
+
+    #[test]
+    fn cidr_parsing_as_go() {
+        let p = |s: &str| parse_cidr(s).map(|n| n.to_string());
+        assert_eq!(p("10.1.0.5/016").as_deref(), Some("10.1.0.5/16"));
+        assert_eq!(p("10.1.0.5/0000000024").as_deref(), Some("10.1.0.5/24"));
+        assert_eq!(p("2001:db8::5/64").as_deref(), Some("2001:db8::5/64"));
+        for bad in [
+            "10.1.0.5",
+            "10.1.0.5/",
+            "10.1.0.5/33",
+            "10.1.0.5/+8",
+            "10.1.0.5/24 ",
+            " 10.1.0.5/24",
+            "010.1.0.5/24",
+            "10.1.0/24",
+            "2001:db8::5/129",
+            "fe80::1%eth0/64",
+            "",
+        ] {
+            assert_eq!(p(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
