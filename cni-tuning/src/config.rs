@@ -168,9 +168,13 @@ impl TuningConf {
         })
     }
 
-    /// Validates what ADD will do for `ifname`: every sysctl key allowed by `allowlist` (when
-    /// there is one) and resolving under `/proc/sys/net/`, the MAC address, the ranges.
-    pub fn plan(&self, ifname: &str, allowlist: Option<&Allowlist>) -> Result<Plan, ConfigError> {
+    /// The reference's first checks of ADD: every sysctl key allowed by `allowlist` (when
+    /// there is one), and `ifname` without `/`.
+    pub fn check_allowed(
+        &self,
+        ifname: &str,
+        allowlist: Option<&Allowlist>,
+    ) -> Result<(), ConfigError> {
         if let Some(list) = allowlist {
             for key in self.sysctl.keys() {
                 if !list.allows(key)? {
@@ -184,6 +188,13 @@ impl TuningConf {
         if ifname.contains('/') {
             return Err(ConfigError::IfName(ifname.to_string()));
         }
+        Ok(())
+    }
+
+    /// Validates what ADD will do for `ifname`: [`TuningConf::check_allowed`], then every
+    /// sysctl key resolving under `/proc/sys/net/`, the MAC address, the ranges.
+    pub fn plan(&self, ifname: &str, allowlist: Option<&Allowlist>) -> Result<Plan, ConfigError> {
+        self.check_allowed(ifname, allowlist)?;
         let sysctls = self
             .sysctl
             .iter()

@@ -191,9 +191,10 @@ pub enum TuningError {
     /// GC's `cni.dev/valid-attachments` is malformed.
     #[error("invalid cni.dev/valid-attachments")]
     Attachments(#[source] serde_json::Error),
-    /// DEL could not restore some attributes (the saved file is kept for another DEL).
+    /// Several steps failed, each listed: DEL could not restore some attributes (the saved
+    /// file is kept for another DEL), or GC could not remove some files.
     #[error("{}", .0.iter().map(|e| cni_types::error::chain_message(e)).collect::<Vec<_>>().join("; "))]
-    Restore(Vec<TuningError>),
+    Many(Vec<TuningError>),
 }
 
 impl TuningError {

@@ -145,19 +145,26 @@ impl Plugin for TuningPlugin {
     fn add(&self, req: &Request) -> Result<CniResult, Error> {
         let c = conf(req, true)?;
         let allowlist = Allowlist::load(&self.allowlist).map_err(TuningError::from)?;
-        let plan = c
-            .plan(&req.ifname, allowlist.as_ref())
+        // The reference's order: allow-list and interface name, then prevResult, then the
+        // values.
+        c.check_allowed(&req.ifname, allowlist.as_ref())
             .map_err(TuningError::from)?;
         if c.prev_result.is_none() {
             return Err(TuningError::MissingPrevResult.into());
         }
+        let plan = c
+            .plan(&req.ifname, allowlist.as_ref())
+            .map_err(TuningError::from)?;
         let mut pod = open_pod(req)?;
         let store = Store::new(&c.data_dir);
         Ok(add(&c, &plan, &attachment(req), &mut pod, &store)?)
     }
 
     fn del(&self, req: &Request) -> Result<(), Error> {
-        let c = conf(req, false)?;
+        // DEL does not use prevResult; as the reference, one it cannot decode is no error.
+        let mut netconf = req.config.clone();
+        netconf.prev_result = None;
+        let c = TuningConf::from_netconf(&netconf, &req.args).map_err(TuningError::from)?;
         let store = Store::new(&c.data_dir);
         let mut pod = match req.netns.as_deref().map(SystemPod::open) {
             Some(Ok(p)) => Some(p),
@@ -174,7 +181,7 @@ impl Plugin for TuningPlugin {
         ) {
             // As the reference: a restore that fails does not fail DEL (the chain's other
             // plugins must still run); the file stays for another DEL.
-            Ok(()) | Err(TuningError::Restore(_)) => Ok(()),
+            Ok(()) | Err(TuningError::Many(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

@@ -127,7 +127,7 @@ fn original_of(attr: Attr, link: &LinkState) -> Attr {
 /// length, the reference's order) and removes the file. `pod` is `None` when the namespace
 /// is gone (or `CNI_NETNS` empty): nothing can be restored any more and the file is removed
 /// (the reference keeps it forever). When a restore fails the file is kept for another DEL
-/// and [`TuningError::Restore`] lists the failures (the reference's DEL reports success
+/// and [`TuningError::Many`] lists the failures (the reference's DEL reports success
 /// then; [`TuningPlugin`](crate::TuningPlugin) does too).
 pub fn del(
     conf: &TuningConf,
@@ -152,7 +152,7 @@ pub fn del(
         match crate::config::parse_mac(&saved.mac) {
             Some(m) => restores.push(Attr::Mac(m)),
             None => {
-                return Err(TuningError::Restore(vec![
+                return Err(TuningError::Many(vec![
                     crate::error::ConfigError::Mac(saved.mac.clone()).into(),
                 ]));
             }
@@ -177,7 +177,7 @@ pub fn del(
         }
     }
     if !errors.is_empty() {
-        return Err(TuningError::Restore(errors));
+        return Err(TuningError::Many(errors));
     }
     store.remove(&conf.name, att)
 }
@@ -278,7 +278,7 @@ pub fn gc(conf: &TuningConf, valid: &[Attachment], store: &Store) -> Result<(), 
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(TuningError::Restore(errors))
+        Err(TuningError::Many(errors))
     }
 }
 

@@ -79,6 +79,19 @@ fn each_key_is_applied_inside_the_pod_and_restored_by_del() {
 }
 
 #[test]
+fn del_ignores_an_undecodable_prev_result_as_the_reference() {
+    let Some(p) = Pod::new() else { return };
+    let before = p.eth0();
+    let conf = p.conf(json!({"mtu": 1400}));
+    p.ours().add(&conf, &p.att()).unwrap();
+    let mut bad = conf.clone();
+    bad["prevResult"] = json!({"ips": "not a list"});
+    p.ours().del(&bad, &p.att()).unwrap();
+    assert_eq!(p.eth0().mtu, before.mtu);
+    assert!(!p.saved_file().exists());
+}
+
+#[test]
 fn a_write_only_sysctl_is_written() {
     let Some(p) = Pod::new() else { return };
     // Mode 0200: not even root can read it, so there is no old value to keep.
@@ -218,8 +231,8 @@ fn refused_configs_change_nothing() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("duplicated sysctl keys are not allowed")
     );
-    // Without prevResult.
-    let mut c = p.conf(json!({"mtu": 1400}));
+    // Without prevResult (reported before a bad value, as the reference's order).
+    let mut c = p.conf(json!({"mtu": 1400, "mac": "zz"}));
     c.as_object_mut().unwrap().remove("prevResult");
     let e = p.ours().add(&c, &p.att()).unwrap_err();
     assert_eq!(e.cni_error().unwrap().msg, "Required prevResult missing");
