@@ -21,6 +21,9 @@ pub trait Host {
     /// `container`; returns the interface, `None` when no route was found (as the
     /// reference, that is not an error).
     fn enable_route_localnet(&mut self, container: IpAddr) -> Result<Option<String>, PortmapError>;
+    /// Whether `route_localnet` is on for any interface but `lo` (or for `all`): the
+    /// [`localnet`](crate::localnet) guard is needed. When unsure, true.
+    fn route_localnet_in_use(&mut self) -> bool;
     /// Deletes the UDP conntrack entries of `family` whose original destination port is one
     /// of `ports`, in one pass over the table; returns how many were deleted.
     fn delete_udp_conntrack(
@@ -73,6 +76,21 @@ impl Host for SystemHost {
         Ok(Some(link.name))
     }
 
+    fn route_localnet_in_use(&mut self) -> bool {
+        if sysctl::read("net/ipv4/conf/all/route_localnet").map_or(true, |v| v.trim() != "0") {
+            return true;
+        }
+        let Ok(mut h) = Handle::new() else {
+            return true;
+        };
+        match h.links() {
+            Ok(links) => links
+                .iter()
+                .any(|l| l.name != "lo" && l.conf.ipv4_route_localnet == Some(true)),
+            Err(_) => true,
+        }
+    }
+
     fn delete_udp_conntrack(
         &mut self,
         family: IpFamily,
@@ -92,6 +110,8 @@ pub struct FakeHost {
     pub unavailable: bool,
     /// The interface [`Host::enable_route_localnet`] reports.
     pub route_localnet_if: Option<String>,
+    /// What [`Host::route_localnet_in_use`] answers.
+    pub route_localnet_in_use: bool,
     /// Whether [`Host::delete_udp_conntrack`] fails as when every dump was interrupted.
     pub conntrack_interrupted: bool,
     /// Every call, as text, in order.
@@ -114,6 +134,11 @@ impl Host for FakeHost {
     fn enable_route_localnet(&mut self, container: IpAddr) -> Result<Option<String>, PortmapError> {
         self.calls.push(format!("route_localnet {container}"));
         Ok(self.route_localnet_if.clone())
+    }
+
+    fn route_localnet_in_use(&mut self) -> bool {
+        self.calls.push("route_localnet in use?".to_owned());
+        self.route_localnet_in_use
     }
 
     fn delete_udp_conntrack(

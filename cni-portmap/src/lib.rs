@@ -24,6 +24,7 @@
 //! - [`iptables`], [`nftables`]: pure plan builders (golden-tested without root); the thin
 //!   apply layer is `cni_linux::firewall`.
 //! - [`conditions`]: `conditionsV4`/`conditionsV6` for nftables, parsed into statements.
+//! - [`localnet`]: the drop rule that goes with `route_localnet`, for both backends.
 //! - [`host`]: [`Host`], the non-firewall side effects (backend detection,
 //!   `route_localnet`, conntrack), with [`SystemHost`] and the [`FakeHost`] test double.
 //! - [`error`]: [`PortmapError`] and its spec error codes.
@@ -47,6 +48,13 @@
 //!   to the container's IPv4 address. "Hairpin" is the container's whole subnet with iptables
 //!   (as the reference's iptables backend) and the container itself with nftables (as the
 //!   reference's nftables backend).
+//! - **route_localnet guard** ([`localnet`]; the reference has none: CVE-2020-8558 class):
+//!   `route_localnet` would also let pods reach services bound to 127.0.0.1 on the node, so
+//!   ADD installs, in the same transaction as the mappings, a drop of packets to
+//!   127.0.0.0/8 that do not come from 127.0.0.0/8 and are neither DNATed nor replies
+//!   (kube-proxy's rule; iptables chain `CNI-PORTMAP-LOCALNET` in table `filter`, or table
+//!   `ip cni_portmap_localnet`). DEL and GC remove it once no interface has
+//!   `route_localnet` on any more (the plugin, like the reference, never turns it off).
 //! - UDP: stale conntrack entries of the mapped UDP host ports are deleted after ADD **and
 //!   after DEL** (the reference only does it on ADD: plugins #1190), over netlink.
 //! - DEL is idempotent and also cleans the other backend (best effort), so a node can switch
@@ -119,6 +127,7 @@ pub mod config;
 pub mod error;
 pub mod host;
 pub mod iptables;
+pub mod localnet;
 pub mod nftables;
 mod verbs;
 

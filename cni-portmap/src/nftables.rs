@@ -587,8 +587,10 @@ fn push_grouped(plan: &mut NftPlan, op: NftOp) {
 /// The fast ADD transaction for one container address, when the skeleton is in place: it
 /// asserts the skeleton's stamp (re-adding the identical stamp element is a no-op; a missing
 /// table or map fails with `ENOENT`, another stamp with `EEXIST`), deletes the `replace`
-/// entries' keys (held by another container, see [`conflicts`]) and adds the container's
-/// elements. Without `replace` it only adds elements: the kernel commits it in constant time.
+/// entries' keys (this attachment's own, written with another address) and adds the
+/// container's elements; with `snat` in IPv4 it also asserts the
+/// [`localnet`](crate::localnet) guard's stamp the same way. Without `replace` it only adds
+/// elements: the kernel commits it in constant time.
 pub fn add_plan(
     conf: &PortmapConf,
     att: &Attachment,
@@ -599,12 +601,39 @@ pub fn add_plan(
     let stamp = skeleton_stamp(conf, f)?;
     let mut plan = NftPlan::new();
     plan.add_elements(family(f), TABLE, &stamp_map(), vec![stamp_element(&stamp)]);
+    if needs_guard(conf, f) {
+        crate::localnet::nft_assert(&mut plan);
+    }
     container_part(&mut plan, conf, att, container, replace);
     Ok(plan)
 }
 
+/// Whether ADD in family `f` enables `route_localnet` and so needs the
+/// [`localnet`](crate::localnet) guard: IPv4 with `snat`.
+pub fn needs_guard(conf: &PortmapConf, f: IpFamily) -> bool {
+    conf.snat && f == IpFamily::V4
+}
+
+/// The slow ADD transaction when the skeleton is in place: the
+/// [`localnet`](crate::localnet) guard (re)written when needed, then [`add_plan`].
+pub fn add_plan_with_guard(
+    conf: &PortmapConf,
+    att: &Attachment,
+    container: IpNet,
+    replace: &[Entry],
+) -> Result<NftPlan, ConfigError> {
+    let f = IpFamily::of(&container.addr());
+    let mut plan = NftPlan::new();
+    if needs_guard(conf, f) {
+        crate::localnet::nft_write(&mut plan);
+    }
+    plan.ops.extend(add_plan(conf, att, container, replace)?.ops);
+    Ok(plan)
+}
+
 /// The ADD transaction that (re)writes the skeleton first (a new node, or another
-/// configuration's conditions or mark), then does what [`add_plan`] does.
+/// configuration's conditions or mark) and the [`localnet`](crate::localnet) guard when
+/// needed, then adds the container's elements as [`add_plan`] does.
 pub fn add_plan_with_skeleton(
     conf: &PortmapConf,
     att: &Attachment,
@@ -615,6 +644,9 @@ pub fn add_plan_with_skeleton(
     let conds = conditions(conf, f)?;
     let mut plan = NftPlan::new();
     skeleton(&mut plan, f, &conds, conf.mark());
+    if needs_guard(conf, f) {
+        crate::localnet::nft_write(&mut plan);
+    }
     container_part(&mut plan, conf, att, container, replace);
     Ok(plan)
 }

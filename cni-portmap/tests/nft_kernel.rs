@@ -10,6 +10,14 @@ use cni_portmap::{FakeHost, nftables};
 use cni_testkit::TempNetns;
 use common::*;
 
+/// A host whose bridge has route_localnet on (as after any snat ADD): DEL keeps the guard.
+fn host() -> FakeHost {
+    FakeHost {
+        route_localnet_in_use: true,
+        ..FakeHost::default()
+    }
+}
+
 const MAPS: &str = r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp"},
     {"hostPort":5353,"containerPort":53,"protocol":"udp","hostIP":"192.168.1.10"}"#;
 
@@ -45,7 +53,7 @@ fn layout_takeover_del_check_gc() {
             .filter(|e| e.comment.as_deref() == Some(&format!("net1 eth0 {who}")))
             .count()
     };
-    run(&|| cni_portmap::add(&a, &att_a, &mut System, &mut FakeHost::default()).map(drop));
+    run(&|| cni_portmap::add(&a, &att_a, &mut System, &mut host()).map(drop));
     let rs = nft_ruleset(&ns);
     for line in [
         "table ip cni_portmap {",
@@ -72,9 +80,9 @@ fn layout_takeover_del_check_gc() {
         assert!(text.contains(e), "missing element {e:?}:\n{text}");
     }
     assert_lacks(&rs, "table ip6");
-    run(&|| cni_portmap::check(&a, &att_a, &mut System, &mut FakeHost::default()));
+    run(&|| cni_portmap::check(&a, &att_a, &mut System, &mut host()));
     // ADD again: idempotent, same state.
-    run(&|| cni_portmap::add(&a, &att_a, &mut System, &mut FakeHost::default()).map(drop));
+    run(&|| cni_portmap::add(&a, &att_a, &mut System, &mut host()).map(drop));
     assert_eq!(nft_ruleset(&ns), rs);
     assert_eq!(owned_by(&listing(), "ctr-a"), 6);
 
@@ -82,7 +90,7 @@ fn layout_takeover_del_check_gc() {
     // nothing of B is written and A keeps every element.
     let before = nft_ruleset(&ns);
     let e = ns
-        .run(|| cni_portmap::add(&b, &att_b, &mut System, &mut FakeHost::default()))
+        .run(|| cni_portmap::add(&b, &att_b, &mut System, &mut host()))
         .unwrap()
         .unwrap_err();
     let msg = cni_types::error::chain_message(&e);
@@ -96,25 +104,25 @@ fn layout_takeover_del_check_gc() {
     assert_eq!(nft_ruleset(&ns), before, "a refused ADD changes nothing");
     assert_eq!(owned_by(&listing(), "ctr-b"), 0);
     assert_eq!(owned_by(&listing(), "ctr-a"), 6);
-    run(&|| cni_portmap::check(&a, &att_a, &mut System, &mut FakeHost::default()));
+    run(&|| cni_portmap::check(&a, &att_a, &mut System, &mut host()));
     // The runtime then deletes B: A is undisturbed.
-    run(&|| cni_portmap::del(&b, &att_b, &mut System, &mut FakeHost::default()));
+    run(&|| cni_portmap::del(&b, &att_b, &mut System, &mut host()));
     assert_eq!(
         nft_ruleset(&ns),
         before,
         "DEL of the refused one leaves A alone"
     );
-    run(&|| cni_portmap::check(&a, &att_a, &mut System, &mut FakeHost::default()));
+    run(&|| cni_portmap::check(&a, &att_a, &mut System, &mut host()));
 
     // DEL A: its elements go. Twice. Then B can have the port.
     for _ in 0..2 {
-        run(&|| cni_portmap::del(&a, &att_a, &mut System, &mut FakeHost::default()));
+        run(&|| cni_portmap::del(&a, &att_a, &mut System, &mut host()));
         let t = listing();
         assert_eq!(owned_by(&t, "ctr-a"), 0);
     }
-    run(&|| cni_portmap::add(&b, &att_b, &mut System, &mut FakeHost::default()).map(drop));
+    run(&|| cni_portmap::add(&b, &att_b, &mut System, &mut host()).map(drop));
     assert_eq!(owned_by(&listing(), "ctr-b"), 3);
-    run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut FakeHost::default()));
+    run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut host()));
     // B again with another address (same attachment, e.g. a restarted sandbox): its own
     // keys are replaced, not refused.
     let b2 = conf(
@@ -123,10 +131,10 @@ fn layout_takeover_del_check_gc() {
         "",
         &["10.88.0.7/16"],
     );
-    run(&|| cni_portmap::add(&b2, &att_b, &mut System, &mut FakeHost::default()).map(drop));
-    run(&|| cni_portmap::check(&b2, &att_b, &mut System, &mut FakeHost::default()));
-    run(&|| cni_portmap::add(&b, &att_b, &mut System, &mut FakeHost::default()).map(drop));
-    run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut FakeHost::default()));
+    run(&|| cni_portmap::add(&b2, &att_b, &mut System, &mut host()).map(drop));
+    run(&|| cni_portmap::check(&b2, &att_b, &mut System, &mut host()));
+    run(&|| cni_portmap::add(&b, &att_b, &mut System, &mut host()).map(drop));
+    run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut host()));
 
     // GC with B valid keeps it; with nothing valid removes it; other networks untouched.
     let other = {
@@ -142,22 +150,13 @@ fn layout_takeover_del_check_gc() {
         })
         .unwrap()
     };
-    run(&|| {
-        cni_portmap::add(&other, &att("ctr-o"), &mut System, &mut FakeHost::default()).map(drop)
-    });
-    run(&|| {
-        cni_portmap::gc(
-            &b,
-            std::slice::from_ref(&att_b),
-            &mut System,
-            &mut FakeHost::default(),
-        )
-    });
-    run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut FakeHost::default()));
-    run(&|| cni_portmap::gc(&b, &[], &mut System, &mut FakeHost::default()));
+    run(&|| cni_portmap::add(&other, &att("ctr-o"), &mut System, &mut host()).map(drop));
+    run(&|| cni_portmap::gc(&b, std::slice::from_ref(&att_b), &mut System, &mut host()));
+    run(&|| cni_portmap::check(&b, &att_b, &mut System, &mut host()));
+    run(&|| cni_portmap::gc(&b, &[], &mut System, &mut host()));
     let t = listing();
     assert_eq!(owned_by(&t, "ctr-b"), 0);
-    run(&|| cni_portmap::check(&other, &att("ctr-o"), &mut System, &mut FakeHost::default()));
+    run(&|| cni_portmap::check(&other, &att("ctr-o"), &mut System, &mut host()));
     // DEL without prevResult finds the elements by comment.
     let other_no_prev = {
         let j = r#"{"cniVersion":"1.0.0","name":"net2","type":"portmap","backend":"nftables",
@@ -167,14 +166,7 @@ fn layout_takeover_del_check_gc() {
         })
         .unwrap()
     };
-    run(&|| {
-        cni_portmap::del(
-            &other_no_prev,
-            &att("ctr-o"),
-            &mut System,
-            &mut FakeHost::default(),
-        )
-    });
+    run(&|| cni_portmap::del(&other_no_prev, &att("ctr-o"), &mut System, &mut host()));
     let t = listing();
     assert!(
         t.sets
@@ -280,7 +272,7 @@ fn conditional_delete_transaction() {
     );
     ns.run(|| nft::apply(&listed)).unwrap().unwrap();
     assert_eq!(elements(&listing()), 6);
-    ns.run(|| cni_portmap::check(&a, &att("ctr-a"), &mut System, &mut FakeHost::default()))
+    ns.run(|| cni_portmap::check(&a, &att("ctr-a"), &mut System, &mut host()))
         .unwrap()
         .unwrap();
 }
@@ -340,7 +332,7 @@ fn add_is_one_transaction_without_listing() {
     let count = |c: &cni_portmap::PortmapConf, id: &str| {
         ns.run(|| {
             let mut fw = Counting::default();
-            cni_portmap::add(c, &att(id), &mut fw, &mut FakeHost::default()).unwrap();
+            cni_portmap::add(c, &att(id), &mut fw, &mut host()).unwrap();
             (fw.applies, fw.listings)
         })
         .unwrap()
@@ -372,7 +364,7 @@ fn add_is_one_transaction_without_listing() {
                 &one(1001, "10.88.0.3/16"),
                 &att("c1"),
                 &mut System,
-                &mut FakeHost::default(),
+                &mut host(),
             )
         })
         .unwrap()
@@ -381,7 +373,7 @@ fn add_is_one_transaction_without_listing() {
         cni_types::error::chain_message(&e).contains("skeleton stamp"),
         "{e}"
     );
-    ns.run(|| cni_portmap::check(&other, &att("o1"), &mut System, &mut FakeHost::default()))
+    ns.run(|| cni_portmap::check(&other, &att("o1"), &mut System, &mut host()))
         .unwrap()
         .unwrap();
 }
@@ -418,13 +410,11 @@ fn another_network_keeps_its_conditions() {
         r.unwrap()
             .unwrap_or_else(|e| panic!("{}", cni_types::error::chain_message(&e)))
     };
-    ok(ns.run(|| {
-        cni_portmap::add(&a, &att("ctr-a"), &mut System, &mut FakeHost::default()).map(drop)
-    }));
+    ok(ns.run(|| cni_portmap::add(&a, &att("ctr-a"), &mut System, &mut host()).map(drop)));
     let rs = nft_ruleset(&ns);
     assert_has(&rs, "iifname \"eth0\" fib daddr type local jump hostports");
     let e = ns
-        .run(|| cni_portmap::add(&b, &att("ctr-b"), &mut System, &mut FakeHost::default()))
+        .run(|| cni_portmap::add(&b, &att("ctr-b"), &mut System, &mut host()))
         .unwrap()
         .unwrap_err();
     let msg = cni_types::error::chain_message(&e);
@@ -433,9 +423,9 @@ fn another_network_keeps_its_conditions() {
         "{msg}"
     );
     assert_eq!(nft_ruleset(&ns), rs, "A's conditions are in place");
-    ok(ns.run(|| cni_portmap::check(&a, &att("ctr-a"), &mut System, &mut FakeHost::default())));
+    ok(ns.run(|| cni_portmap::check(&a, &att("ctr-a"), &mut System, &mut host())));
     // DEL of the refused B leaves A alone.
-    ok(ns.run(|| cni_portmap::del(&b, &att("ctr-b"), &mut System, &mut FakeHost::default())));
+    ok(ns.run(|| cni_portmap::del(&b, &att("ctr-b"), &mut System, &mut host())));
     assert_eq!(nft_ruleset(&ns), rs);
     // A second attachment of network A with the same conditions is fine.
     let a2 = net_conf(
@@ -444,16 +434,12 @@ fn another_network_keeps_its_conditions() {
         r#","conditionsV4":["iifname","eth0"]"#,
         "10.88.0.6/16",
     );
-    ok(ns.run(|| {
-        cni_portmap::add(&a2, &att("ctr-a2"), &mut System, &mut FakeHost::default()).map(drop)
-    }));
+    ok(ns.run(|| cni_portmap::add(&a2, &att("ctr-a2"), &mut System, &mut host()).map(drop)));
     // Once network A has no mappings left, B's skeleton may replace it.
-    ok(ns.run(|| cni_portmap::del(&a, &att("ctr-a"), &mut System, &mut FakeHost::default())));
-    ok(ns.run(|| cni_portmap::del(&a2, &att("ctr-a2"), &mut System, &mut FakeHost::default())));
-    ok(ns.run(|| {
-        cni_portmap::add(&b, &att("ctr-b"), &mut System, &mut FakeHost::default()).map(drop)
-    }));
-    ok(ns.run(|| cni_portmap::check(&b, &att("ctr-b"), &mut System, &mut FakeHost::default())));
+    ok(ns.run(|| cni_portmap::del(&a, &att("ctr-a"), &mut System, &mut host())));
+    ok(ns.run(|| cni_portmap::del(&a2, &att("ctr-a2"), &mut System, &mut host())));
+    ok(ns.run(|| cni_portmap::add(&b, &att("ctr-b"), &mut System, &mut host()).map(drop)));
+    ok(ns.run(|| cni_portmap::check(&b, &att("ctr-b"), &mut System, &mut host())));
     assert_lacks(&nft_ruleset(&ns), "iifname \"eth0\"");
 }
 
@@ -489,12 +475,8 @@ fn long_identities_do_not_collide() {
         r.unwrap()
             .unwrap_or_else(|e| panic!("{}", cni_types::error::chain_message(&e)))
     };
-    ok(ns.run(|| {
-        cni_portmap::add(&c1, &att(&id1), &mut System, &mut FakeHost::default()).map(drop)
-    }));
-    ok(ns.run(|| {
-        cni_portmap::add(&c2, &att(&id2), &mut System, &mut FakeHost::default()).map(drop)
-    }));
+    ok(ns.run(|| cni_portmap::add(&c1, &att(&id1), &mut System, &mut host()).map(drop)));
+    ok(ns.run(|| cni_portmap::add(&c2, &att(&id2), &mut System, &mut host()).map(drop)));
     // DEL of id1 without prevResult: by owner.
     let no_prev = cni_portmap::PortmapConf::parse(
         br#"{"cniVersion":"1.0.0","name":"net1","type":"portmap","backend":"nftables",
@@ -503,8 +485,8 @@ fn long_identities_do_not_collide() {
         &mut || cni_linux::firewall::Backend::Nftables,
     )
     .unwrap();
-    ok(ns.run(|| cni_portmap::del(&no_prev, &att(&id1), &mut System, &mut FakeHost::default())));
-    ok(ns.run(|| cni_portmap::check(&c2, &att(&id2), &mut System, &mut FakeHost::default())));
+    ok(ns.run(|| cni_portmap::del(&no_prev, &att(&id1), &mut System, &mut host())));
+    ok(ns.run(|| cni_portmap::check(&c2, &att(&id2), &mut System, &mut host())));
     let text = nft_ruleset(&ns).join("\n");
     assert!(!text.contains(&k1), "{text}");
     assert!(text.contains(&k2), "{text}");

@@ -168,6 +168,7 @@ fn scenario(backend: &str, our_bridge: bool) {
     let ch = chain(backend, node, &plugins, &data);
     let before = ruleset(node, backend);
     let before_tables = nft_tables(node);
+    let before_filter = iptables_filter(node);
 
     // Pod A: TCP echo on 80 (both families), UDP echo on 53.
     let pod_a = TempNetns::new("pma").unwrap();
@@ -198,6 +199,7 @@ fn scenario(backend: &str, our_bridge: bool) {
         "route_localnet on the host side"
     );
     echo(&pod_a, sa(&node_ip, 8080), "hairpin");
+    loopback_is_closed_to_pods(node, &pod_a, backend, &ch);
     echo(
         outside,
         sa(EXTRA_V4, 8080),
@@ -327,6 +329,153 @@ fn scenario(backend: &str, our_bridge: bool) {
         }
         _ => assert_only_skeleton_added(node, &before_tables),
     }
+
+    // The route_localnet guard: exactly one drop rule and one jump however many ADDs ran
+    // (iptables), and it goes with the first DEL after route_localnet is off everywhere.
+    if backend == "iptables" {
+        let filter = iptables_filter(node);
+        let count = |needle: &str| filter.lines().filter(|l| l.contains(needle)).count();
+        assert_eq!(count("-A CNI-PORTMAP-LOCALNET "), 1, "{filter}");
+        assert_eq!(
+            count("-A INPUT ") - count_before_input(&before_filter),
+            1,
+            "{filter}"
+        );
+        assert!(
+            filter.contains(
+                "-A CNI-PORTMAP-LOCALNET ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment"
+            ) && filter.contains("-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"),
+            "{filter}"
+        );
+    }
+    node.sysctl_set("net.ipv4.conf.cni0.route_localnet", "0")
+        .unwrap();
+    ch.del(&rt_a).unwrap();
+    assert!(
+        !iptables_filter(node).contains("CNI-PORTMAP-LOCALNET"),
+        "iptables guard removed"
+    );
+    assert!(
+        !nft_ruleset(node)
+            .iter()
+            .any(|l| l.contains("cni_portmap_localnet")),
+        "nftables guard removed"
+    );
+}
+
+fn count_before_input(filter: &str) -> usize {
+    filter
+        .lines()
+        .filter(|l| l.starts_with("-A INPUT "))
+        .count()
+}
+
+/// Issue 12 item 3 (CVE-2020-8558 class): with route_localnet on the bridge, a pod that
+/// routes 127.0.0.0/8 to its gateway must not reach TCP or UDP services bound to 127.0.0.1
+/// on the node, while 127.0.0.1:hostPort on the node still reaches the pod (checked by the
+/// caller). First shows that the probe does reach them without the guard, so the check can
+/// fail.
+fn loopback_is_closed_to_pods(node: &TempNetns, pod: &TempNetns, backend: &str, ch: &ChainRunner) {
+    let tcp = TcpEchoServer::start(node, sa("127.0.0.1", 7777)).unwrap();
+    let udp = UdpEchoServer::start(node, sa("127.0.0.1", 7778)).unwrap();
+    // The pod (with NET_ADMIN in its own namespace) sends 127.0.0.0/8 to its gateway.
+    pod.exec_ok("ip", &["addr", "flush", "dev", "lo"]).unwrap();
+    pod.exec_ok(
+        "ip",
+        &[
+            "route",
+            "add",
+            "127.0.0.0/8",
+            "via",
+            "10.244.0.1",
+            "dev",
+            "eth0",
+        ],
+    )
+    .unwrap();
+    pod.sysctl_set("net.ipv4.conf.eth0.route_localnet", "1")
+        .unwrap();
+    let reach_tcp = |timeout| traffic::tcp_echo(pod, sa("127.0.0.1", 7777), b"x", timeout);
+    let reach_udp = || traffic::udp_echo(pod, sa("127.0.0.1", 7778), b"x", Duration::from_secs(1));
+    let guard_present = || match backend {
+        "iptables" => iptables_filter(node).contains(":CNI-PORTMAP-LOCALNET"),
+        _ => nft_ruleset(node)
+            .iter()
+            .any(|l| l == "table ip cni_portmap_localnet {"),
+    };
+    assert!(guard_present(), "ADD installed the route_localnet guard");
+    // Without the guard the hole is real (this probe works).
+    let remove = |on: bool| match (backend, on) {
+        ("iptables", false) => {
+            node.exec_ok(
+                "iptables",
+                &[
+                    "-D",
+                    "INPUT",
+                    "-m",
+                    "comment",
+                    "--comment",
+                    cni_portmap::localnet::COMMENT,
+                    "-j",
+                    "CNI-PORTMAP-LOCALNET",
+                ],
+            )
+            .unwrap();
+        }
+        (_, false) => {
+            node.exec_ok("nft", &["delete", "table", "ip", "cni_portmap_localnet"])
+                .unwrap();
+        }
+        _ => {}
+    };
+    remove(false);
+    assert!(
+        reach_tcp(T).is_ok(),
+        "probe: tcp to the node's 127.0.0.1 without the guard"
+    );
+    assert!(
+        reach_udp().is_ok(),
+        "probe: udp to the node's 127.0.0.1 without the guard"
+    );
+    // The next ADD with a mapping puts it back (nftables: the fast transaction asserts the
+    // guard's stamp; iptables: the restore ensures the jump).
+    let pod_g = TempNetns::new("pmguard").unwrap();
+    let rt_g = rt(
+        "ctr-guard",
+        &pod_g,
+        json!([{"hostPort": 6060, "containerPort": 80, "protocol": "tcp"}]),
+    );
+    ch.add(&rt_g).unwrap();
+    ch.del(&rt_g).unwrap();
+    assert!(
+        guard_present(),
+        "ADD restored the guard, DEL kept it (route_localnet is on)"
+    );
+    let (tcp_seen, udp_seen) = (tcp.peers().len(), udp.peers().len());
+    assert!(
+        reach_tcp(Duration::from_secs(2)).is_err(),
+        "tcp from a pod to the node's 127.0.0.1"
+    );
+    assert!(
+        reach_udp().is_err(),
+        "udp from a pod to the node's 127.0.0.1"
+    );
+    assert_eq!(
+        tcp.peers().len(),
+        tcp_seen,
+        "no tcp connection reached the node"
+    );
+    assert_eq!(udp.peers().len(), udp_seen, "no datagram reached the node");
+    // The node itself still talks to its loopback services.
+    assert!(traffic::tcp_echo(node, sa("127.0.0.1", 7777), b"x", T).is_ok());
+    pod.exec_ok("ip", &["route", "del", "127.0.0.0/8"]).unwrap();
+}
+
+/// `iptables-save -t filter` in `ns`.
+fn iptables_filter(ns: &TempNetns) -> String {
+    ns.exec_ok("iptables-save", &["-t", "filter"])
+        .unwrap()
+        .stdout_text()
 }
 
 /// `nft list ruleset` split into its tables: header line -> whole block.
@@ -355,7 +504,8 @@ fn nft_tables(ns: &TempNetns) -> std::collections::BTreeMap<String, String> {
 }
 
 /// After every DEL, the node's nftables state is exactly the state before plus the skeleton
-/// of both families (as written into an empty namespace), nothing else (issue 19 item 4:
+/// of both families and the route_localnet guard (as written into an empty namespace),
+/// nothing else (issue 19 item 4:
 /// this used to accept any line).
 fn assert_only_skeleton_added(
     node: &TempNetns,
@@ -367,9 +517,11 @@ fn assert_only_skeleton_added(
     for f in [IpFamily::V4, IpFamily::V6] {
         cni_portmap::nftables::skeleton(&mut plan, f, &[], 1 << 13);
     }
+    // And the route_localnet guard, which stays while route_localnet is on (cni0).
+    cni_portmap::localnet::nft_write(&mut plan);
     reference.run(|| nft::apply(&plan)).unwrap().unwrap();
     let want = nft_tables(&reference);
-    assert_eq!(want.len(), 2, "{want:?}");
+    assert_eq!(want.len(), 3, "{want:?}");
     let have = nft_tables(node);
     for (header, block) in &want {
         assert_eq!(

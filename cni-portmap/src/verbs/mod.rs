@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use crate::config::{PortmapConf, backend_name};
 use crate::error::PortmapError;
 use crate::host::Host;
-use crate::{iptables, nftables};
+use crate::{iptables, localnet, nftables};
 
 fn other(b: Backend) -> Backend {
     match b {
@@ -119,10 +119,14 @@ fn install(
 ) -> Result<(), PortmapError> {
     match conf.backend {
         Backend::Iptables => {
-            let plans = nets
+            let mut plans = nets
                 .iter()
                 .map(|n| iptables::add_plan(conf, &att.container_id, *n))
                 .collect::<Result<Vec<_>, _>>()?;
+            // The route_localnet guard, in the same iptables-restore as the mappings.
+            if conf.snat && conf.container_v4.is_some() {
+                plans.push(localnet::iptables_add_plan()?);
+            }
             fw.apply_iptables(&plans).map_err(PortmapError::firewall(
                 "unable to set up iptables rules for port mappings",
             ))
@@ -195,7 +199,7 @@ fn nft_add(
             }
         }
         let plan = if skeleton_ok {
-            nftables::add_plan(conf, att, net, &replace)?
+            nftables::add_plan_with_guard(conf, att, net, &replace)?
         } else {
             nftables::add_plan_with_skeleton(conf, att, net, &replace)?
         };
@@ -305,12 +309,50 @@ fn nft_del(
     fw.apply_nft(&plan)
 }
 
+/// Removes the [`localnet`] guard from both backends when no interface has
+/// `route_localnet` on any more (the plugin never turns it off itself; see [`localnet`]).
+/// Cheap when there is nothing to do: one element lookup (nftables) and a chain lookup
+/// (iptables) before the interfaces are looked at.
+fn drop_unneeded_guard(
+    fw: &mut dyn FirewallApplier,
+    host: &mut dyn Host,
+) -> Result<(), PortmapError> {
+    // A lookup that fails counts as "absent": the guard then stays, the safe side.
+    let nft = localnet::nft_present(fw).unwrap_or(false);
+    let ipt = fw
+        .iptables_chain_may_exist(IpFamily::V4, localnet::IPT_TABLE, localnet::IPT_CHAIN)
+        .unwrap_or(false);
+    if !(nft || ipt) || host.route_localnet_in_use() {
+        return Ok(());
+    }
+    let mut errors = Vec::new();
+    if nft && let Err(e) = fw.apply_nft(&localnet::nft_del_plan()) {
+        errors.push(PortmapError::firewall(
+            "could not remove the route_localnet guard",
+        )(e));
+    }
+    if ipt
+        && let Err(e) = fw.apply_iptables(&[localnet::iptables_del_plan()])
+        && !iptables_unusable(&e)
+    {
+        errors.push(PortmapError::firewall(
+            "could not remove the route_localnet guard",
+        )(e));
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(PortmapError::Many(errors)),
+    }
+}
+
 /// DEL: removes the container's mappings in both families, from the configured backend and,
 /// best effort, from the other one (a node may have switched backends between ADD and DEL),
 /// then deletes UDP conntrack entries of the mapped host ports (the reference only does this
 /// on ADD: plugins #1190). Idempotent. With no mappings (the reference's condition), nothing
 /// is touched. Takes the config of [`PortmapConf::from_netconf_for_del`]: mappings that ADD
 /// would refuse do not make it fail, the attachment's state is then found by its owner.
+/// Last, the [`localnet`] guard is removed if no interface has `route_localnet` on any more.
 pub fn del(
     conf: &PortmapConf,
     att: &Attachment,
@@ -337,6 +379,8 @@ pub fn del(
             let _ = host.delete_udp_conntrack(f, &udp);
         }
     }
+    // Best effort too: a guard left in place only drops what route_localnet would let in.
+    let _ = drop_unneeded_guard(fw, host);
     result
 }
 
@@ -432,16 +476,17 @@ fn gc_backend(
 /// not in `valid`, in both families, from the configured backend and, best effort, the other.
 /// iptables chains are attributed by the comment of their entry rules (container ID only, as
 /// the reference's chain names are); nftables chains by their comment and name (container ID
-/// and interface).
+/// and interface). Then the [`localnet`] guard goes if no interface has `route_localnet` on.
 pub fn gc(
     conf: &PortmapConf,
     valid: &[Attachment],
     fw: &mut dyn FirewallApplier,
-    _host: &mut dyn Host,
+    host: &mut dyn Host,
 ) -> Result<(), PortmapError> {
     let result = gc_backend(conf.backend, conf, valid, fw);
     let _ = gc_backend(other(conf.backend), conf, valid, fw);
-    result
+    let guard = drop_unneeded_guard(fw, host);
+    result.and(guard)
 }
 
 /// STATUS (not in the reference): ready when the configured backend is usable (iptables:

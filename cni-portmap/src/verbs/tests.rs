@@ -67,9 +67,14 @@ fn add_iptables_dual_stack() {
     let c = conf("iptables", BOTH, "", &["10.0.0.2/24", "fd00::2/64"]);
     let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
     add(&c, &att(), &mut fw, &mut host).unwrap();
-    assert_eq!(fw.iptables.len(), 2);
+    // nat per family, and the route_localnet guard (filter, IPv4) in the same apply.
+    assert_eq!(fw.iptables.len(), 3);
     assert_eq!(fw.iptables[0].family, IpFamily::V4);
     assert_eq!(fw.iptables[1].family, IpFamily::V6);
+    assert_eq!(
+        (fw.iptables[2].family, fw.iptables[2].table.as_str()),
+        (IpFamily::V4, "filter")
+    );
     assert!(fw.nft.is_empty());
     assert_eq!(
         host.calls,
@@ -105,8 +110,10 @@ fn add_nftables_no_snat_no_route_localnet() {
 fn del_cleans_both_backends_and_conntrack() {
     let c = conf("iptables", BOTH, "", &["10.0.0.2/24"]);
     let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+    host.route_localnet_in_use = true;
     del(&c, &att(), &mut fw, &mut host).unwrap();
-    // iptables per family, then nftables for the family the container has an address in.
+    // iptables per family, then nftables for the family the container has an address in;
+    // the route_localnet guard stays (route_localnet is still on).
     assert_eq!(fw.iptables.len(), 2);
     assert_eq!(fw.nft.len(), 1);
     assert!(fw.dump().contains("delete-chain CNI-DN-"));
@@ -116,14 +123,21 @@ fn del_cleans_both_backends_and_conntrack() {
         "{}",
         fw.dump()
     );
-    assert_eq!(host.calls, vec!["conntrack ipv4 udp [53]"]);
+    assert_eq!(
+        host.calls,
+        vec!["conntrack ipv4 udp [53]", "route_localnet in use?"]
+    );
     // Without prevResult: both families.
     let c = conf("nftables", BOTH, "", &[]);
     let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
     del(&c, &att(), &mut fw, &mut host).unwrap();
     assert_eq!(
         host.calls,
-        vec!["conntrack ipv4 udp [53]", "conntrack ipv6 udp [53]"]
+        vec![
+            "conntrack ipv4 udp [53]",
+            "conntrack ipv6 udp [53]",
+            "route_localnet in use?"
+        ]
     );
     assert!(fw.dump().starts_with("table ipv4 nat"), "{}", fw.dump());
 }
@@ -155,10 +169,19 @@ fn status_and_gc() {
         cni_types::Error::from(e).code,
         ErrorCode::PluginNotAvailable
     );
-    // GC on empty state does nothing.
+    // GC on empty state does nothing (route_localnet in use: the guard stays).
     let mut fw = Recorder::default();
+    host.route_localnet_in_use = true;
     gc(&c, &[att()], &mut fw, &mut host).unwrap();
-    assert!(fw.iptables.is_empty() && fw.nft.is_empty());
+    assert!(fw.iptables.is_empty() && fw.nft.is_empty(), "{}", fw.dump());
+    // Without route_localnet anywhere, the guard goes from both backends.
+    host.route_localnet_in_use = false;
+    gc(&c, &[att()], &mut fw, &mut host).unwrap();
+    assert!(
+        fw.dump().contains("delete-chain CNI-PORTMAP-LOCALNET"),
+        "{}",
+        fw.dump()
+    );
 }
 
 /// Issue 12 item 13: DEL with a mapping ADD refused still removes the attachment's state in

@@ -225,6 +225,9 @@ pub enum Stmt {
     },
     /// `ct state s1,s2`: true when the connection is in any of the states.
     CtState(Vec<CtState>),
+    /// `ct status dnat`: the connection's destination was NATed (conntrack's `DNAT`
+    /// pseudo-state of `-m conntrack --ctstate DNAT`).
+    CtStatusDnat,
     /// `meta mark set VALUE`.
     SetMark(u32),
     /// `counter`.
@@ -403,6 +406,7 @@ pub(crate) fn stmt_text(s: &Stmt, table_family: Family) -> String {
                 .collect::<Vec<_>>()
                 .join(",")
         ),
+        Stmt::CtStatusDnat => "ct status dnat".to_owned(),
         Stmt::SetMark(m) => format!("meta mark set {m:#010x}"),
         Stmt::Counter => "counter".to_owned(),
         Stmt::Verdict(v) => v.to_string(),
@@ -917,6 +921,18 @@ fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
                 vec![(NFTA_CT_DREG, be32(1)), (NFTA_CT_KEY, be32(NFT_CT_STATE))],
             ));
             c.out.push(bitwise(1, bits.to_ne_bytes().to_vec()));
+            c.out.push(cmp(CmpOp::Neq, 1, vec![0; 4]));
+        }
+        Stmt::CtStatusDnat => {
+            const NFTA_CT_DREG: u16 = 1;
+            const NFTA_CT_KEY: u16 = 2;
+            const NFT_CT_STATUS: u32 = 2;
+            const IPS_DST_NAT: u32 = 1 << 5;
+            c.out.push(other(
+                "ct",
+                vec![(NFTA_CT_DREG, be32(1)), (NFTA_CT_KEY, be32(NFT_CT_STATUS))],
+            ));
+            c.out.push(bitwise(1, IPS_DST_NAT.to_ne_bytes().to_vec()));
             c.out.push(cmp(CmpOp::Neq, 1, vec![0; 4]));
         }
         Stmt::SetMark(m) => {
