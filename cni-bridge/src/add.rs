@@ -483,7 +483,7 @@ fn undo(
                     .map_err(BridgeError::Ipam),
                 None => Ok(()),
             },
-            Step::SpoofCheck => fw::teardown_spoofcheck(&mut *deps.firewall, att),
+            Step::SpoofCheck => fw::teardown_spoofcheck(&mut *deps.firewall, att, None),
             Step::Veth { index } => match host.delete_link(index) {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),

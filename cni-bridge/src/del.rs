@@ -52,6 +52,18 @@ pub fn del(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<(), B
         },
         None => None,
     };
+    // An attachment whose spoof-check id is hashed may have one the Go plugin set up under
+    // the reference's name: it is told apart by its host port.
+    let host_port = match &iface {
+        Some(i) if spoof && spoofchk::legacy_ref_id(&att.container_id, &att.ifname).is_some() => {
+            Handle::new().ok().and_then(|mut host| {
+                let peer = i.host_peer(&mut host)?;
+                Some(host.link_by_index(peer).ok()??.name)
+            })
+        }
+        _ => None,
+    };
+    let host_port = host_port.as_deref();
     let Deps { exec, firewall, .. } = deps;
     let firewall: &mut (dyn FirewallApplier + Send) = &mut **firewall;
     let ips = &ips;
@@ -60,7 +72,7 @@ pub fn del(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<(), B
         let teardown = (masq || spoof).then(|| {
             scope.spawn(move || {
                 let mut errs = Vec::new();
-                if spoof && let Err(e) = fw::teardown_spoofcheck(firewall, att) {
+                if spoof && let Err(e) = fw::teardown_spoofcheck(firewall, att, host_port) {
                     errs.push(e);
                 }
                 if masq {

@@ -245,19 +245,29 @@ pub(crate) fn teardown_masq(
     errs
 }
 
-/// Removes this attachment's spoof-check chains and jump rule.
+/// Removes this attachment's spoof-check chains and jump rule; with `host_port` (known when
+/// the attachment's id is hashed and its veth still exists), also a check the Go plugin set
+/// up for it under the reference's name ([`spoofchk::teardown_legacy`]).
 pub(crate) fn teardown_spoofcheck(
     fw: &mut dyn FirewallApplier,
     att: &Attachment,
+    host_port: Option<&str>,
 ) -> Result<(), BridgeError> {
     let ctx = "failed to teardown spoof-check";
     let existing = fw
         .nft_table(Family::Bridge, spoofchk::TABLE)
         .map_err(|e| BridgeError::firewall(ctx, e))?;
-    let plan = spoofchk::teardown(
+    let mut plan = spoofchk::teardown(
         &spoofchk::ref_id(&att.container_id, &att.ifname),
         existing.as_ref(),
     );
+    if let (Some(port), Some(legacy)) = (
+        host_port,
+        spoofchk::legacy_ref_id(&att.container_id, &att.ifname),
+    ) {
+        plan.ops
+            .extend(spoofchk::teardown_legacy(&legacy, port, existing.as_ref()).ops);
+    }
     apply_nonempty(fw, &plan).map_err(|e| BridgeError::firewall(ctx, e))
 }
 

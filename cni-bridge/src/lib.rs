@@ -35,6 +35,16 @@
 //!   thread while the kernel deletes the veth, and `iptables-save` runs only if the chain may
 //!   exist (a look at `/proc` and one nf_tables round trip). The container interface is
 //!   deleted before IPAM DEL (#666). Every step runs; errors are collected.
+//! - **DEL and GC do not fail on keys only ADD uses** ([`BridgeConf::parse_for_teardown`]):
+//!   a bad `vlan`, `vlanTrunk`, `mtu`, container MAC, unknown `CNI_ARGS` or a setup key of the
+//!   wrong type fails ADD with code 7 and is ignored by DEL, which tears down what it can
+//!   identify. The reference fails such a DEL, and a runtime that stops at the first failing
+//!   DEL (containerd's go-cni) then leaks the pod's other networks.
+//! - **Spoof-check names never collide**: the reference's `<cid>-<ifname>` is ambiguous
+//!   (`a-b` + `c` and `a` + `b-c`); it is kept when neither part contains a `-` (the Go
+//!   plugin's DEL finds those), otherwise a hash of the pair is used ([`spoofchk::ref_id`]).
+//!   DEL also removes a check the Go plugin set up under the ambiguous name, told apart by
+//!   its host port.
 //! - **GC** is implemented (the reference has none, plugins #1013): stale masquerade rules of
 //!   both backends and stale spoof checks are removed, then GC is passed on to IPAM.
 //! - **No sleeping**: the veth's container end is created directly in the container's

@@ -63,10 +63,12 @@
 //! - **DEL** with the addresses (from `prevResult` or the interface): each element is read by
 //!   key (one round trip each, no dump) and deleted when it is this attachment's, in a
 //!   transaction that re-adds it first so that one changed meanwhile aborts it
-//!   ([`nft_del_plan`]). Without addresses (no namespace, no `prevResult`: plugins #810), both
-//!   tables are listed and the attachment's elements deleted by value ([`nft_del_listed`]).
-//! - **GC** lists both tables and deletes this network's elements whose attachment is not
-//!   valid ([`nft_gc_plan`]).
+//!   ([`nft_del_plan`]). Then both tables are listed and the attachment's elements left are
+//!   deleted by value ([`nft_del_listed`]), unless the addresses were `prevResult`'s and every
+//!   one was found and deleted: addresses read from the namespace may have changed since ADD,
+//!   and without addresses (no namespace, no `prevResult`: plugins #810) the listing is all.
+//! - **GC** lists both tables and deletes the elements of this network's maps (the map's name
+//!   is a hash of network and subnet) whose attachment is not valid ([`nft_gc_plan`]).
 //!
 //! # The reference's nftables layout (Go plugin v1.5 and later)
 //!

@@ -185,6 +185,75 @@ pub fn teardown(ref_id: &str, existing: Option<&TableListing>) -> NftPlan {
     plan
 }
 
+/// The reference's id `<cid>-<ifname>` of an attachment whose [`ref_id`] is hashed (a part
+/// contains a `-`): the names the Go plugin gave its spoof check. `None` when [`ref_id`] is
+/// already the reference's.
+pub fn legacy_ref_id(container_id: &str, ifname: &str) -> Option<String> {
+    let ours = ref_id(container_id, ifname);
+    ours.starts_with('-')
+        .then(|| format!("{container_id}-{ifname}"))
+}
+
+/// Whether a listed rule jumps (or goes) to `chain`.
+fn jumps_to(exprs: &[String], chain: &str) -> bool {
+    let (jump, goto) = (format!(" jump {chain}"), format!(" goto {chain}"));
+    exprs
+        .iter()
+        .any(|e| e.ends_with(&jump) || e.ends_with(&goto))
+}
+
+/// Removes a spoof check the Go plugin set up under the reference's (ambiguous) name
+/// `legacy` (see [`legacy_ref_id`]) for the attachment whose host port is `port`: only the
+/// `PREROUTING` jumps with that name's comment **and** that port, then the two chains if
+/// nothing jumps to them any more (another attachment may share the name).
+pub fn teardown_legacy(legacy: &str, port: &str, existing: Option<&TableListing>) -> NftPlan {
+    let mut plan = NftPlan::new();
+    let Some(t) = existing else {
+        return plan;
+    };
+    let Some(pre) = t.chain(PREROUTING) else {
+        return plan;
+    };
+    let f = Family::Bridge;
+    let c = comment(legacy);
+    let (iface, macc) = (iface_chain(legacy), mac_chain(legacy));
+    let mut removed = Vec::new();
+    for r in pre.rules.iter().filter(|r| {
+        r.comment.as_deref() == Some(&c) && rule_iifname(&r.exprs).as_deref() == Some(port)
+    }) {
+        plan.delete_rule(f, TABLE, PREROUTING, r.handle);
+        removed.push(r.handle);
+    }
+    if removed.is_empty() {
+        return plan;
+    }
+    // Still referenced from elsewhere (the iface chain's own jump to the mac chain aside)?
+    let referenced = t.chains.iter().any(|ch| {
+        ch.rules.iter().any(|r| {
+            let own = (ch.name == PREROUTING && removed.contains(&r.handle)) || ch.name == iface;
+            !own && (jumps_to(&r.exprs, &iface) || jumps_to(&r.exprs, &macc))
+        })
+    });
+    if referenced {
+        return plan;
+    }
+    for chain in [&iface, &macc] {
+        if t.chain(chain).is_some() {
+            plan.flush_chain(f, TABLE, chain);
+        }
+    }
+    for chain in [iface, macc] {
+        if t.chain(&chain).is_some() {
+            plan.push(cni_linux::firewall::nftables::NftOp::DeleteChain {
+                family: f,
+                table: TABLE.to_string(),
+                chain,
+            });
+        }
+    }
+    plan
+}
+
 /// The host interface name a `PREROUTING` rule of ours matches (`iifname "<name>"`), decoded
 /// from the rule's expression dump.
 fn rule_iifname(exprs: &[String]) -> Option<String> {
@@ -379,6 +448,69 @@ delete chain bridge nat cni-br-iface-b-eth0-mac
         // Hashing is length-prefixed: moving characters between the parts changes the id.
         assert_ne!(ref_id("a-", "bc"), ref_id("a-b", "c"));
         assert_eq!(ref_id("a-b", "c").len(), 33);
+    }
+
+    #[test]
+    fn legacy_teardown_takes_only_the_attachment_s_port() {
+        assert_eq!(legacy_ref_id("abc", "eth0"), None);
+        assert_eq!(legacy_ref_id("a-b", "c").as_deref(), Some("a-b-c"));
+        // The Go plugin gave `a-b` + `c` (port vethone) and `a` + `b-c` (port vethtwo) the
+        // same chains, and `a` + `b` (ours, plain) has `cni-br-iface-a-b-mac`, which is also
+        // the chain name of the Go plugin's `a` + `b-mac` (port vethmac).
+        let jump_to = |handle: u64, chain: &str| RuleListing {
+            handle,
+            comment: None,
+            exprs: vec![format!("immediate reg 0 jump {chain}")],
+        };
+        let t = TableListing {
+            family: Family::Bridge,
+            name: TABLE.into(),
+            handle: 1,
+            comment: None,
+            chains: vec![
+                chain(
+                    PREROUTING,
+                    vec![
+                        jump_rule(5, "a-b-c", "vethone"),
+                        jump_rule(6, "a-b-c", "vethtwo"),
+                        jump_rule(7, "a-b", "vethplain"),
+                        jump_rule(8, "a-b-mac", "vethmac"),
+                    ],
+                ),
+                chain(
+                    &iface_chain("a-b-c"),
+                    vec![jump_to(20, &mac_chain("a-b-c"))],
+                ),
+                chain(&mac_chain("a-b-c"), vec![]),
+                chain(&iface_chain("a-b"), vec![jump_to(21, &mac_chain("a-b"))]),
+                chain(&mac_chain("a-b"), vec![]),
+            ],
+            sets: vec![],
+        };
+        // vethone's jump goes; the chains stay while vethtwo's jump uses them.
+        assert_eq!(
+            teardown_legacy("a-b-c", "vethone", Some(&t)).to_string(),
+            "delete rule bridge nat PREROUTING handle 5\n"
+        );
+        // Without the other jump, the chains go too.
+        let mut alone = t.clone();
+        alone.chains[0].rules.retain(|r| r.handle != 6);
+        assert_eq!(
+            teardown_legacy("a-b-c", "vethone", Some(&alone)).to_string(),
+            "delete rule bridge nat PREROUTING handle 5\n\
+             flush chain bridge nat cni-br-iface-a-b-c\n\
+             flush chain bridge nat cni-br-iface-a-b-c-mac\n\
+             delete chain bridge nat cni-br-iface-a-b-c\n\
+             delete chain bridge nat cni-br-iface-a-b-c-mac\n"
+        );
+        // `a` + `b-mac`: its jump goes, but its chain is our `a` + `b`'s mac chain: kept.
+        assert_eq!(
+            teardown_legacy("a-b-mac", "vethmac", Some(&t)).to_string(),
+            "delete rule bridge nat PREROUTING handle 8\n"
+        );
+        // Another port, or nothing listed: nothing.
+        assert!(teardown_legacy("a-b-c", "vethzzz", Some(&t)).is_empty());
+        assert!(teardown_legacy("a-b-c", "vethone", None).is_empty());
     }
 
     #[test]

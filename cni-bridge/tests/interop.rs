@@ -265,6 +265,35 @@ fn spoof_check_set_up_by_one_is_removed_by_the_other() {
         let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
         assert!(!nft.contains(name), "[{name}] left:\n{nft}");
     }
+
+    // A container ID with a `-`: the Go plugin uses the reference's (ambiguous) names, ours a
+    // hashed id. Our DEL finds the Go plugin's check by its port.
+    let pod = node.pod();
+    let a = att("go-cid-1", &pod);
+    go.add(&conf, &a).unwrap();
+    let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
+    assert!(nft.contains("cni-br-iface-go-cid-1-eth0"), "{nft}");
+    node.runner.del(&conf, &a).unwrap();
+    let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
+    assert!(!nft.contains("go-cid-1"), "left:\n{nft}");
+    // The other way, the Go plugin's DEL does not find our hashed names (it only reports that
+    // on stderr and succeeds); the check is inert without its port, and our GC removes it.
+    // (Layer 2: the Go host-local v1.1.1 knows no GC.)
+    let conf = node.conf(Version::V1_0_0, json!({"macspoofchk": true}));
+    let pod = node.pod();
+    let a = att("ours-cid-1", &pod);
+    node.runner.add(&conf, &a).unwrap();
+    let chain =
+        cni_bridge::spoofchk::iface_chain(&cni_bridge::spoofchk::ref_id("ours-cid-1", "eth0"));
+    go.del(&conf, &a).unwrap();
+    node.runner
+        .gc(&cni_testkit::runner::with_valid_attachments(
+            &cni_testkit::runner::with_version(&conf, Version::V1_1_0),
+            &[],
+        ))
+        .unwrap();
+    let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
+    assert!(!nft.contains(&chain), "left:\n{nft}");
 }
 
 /// The iptables chain name and comment our bridge derives for (network, container ID) are the
