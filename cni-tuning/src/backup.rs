@@ -15,7 +15,8 @@
 //! ```
 //!
 //! A Go tuning restores a file we wrote and the other way round (v1.1.1 ignores `txQLen`,
-//! which it does not know).
+//! which it does not know). We create a missing `dataDir` with mode 0700 (the reference
+//! asks for 0600, a directory nobody but root can enter either way).
 //!
 //! For GC (the reference has none) each file we write also gets an empty marker
 //! `<dataDir>/.gc/<network>/<containerID>_<ifname>`: files in `dataDir` carry no network

@@ -26,7 +26,10 @@ fn all_keys(p: &Pod) -> serde_json::Value {
 fn each_key_is_applied_inside_the_pod_and_restored_by_del() {
     let Some(p) = Pod::new() else { return };
     let before = p.eth0();
-    assert_eq!(p.sysctl("net.ipv4.conf.eth0.arp_notify"), "0");
+    // A new namespace inherits some IPv4 settings from the machine's: start from a known one.
+    p.pod
+        .sysctl_set("net.ipv4.conf.eth0.arp_notify", "0")
+        .unwrap();
     let node_somaxconn = p.node.sysctl_get("net.core.somaxconn").unwrap();
     let conf = all_keys(&p);
 
@@ -264,6 +267,10 @@ fn run_with_allowlist(
 #[test]
 fn the_allowlist_file_restricts_keys_from_config_and_args() {
     let Some(p) = Pod::new() else { return };
+    p.pod.sysctl_set("net.ipv4.ip_forward", "0").unwrap();
+    p.pod
+        .sysctl_set("net.ipv4.conf.eth0.arp_notify", "0")
+        .unwrap();
     let dir = TempDir::new("tuning-allow").unwrap();
     let list = dir.join("allowlist.conf");
     std::fs::write(
