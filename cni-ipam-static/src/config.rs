@@ -172,6 +172,15 @@ pub fn parse_cidr(s: &str) -> Option<IpNet> {
     }
 }
 
+/// Go's `net.ParseIP`, printed as Go prints it: an IPv4-mapped IPv6 address is IPv4.
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    let ip: IpAddr = s.parse().ok()?;
+    Some(match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    })
+}
+
 fn contains(net: &IpNet, ip: IpAddr) -> bool {
     net.trunc().contains(&ip)
 }
@@ -206,7 +215,7 @@ fn config_addresses(
         let gw = string(e, "gateway", "ipam.addresses[].gateway")?;
         let gateway = match gw.as_str() {
             "" => None,
-            s => Some(s.parse().map_err(|_| ConfigError::Gateway(gw.clone()))?),
+            s => Some(parse_ip(s).ok_or_else(|| ConfigError::Gateway(gw.clone()))?),
         };
         out.push((text, gateway));
     }
@@ -229,10 +238,7 @@ fn env_addresses(cni_args: &str) -> Result<Vec<Address>, ConfigError> {
     }
     if let Some(list) = args.get("GATEWAY").filter(|s| !s.is_empty()) {
         for item in list.split(',') {
-            let gw: IpAddr = item
-                .trim()
-                .parse()
-                .map_err(|_| ConfigError::ArgsGateway(item.into()))?;
+            let gw = parse_ip(item.trim()).ok_or_else(|| ConfigError::ArgsGateway(item.into()))?;
             for a in out.iter_mut().filter(|a| contains(&a.address, gw)) {
                 a.gateway = Some(gw);
             }
@@ -543,6 +549,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(addrs(&c), ["10.1.0.5/24"]);
+        let c = parse(
+            r#"{"cniVersion":"1.0.0","name":"n","ipam":{"addresses":[{"address":"10.1.0.5/24","gateway":"::ffff:10.1.0.1"}]}}"#,
+            "IP=10.2.0.5/24;GATEWAY=::ffff:10.2.0.1",
+        )
+        .unwrap();
+        assert_eq!(
+            addrs(&c),
+            ["10.1.0.5/24 gw 10.1.0.1", "10.2.0.5/24 gw 10.2.0.1"]
+        );
     }
 
     #[test]

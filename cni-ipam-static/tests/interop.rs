@@ -139,6 +139,14 @@ fn cases() -> Vec<Case> {
             json!({"type": "static", "addresses": [{"address": "10.1.0.5/24"}, {"address": "10.2.0.5/24"}]}),
         ),
         case("ipv4-mapped", one("::ffff:10.1.0.5/120")),
+        Case {
+            cni_args: "IP=10.2.0.5/24;GATEWAY=::ffff:10.2.0.1",
+            ..case(
+                "ipv4-mapped gateways",
+                json!({"type": "static",
+                    "addresses": [{"address": "10.1.0.5/24", "gateway": "::ffff:10.1.0.1"}]}),
+            )
+        },
         case("host bits and a zero-padded prefix", one("10.1.0.5/016")),
         case("long zero-padded prefix", one("10.1.0.5/0000000024")),
         case("leading-zero octet", one("010.1.0.5/24")),
