@@ -123,11 +123,13 @@ impl TuningConf {
                 mac = Some(v.to_string());
             }
         }
-        let rc = conf.runtime_config();
-        if let Some(Value::String(v)) = rc.get("mac")
-            && !v.is_empty()
+        if let Some(v) = conf
+            .runtime_config()
+            .mac()
+            .map_err(ConfigError::Json)?
+            .filter(|v| !v.is_empty())
         {
-            mac = Some(v.clone());
+            mac = Some(v);
         }
         if let Some(a) = args_cni(conf)? {
             if let Some(s) = field::<BTreeMap<String, String>>(&a, "sysctl")? {

@@ -65,6 +65,13 @@ fn mac_precedence_config_then_cni_args_then_runtime_config_then_args_cni() {
     let c = parse(ac, "MAC=02:00:00:00:00:02").unwrap();
     assert_eq!(c.mac.as_deref(), Some("02:00:00:00:00:04"));
     // An empty MAC= or runtimeConfig.mac does not override.
+    // Capability keys are matched ignoring case, as Go's decoder does.
+    let mut upper = conf.clone();
+    upper["runtimeConfig"] = json!({"MAC": "02:00:00:00:00:05"});
+    assert_eq!(
+        parse(upper, "").unwrap().mac.as_deref(),
+        Some("02:00:00:00:00:05")
+    );
     let mut empty = conf;
     empty["runtimeConfig"] = json!({"mac": ""});
     let c = parse(empty, "MAC=").unwrap();
@@ -113,6 +120,7 @@ fn wrong_types_are_refused() {
         json!({"sysctl": {"net.core.somaxconn": 5}}),
         json!({"promisc": "yes"}),
         json!({"args": {"cni": {"mtu": "x"}}}),
+        json!({"runtimeConfig": {"mac": 5}}),
     ] {
         let e = parse(with(bad.clone()), "").unwrap_err();
         assert!(matches!(e, ConfigError::Json(_)), "{bad}: {e}");
