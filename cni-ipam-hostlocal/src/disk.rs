@@ -444,11 +444,9 @@ impl DiskSession {
             let Some(ip) = parse_file_name(name) else {
                 continue;
             };
-            // Only regular files are reservations (a planted symlink is not read).
-            if entry
-                .file_type()
-                .is_ok_and(|t| t.is_dir() || t.is_symlink())
-            {
+            // Only regular files are reservations: a planted symlink, FIFO or device node is
+            // never opened.
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
             match read_small(&self.dir_file, name) {

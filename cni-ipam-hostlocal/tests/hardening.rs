@@ -254,6 +254,12 @@ fn symlinks_planted_in_the_store_are_never_written_through() {
     for (name, target) in planted {
         plant(&dir, name, &out.file(target));
     }
+    // A FIFO named like an address: never opened (a read would block), never released.
+    nix::unistd::mkfifo(
+        &dir.join("10.99.5.9"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
     let targets: Vec<&str> = planted.iter().map(|(_, t)| *t).collect();
 
     let r = Call::new(&bin, "ADD", "c1").run(&c).result();
@@ -289,6 +295,14 @@ fn symlinks_planted_in_the_store_are_never_written_through() {
     assert_eq!(
         std::fs::read_link(dir.join("10.99.5.2")).unwrap(),
         out.dir.join("reservation")
+    );
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(
+            &std::fs::symlink_metadata(dir.join("10.99.5.9"))
+                .unwrap()
+                .file_type()
+        ),
+        "the FIFO stays"
     );
 }
 
