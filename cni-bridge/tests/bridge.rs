@@ -1253,6 +1253,17 @@ fn del_succeeds_on_input_that_add_refuses() {
     assert!(pod_link(&pod, "eth0").is_none());
     let nft = node.exec("nft", &["list", "table", "bridge", "nat"]);
     assert!(!nft.contains("l2args"), "{nft}");
+    // GC, too, works with keys only ADD uses gone bad.
+    let pod = node.pod();
+    let a = att("gcbad", &pod);
+    node.runner.add(&conf(json!({})), &a).unwrap();
+    let gc_conf =
+        cni_testkit::runner::with_version(&conf(json!({"vlan": 5000, "mtu": -1})), Version::V1_1_0);
+    node.runner
+        .gc(&with_valid_attachments(&gc_conf, &[]))
+        .unwrap();
+    assert!(node.allocations().is_empty(), "{:?}", node.allocations());
+    node.runner.del(&conf(json!({})), &a).unwrap();
 }
 
 /// nftables DEL without `prevResult` reads the addresses from the container; when they were
