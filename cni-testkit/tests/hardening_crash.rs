@@ -5,9 +5,13 @@
 //! no reservation, no temporary file; host-local's other files must still parse, and the
 //! store must still work (an ADD after the sweep gets an address and reaches the node).
 //!
-//! The kill points alternate between a fine sweep over the measured duration of an ADD and
-//! random points in it (the seed is printed and `HARDENING_SEED` replays it), until a set
-//! number of kills hit a running plugin: 390 per run in all. The plugin is started
+//! Two kinds of kill points. Deterministic ones, independent of timing and load: under
+//! `strace -f`, SIGKILL on entry to the Nth netlink request, file operation or process start
+//! or wait of the ADD, for every N the ADD reaches (`bridge_add_killed_at_every_syscall_point`).
+//! And timed ones, a fixed number per test, alternating between a fine sweep over the measured
+//! duration of an ADD and random points in it; the seed is always printed, fixed under CI and
+//! replayed with `HARDENING_SEED`. How many timed kills land mid-ADD depends on the machine's
+//! load, so it is printed, never required. The plugin is started
 //! in its own process group and the whole group is killed (the plugin and what it runs at that
 //! moment: host-local, iptables-restore), as when a node's runtime, cgroup or the node itself
 //! dies. A separate test kills only the plugin process, as a runtime's timeout does.
@@ -36,21 +40,22 @@ use serde_json::{Value, json};
 
 use hardening::root;
 
+/// The seed used under CI unless `HARDENING_SEED` is given: CI runs the same kill points
+/// every time.
+const CI_SEED: u64 = 0x5eed_c0ff_ee15_c0de;
+
 /// A small xorshift generator: the kill points must be reproducible from a printed seed.
 struct Rng(u64);
 
 impl Rng {
+    /// From `HARDENING_SEED` when set; else [`CI_SEED`] under CI; else the clock. The seed is
+    /// always printed.
     fn new(what: &str) -> Rng {
-        let seed = std::env::var("HARDENING_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                t.as_nanos() as u64 ^ u64::from(std::process::id())
-            });
-        println!("{what}: HARDENING_SEED={seed}");
+        let (seed, from) = seed(
+            std::env::var("HARDENING_SEED").ok().as_deref(),
+            cni_testkit::privilege::in_ci(),
+        );
+        println!("{what}: HARDENING_SEED={seed} ({from})");
         Rng(seed | 1)
     }
 
@@ -60,6 +65,41 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// The seed and where it came from.
+fn seed(env: Option<&str>, ci: bool) -> (u64, &'static str) {
+    if let Some(s) = env {
+        let s = s.trim();
+        let parsed = match s.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => s.parse(),
+        };
+        return (
+            parsed.unwrap_or_else(|e| panic!("HARDENING_SEED={s:?} is not a number: {e}")),
+            "from HARDENING_SEED",
+        );
+    }
+    if ci {
+        return (CI_SEED, "fixed under CI");
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (
+        t.as_nanos() as u64 ^ u64::from(std::process::id()),
+        "from the clock",
+    )
+}
+
+#[test]
+fn the_seed_is_fixed_under_ci_and_can_be_given() {
+    assert_eq!(seed(None, true), (CI_SEED, "fixed under CI"));
+    assert_eq!(seed(Some("42"), true).0, 42);
+    assert_eq!(seed(Some("0x2a"), false).0, 42);
+    assert_eq!(seed(None, false).1, "from the clock");
+    let r = std::panic::catch_unwind(|| seed(Some("soon"), true));
+    assert!(r.is_err(), "a bad seed is refused, not replaced");
 }
 
 /// How much of the plugin's process tree is killed.
@@ -250,38 +290,37 @@ fn median_duration(f: impl FnMut(usize) -> Duration) -> Duration {
 }
 
 /// Where the kills go: alternately a fine sweep over `[0, span)` (`steps` steps) and a random
-/// point in it, `span` being 1.2 times the measured duration of a complete run. Kills go on
-/// until `target` of them hit a running plugin (at most three times as many attempts), so a
-/// machine slower or faster than when it was measured changes the number of attempts, not the
-/// number of kills.
+/// point in it, `span` being 1.2 times the measured duration of a complete run, for a fixed
+/// number of attempts. How many of them hit a running plugin depends on the machine's load
+/// and is only printed: the kills that must land mid-ADD come from [`run_and_kill_at`]
+/// (deterministic points, counted in syscalls), not from a quota here.
 struct Sweep {
     span: Duration,
     steps: usize,
     n: usize,
     rng: Rng,
-    /// Kills wanted.
-    target: usize,
+    /// Attempts to make.
+    attempts: usize,
     tally: Tally,
 }
 
 impl Sweep {
-    fn new(label: &str, measured: Duration, steps: usize, target: usize) -> Sweep {
+    fn new(label: &str, measured: Duration, steps: usize, attempts: usize) -> Sweep {
         let rng = Rng::new(label);
-        println!("{label}: a complete run takes {measured:?}; {target} kills wanted");
+        println!("{label}: a complete run takes {measured:?}; {attempts} timed kills");
         Sweep {
             span: measured.mul_f64(1.2),
             steps,
             n: 0,
             rng,
-            target,
+            attempts,
             tally: Tally::default(),
         }
     }
 
-    /// The next kill point, or `None` once enough kills hit a running plugin (or after three
-    /// times as many attempts).
+    /// The next kill point, or `None` after the set number of attempts.
     fn next(&mut self) -> Option<Duration> {
-        if self.tally.killed >= self.target || self.n >= 3 * self.target {
+        if self.n >= self.attempts {
             return None;
         }
         let f = if self.n.is_multiple_of(2) {
@@ -302,14 +341,11 @@ impl Sweep {
         }
     }
 
-    /// Assert that enough kills hit; print the tally.
+    /// Print the tally.
     fn done(self, label: &str) -> Tally {
-        println!("{label}: {:?} (kills over {:?})", self.tally, self.span);
-        assert!(
-            self.tally.killed >= self.target,
-            "{label}: only {} kills hit a running plugin: {:?}",
-            self.tally.killed,
-            self.tally
+        println!(
+            "{label}: {:?} (timed kills over {:?})",
+            self.tally, self.span
         );
         self.tally
     }
@@ -322,8 +358,116 @@ struct Tally {
     finished: usize,
 }
 
+/// Where a sweep kills the plugin.
+#[derive(Clone, Copy, Debug)]
+enum Points {
+    /// `attempts` kills at timed points (see [`Sweep`]).
+    Timed { attempts: usize, how: Kill },
+    /// Every deterministic kill point of [`SYSCALL_CLASSES`] (see [`run_and_kill_at`]).
+    Syscalls,
+}
+
+/// Syscall classes for deterministic kill points: the Nth syscall of a class (counted per
+/// thread and process, children included) gets SIGKILL on entry, for N = 1, 2, ... until an
+/// ADD completes without reaching it. The classes cover the points where an ADD changes
+/// state: every netlink request (links, addresses, routes, firewall batches), every file
+/// operation of host-local's store and the result cache, and starting or waiting for the
+/// IPAM plugin and the firewall tools.
+const SYSCALL_CLASSES: [(&str, &str); 3] = [
+    ("netlink", "sendto,sendmsg"),
+    (
+        "files",
+        "openat,write,pwrite64,renameat2,linkat,unlinkat,flock,fsync,fdatasync",
+    ),
+    ("processes", "clone,clone3,execve,wait4"),
+];
+
+/// Upper bound of N per class (an ADD makes far fewer calls of a class).
+const MAX_SYSCALL_POINT: usize = 400;
+
+/// Run `program` inside `node` under `strace -f`, SIGKILL on entry to its `n`th syscall of
+/// `set` (per thread or child process), then kill what is left of its process group.
+/// Returns whether the kill happened (false: the ADD finished before its `n`th such call).
+fn run_and_kill_at(
+    node: &TempNetns,
+    program: &Path,
+    env: &BTreeMap<String, String>,
+    stdin: &[u8],
+    set: &str,
+    n: usize,
+    log: &Path,
+) -> bool {
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o"])
+        .arg(log)
+        .args(["-e", &format!("trace={set}")])
+        .args(["-e", &format!("inject={set}:signal=SIGKILL:when={n}")])
+        .arg("--")
+        .arg(program)
+        .env_clear()
+        .envs(env)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = node.spawn(&mut cmd).expect("spawn strace");
+    if let Some(mut pipe) = child.stdin.take() {
+        let _ = pipe.write_all(stdin);
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    child.wait().expect("wait for strace");
+    // Children the kill orphaned (an IPAM plugin, iptables-restore) die too, as with a
+    // runtime that kills the whole cgroup.
+    let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let _ = std::fs::remove_file(log);
+    text.contains("killed by SIGKILL")
+}
+
+/// Whether strace can be used; under CI it must be installed.
+fn strace_available() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("strace").is_file()));
+    found
+        || cni_testkit::privilege::skip_or_fail(
+            "strace is not installed: the deterministic kill points cannot be reached",
+        )
+}
+
+/// After an ADD that was killed (`ctx` says where): DEL as the runtime does after an ADD
+/// that never answered, then nothing of the attachment may remain.
+#[allow(clippy::too_many_arguments)]
+fn del_and_check(
+    rig: &Rig,
+    pod: &TempNetns,
+    pod_before: &Snapshot,
+    before: &Snapshot,
+    stdin: &[u8],
+    id: &str,
+    ctx: &str,
+    failures: &mut Vec<String>,
+) {
+    let del = Invocation::new("DEL", stdin, Some(&Attachment::new(id, pod.path(), "eth0")));
+    if let Err(e) = rig.bridge.call(&del) {
+        failures.push(format!("{id} ({ctx}): DEL failed: {e}"));
+    }
+    let diff = before
+        .diff(&rig.snapshot())
+        .filter(|i| !cni_testkit::snapshot::host_local_bookkeeping(i));
+    if !diff.is_empty() {
+        failures.push(format!("{id} ({ctx}): node differs:\n{diff}"));
+    }
+    let pd = pod_before.diff(&Snapshot::with(pod, pod_before.options().clone()).unwrap());
+    if !pd.is_empty() {
+        failures.push(format!("{id} ({ctx}): pod differs:\n{pd}"));
+    }
+    for p in check_store(&rig.store("crashnet"), &rig.live_ids()) {
+        failures.push(format!("{id} ({ctx}): store: {p}"));
+    }
+}
+
 /// The bridge + host-local sweep for one config.
-fn bridge_sweep(label: &str, conf_extra: Value, target: usize, how: Kill) -> Tally {
+fn bridge_sweep(label: &str, conf_extra: Value, points: Points) -> Tally {
     let mut rig = Rig::new();
     let mut conf = json!({"cniVersion": "1.0.0", "name": "crashnet", "type": "bridge",
         "bridge": "cni0", "isGateway": true, "ipMasq": true,
@@ -355,42 +499,73 @@ fn bridge_sweep(label: &str, conf_extra: Value, target: usize, how: Kill) -> Tal
         d
     });
     let before = rig.snapshot();
-    let mut sweep = Sweep::new(label, span, 50, target);
     let mut failures = Vec::new();
     let mut n = 0;
-    while let Some(delay) = sweep.next() {
-        n += 1;
-        // One pod for the whole sweep: after each DEL it must be as it was at the start.
-        let id = format!("crash-{n}");
-        let env = rig.env("ADD", &id, pod.path());
-        let killed = run_and_kill(&rig.node, &bridge, &[], &env, &stdin, delay, how);
-        sweep.record(killed);
-        // DEL as the runtime does after an ADD that never answered.
-        let del = Invocation::new(
-            "DEL",
-            &stdin[..],
-            Some(&Attachment::new(&id, pod.path(), "eth0")),
-        );
-        if let Err(e) = rig.bridge.call(&del) {
-            failures.push(format!("{id} (kill after {delay:?}): DEL failed: {e}"));
+    let mut tally = Tally::default();
+    match points {
+        Points::Timed { attempts, how } => {
+            let mut sweep = Sweep::new(label, span, 50, attempts);
+            while let Some(delay) = sweep.next() {
+                n += 1;
+                // One pod for the whole sweep: after each DEL it must be as at the start.
+                let id = format!("crash-{n}");
+                let env = rig.env("ADD", &id, pod.path());
+                let killed = run_and_kill(&rig.node, &bridge, &[], &env, &stdin, delay, how);
+                sweep.record(killed);
+                let ctx = format!("kill after {delay:?}");
+                del_and_check(
+                    &rig,
+                    &pod,
+                    &pod_before,
+                    &before,
+                    &stdin,
+                    &id,
+                    &ctx,
+                    &mut failures,
+                );
+                if failures.len() > 10 {
+                    break;
+                }
+            }
+            tally = sweep.done(label);
         }
-        let diff = before
-            .diff(&rig.snapshot())
-            .filter(|i| !cni_testkit::snapshot::host_local_bookkeeping(i));
-        if !diff.is_empty() {
-            failures.push(format!(
-                "{id} (kill after {delay:?}): node differs:\n{diff}"
-            ));
-        }
-        let pd = pod_before.diff(&Snapshot::with(&pod, pod_before.options().clone()).unwrap());
-        if !pd.is_empty() {
-            failures.push(format!("{id} (kill after {delay:?}): pod differs:\n{pd}"));
-        }
-        for p in check_store(&rig.store("crashnet"), &rig.live_ids()) {
-            failures.push(format!("{id} (kill after {delay:?}): store: {p}"));
-        }
-        if failures.len() > 10 {
-            break;
+        Points::Syscalls => {
+            let log = rig.data.path().with_extension("strace");
+            'classes: for (class, set) in SYSCALL_CLASSES {
+                let mut hits = 0;
+                for k in 1..=MAX_SYSCALL_POINT {
+                    n += 1;
+                    let id = format!("crash-{n}");
+                    let env = rig.env("ADD", &id, pod.path());
+                    let killed = run_and_kill_at(&rig.node, &bridge, &env, &stdin, set, k, &log);
+                    let ctx = format!("killed at its {class} syscall #{k} ({set})");
+                    del_and_check(
+                        &rig,
+                        &pod,
+                        &pod_before,
+                        &before,
+                        &stdin,
+                        &id,
+                        &ctx,
+                        &mut failures,
+                    );
+                    if failures.len() > 10 {
+                        break 'classes;
+                    }
+                    if !killed {
+                        break;
+                    }
+                    hits += 1;
+                    tally.killed += 1;
+                }
+                println!("{label}: {hits} kill points at {class} syscalls ({set})");
+                // Deterministic: an ADD always makes such calls; none reached is a broken rig.
+                assert!(hits > 0, "{label}: no {class} syscall was ever reached");
+                assert!(
+                    hits < MAX_SYSCALL_POINT,
+                    "{label}: {class}: an ADD never finished"
+                );
+            }
         }
     }
     // The store and the bridge still work: a new pod gets an address and reaches the gateway.
@@ -414,7 +589,7 @@ fn bridge_sweep(label: &str, conf_extra: Value, target: usize, how: Kill) -> Tal
         failures.len(),
         failures.join("\n")
     );
-    sweep.done(label)
+    tally
 }
 
 #[test]
@@ -422,13 +597,14 @@ fn bridge_add_killed_iptables_masquerade() {
     if !root() {
         return;
     }
-    let t = bridge_sweep(
+    bridge_sweep(
         "bridge+host-local, iptables ipMasq",
         json!({"ipMasqBackend": "iptables"}),
-        100,
-        Kill::Group,
+        Points::Timed {
+            attempts: 150,
+            how: Kill::Group,
+        },
     );
-    assert!(t.killed >= 100);
 }
 
 #[test]
@@ -436,13 +612,14 @@ fn bridge_add_killed_nftables_masquerade_and_spoofchk() {
     if !root() {
         return;
     }
-    let t = bridge_sweep(
+    bridge_sweep(
         "bridge+host-local, nftables ipMasq, macspoofchk",
         json!({"ipMasqBackend": "nftables", "macspoofchk": true}),
-        100,
-        Kill::Group,
+        Points::Timed {
+            attempts: 150,
+            how: Kill::Group,
+        },
     );
-    assert!(t.killed >= 100);
 }
 
 /// Killing only the plugin process (a runtime's timeout): its IPAM child may still be running
@@ -452,13 +629,36 @@ fn bridge_add_killed_leader_only() {
     if !root() {
         return;
     }
-    let t = bridge_sweep(
+    bridge_sweep(
         "bridge+host-local, plugin process only",
         json!({"ipMasqBackend": "iptables"}),
-        40,
-        Kill::Leader,
+        Points::Timed {
+            attempts: 60,
+            how: Kill::Leader,
+        },
     );
-    assert!(t.killed >= 40);
+}
+
+/// Deterministic kill points, independent of timing and load: ADD killed at every netlink
+/// request, every file operation and every process start or wait it makes, in turn.
+#[test]
+fn bridge_add_killed_at_every_syscall_point() {
+    if !root() || !strace_available() {
+        return;
+    }
+    for (label, extra) in [
+        (
+            "bridge+host-local at syscalls, iptables ipMasq",
+            json!({"ipMasqBackend": "iptables"}),
+        ),
+        (
+            "bridge+host-local at syscalls, nftables ipMasq, macspoofchk",
+            json!({"ipMasqBackend": "nftables", "macspoofchk": true}),
+        ),
+    ] {
+        let t = bridge_sweep(label, extra, Points::Syscalls);
+        println!("{label}: {} deterministic kills", t.killed);
+    }
 }
 
 /// The first ADD on a node: the bridge, its gateway address, the forwarding sysctl and the
@@ -493,7 +693,7 @@ fn first_add_on_a_node_killed() {
         )
     });
     let label = "first ADD on a node";
-    let mut sweep = Sweep::new(label, span, 20, 20);
+    let mut sweep = Sweep::new(label, span, 20, 30);
     let mut failures = Vec::new();
     let mut n = 0;
     while let Some(delay) = sweep.next() {
@@ -634,8 +834,8 @@ fn portmap_add_killed() {
     let before = rig.snapshot();
     let backends = ["iptables", "nftables"];
     let mut sweeps = [
-        Sweep::new("portmap iptables", spans[0], 25, 40),
-        Sweep::new("portmap nftables", spans[1], 25, 40),
+        Sweep::new("portmap iptables", spans[0], 25, 60),
+        Sweep::new("portmap nftables", spans[1], 25, 60),
     ];
     let mut failures = Vec::new();
     let mut n = 0;
@@ -768,7 +968,7 @@ fn chain_add_killed() {
         .unwrap()
     };
     let before = snap();
-    let mut sweep = Sweep::new("chain", span, 25, 50);
+    let mut sweep = Sweep::new("chain", span, 25, 75);
     let mut failures = Vec::new();
     let mut n = 0;
     while let Some(delay) = sweep.next() {
