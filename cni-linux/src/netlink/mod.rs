@@ -16,6 +16,7 @@
 //! | `route` ([`Route`], [`Scope`], [`RouteKind`]) | add, replace, list, delete routes; `route_get` |
 //! | `wait` | [`Handle::wait_oper_up`], [`Handle::wait_addrs_not_tentative`]: event-driven waits with a timeout |
 //! | [`mac`] | parse, format and generate MAC addresses |
+//! | [`tc`] ([`TcRequest`], [`Qdisc`], [`Filter`]) | traffic control: tbf and ingress qdiscs, u32 redirect filters, ifb devices |
 //!
 //! Kernel errors come back as [`Error::Kernel`] with the errno and, when the kernel sends one,
 //! its extended-ACK message; [`Error::is_exists`] and [`Error::is_not_found`] classify them.
@@ -54,6 +55,7 @@ mod link;
 pub mod mac;
 mod netconf;
 mod route;
+pub mod tc;
 mod wait;
 
 use std::fmt;
@@ -76,6 +78,7 @@ pub use link::{
     validate_ifname,
 };
 pub use route::{Route, RouteKind, Scope, TABLE_LOCAL, TABLE_MAIN};
+pub use tc::{Filter, Ifb, IfbOptions, Qdisc, TbfParams, TcRequest};
 
 /// The codec crate, re-exported so users of [`Handle::ack_request`] /
 /// [`Handle::dump_request`] need no second version of it.
