@@ -61,24 +61,27 @@ pub fn add_with(
     if !was_up {
         lo.set_up(true)?;
     }
-    let outcome = (|| {
-        let addrs = lo.addrs()?;
-        if let Some(bad) = addrs.iter().find(|a| !is_loopback(a.addr())) {
-            return Err(LoopbackError::NonLoopbackAddress(bad.addr()));
-        }
-        let result = match &conf.prev_result {
-            Some(prev) => prev.clone(),
-            None => lo_result(conf.version, sandbox, &addrs),
-        };
-        result
-            .to_versioned(conf.version)
-            .map_err(LoopbackError::Result)?;
-        Ok(result)
-    })();
+    let outcome = report(lo, sandbox, conf);
     if outcome.is_err() && !was_up {
         let _ = lo.set_up(false);
     }
     outcome
+}
+
+/// ADD's second half, once `lo` is up: its addresses, and the result to print.
+fn report(lo: &mut dyn Lo, sandbox: &str, conf: &LoopbackConf) -> Result<CniResult, LoopbackError> {
+    let addrs = lo.addrs()?;
+    if let Some(bad) = addrs.iter().find(|a| !is_loopback(a.addr())) {
+        return Err(LoopbackError::NonLoopbackAddress(bad.addr()));
+    }
+    let result = match &conf.prev_result {
+        Some(prev) => prev.clone(),
+        None => lo_result(conf.version, sandbox, &addrs),
+    };
+    result
+        .to_versioned(conf.version)
+        .map_err(LoopbackError::Result)?;
+    Ok(result)
 }
 
 /// The addresses CHECK demands on `lo`: those `prevResult` lists on an interface named `lo`,
