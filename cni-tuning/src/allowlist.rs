@@ -7,13 +7,13 @@
 //! one key. Lines are compiled in order while matching, so a broken line after the one that
 //! matches is not noticed, as in the reference. Without the file there is no restriction.
 //!
-//! Patterns use the `regex` crate's syntax, which is Go's RE2 syntax for everything an
+//! Patterns use `regex-lite`'s syntax, which is Go's RE2 syntax for everything an
 //! allow-list needs (classes, anchors, alternation, repetition).
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::error::ConfigError;
 

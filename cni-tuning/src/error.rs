@@ -43,7 +43,7 @@ pub enum ConfigError {
     },
     /// A line of the allow-list is not a regular expression.
     #[error("error parsing regexp in the sysctl allow-list")]
-    AllowlistPattern(#[source] regex::Error),
+    AllowlistPattern(#[source] regex_lite::Error),
     /// `mac` (from any source) is not a MAC address.
     #[error("invalid args {0} for MAC addr: address {0}: invalid MAC address")]
     Mac(String),
