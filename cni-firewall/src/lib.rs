@@ -1,0 +1,158 @@
+//! The `firewall` CNI plugin: allows a pod's traffic through the node's forward path and,
+//! with `ingressPolicy: same-bridge`, isolates bridges from each other. A drop-in for the
+//! reference plugin (containernetworking/plugins `plugins/meta/firewall`), chained after
+//! `bridge` as podman and nerdctl do.
+//!
+//! # Layout
+//!
+//! - [`config`]: stdin parsed once into a [`FirewallConf`]; the pod's view of `prevResult`
+//!   ([`Pod`]).
+//! - [`iptables`]: the reference's chains (`CNI-FORWARD`, `CNI-ADMIN`,
+//!   `CNI-ISOLATION-STAGE-1/2`) as pure plans, byte-compatible, plus our `DNAT` accept rule.
+//! - [`nftables`]: our `inet cni_firewall` table of sets, as pure plans.
+//! - [`store`]: the attachment records GC works from.
+//! - [`host`]: the bridge ports the isolation teardown looks at ([`SystemHost`],
+//!   [`FakeHost`]).
+//! - [`add()`], [`del()`], [`check()`], [`gc()`], [`status()`]: the verbs over
+//!   [`cni_linux::firewall::FirewallApplier`]; [`FirewallPlugin`] runs them behind
+//!   [`cni_proto::skel`].
+//!
+//! # Behaviour
+//!
+//! - Keys: `backend` (`iptables`, `nftables`, `firewalld`, or empty), `iptablesAdminChainName`
+//!   (default `CNI-ADMIN`), `firewalldZone` (default `trusted`), `ingressPolicy` (`open`,
+//!   `same-bridge`), `dataDir` (ours, default `/run/cni/firewall`).
+//! - ADD needs `prevResult` (`missing prevResult from earlier plugin`) and returns it. With
+//!   iptables: the reference's rules for every address of `prevResult`, in one
+//!   `iptables-restore` per family. With nftables: one netlink transaction.
+//! - DEL removes the pod's rules (from `prevResult`, or from the attachment's record when the
+//!   runtime sends none) and, with `same-bridge`, the bridge's isolation rules once no other
+//!   port is left on the bridge (the reference never removes them). A Go firewall's pods on
+//!   the bridge are ports too, so its isolation is kept for them.
+//! - CHECK as the reference (the `FORWARD` jump, the admin jump, both rules per address);
+//!   with nftables, the table and the attachment's elements.
+//! - GC (1.1.0) removes the rules of this network's attachments that are not valid; STATUS
+//!   tells whether the backend's tools or the kernel's nf_tables are there.
+//! - With the node's `FORWARD` policy at `DROP`, `CNI-FORWARD` also accepts connections whose
+//!   destination was NATed (`--ctstate DNAT`), so host ports work (the reference's chain
+//!   drops them).
+//!
+//! # Differences from the reference v1.1.1
+//!
+//! - `backend: "firewalld"` is refused with a clear error (code 50): this build has no D-Bus
+//!   client. An empty `backend` means iptables (the reference picks firewalld when it runs).
+//! - An unknown `backend` or `ingressPolicy` fails at parse time, before anything changes (the
+//!   reference ignores an unknown backend and fails on the policy after adding rules).
+//! - The isolation chains are removed once unused; the `DNAT` accept rule is ours.
+//!
+//! # Quick start (in-process)
+//!
+//! ```no_run
+//! use cni_firewall::{FirewallConf, Store, SystemHost};
+//! use cni_linux::firewall::System;
+//! use cni_types::Attachment;
+//!
+//! let stdin = br#"{"cniVersion":"1.0.0","name":"podnet","type":"firewall","backend":"nftables",
+//!   "prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"cni0"},{"name":"veth1"},
+//!     {"name":"eth0","sandbox":"/run/netns/p"}],
+//!     "ips":[{"address":"10.88.0.5/16","interface":2}]}}"#;
+//! let conf = FirewallConf::parse(stdin)?;
+//! let att = Attachment { container_id: "ctr1".into(), ifname: "eth0".into() };
+//! let store = Store::new(&conf.data_dir, &conf.name);
+//! let result = cni_firewall::add(&conf, &att, &mut System, &store)?;
+//! cni_firewall::del(&conf, &att, &mut System, &mut SystemHost, &store)?;
+//! # let _ = result;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod host;
+pub mod iptables;
+pub mod nftables;
+pub mod store;
+mod verbs;
+
+pub use config::{BackendChoice, FirewallConf, IngressPolicy, Pod};
+pub use error::{CheckError, ConfigError, FirewallError};
+pub use host::{FakeHost, Host, SystemHost};
+pub use store::{Record, Store};
+pub use verbs::{Backend, add, check, del, gc, resolve, status};
+
+use cni_linux::firewall::System;
+use cni_proto::skel::{Plugin, Request};
+use cni_types::{Attachment, CniResult, Error, Version};
+
+/// The plugin behind [`cni_proto::skel`]: the real firewall, links and records.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FirewallPlugin;
+
+fn attachment(req: &Request) -> Attachment {
+    Attachment {
+        container_id: req.container_id.clone(),
+        ifname: req.ifname.clone(),
+    }
+}
+
+fn conf(req: &Request, lenient_prev: bool) -> Result<FirewallConf, FirewallError> {
+    Ok(FirewallConf::from_netconf(&req.config, lenient_prev)?)
+}
+
+fn store(c: &FirewallConf) -> Store {
+    Store::new(&c.data_dir, &c.name)
+}
+
+impl Plugin for FirewallPlugin {
+    fn add(&self, req: &Request) -> Result<CniResult, Error> {
+        let c = conf(req, false)?;
+        Ok(add(&c, &attachment(req), &mut System, &store(&c))?)
+    }
+
+    fn del(&self, req: &Request) -> Result<(), Error> {
+        let c = conf(req, true)?;
+        Ok(del(
+            &c,
+            &attachment(req),
+            &mut System,
+            &mut SystemHost,
+            &store(&c),
+        )?)
+    }
+
+    fn check(&self, req: &Request) -> Result<(), Error> {
+        let c = conf(req, false)?;
+        Ok(check(&c, &attachment(req), &mut System)?)
+    }
+
+    fn gc(&self, req: &Request) -> Result<(), Error> {
+        let c = conf(req, true)?;
+        let valid = req
+            .config
+            .gc_valid_attachments()
+            .map_err(FirewallError::Attachments)?;
+        match valid {
+            Some(v) => Ok(gc(&c, &v, &mut System, &mut SystemHost, &store(&c))?),
+            None => Ok(()),
+        }
+    }
+
+    fn status(&self, req: &Request) -> Result<(), Error> {
+        let c = conf(req, true)?;
+        Ok(status(&c)?)
+    }
+
+    fn supported_versions(&self) -> Vec<Version> {
+        // The reference: 0.4.0 and later.
+        Version::ALL
+            .iter()
+            .copied()
+            .filter(|v| *v >= Version::V0_4_0)
+            .collect()
+    }
+
+    fn about(&self) -> String {
+        format!("CNI firewall plugin (cni-rs) v{}", env!("CARGO_PKG_VERSION"))
+    }
+}

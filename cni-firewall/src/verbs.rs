@@ -1,0 +1,453 @@
+//! The verbs, over the [`FirewallApplier`] and [`Host`] seams.
+
+use std::net::IpAddr;
+
+use cni_linux::firewall::nftables::{NftPlan, Value};
+use cni_linux::firewall::{FirewallApplier, FirewallError as FwError, IpFamily};
+use cni_types::{Attachment, CniResult};
+
+use crate::config::{BackendChoice, FirewallConf, IngressPolicy, Pod};
+use crate::error::FirewallError;
+use crate::host::{Host, bridge_in_use};
+use crate::store::{Record, Store};
+use crate::{iptables, nftables};
+
+/// The backend a verb works with, once `backend` is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The reference's iptables chains.
+    Iptables,
+    /// Our nftables table.
+    Nftables,
+}
+
+/// Resolves `backend`. `""` is firewalld when it runs (the reference), which this build does
+/// not speak, so it is iptables; an explicit `firewalld` fails with the reason.
+pub fn resolve(conf: &FirewallConf) -> Result<Backend, FirewallError> {
+    match conf.backend {
+        BackendChoice::Iptables | BackendChoice::Auto => Ok(Backend::Iptables),
+        BackendChoice::Nftables => Ok(Backend::Nftables),
+        BackendChoice::Firewalld => Err(FirewallError::Firewalld(
+            "not supported by this plugin (use \"iptables\" or \"nftables\")".into(),
+        )),
+    }
+}
+
+fn owner(conf: &FirewallConf, att: &Attachment) -> String {
+    nftables::owner_comment(&conf.name, &att.container_id, &att.ifname)
+}
+
+fn isolated_bridge(conf: &FirewallConf, pod: &Pod) -> Result<Option<String>, FirewallError> {
+    if conf.ingress != IngressPolicy::SameBridge {
+        return Ok(None);
+    }
+    pod.bridge.clone().map(Some).ok_or(FirewallError::NoBridge)
+}
+
+fn is_enoent(e: &FwError) -> bool {
+    matches!(e, FwError::Nftables(n) if n.errno() == Some(libc_enoent()))
+}
+
+const fn libc_enoent() -> i32 {
+    2
+}
+
+/// ADD: records the attachment, then allows the pod's addresses (and isolates its bridge
+/// with `same-bridge`). Returns `prevResult`. A failure removes what was added.
+pub fn add(
+    conf: &FirewallConf,
+    att: &Attachment,
+    fw: &mut dyn FirewallApplier,
+    store: &Store,
+) -> Result<CniResult, FirewallError> {
+    let prev = conf
+        .prev_result
+        .clone()
+        .ok_or(FirewallError::MissingPrevResult)?;
+    let backend = resolve(conf)?;
+    let pod = Pod::of(&prev);
+    let bridge = isolated_bridge(conf, &pod)?;
+    store.save(&Record::new(att, &pod))?;
+    let done = match backend {
+        Backend::Iptables => fw
+            .apply_iptables(&iptables::add_plans(conf, &pod, bridge.as_deref(), true))
+            .map_err(FirewallError::firewall("adding iptables rules")),
+        Backend::Nftables => nft_add(conf, att, &pod, bridge.as_deref(), fw),
+    };
+    if let Err(e) = done {
+        // Undo the pod's own entries (shared chains and isolation stay, as after a DEL).
+        let _ = remove_pod(backend, conf, att, &pod, fw);
+        let _ = store.remove(att);
+        return Err(e);
+    }
+    Ok(prev)
+}
+
+fn nft_add(
+    conf: &FirewallConf,
+    att: &Attachment,
+    pod: &Pod,
+    bridge: Option<&str>,
+    fw: &mut dyn FirewallApplier,
+) -> Result<(), FirewallError> {
+    let read = FirewallError::firewall("reading nftables table inet cni_firewall");
+    let mut plan = NftPlan::new();
+    nftables::add_elements(&mut plan, pod, &owner(conf, att));
+    if let Some(br) = bridge {
+        let known = fw
+            .nft_element(
+                nftables::FAMILY,
+                nftables::TABLE,
+                nftables::ISOLATED,
+                &nftables::ISOLATED_KEY,
+                &[Value::Ifname(br.into())],
+            )
+            .map_err(&read)?;
+        if known.is_none() {
+            let others = fw
+                .nft_table(nftables::FAMILY, nftables::TABLE)
+                .map_err(&read)?
+                .map(|t| nftables::isolated_bridges(&t))
+                .unwrap_or_default();
+            nftables::isolate(&mut plan, br, &conf.name, &others);
+        }
+    }
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let apply = FirewallError::firewall("adding to nftables table inet cni_firewall");
+    match fw.apply_nft(&plan) {
+        Ok(()) => Ok(()),
+        Err(e) if is_enoent(&e) => {
+            let mut full = NftPlan::new();
+            nftables::skeleton(&mut full);
+            full.ops.extend(plan.ops);
+            fw.apply_nft(&full).map_err(apply)
+        }
+        Err(e) => Err(apply(e)),
+    }
+}
+
+/// Removes the pod's own entries (not the isolation of its bridge).
+fn remove_pod(
+    backend: Backend,
+    conf: &FirewallConf,
+    att: &Attachment,
+    pod: &Pod,
+    fw: &mut dyn FirewallApplier,
+) -> Result<(), FirewallError> {
+    match backend {
+        Backend::Iptables => {
+            let plans = iptables::del_plans(pod);
+            if plans.iter().all(|p| p.is_empty()) {
+                return Ok(());
+            }
+            fw.apply_iptables(&plans)
+                .map_err(FirewallError::firewall("deleting iptables rules"))
+        }
+        Backend::Nftables => nft_remove_pod(conf, att, pod, fw),
+    }
+}
+
+fn nft_remove_pod(
+    conf: &FirewallConf,
+    att: &Attachment,
+    pod: &Pod,
+    fw: &mut dyn FirewallApplier,
+) -> Result<(), FirewallError> {
+    let read = FirewallError::firewall("reading nftables table inet cni_firewall");
+    let me = owner(conf, att);
+    let mut mine: Vec<IpAddr> = Vec::new();
+    if pod.addrs.is_empty() {
+        // No prevResult: every element with this attachment's comment.
+        if let Some(t) = fw
+            .nft_table(nftables::FAMILY, nftables::TABLE)
+            .map_err(&read)?
+        {
+            mine = nftables::pod_elements(&t)
+                .into_iter()
+                .filter(|(_, c)| c.as_deref() == Some(me.as_str()))
+                .map(|(a, _)| a)
+                .collect();
+        }
+    } else {
+        for a in &pod.addrs {
+            let (set, key) = nftables::addr_key(*a);
+            let e = fw
+                .nft_element(
+                    nftables::FAMILY,
+                    nftables::TABLE,
+                    set,
+                    &key,
+                    &[Value::Addr(*a)],
+                )
+                .map_err(&read)?;
+            // Only an element this attachment added: another may hold the address now.
+            if e.is_some_and(|e| e.comment.as_deref() == Some(me.as_str())) {
+                mine.push(*a);
+            }
+        }
+    }
+    if mine.is_empty() {
+        return Ok(());
+    }
+    let mut plan = NftPlan::new();
+    nftables::delete_addrs(&mut plan, &mine);
+    fw.apply_nft(&plan)
+        .map_err(FirewallError::firewall("deleting from nftables table inet cni_firewall"))
+}
+
+/// Removes `bridge`'s isolation when no port other than `own` is left on it.
+fn teardown_isolation(
+    backend: Backend,
+    bridge: &str,
+    own: &[String],
+    families: &[IpFamily],
+    fw: &mut dyn FirewallApplier,
+    host: &mut dyn Host,
+) -> Result<(), FirewallError> {
+    if bridge_in_use(host, bridge, own)? {
+        return Ok(());
+    }
+    match backend {
+        Backend::Iptables => {
+            let mut plans = Vec::new();
+            for fam in families {
+                let state = fw
+                    .iptables_state(*fam, iptables::TABLE)
+                    .map_err(FirewallError::firewall("reading iptables rules"))?;
+                plans.extend(iptables::isolation_teardown_plans(&state, bridge));
+            }
+            if plans.is_empty() {
+                return Ok(());
+            }
+            fw.apply_iptables(&plans)
+                .map_err(FirewallError::firewall("deleting isolation rules"))
+        }
+        Backend::Nftables => {
+            let Some(t) = fw
+                .nft_table(nftables::FAMILY, nftables::TABLE)
+                .map_err(FirewallError::firewall(
+                    "reading nftables table inet cni_firewall",
+                ))?
+            else {
+                return Ok(());
+            };
+            let mut plan = NftPlan::new();
+            nftables::unisolate(&mut plan, bridge, &t);
+            if plan.is_empty() {
+                return Ok(());
+            }
+            fw.apply_nft(&plan).map_err(FirewallError::firewall(
+                "deleting isolation from nftables table inet cni_firewall",
+            ))
+        }
+    }
+}
+
+fn pod_families(pod: &Pod) -> Vec<IpFamily> {
+    let mut f: Vec<IpFamily> = Vec::new();
+    for a in &pod.addrs {
+        let x = IpFamily::of(a);
+        if !f.contains(&x) {
+            f.push(x);
+        }
+    }
+    if f.is_empty() {
+        f = vec![IpFamily::V4, IpFamily::V6];
+    }
+    f
+}
+
+/// DEL: removes the pod's entries (from `prevResult`, else from the attachment's record) and,
+/// with `same-bridge`, the bridge's isolation once nothing else is on the bridge. Tries every
+/// step; missing entries are no error.
+pub fn del(
+    conf: &FirewallConf,
+    att: &Attachment,
+    fw: &mut dyn FirewallApplier,
+    host: &mut dyn Host,
+    store: &Store,
+) -> Result<(), FirewallError> {
+    let backend = resolve(conf)?;
+    let record = store
+        .all()
+        .ok()
+        .and_then(|rs| rs.into_iter().find(|r| r.attachment() == *att));
+    let pod = match &conf.prev_result {
+        Some(r) => Pod::of(r),
+        None => record.as_ref().map(Record::pod).unwrap_or_default(),
+    };
+    let mut errors = Vec::new();
+    if let Err(e) = remove_pod(backend, conf, att, &pod, fw) {
+        errors.push(e);
+    }
+    if conf.ingress == IngressPolicy::SameBridge
+        && let Some(br) = &pod.bridge
+        && let Err(e) = teardown_isolation(
+            backend,
+            br,
+            &pod.host_ifs,
+            &pod_families(&pod),
+            fw,
+            host,
+        )
+    {
+        errors.push(e);
+    }
+    if errors.is_empty() {
+        store.remove(att)
+    } else if errors.len() == 1 {
+        Err(errors.remove(0))
+    } else {
+        Err(FirewallError::Many(errors))
+    }
+}
+
+/// CHECK, as the reference: the chains and the pod's rules (or our table and its elements).
+pub fn check(
+    conf: &FirewallConf,
+    att: &Attachment,
+    fw: &mut dyn FirewallApplier,
+) -> Result<(), FirewallError> {
+    let prev = conf
+        .prev_result
+        .as_ref()
+        .ok_or(FirewallError::MissingPrevResult)?;
+    let pod = Pod::of(prev);
+    match resolve(conf)? {
+        Backend::Iptables => {
+            for fam in iptables::check_families(&pod) {
+                let state = fw
+                    .iptables_state(fam, iptables::TABLE)
+                    .map_err(FirewallError::firewall("reading iptables rules"))?;
+                iptables::check(conf, &pod, &state)?;
+            }
+            Ok(())
+        }
+        Backend::Nftables => {
+            let t = fw
+                .nft_table(nftables::FAMILY, nftables::TABLE)
+                .map_err(FirewallError::firewall(
+                    "reading nftables table inet cni_firewall",
+                ))?;
+            Ok(nftables::check(t.as_ref(), &pod, &owner(conf, att))?)
+        }
+    }
+}
+
+/// GC: removes the entries of this network's attachments that are not in `valid` (addresses
+/// a valid attachment holds are kept), and with `same-bridge` the isolation of this network's
+/// bridges that no longer have ports.
+pub fn gc(
+    conf: &FirewallConf,
+    valid: &[Attachment],
+    fw: &mut dyn FirewallApplier,
+    host: &mut dyn Host,
+    store: &Store,
+) -> Result<(), FirewallError> {
+    let backend = resolve(conf)?;
+    let records = store.all()?;
+    let (stale, live): (Vec<Record>, Vec<Record>) = records
+        .into_iter()
+        .partition(|r| !valid.contains(&r.attachment()));
+    let live_addrs: Vec<IpAddr> = live.iter().flat_map(|r| r.addrs.clone()).collect();
+    let mut errors = Vec::new();
+    let mut bridges: Vec<String> = Vec::new();
+    match backend {
+        Backend::Iptables => {
+            for r in &stale {
+                let mut pod = r.pod();
+                pod.addrs.retain(|a| !live_addrs.contains(a));
+                if let Err(e) = remove_pod(backend, conf, &r.attachment(), &pod, fw) {
+                    errors.push(e);
+                }
+                bridges.extend(r.bridge.clone());
+            }
+        }
+        Backend::Nftables => match nft_gc(conf, valid, fw) {
+            Ok(b) => bridges = b,
+            Err(e) => errors.push(e),
+        },
+    }
+    if conf.ingress == IngressPolicy::SameBridge {
+        bridges.sort();
+        bridges.dedup();
+        for br in bridges {
+            if let Err(e) = teardown_isolation(
+                backend,
+                &br,
+                &[],
+                &[IpFamily::V4, IpFamily::V6],
+                fw,
+                host,
+            ) {
+                errors.push(e);
+            }
+        }
+    }
+    for r in &stale {
+        if let Err(e) = store.remove(&r.attachment()) {
+            errors.push(e);
+        }
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(FirewallError::Many(errors)),
+    }
+}
+
+/// nftables GC: deletes this network's elements of invalid attachments; returns the
+/// network's isolated bridges.
+fn nft_gc(
+    conf: &FirewallConf,
+    valid: &[Attachment],
+    fw: &mut dyn FirewallApplier,
+) -> Result<Vec<String>, FirewallError> {
+    let Some(t) = fw
+        .nft_table(nftables::FAMILY, nftables::TABLE)
+        .map_err(FirewallError::firewall(
+            "reading nftables table inet cni_firewall",
+        ))?
+    else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{} ", nftables::network_tag(&conf.name));
+    let keep: Vec<String> = valid.iter().map(|a| owner(conf, a)).collect();
+    let stale: Vec<IpAddr> = nftables::pod_elements(&t)
+        .into_iter()
+        .filter(|(_, c)| {
+            c.as_deref()
+                .is_some_and(|c| c.starts_with(&prefix) && !keep.iter().any(|k| k == c))
+        })
+        .map(|(a, _)| a)
+        .collect();
+    if !stale.is_empty() {
+        let mut plan = NftPlan::new();
+        nftables::delete_addrs(&mut plan, &stale);
+        fw.apply_nft(&plan).map_err(FirewallError::firewall(
+            "deleting from nftables table inet cni_firewall",
+        ))?;
+    }
+    Ok(nftables::isolated_bridges_of(&t, &conf.name))
+}
+
+/// STATUS: the backend can be used (its tools or the kernel's nf_tables are there).
+pub fn status(conf: &FirewallConf) -> Result<(), FirewallError> {
+    let ok = match resolve(conf)? {
+        Backend::Iptables => cni_linux::firewall::iptables_available(),
+        Backend::Nftables => cni_linux::firewall::nftables_available(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(FirewallError::Unavailable(match resolve(conf)? {
+            Backend::Iptables => "iptables-save and iptables-restore are not in PATH",
+            Backend::Nftables => "the kernel does not answer nf_tables requests",
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;
