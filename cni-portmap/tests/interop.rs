@@ -49,12 +49,17 @@ impl Plugins {
 
 /// The config both receive (no `backend`: ours detects iptables, v1.1.1 knows nothing else).
 fn config(addrs: &[&str], sandbox: &str) -> String {
+    config_with(addrs, sandbox, "")
+}
+
+/// [`config`] with `extra` keys (starting with a comma).
+fn config_with(addrs: &[&str], sandbox: &str, extra: &str) -> String {
     let ips: Vec<String> = addrs
         .iter()
         .map(|a| format!(r#"{{"address":"{a}","interface":0}}"#))
         .collect();
     format!(
-        r#"{{"cniVersion":"1.0.0","name":"interop","type":"portmap",
+        r#"{{"cniVersion":"1.0.0","name":"interop","type":"portmap"{extra},
         "runtimeConfig":{{"portMappings":[{MAPS}]}},
         "prevResult":{{"cniVersion":"1.0.0","interfaces":[{{"name":"eth0","sandbox":"{sandbox}"}}],
           "ips":[{}]}}}}"#,
@@ -115,6 +120,107 @@ fn same_rules_as_the_go_plugin() {
     assert_eq!(nat(&node_ours, true), nat(&node_go, true));
 }
 
+/// Issue 19 item 5: the keys that change the rules, each diffed against the Go plugin's
+/// rules (not only our own rule text): `snat`, `masqAll`, `markMasqBit`,
+/// `externalSetMarkChain`, `conditionsV4`/`conditionsV6`.
+#[test]
+fn same_rules_as_the_go_plugin_for_every_key() {
+    if !root() {
+        return;
+    }
+    let p = Plugins::new();
+    let pod = TempNetns::new("pmpod").unwrap();
+    let sandbox = pod.path().display().to_string();
+    for extra in [
+        r#","snat":false"#,
+        r#","masqAll":true"#,
+        r#","markMasqBit":5"#,
+        r#","externalSetMarkChain":"KUBE-MARK-MASQ""#,
+        r#","conditionsV4":["!","-s","10.9.0.0/16"],"conditionsV6":["!","-s","fd00:9::/64"]"#,
+        r#","snat":true,"masqAll":true,"markMasqBit":20,"conditionsV6":["-m","comment","--comment","v6 only"]"#,
+    ] {
+        let (node_go, node_ours) = (
+            TempNetns::new("pmgo").unwrap(),
+            TempNetns::new("pmours").unwrap(),
+        );
+        if extra.contains("externalSetMarkChain") {
+            // The chain belongs to someone else (kube-proxy); it must exist.
+            for n in [&node_go, &node_ours] {
+                n.exec_ok("iptables", &["-t", "nat", "-N", "KUBE-MARK-MASQ"])
+                    .unwrap();
+                n.exec_ok("ip6tables", &["-t", "nat", "-N", "KUBE-MARK-MASQ"])
+                    .unwrap();
+            }
+        }
+        let conf = config_with(&["10.0.0.2/24", "fd00::2/64"], &sandbox, extra);
+        let att = Attachment::new("ctr-keys", pod.path(), "eth0");
+        p.go(&node_go)
+            .add(&conf, &att)
+            .unwrap_or_else(|e| panic!("Go ADD with {extra}: {e}"));
+        p.ours(&node_ours)
+            .add(&conf, &att)
+            .unwrap_or_else(|e| panic!("our ADD with {extra}: {e}"));
+        for v6 in [false, true] {
+            let mut want = nat(&node_go, v6);
+            if extra.contains(r#""masqAll":true"#) {
+                want = masq_all_of(want);
+            }
+            assert_eq!(
+                nat(&node_ours, v6),
+                want,
+                "nat table (v6: {v6}) with {extra} differs from the Go plugin's"
+            );
+        }
+        // And each deletes the other's (v1.1.1 finds chains by name, whatever their rules).
+        p.go(&node_ours).del(&conf, &att).unwrap();
+        p.ours(&node_go).del(&conf, &att).unwrap();
+        for v6 in [false, true] {
+            assert_eq!(
+                nat(&node_ours, v6),
+                nat(&node_go, v6),
+                "after DEL with {extra}"
+            );
+            assert!(dn_chains(&nat(&node_ours, v6)).is_empty());
+        }
+    }
+}
+
+/// `masqAll` came after v1.1.1 (reference commit 0463fd19, v1.2.0; source address fixed in
+/// 3d27709f): the reference then marks mapped traffic from any source (`-s 0.0.0.0/0` /
+/// `-s ::/0`, which iptables-save omits) and writes no separate 127.0.0.1 rule. This is
+/// v1.1.1's table (which ignores the key) with exactly that change.
+fn masq_all_of(mut t: BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec<String>> {
+    for (chain, rules) in t.iter_mut() {
+        if !chain.starts_with("CNI-DN-") {
+            continue;
+        }
+        rules.retain(|r| !r.starts_with("-s 127.0.0.1/32 "));
+        for r in rules.iter_mut() {
+            if r.ends_with("-j CNI-HOSTPORT-SETMARK")
+                && let Some(rest) = r.strip_prefix("-s ")
+                && let Some((_, rest)) = rest.split_once(' ')
+            {
+                *r = rest.to_owned();
+            }
+        }
+    }
+    t
+}
+
+/// The nat table the Go plugin leaves after its own ADD + DEL of [`config`].
+fn reference(p: &Plugins, v6: bool) -> BTreeMap<String, Vec<String>> {
+    let node = TempNetns::new("pmref").unwrap();
+    let pod = TempNetns::new("pmpod").unwrap();
+    let conf = config(
+        &["10.0.0.2/24", "fd00::2/64"],
+        &pod.path().display().to_string(),
+    );
+    let att = Attachment::new("ctr-ref", pod.path(), "eth0");
+    p.go(&node).add(&conf, &att).unwrap();
+    p.go(&node).del(&conf, &att).unwrap();
+    nat(&node, v6)
+}
+
 #[test]
 fn each_deletes_what_the_other_created() {
     if !root() {
@@ -129,7 +235,6 @@ fn each_deletes_what_the_other_created() {
         Attachment::new("made-by-ours", pod.path(), "eth0"),
         Attachment::new("made-by-go", pod.path(), "eth0"),
     );
-    let empty = (nat(&node, false), nat(&node, true));
     p.ours(&node).add(&conf, &ours_att).unwrap();
     p.go(&node).add(&conf, &go_att).unwrap();
     assert_eq!(dn_chains(&nat(&node, false)).len(), 2);
@@ -142,19 +247,10 @@ fn each_deletes_what_the_other_created() {
         let t = nat(&node, v6);
         assert!(dn_chains(&t).is_empty(), "{t:#?}");
         assert!(t["CNI-HOSTPORT-DNAT"].is_empty(), "{t:#?}");
-        // Only the shared chains and their entry rules are left, as after the Go plugin's
-        // own ADD + DEL.
-        let before = if v6 { &empty.1 } else { &empty.0 };
-        for (chain, rules) in &t {
-            if before.contains_key(chain) && before[chain] == *rules {
-                continue;
-            }
-            assert!(
-                chain.starts_with("CNI-HOSTPORT-")
-                    || rules.iter().all(|r| r.contains("CNI-HOSTPORT-")),
-                "unexpected leftover in {chain}: {rules:?}"
-            );
-        }
+        // Exactly what the Go plugin leaves after its own ADD + DEL of the same config in a
+        // fresh namespace (issue 19 item 4: this used to accept any rule in a
+        // `CNI-HOSTPORT-*` chain).
+        assert_eq!(t, reference(&p, v6), "leftovers (v6: {v6})");
     }
     // Both are idempotent on what is already gone.
     p.go(&node).del(&conf, &go_att).unwrap();

@@ -55,6 +55,17 @@ fn add_v6(ns: &TempNetns, dev: &str, addr: &str) {
 }
 
 fn chain(backend: &str, node: &TempNetns, plugins: &CniPathDir, data: &TempDir) -> ChainRunner {
+    chain_with(backend, node, plugins, data, json!({}))
+}
+
+/// [`chain`] with more portmap keys (`extra`, an object).
+fn chain_with(
+    backend: &str,
+    node: &TempNetns,
+    plugins: &CniPathDir,
+    data: &TempDir,
+    extra: serde_json::Value,
+) -> ChainRunner {
     let mut list = json!({
     "cniVersion": "1.0.0", "name": "pmnet",
     "plugins": [
@@ -63,6 +74,9 @@ fn chain(backend: &str, node: &TempNetns, plugins: &CniPathDir, data: &TempDir) 
                   "ranges": [[{"subnet": "10.244.0.0/24"}], [{"subnet": "fd00:244::/64"}]]}},
         {"type": "portmap", "backend": backend, "capabilities": {"portMappings": true}}
     ]});
+    if let (Some(pm), Some(extra)) = (list["plugins"][1].as_object_mut(), extra.as_object()) {
+        pm.extend(extra.clone());
+    }
     cni_testkit::chain::set_ipam_data_dir(&mut list, data.path());
     ChainRunner::from_json(&list, [plugins.path()])
         .unwrap()
@@ -535,6 +549,97 @@ fn assert_only_skeleton_added(
         .filter(|(h, _)| !want.contains_key(h))
         .collect();
     assert_eq!(&others, before, "the other tables are as before");
+}
+
+/// Issue 19 item 5: the keys' effect on real traffic. With `masqAll` every connection to a
+/// mapped port is masqueraded (the pod sees the bridge address, also for another pod and
+/// for hairpin), with the mark bit `markMasqBit` chosen; with `snat: false` nothing is
+/// (another pod is seen with its own address, and 127.0.0.1 is not mapped).
+fn keys_scenario(backend: &str) {
+    let cluster = Cluster::single().unwrap();
+    let node = &cluster.node(0).ns;
+    let node_ip = cluster.node(0).underlay_ip.addr().to_string();
+    let plugins = CniPathDir::new()
+        .unwrap()
+        .ours(&["bridge", "host-local", "portmap"])
+        .unwrap();
+    let data = TempDir::new("pm-ipam").unwrap();
+    let gw: IpAddr = "10.244.0.1".parse().unwrap();
+    let maps = json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]);
+
+    let masq_all = chain_with(
+        backend,
+        node,
+        &plugins,
+        &data,
+        json!({"masqAll": true, "markMasqBit": 20}),
+    );
+    let pod_a = TempNetns::new("pmka").unwrap();
+    let tcp_a = TcpEchoServer::start(&pod_a, sa("::", 80)).unwrap();
+    let rt_a = rt("ctr-ka", &pod_a, maps.clone());
+    let a4 = addr(&masq_all.add(&rt_a).unwrap(), false);
+    let pod_b = TempNetns::new("pmkb").unwrap();
+    let rt_b = rt("ctr-kb", &pod_b, json!([]));
+    let b4 = addr(&masq_all.add(&rt_b).unwrap(), false);
+    assert!(
+        ["0x100000/0x100000", "0x00100000"]
+            .iter()
+            .any(|m| ruleset(node, backend).contains(m)),
+        "markMasqBit 20 is the mark:\n{}",
+        ruleset(node, backend)
+    );
+    let last_peer = |srv: &TcpEchoServer| srv.peers().last().map(|p| p.ip().to_canonical());
+    echo(&pod_a, sa(&node_ip, 8080), "hairpin with masqAll");
+    assert_eq!(last_peer(&tcp_a), Some(gw), "hairpin is masqueraded");
+    echo(&pod_b, sa(&node_ip, 8080), "pod b with masqAll");
+    assert_eq!(
+        last_peer(&tcp_a),
+        Some(gw),
+        "another pod is masqueraded with masqAll"
+    );
+    masq_all.del(&rt_b).unwrap();
+    masq_all.del(&rt_a).unwrap();
+
+    // snat: false: nothing is masqueraded.
+    let plain = chain_with(backend, node, &plugins, &data, json!({"snat": false}));
+    let a4 = {
+        let _ = a4;
+        addr(&plain.add(&rt_a).unwrap(), false)
+    };
+    let b4 = {
+        let _ = b4;
+        addr(&plain.add(&rt_b).unwrap(), false)
+    };
+    echo(&pod_b, sa(&node_ip, 8080), "pod b without snat");
+    assert_eq!(
+        last_peer(&tcp_a),
+        Some(IpAddr::from(b4)),
+        "not masqueraded without snat"
+    );
+    no_echo(
+        node,
+        sa("127.0.0.1", 8080),
+        "127.0.0.1 is not mapped without snat",
+    );
+    assert_ne!(a4, b4);
+    plain.del(&rt_b).unwrap();
+    plain.del(&rt_a).unwrap();
+}
+
+#[test]
+fn keys_traffic_iptables() {
+    if !root() {
+        return;
+    }
+    keys_scenario("iptables");
+}
+
+#[test]
+fn keys_traffic_nftables() {
+    if !root() {
+        return;
+    }
+    keys_scenario("nftables");
 }
 
 #[test]
