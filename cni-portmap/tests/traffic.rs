@@ -577,10 +577,10 @@ fn keys_scenario(backend: &str) {
     let pod_a = TempNetns::new("pmka").unwrap();
     let tcp_a = TcpEchoServer::start(&pod_a, sa("::", 80)).unwrap();
     let rt_a = rt("ctr-ka", &pod_a, maps.clone());
-    let a4 = addr(&masq_all.add(&rt_a).unwrap(), false);
+    masq_all.add(&rt_a).unwrap();
     let pod_b = TempNetns::new("pmkb").unwrap();
     let rt_b = rt("ctr-kb", &pod_b, json!([]));
-    let b4 = addr(&masq_all.add(&rt_b).unwrap(), false);
+    masq_all.add(&rt_b).unwrap();
     assert!(
         ["0x100000/0x100000", "0x00100000"]
             .iter()
@@ -602,20 +602,10 @@ fn keys_scenario(backend: &str) {
 
     // snat: false: nothing is masqueraded.
     let plain = chain_with(backend, node, &plugins, &data, json!({"snat": false}));
-    let a4 = {
-        let _ = a4;
-        addr(&plain.add(&rt_a).unwrap(), false)
-    };
-    let b4 = {
-        let _ = b4;
-        addr(&plain.add(&rt_b).unwrap(), false)
-    };
+    let a4 = addr(&plain.add(&rt_a).unwrap(), false);
+    let b4 = addr(&plain.add(&rt_b).unwrap(), false);
     echo(&pod_b, sa(&node_ip, 8080), "pod b without snat");
-    assert_eq!(
-        last_peer(&tcp_a),
-        Some(IpAddr::from(b4)),
-        "not masqueraded without snat"
-    );
+    assert_eq!(last_peer(&tcp_a), Some(b4), "not masqueraded without snat");
     no_echo(
         node,
         sa("127.0.0.1", 8080),
