@@ -56,9 +56,15 @@
 //!   `ip cni_portmap_localnet`). DEL and GC remove it once no interface has
 //!   `route_localnet` on any more (the plugin, like the reference, never turns it off).
 //! - UDP: stale conntrack entries of the mapped UDP host ports are deleted after ADD **and
-//!   after DEL** (the reference only does it on ADD: plugins #1190), over netlink.
+//!   after DEL** (the reference only does it on ADD: plugins #1190), over netlink, in one
+//!   streamed pass over the table per family whatever the number of ports. If that fails
+//!   (e.g. every dump was interrupted by a changing table), ADD fails and undoes its rules
+//!   (the reference only logs it); DEL goes on.
 //! - DEL is idempotent and also cleans the other backend (best effort), so a node can switch
-//!   backends between ADD and DEL. CHECK only checks the family of each container address
+//!   backends between ADD and DEL. DEL succeeds on input ADD refuses (protocol `bogus`,
+//!   host port 0, a bad `markMasqBit`, ...): what can be identified (the container's
+//!   chains, the elements carrying its owner comment) is removed, so a runtime that stops
+//!   at the first failing DEL (containerd's go-cni) still runs bridge's and IPAM's DEL. CHECK only checks the family of each container address
 //!   (v1.1.1 also checks IPv4 rules in ip6tables and fails IPv4-only pods).
 //! - **GC** (the reference has none): removes this network's mappings of attachments not in
 //!   `cni.dev/valid-attachments` (absent list: nothing is removed), in both backends.
