@@ -15,7 +15,7 @@ use crate::container;
 use crate::deps::{Attachment, Deps, FailPoint};
 use crate::error::BridgeError;
 use crate::host::{self, BridgeLink};
-use crate::{fw, spoofchk};
+use crate::{masq, spoofchk};
 
 /// How long the host port may take to become operationally up (the reference polls for up to
 /// 2.55 s; we wait for the kernel's event).
@@ -240,7 +240,7 @@ impl Ctx<'_> {
                     backend,
                     ips: ips.clone(),
                 });
-                fw::setup_masq(&mut *deps.firewall, backend, conf, att, &ips)?;
+                masq::apply::setup_masq(&mut *deps.firewall, backend, conf, att, &ips)?;
             }
         }
 
@@ -307,15 +307,13 @@ impl Ctx<'_> {
             conf.preserve_default_vlan,
         )?;
         if conf.mac_spoof_check {
-            let plan = spoofchk::setup(
-                &spoofchk::ref_id(&att.container_id, &att.ifname),
+            steps.push(Step::SpoofCheck);
+            spoofchk::apply::setup(
+                &mut *deps.firewall,
+                att,
                 &veth.host.name,
                 veth.container_mac,
-            );
-            steps.push(Step::SpoofCheck);
-            deps.firewall
-                .apply_nft(&plan)
-                .map_err(|e| BridgeError::firewall("failed to setup spoof-check", e))?;
+            )?;
         }
         deps.fail(FailPoint::AfterVeth)?;
 
@@ -476,14 +474,14 @@ fn undo(
     for step in others.into_iter().rev().chain(ipam) {
         let r = match step {
             Step::Masq { backend, ips } => {
-                fw::undo_masq(&mut *deps.firewall, backend, conf, att, &ips)
+                masq::apply::undo_masq(&mut *deps.firewall, backend, conf, att, &ips)
             }
             Step::Ipam => match &conf.ipam_type {
                 Some(ipam) => delegate::del(&*deps.exec, ipam, &conf.raw, &att.ipam_env())
                     .map_err(BridgeError::Ipam),
                 None => Ok(()),
             },
-            Step::SpoofCheck => fw::teardown_spoofcheck(&mut *deps.firewall, att, None),
+            Step::SpoofCheck => spoofchk::apply::teardown(&mut *deps.firewall, att, None),
             Step::Veth { index } => match host.delete_link(index) {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),

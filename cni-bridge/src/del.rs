@@ -1,17 +1,16 @@
 //! DEL, GC and STATUS: best effort, every step tried, "already gone" is success.
 
 use cni_linux::firewall::FirewallApplier;
-use cni_linux::firewall::nftables::{Family, NftPlan};
 use cni_linux::netlink::Handle;
 use cni_proto::delegate;
 use cni_proto::env::Env;
 use ipnet::IpNet;
 
-use crate::config::{BridgeConf, MasqBackend};
+use crate::config::BridgeConf;
 use crate::container;
 use crate::deps::{Attachment, Deps};
 use crate::error::BridgeError;
-use crate::{fw, spoofchk};
+use crate::{masq, spoofchk};
 
 /// DEL:
 ///
@@ -72,11 +71,13 @@ pub fn del(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<(), B
         let teardown = (masq || spoof).then(|| {
             scope.spawn(move || {
                 let mut errs = Vec::new();
-                if spoof && let Err(e) = fw::teardown_spoofcheck(firewall, att, host_port) {
+                if spoof && let Err(e) = spoofchk::apply::teardown(firewall, att, host_port) {
                     errs.push(e);
                 }
                 if masq {
-                    errs.extend(fw::teardown_masq(firewall, conf, att, ips, complete));
+                    errs.extend(masq::apply::teardown_masq(
+                        firewall, conf, att, ips, complete,
+                    ));
                 }
                 errs
             })
@@ -143,8 +144,8 @@ fn join(t: std::thread::ScopedJoinHandle<'_, Result<(), BridgeError>>) -> Option
 pub fn gc(conf: &BridgeConf, env: &Env, deps: &mut Deps) -> Result<(), BridgeError> {
     let mut errs = Vec::new();
     if let Some(valid) = &conf.valid_attachments {
-        fw::gc_masq(&mut *deps.firewall, conf, valid, &mut errs);
-        gc_spoofcheck(&mut *deps.firewall, valid, &mut errs);
+        masq::apply::gc_masq(&mut *deps.firewall, conf, valid, &mut errs);
+        spoofchk::apply::gc(&mut *deps.firewall, valid, &mut errs);
     }
     if let Some(ipam) = &conf.ipam_type
         && let Err(e) = delegate::gc(&*deps.exec, ipam, &conf.raw, env)
@@ -152,45 +153,6 @@ pub fn gc(conf: &BridgeConf, env: &Env, deps: &mut Deps) -> Result<(), BridgeErr
         errs.push(BridgeError::Ipam(e));
     }
     BridgeError::collect(errs)
-}
-
-/// GC of spoof checks (see [`gc`]).
-fn gc_spoofcheck(
-    firewall: &mut dyn FirewallApplier,
-    valid: &[cni_types::Attachment],
-    errs: &mut Vec<BridgeError>,
-) {
-    let ctx = "failed to garbage-collect spoof-check";
-    match firewall.nft_table(Family::Bridge, spoofchk::TABLE) {
-        Ok(Some(existing)) => {
-            let mut host = match Handle::new() {
-                Ok(h) => h,
-                Err(e) => {
-                    errs.push(BridgeError::netlink("netlink", e));
-                    return;
-                }
-            };
-            let stale = spoofchk::stale(valid, Some(&existing), |name| {
-                // When in doubt the port exists: never remove a live check by mistake.
-                host.link_by_name(name).map(|l| l.is_some()).unwrap_or(true)
-            });
-            let mut plan = NftPlan::new();
-            for rid in stale {
-                plan.ops
-                    .extend(spoofchk::teardown(&rid, Some(&existing)).ops);
-            }
-            if !plan.is_empty()
-                && let Err(e) = firewall.apply_nft(&plan)
-            {
-                errs.push(BridgeError::firewall(ctx, e));
-            }
-        }
-        Ok(None) => {}
-        Err(e) if fw::backend_available(MasqBackend::Nftables) => {
-            errs.push(BridgeError::firewall(ctx, e));
-        }
-        Err(_) => {}
-    }
 }
 
 /// STATUS (spec 1.1): IPAM's answer when IPAM is configured, ready otherwise.
@@ -208,6 +170,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use cni_linux::firewall::Recorder;
+    use cni_linux::firewall::nftables::{Family, NftPlan};
     use cni_proto::Command;
     use cni_proto::exec::Exec;
 

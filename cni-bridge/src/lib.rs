@@ -16,10 +16,14 @@
 //!   [`BridgePlugin`] runs them behind [`cni_proto::skel`].
 //! - [`deps`]: the seams ([`Deps`]: IPAM exec, firewall applier, test [`Hooks`]) and the
 //!   [`Attachment`] a verb applies to.
-//! - [`masq`], [`spoofchk`]: the masquerade and MAC spoof-check rules as pure plans (golden
-//!   tested). iptables and spoof-check rules are laid out exactly as the reference's, so either
-//!   implementation cleans up after the other; nftables masquerade has its own flat-cost
-//!   layout (tables `ip`/`ip6` `cni_bridge_masq`), and teardown also removes the reference's.
+//! - [`masq`]: masquerade, one module per layout (iptables, our nftables, the reference's
+//!   nftables) of pure plans (golden tested), and `masq::apply`, which sets up, tears down and
+//!   collects them through the firewall seam. iptables rules are laid out exactly as the
+//!   reference's, so either implementation cleans up after the other; nftables masquerade has
+//!   its own flat-cost layout (tables `ip`/`ip6` `cni_bridge_masq`), and teardown also
+//!   removes the reference's.
+//! - [`spoofchk`]: the MAC spoof check, laid out as the reference's: its plans, and
+//!   `spoofchk::apply` (set-up, teardown, GC).
 //! - [`error`]: [`BridgeError`] and its spec error codes.
 //!
 //! # What differs from the reference, on purpose
@@ -109,7 +113,6 @@ mod container;
 mod del;
 pub mod deps;
 pub mod error;
-mod fw;
 mod host;
 pub mod masq;
 mod plugin;

@@ -1,7 +1,6 @@
-//! The firewall side of the verbs: masquerade set-up and teardown in both backends, spoof
-//! check teardown and GC, through the [`FirewallApplier`] seam, in the calling thread's
-//! network namespace (the node's). The plans themselves are in [`crate::masq`] and
-//! [`crate::spoofchk`].
+//! Masquerade set-up, teardown and GC in every layout, through the [`FirewallApplier`] seam,
+//! in the calling thread's network namespace (the node's). The plans are the sibling
+//! modules'.
 
 use cni_linux::IpFamily;
 use cni_linux::firewall::nftables::{Family, NftPlan, Value};
@@ -13,7 +12,6 @@ use crate::container;
 use crate::deps::Attachment;
 use crate::error::BridgeError;
 use crate::masq::{self, NftEntry, NftOwner};
-use crate::spoofchk;
 
 const SETUP: &str = "failed to set up IP masquerade";
 const TEARDOWN: &str = "failed to tear down IP masquerade";
@@ -243,32 +241,6 @@ pub(crate) fn teardown_masq(
         errs.push(BridgeError::firewall(TEARDOWN, e));
     }
     errs
-}
-
-/// Removes this attachment's spoof-check chains and jump rule; with `host_port` (known when
-/// the attachment's id is hashed and its veth still exists), also a check the Go plugin set
-/// up for it under the reference's name ([`spoofchk::teardown_legacy`]).
-pub(crate) fn teardown_spoofcheck(
-    fw: &mut dyn FirewallApplier,
-    att: &Attachment,
-    host_port: Option<&str>,
-) -> Result<(), BridgeError> {
-    let ctx = "failed to teardown spoof-check";
-    let existing = fw
-        .nft_table(Family::Bridge, spoofchk::TABLE)
-        .map_err(|e| BridgeError::firewall(ctx, e))?;
-    let mut plan = spoofchk::teardown(
-        &spoofchk::ref_id(&att.container_id, &att.ifname),
-        existing.as_ref(),
-    );
-    if let (Some(port), Some(legacy)) = (
-        host_port,
-        spoofchk::legacy_ref_id(&att.container_id, &att.ifname),
-    ) {
-        plan.ops
-            .extend(spoofchk::teardown_legacy(&legacy, port, existing.as_ref()).ops);
-    }
-    apply_nonempty(fw, &plan).map_err(|e| BridgeError::firewall(ctx, e))
 }
 
 /// GC of masquerade state in every layout: our nftables elements and the reference's

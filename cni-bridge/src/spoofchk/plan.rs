@@ -1,23 +1,5 @@
-//! `macspoofchk`: drop frames entering the bridge from the container's port whose source MAC
-//! is not the container's, as nftables plans laid out exactly as the reference's
-//! `pkg/link/spoofcheck.go`:
-//!
-//! ```text
-//! table bridge nat {
-//!   chain PREROUTING { type filter hook prerouting priority -300; policy accept;
-//!     iifname "<host veth>" jump cni-br-iface-<cid>-<ifname> comment "macspoofchk-<cid>-<ifname>" }
-//!   chain cni-br-iface-<cid>-<ifname> { jump cni-br-iface-<cid>-<ifname>-mac comment "…" }
-//!   chain cni-br-iface-<cid>-<ifname>-mac {
-//!     ether saddr <mac> return comment "…"
-//!     drop comment "…" }
-//! }
-//! ```
-//!
-//! `<cid>-<ifname>` is the reference's id when neither part contains a `-`; otherwise a hash
-//! of the pair, so that two attachments never share a chain (see [`ref_id`]).
-//!
-//! The reference needs two transactions (declare, then flush and fill); one suffices here,
-//! because the chains are added before they are flushed in the same batch.
+//! The spoof-check rules as pure plans (golden tested): names, set-up, teardown, the Go
+//! plugin's ambiguous names, and what GC finds stale.
 
 use std::collections::BTreeSet;
 

@@ -1,24 +1,5 @@
-//! `ipMasq`: masquerading of container traffic that leaves the container's subnet, as pure
-//! plans for both backends. The iptables layout is the reference's, so either implementation
-//! removes what the other set up; the nftables layout is our own, so its cost stays flat as
-//! pods accumulate; teardown also removes the reference's nftables rules.
-//!
-//! # iptables (every version of the Go plugin)
-//!
-//! Per container, in table `nat` of the address's family:
-//!
-//! ```text
-//! :CNI-<sha512(net + cid)[:24]> -                      (chain, 28 characters)
-//! -A CNI-… -d <subnet> -m comment --comment "name: \"<net>\" id: \"<cid>\"" -j ACCEPT
-//! -A CNI-… ! -d 224.0.0.0/4 -m comment --comment "…" -j MASQUERADE   (ff00::/8 for IPv6)
-//! -A POSTROUTING -s <ip>/32 -m comment --comment "…" -j CNI-…
-//! ```
-//!
-//! Teardown needs only the network name and the container ID: every rule of the table that
-//! jumps to the chain is deleted, then the chain (so DEL works without a namespace and without
-//! `prevResult`, which the reference does not: plugins #810).
-//!
-//! # nftables: our layout (tables `ip cni_bridge_masq` and `ip6 cni_bridge_masq`)
+//! Our nftables layout (tables `ip cni_bridge_masq` and `ip6 cni_bridge_masq`), chosen with
+//! `"ipMasqBackend": "nftables"`:
 //!
 //! ```text
 //! table ip cni_bridge_masq {
@@ -50,7 +31,7 @@
 //! does not understand. (The Go plugin does not remove our elements: switching back to it, GC
 //! or DEL through this plugin cleans them.)
 //!
-//! # What each verb costs (nftables)
+//! # What each verb costs
 //!
 //! - **ADD**: one transaction that only adds the container's elements ([`nft_add_plan`]):
 //!   the kernel commits it in constant time, with no RCU grace period to wait for. When a map
@@ -69,248 +50,20 @@
 //!   and without addresses (no namespace, no `prevResult`: plugins #810) the listing is all.
 //! - **GC** lists both tables and deletes the elements of this network's maps (the map's name
 //!   is a hash of network and subnet) whose attachment is not valid ([`nft_gc_plan`]).
-//!
-//! # The reference's nftables layout (Go plugin v1.5 and later)
-//!
-//! Table `inet cni_plugins_masquerade`; base chain `postrouting` (nat, srcnat priority) that
-//! returns multicast and jumps (`goto`) to `masq_checks`; one rule per container address in
-//! `masq_checks`:
-//!
-//! ```text
-//! ip saddr 10.88.0.2 ip daddr != 10.88.0.0/16 masquerade comment "<h(net)>-<h(if:cid)>, net: …, if: …, id: …"
-//! ```
-//!
-//! We never write it; DEL and GC remove its rules by the hash prefix of their comment
-//! ([`ref_nft_teardown`], [`ref_nft_gc`]), so pods set up by the Go plugin leak nothing.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use cni_linux::IpFamily;
-use cni_linux::firewall::iptables::{IptablesPlan, IptablesState, Rule, RuleError};
-use cni_linux::firewall::names::{format_chain_name, format_comment, format_hash_with_prefix};
 use cni_linux::firewall::nftables::{
     ChainSpec, ChainType, CmpOp, DataType, ElemValue, Element, ElementData, ElementListing, Family,
-    Field, Hook, MAX_COMMENT_LEN, MapData, NftOp, NftPlan, RuleSpec, SetListing, SetSpec, Stmt,
-    TableListing, Value, priority,
+    Field, Hook, MapData, NftOp, NftPlan, RuleSpec, SetListing, SetSpec, Stmt, TableListing, Value,
+    priority,
 };
 use cni_linux::firewall::sha512::sha512_hex;
 use ipnet::IpNet;
 
-/// The iptables chain of one container: `("CNI-" + hex(sha512(net + cid)))[:28]`.
-pub fn iptables_chain(network: &str, container_id: &str) -> String {
-    format_chain_name(network, container_id)
-}
-
-/// The iptables comment of one container: `name: "<net>" id: "<cid>"` (Go `%q` quoting).
-pub fn iptables_comment(network: &str, container_id: &str) -> String {
-    format_comment(network, container_id)
-}
-
-fn family_of(ip: &IpNet) -> IpFamily {
-    IpFamily::of(&ip.addr())
-}
-
-fn multicast(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "224.0.0.0/4",
-        IpFamily::V6 => "ff00::/8",
-    }
-}
-
-/// The plans that masquerade traffic from `ips` (container addresses with their prefix) to
-/// destinations outside their subnet: one plan per family present, applied with one
-/// `iptables-save` + `iptables-restore --noflush` each.
-pub fn iptables_setup(
-    network: &str,
-    container_id: &str,
-    ips: &[IpNet],
-) -> Result<Vec<IptablesPlan>, RuleError> {
-    let chain = iptables_chain(network, container_id);
-    let comment = iptables_comment(network, container_id);
-    let mut plans = Vec::new();
-    for family in [IpFamily::V4, IpFamily::V6] {
-        let of_family: Vec<&IpNet> = ips.iter().filter(|ip| family_of(ip) == family).collect();
-        if of_family.is_empty() {
-            continue;
-        }
-        let mut plan = IptablesPlan::new(family, "nat");
-        plan.ensure_chain(&chain);
-        for ip in of_family {
-            plan.append_unique(
-                &chain,
-                Rule::new([
-                    "-d",
-                    &ip.trunc().to_string(),
-                    "-m",
-                    "comment",
-                    "--comment",
-                    &comment,
-                    "-j",
-                    "ACCEPT",
-                ])?,
-            );
-            plan.append_unique(
-                &chain,
-                Rule::new([
-                    "!",
-                    "-d",
-                    multicast(family),
-                    "-m",
-                    "comment",
-                    "--comment",
-                    &comment,
-                    "-j",
-                    "MASQUERADE",
-                ])?,
-            );
-            plan.append_unique(
-                "POSTROUTING",
-                Rule::new([
-                    "-s",
-                    &ip.addr().to_string(),
-                    "-m",
-                    "comment",
-                    "--comment",
-                    &comment,
-                    "-j",
-                    &chain,
-                ])?,
-            );
-        }
-        plans.push(plan);
-    }
-    Ok(plans)
-}
-
-/// Undoes [`iptables_setup`] for the given families, from the network name and container ID
-/// alone: deletes every rule of `nat` that jumps to the container's chain (whatever its `-s`,
-/// so also the old `-s <ip>/<prefix>` form), then flushes and deletes the chain.
-pub fn iptables_teardown(
-    network: &str,
-    container_id: &str,
-    families: &[IpFamily],
-) -> Vec<IptablesPlan> {
-    let chain = iptables_chain(network, container_id);
-    families
-        .iter()
-        .map(|&family| {
-            let mut plan = IptablesPlan::new(family, "nat");
-            plan.delete_jumps_to(&chain);
-            plan.delete_chain(&chain);
-            plan
-        })
-        .collect()
-}
-
-/// Decodes a Go `%q` string (`"..."` with backslash escapes) at the start of `s`; returns the
-/// text and the rest after the closing quote.
-pub(crate) fn go_unquote_prefix(s: &str) -> Option<(String, &str)> {
-    let mut chars = s.strip_prefix('"')?.char_indices();
-    let body = &s[1..];
-    let mut out = String::new();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((out, &body[i + 1..])),
-            '\\' => {
-                let (_, e) = chars.next()?;
-                match e {
-                    'a' => out.push('\u{7}'),
-                    'b' => out.push('\u{8}'),
-                    'f' => out.push('\u{c}'),
-                    'n' => out.push('\n'),
-                    'r' => out.push('\r'),
-                    't' => out.push('\t'),
-                    'v' => out.push('\u{b}'),
-                    '\\' => out.push('\\'),
-                    '"' => out.push('"'),
-                    'x' | 'u' | 'U' => {
-                        let n = match e {
-                            'x' => 2,
-                            'u' => 4,
-                            _ => 8,
-                        };
-                        let mut hex = String::new();
-                        for _ in 0..n {
-                            hex.push(chars.next()?.1);
-                        }
-                        let v = u32::from_str_radix(&hex, 16).ok()?;
-                        out.push(char::from_u32(v)?);
-                    }
-                    _ => return None,
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    None
-}
-
-/// The container ID of a reference comment `name: "<network>" id: "<cid>"`, if `comment` is
-/// one for `network`.
-pub fn container_of_comment(network: &str, comment: &str) -> Option<String> {
-    let rest = comment.strip_prefix("name: ")?;
-    let (name, rest) = go_unquote_prefix(rest)?;
-    if name != network {
-        return None;
-    }
-    let (id, rest) = go_unquote_prefix(rest.strip_prefix(" id: ")?)?;
-    rest.is_empty().then_some(id)
-}
-
-/// The stale masquerade chains of `network` in one family's `nat` table: chains whose rules
-/// (or whose `POSTROUTING` jump) carry this network's comment for a container ID that is not
-/// in `valid`, and whose name is the one the reference derives from that ID. Returns the
-/// `(container ID, chain)` pairs, sorted.
-pub fn iptables_stale(
-    network: &str,
-    valid: &BTreeSet<String>,
-    state: &IptablesState,
-) -> Vec<(String, String)> {
-    let mut stale = BTreeSet::new();
-    let Some(nat) = state.table("nat") else {
-        return Vec::new();
-    };
-    for chain in &nat.chains {
-        for rule in &chain.rules {
-            let Some(cid) = rule
-                .comment()
-                .and_then(|c| container_of_comment(network, c))
-            else {
-                continue;
-            };
-            if valid.contains(&cid) {
-                continue;
-            }
-            let expected = iptables_chain(network, &cid);
-            // The rule is either in the container's chain or a jump to it.
-            if chain.name == expected || rule.target() == Some(expected.as_str()) {
-                stale.insert((cid, expected));
-            }
-        }
-    }
-    stale.into_iter().collect()
-}
-
-/// The GC plan for one family: tear down every stale chain found by [`iptables_stale`].
-pub fn iptables_gc(
-    network: &str,
-    valid: &BTreeSet<String>,
-    state: &IptablesState,
-) -> Option<IptablesPlan> {
-    let stale = iptables_stale(network, valid, state);
-    if stale.is_empty() {
-        return None;
-    }
-    let mut plan = IptablesPlan::new(state.family, "nat");
-    for (_, chain) in stale {
-        plan.delete_jumps_to(&chain);
-        plan.delete_chain(&chain);
-    }
-    Some(plan)
-}
-
-// ------------------------------------------------------------------------------ nftables
+use super::{cut, multicast};
 
 /// Our nftables table, in families `ip` and `ip6`.
 pub const NFT_TABLE: &str = "cni_bridge_masq";
@@ -334,27 +87,6 @@ fn addr_type(f: IpFamily) -> DataType {
     }
 }
 
-/// How a network is named in comments: its name, or `#` + 24 hex digits of its sha512 when
-/// longer than 48 bytes (as the portmap plugin's comments).
-pub fn nft_network_tag(network: &str) -> String {
-    if network.len() <= 48 {
-        network.to_owned()
-    } else {
-        format!("#{}", &sha512_hex(network.as_bytes())[..24])
-    }
-}
-
-fn cut(mut s: String) -> String {
-    if s.len() > MAX_COMMENT_LEN {
-        let mut at = MAX_COMMENT_LEN;
-        while !s.is_char_boundary(at) {
-            at -= 1;
-        }
-        s.truncate(at);
-    }
-    s
-}
-
 /// The map of one (network, subnet): `masq_` + 16 hex digits of sha512 of the layout version,
 /// the network and the subnet.
 pub fn nft_map_name(network: &str, subnet: IpNet) -> String {
@@ -376,7 +108,7 @@ pub fn nft_map_spec(network: &str, subnet: IpNet) -> SetSpec {
 
 /// The comment of a map and of its rule: `<network tag> <subnet>`.
 pub fn nft_subnet_comment(network: &str, subnet: IpNet) -> String {
-    cut(format!("{} {}", nft_network_tag(network), subnet.trunc()))
+    owner_comment(network, &subnet.trunc().to_string())
 }
 
 /// The value of an attachment's elements: 15 hex digits of sha512 of network, interface and
@@ -389,10 +121,28 @@ pub fn nft_owner(network: &str, ifname: &str, container_id: &str) -> String {
 /// The comment of an attachment's elements: `<network tag> <ifname> <container id>`, cut to
 /// nft's 128 bytes.
 pub fn nft_element_comment(network: &str, ifname: &str, container_id: &str) -> String {
-    cut(format!(
-        "{} {ifname} {container_id}",
-        nft_network_tag(network)
-    ))
+    owner_comment(network, &format!("{ifname} {container_id}"))
+}
+
+// The owner tag and comment of our nftables objects, written here and (with its arguments in
+// another order) in cni-portmap's `nftables::{network_tag, owner_comment}`: to become one
+// helper in cni-linux, shared by both plugins. Everything that builds such a comment in this
+// crate goes through `owner_comment`.
+
+/// How a network is named in comments: its name, or `#` + 24 hex digits of its sha512 when
+/// longer than 48 bytes (as the portmap plugin's comments).
+pub fn nft_network_tag(network: &str) -> String {
+    if network.len() <= 48 {
+        network.to_owned()
+    } else {
+        format!("#{}", &sha512_hex(network.as_bytes())[..24])
+    }
+}
+
+/// `<network tag> <what>`, cut to nft's 128 bytes: how our comments name the network that owns
+/// a map, a rule or an element.
+fn owner_comment(network: &str, what: &str) -> String {
+    cut(format!("{} {what}", nft_network_tag(network)))
 }
 
 /// The rule of one (network, subnet): `ip saddr @map ip daddr != <subnet> ip daddr !=
@@ -674,92 +424,6 @@ pub fn nft_gc_plan(
     )
 }
 
-// ------------------------------------------------------------ the reference's nftables
-
-/// The reference's nftables table (family `inet`).
-pub const REF_NFT_TABLE: &str = "cni_plugins_masquerade";
-/// The reference's regular chain holding one rule per container address.
-pub const REF_NFT_CHAIN: &str = "masq_checks";
-
-/// `hex(sha512(network))[:16]`: the prefix of every reference comment of the network.
-pub fn ref_nft_network_hash(network: &str) -> String {
-    format_hash_with_prefix(16, "", network).unwrap_or_default()
-}
-
-/// `<network hash>-<hex(sha512(ifname + ":" + cid))[:16]>`: the prefix identifying one
-/// attachment's rules in the reference's layout.
-pub fn ref_nft_instance_hash(network: &str, ifname: &str, container_id: &str) -> String {
-    let inst =
-        format_hash_with_prefix(16, "", &format!("{ifname}:{container_id}")).unwrap_or_default();
-    format!("{}-{inst}", ref_nft_network_hash(network))
-}
-
-/// The reference's comment of one attachment's rules: its hash, then a readable description
-/// without double quotes, cut to nft's 128 bytes.
-pub fn ref_nft_comment(network: &str, ifname: &str, container_id: &str) -> String {
-    let strip = |s: &str| s.replace('"', "");
-    cut(format!(
-        "{}, net: {}, if: {}, id: {}",
-        ref_nft_instance_hash(network, ifname, container_id),
-        strip(network),
-        strip(ifname),
-        strip(container_id)
-    ))
-}
-
-fn ref_rules<'a>(
-    listing: Option<&'a TableListing>,
-    prefix: &'a str,
-) -> impl Iterator<Item = (u64, &'a str)> + 'a {
-    listing
-        .and_then(|t| t.chain(REF_NFT_CHAIN))
-        .into_iter()
-        .flat_map(|c| c.rules.iter())
-        .filter_map(move |r| {
-            r.comment
-                .as_deref()
-                .filter(|c| c.starts_with(prefix))
-                .map(|c| (r.handle, c))
-        })
-}
-
-/// Deletes one attachment's rules from the reference's table (found by their comment hash in
-/// `existing`). Empty when there are none, or no table.
-pub fn ref_nft_teardown(
-    network: &str,
-    ifname: &str,
-    container_id: &str,
-    existing: Option<&TableListing>,
-) -> NftPlan {
-    let mut plan = NftPlan::new();
-    let prefix = ref_nft_instance_hash(network, ifname, container_id);
-    for (handle, _) in ref_rules(existing, &prefix) {
-        plan.delete_rule(Family::Inet, REF_NFT_TABLE, REF_NFT_CHAIN, handle);
-    }
-    plan
-}
-
-/// Deletes the reference's rules of `network` whose comment is not that of a valid
-/// attachment.
-pub fn ref_nft_gc(
-    network: &str,
-    valid: &[cni_types::Attachment],
-    existing: Option<&TableListing>,
-) -> NftPlan {
-    let keep: BTreeSet<String> = valid
-        .iter()
-        .map(|a| ref_nft_comment(network, &a.ifname, &a.container_id))
-        .collect();
-    let mut plan = NftPlan::new();
-    let prefix = ref_nft_network_hash(network);
-    for (handle, comment) in ref_rules(existing, &prefix) {
-        if !keep.contains(comment) {
-            plan.delete_rule(Family::Inet, REF_NFT_TABLE, REF_NFT_CHAIN, handle);
-        }
-    }
-    plan
-}
-
 fn net(s: &str) -> IpNet {
     s.parse().unwrap_or_default()
 }
@@ -767,7 +431,6 @@ fn net(s: &str) -> IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cni_linux::firewall::nftables::{ChainListing, RuleListing};
 
     const CID: &str = "f9b1c8a3d2e4";
 
@@ -776,230 +439,6 @@ mod tests {
             "10.88.0.5/16".parse().unwrap(),
             "fd00:1::5/64".parse().unwrap(),
         ]
-    }
-
-    #[test]
-    fn iptables_setup_golden() {
-        let plans = iptables_setup("podnet", CID, &ips()).unwrap();
-        let text: String = plans.iter().map(ToString::to_string).collect();
-        let chain = iptables_chain("podnet", CID);
-        assert_eq!(chain.len(), 28);
-        let c = r#""name: \"podnet\" id: \"f9b1c8a3d2e4\"""#;
-        let expected = format!(
-            "table ipv4 nat\n  chain {chain}\n  append-unique {chain} -d 10.88.0.0/16 -m comment --comment {c} -j ACCEPT\n  append-unique {chain} ! -d 224.0.0.0/4 -m comment --comment {c} -j MASQUERADE\n  append-unique POSTROUTING -s 10.88.0.5/32 -m comment --comment {c} -j {chain}\n\
-             table ipv6 nat\n  chain {chain}\n  append-unique {chain} -d fd00:1::/64 -m comment --comment {c} -j ACCEPT\n  append-unique {chain} ! -d ff00::/8 -m comment --comment {c} -j MASQUERADE\n  append-unique POSTROUTING -s fd00:1::5/128 -m comment --comment {c} -j {chain}\n"
-        );
-        assert_eq!(text, expected);
-    }
-
-    #[test]
-    fn iptables_names_match_the_reference() {
-        // Recorded once from the Go bridge v1.1.1 (/usr/lib/cni/bridge, Debian): ADD with
-        // `ipMasq` in a throw-away namespace, then `iptables-save -t nat` there. The interop
-        // test `iptables_masquerade_names_are_the_go_bridge_s` repeats this live.
-        assert_eq!(
-            iptables_chain("testnet", "f9b1c8a3d2e4"),
-            "CNI-64bb64beb791587f4bb2db7e"
-        );
-        assert_eq!(
-            iptables_comment("testnet", "f9b1c8a3d2e4"),
-            r#"name: "testnet" id: "f9b1c8a3d2e4""#
-        );
-        let long = "a.network_with-a-name-longer-than-any-chain-name";
-        assert_eq!(
-            iptables_chain(long, "a.b_c-d9"),
-            "CNI-5a323e95f590bce0fc19e499"
-        );
-        assert_eq!(
-            iptables_comment(long, "a.b_c-d9"),
-            format!(r#"name: "{long}" id: "a.b_c-d9""#)
-        );
-        // From the reference's own unit tests (pkg/utils/utils_test.go).
-        assert_eq!(
-            iptables_chain("test", "1234"),
-            "CNI-2bbe0c48b91a7d1b8a6753a8"
-        );
-        assert_eq!(
-            iptables_chain("testalongnamethatdoesnotmakesense", "1234"),
-            "CNI-374f33fe84ab0ed84dcdebe3"
-        );
-    }
-
-    #[test]
-    fn iptables_teardown_golden() {
-        let plans = iptables_teardown("podnet", CID, &[IpFamily::V4, IpFamily::V6]);
-        let chain = iptables_chain("podnet", CID);
-        let text: String = plans.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            text,
-            format!(
-                "table ipv4 nat\n  delete-jumps-to {chain}\n  delete-chain {chain}\ntable ipv6 nat\n  delete-jumps-to {chain}\n  delete-chain {chain}\n"
-            )
-        );
-    }
-
-    #[test]
-    fn comments_parse_back() {
-        let c = iptables_comment("my \"net\"", "id\n1");
-        assert_eq!(
-            container_of_comment("my \"net\"", &c).as_deref(),
-            Some("id\n1")
-        );
-        assert_eq!(container_of_comment("other", &c), None);
-        assert_eq!(
-            container_of_comment("net", "dnat name: \"net\" id: \"x\""),
-            None
-        );
-        assert_eq!(
-            container_of_comment("net", r#"name: "net" id: "\x01é\u200b""#).as_deref(),
-            Some("\u{1}é\u{200b}")
-        );
-    }
-
-    #[test]
-    fn iptables_gc_finds_stale_chains_only_for_this_network() {
-        let stale_chain = iptables_chain("podnet", "gone");
-        let live_chain = iptables_chain("podnet", "live");
-        let other_chain = iptables_chain("othernet", "gone");
-        let cm = |net: &str, id: &str| {
-            cni_linux::firewall::iptables::Rule::new([
-                "-m",
-                "comment",
-                "--comment",
-                &iptables_comment(net, id),
-                "-j",
-                "ACCEPT",
-            ])
-            .unwrap()
-            .to_string()
-        };
-        let saved = format!(
-            "*nat\n:POSTROUTING ACCEPT [0:0]\n:{stale_chain} - [0:0]\n:{live_chain} - [0:0]\n:{other_chain} - [0:0]\n\
-             -A POSTROUTING -s 10.0.0.2/32 -m comment --comment \"name: \\\"podnet\\\" id: \\\"gone\\\"\" -j {stale_chain}\n\
-             -A POSTROUTING -s 10.0.0.3/32 -m comment --comment \"name: \\\"podnet\\\" id: \\\"live\\\"\" -j {live_chain}\n\
-             -A POSTROUTING -s 10.1.0.3/32 -m comment --comment \"name: \\\"othernet\\\" id: \\\"gone\\\"\" -j {other_chain}\n\
-             -A {stale_chain} {}\n-A {live_chain} {}\n-A {other_chain} {}\nCOMMIT\n",
-            cm("podnet", "gone"),
-            cm("podnet", "live"),
-            cm("othernet", "gone")
-        );
-        let state = IptablesState::parse(IpFamily::V4, &saved).unwrap();
-        let valid: BTreeSet<String> = ["live".to_string()].into();
-        let stale = iptables_stale("podnet", &valid, &state);
-        assert_eq!(stale, vec![("gone".to_string(), stale_chain.clone())]);
-        let plan = iptables_gc("podnet", &valid, &state).unwrap();
-        assert_eq!(
-            plan.to_string(),
-            format!(
-                "table ipv4 nat\n  delete-jumps-to {stale_chain}\n  delete-chain {stale_chain}\n"
-            )
-        );
-        let all: BTreeSet<String> = ["live".to_string(), "gone".to_string()].into();
-        assert!(iptables_gc("podnet", &all, &state).is_none());
-    }
-
-    #[test]
-    fn ref_nft_names_match_the_reference_scheme() {
-        let h = ref_nft_network_hash("podnet");
-        assert_eq!(h.len(), 16);
-        let inst = ref_nft_instance_hash("podnet", "eth0", CID);
-        assert!(inst.starts_with(&format!("{h}-")));
-        assert_eq!(inst.len(), 33);
-        let c = ref_nft_comment("pod\"net", "eth0", CID);
-        assert_eq!(
-            c,
-            format!(
-                "{}, net: podnet, if: eth0, id: {CID}",
-                ref_nft_instance_hash("pod\"net", "eth0", CID)
-            )
-        );
-        let long = ref_nft_comment("n", "eth0", &"x".repeat(200));
-        assert_eq!(long.len(), 128);
-        // sha512("") starts with cf83e1357eefb8bd.
-        assert_eq!(ref_nft_network_hash(""), "cf83e1357eefb8bd");
-        // The comments the Go plugin (v1.5+) writes, from its own unit test
-        // (pkg/ip/ipmasq_nftables_linux_test.go, Test_setupIPMasqNFTables).
-        for (net, ifname, id, expected) in [
-            (
-                "unit-test",
-                "eth0",
-                "one",
-                "6fd94d501e58f0aa-287fc69eff0574a2, net: unit-test, if: eth0, id: one",
-            ),
-            (
-                "unit-test",
-                "eth0",
-                "two",
-                "6fd94d501e58f0aa-d750b2c8f0f25d5f, net: unit-test, if: eth0, id: two",
-            ),
-            (
-                "unit-test",
-                "eth0",
-                "three",
-                "6fd94d501e58f0aa-a4d4adb82b669cfe, net: unit-test, if: eth0, id: three",
-            ),
-            (
-                "alternate",
-                "net1",
-                "three",
-                "82783ef24bdc7036-acb19d111858e348, net: alternate, if: net1, id: three",
-            ),
-        ] {
-            assert_eq!(ref_nft_comment(net, ifname, id), expected);
-        }
-    }
-
-    fn ref_listing(rules: Vec<(u64, String)>) -> TableListing {
-        TableListing {
-            family: Family::Inet,
-            name: REF_NFT_TABLE.into(),
-            handle: 1,
-            comment: None,
-            chains: vec![ChainListing {
-                name: REF_NFT_CHAIN.into(),
-                handle: 2,
-                hook: None,
-                chain_type: None,
-                policy: None,
-                comment: None,
-                rules: rules
-                    .into_iter()
-                    .map(|(handle, c)| RuleListing {
-                        handle,
-                        comment: Some(c),
-                        exprs: vec![],
-                    })
-                    .collect(),
-            }],
-            sets: vec![],
-        }
-    }
-
-    #[test]
-    fn ref_nft_teardown_and_gc_by_comment() {
-        let mine = ref_nft_comment("podnet", "eth0", CID);
-        let other_if = ref_nft_comment("podnet", "eth1", CID);
-        let other_net = ref_nft_comment("othernet", "eth0", "zzz");
-        let existing = ref_listing(vec![
-            (10, mine.clone()),
-            (11, mine.clone()),
-            (12, other_if.clone()),
-            (13, other_net.clone()),
-        ]);
-        assert_eq!(
-            ref_nft_teardown("podnet", "eth0", CID, Some(&existing)).to_string(),
-            "delete rule inet cni_plugins_masquerade masq_checks handle 10\n\
-             delete rule inet cni_plugins_masquerade masq_checks handle 11\n"
-        );
-        assert!(ref_nft_teardown("podnet", "eth0", CID, None).is_empty());
-        let valid = vec![cni_types::Attachment {
-            container_id: CID.into(),
-            ifname: "eth0".into(),
-        }];
-        assert_eq!(
-            ref_nft_gc("podnet", &valid, Some(&existing)).to_string(),
-            "delete rule inet cni_plugins_masquerade masq_checks handle 12\n"
-        );
     }
 
     const WHO: NftOwner<'static> = NftOwner {
