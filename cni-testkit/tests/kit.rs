@@ -409,7 +409,11 @@ fn kernel_probe_agrees_with_iproute2() {
     ];
     for (f, argv) in cases {
         let probed = kernel::has(f).unwrap_or_else(|e| panic!("{f}: {e}"));
-        let created = ns.exec(Command::new("ip").args(argv)).unwrap().status.success();
+        let created = ns
+            .exec(Command::new("ip").args(argv))
+            .unwrap()
+            .status
+            .success();
         assert_eq!(
             probed,
             created,
