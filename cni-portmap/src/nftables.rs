@@ -60,7 +60,10 @@
 //! - **Ownership**: an element's value is the container's address and port and its comment
 //!   names the attachment. ADD never takes a key that another attachment holds (it fails,
 //!   see [`holders`]), and DEL only deletes elements that hold its own value (or carry its
-//!   comment), so a refused attachment's DEL leaves the holder alone.
+//!   comment), so a refused attachment's DEL leaves the holder alone. Conflicts are found
+//!   per key: a mapping with `hostIP` and one without, of the same protocol and port, by two
+//!   containers, are both installed (the `hostIP` one is more specific and gets the traffic
+//!   to its address; the reference's iptables rule order would give it to the first).
 //! - **Skeleton stamp**: the base chains, `hostports`, the maps and the stamp are written
 //!   together; the stamp is a hash of that text (so of the conditions and the mark).
 //!
