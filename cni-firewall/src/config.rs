@@ -183,7 +183,10 @@ impl Pod {
 
     /// The addresses of one family.
     pub fn addrs_of(&self, v6: bool) -> impl Iterator<Item = IpAddr> + '_ {
-        self.addrs.iter().copied().filter(move |a| a.is_ipv6() == v6)
+        self.addrs
+            .iter()
+            .copied()
+            .filter(move |a| a.is_ipv6() == v6)
     }
 }
 

@@ -18,7 +18,9 @@ pub enum ConfigError {
         value: String,
     },
     /// `backend` is none of `iptables`, `nftables`, `firewalld` or empty.
-    #[error("unknown firewall backend {0:?} (want \"iptables\", \"nftables\", \"firewalld\" or \"\")")]
+    #[error(
+        "unknown firewall backend {0:?} (want \"iptables\", \"nftables\", \"firewalld\" or \"\")"
+    )]
     Backend(String),
     /// `ingressPolicy` is unknown (the reference's message).
     #[error("unknown ingress policy: {0:?}")]

@@ -66,7 +66,14 @@ fn go_list(args: &Args) -> String {
 }
 
 fn forward_jump() -> Args {
-    words(&["-m", "comment", "--comment", RULES_COMMENT, "-j", FORWARD_CHAIN])
+    words(&[
+        "-m",
+        "comment",
+        "--comment",
+        RULES_COMMENT,
+        "-j",
+        FORWARD_CHAIN,
+    ])
 }
 
 fn admin_jump(admin: &str) -> Args {
@@ -107,7 +114,14 @@ pub fn addr_rules(a: IpAddr) -> [Args; 2] {
 }
 
 fn stage1_jump() -> Args {
-    words(&["-m", "comment", "--comment", ISOLATION_COMMENT, "-j", STAGE1])
+    words(&[
+        "-m",
+        "comment",
+        "--comment",
+        ISOLATION_COMMENT,
+        "-j",
+        STAGE1,
+    ])
 }
 
 fn stage1_bridge(br: &str) -> Args {
@@ -140,7 +154,14 @@ fn stage2_bridge(br: &str) -> Args {
 }
 
 fn stage_return() -> Args {
-    words(&["-m", "comment", "--comment", ISOLATION_COMMENT, "-j", "RETURN"])
+    words(&[
+        "-m",
+        "comment",
+        "--comment",
+        ISOLATION_COMMENT,
+        "-j",
+        "RETURN",
+    ])
 }
 
 fn families(pod: &Pod) -> Vec<IpFamily> {
@@ -169,7 +190,8 @@ pub fn add_plans(
     for fam in families(pod) {
         let mut p = IptablesPlan::new(fam, TABLE);
         if forward {
-            p.ensure_chain(FORWARD_CHAIN).ensure_chain(&conf.admin_chain);
+            p.ensure_chain(FORWARD_CHAIN)
+                .ensure_chain(&conf.admin_chain);
             p.insert_unique("FORWARD", rule(&forward_jump()));
             p.insert_unique(FORWARD_CHAIN, rule(&admin_jump(&conf.admin_chain)));
             p.append_unique(FORWARD_CHAIN, rule(&dnat_accept()));

@@ -153,6 +153,9 @@ impl Plugin for FirewallPlugin {
     }
 
     fn about(&self) -> String {
-        format!("CNI firewall plugin (cni-rs) v{}", env!("CARGO_PKG_VERSION"))
+        format!(
+            "CNI firewall plugin (cni-rs) v{}",
+            env!("CARGO_PKG_VERSION")
+        )
     }
 }

@@ -151,7 +151,12 @@ fn pod_rules(v6: bool) -> [RuleSpec; 2] {
 /// The table, its sets and chains, and the forward chain's rules (flushed first).
 pub fn skeleton(plan: &mut NftPlan) {
     plan.add_table(FAMILY, TABLE, Some(TABLE_COMMENT));
-    for s in [pods_set(false), pods_set(true), isolated_set(), isolation_set()] {
+    for s in [
+        pods_set(false),
+        pods_set(true),
+        isolated_set(),
+        isolation_set(),
+    ] {
         plan.add_set(FAMILY, TABLE, s);
     }
     plan.add_chain(FAMILY, TABLE, ChainSpec::regular(ADMIN));

@@ -99,7 +99,9 @@ impl Store {
             return Ok(());
         };
         std::fs::create_dir_all(&self.dir).map_err(Self::err(&self.dir))?;
-        let tmp = self.dir.join(format!(".{}-{}.tmp", rec.container_id, rec.ifname));
+        let tmp = self
+            .dir
+            .join(format!(".{}-{}.tmp", rec.container_id, rec.ifname));
         let body = serde_json::to_vec(rec).map_err(|e| Self::err(&path)(e.into()))?;
         std::fs::write(&tmp, body).map_err(Self::err(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(Self::err(&path))

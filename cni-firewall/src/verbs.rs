@@ -193,8 +193,9 @@ fn nft_remove_pod(
     }
     let mut plan = NftPlan::new();
     nftables::delete_addrs(&mut plan, &mine);
-    fw.apply_nft(&plan)
-        .map_err(FirewallError::firewall("deleting from nftables table inet cni_firewall"))
+    fw.apply_nft(&plan).map_err(FirewallError::firewall(
+        "deleting from nftables table inet cni_firewall",
+    ))
 }
 
 /// Removes `bridge`'s isolation when no port other than `own` is left on it.
@@ -225,11 +226,9 @@ fn teardown_isolation(
                 .map_err(FirewallError::firewall("deleting isolation rules"))
         }
         Backend::Nftables => {
-            let Some(t) = fw
-                .nft_table(nftables::FAMILY, nftables::TABLE)
-                .map_err(FirewallError::firewall(
-                    "reading nftables table inet cni_firewall",
-                ))?
+            let Some(t) = fw.nft_table(nftables::FAMILY, nftables::TABLE).map_err(
+                FirewallError::firewall("reading nftables table inet cni_firewall"),
+            )?
             else {
                 return Ok(());
             };
@@ -284,14 +283,8 @@ pub fn del(
     }
     if conf.ingress == IngressPolicy::SameBridge
         && let Some(br) = &pod.bridge
-        && let Err(e) = teardown_isolation(
-            backend,
-            br,
-            &pod.host_ifs,
-            &pod_families(&pod),
-            fw,
-            host,
-        )
+        && let Err(e) =
+            teardown_isolation(backend, br, &pod.host_ifs, &pod_families(&pod), fw, host)
     {
         errors.push(e);
     }
@@ -326,11 +319,9 @@ pub fn check(
             Ok(())
         }
         Backend::Nftables => {
-            let t = fw
-                .nft_table(nftables::FAMILY, nftables::TABLE)
-                .map_err(FirewallError::firewall(
-                    "reading nftables table inet cni_firewall",
-                ))?;
+            let t = fw.nft_table(nftables::FAMILY, nftables::TABLE).map_err(
+                FirewallError::firewall("reading nftables table inet cni_firewall"),
+            )?;
             Ok(nftables::check(t.as_ref(), &pod, &owner(conf, att))?)
         }
     }
@@ -374,14 +365,9 @@ pub fn gc(
         bridges.sort();
         bridges.dedup();
         for br in bridges {
-            if let Err(e) = teardown_isolation(
-                backend,
-                &br,
-                &[],
-                &[IpFamily::V4, IpFamily::V6],
-                fw,
-                host,
-            ) {
+            if let Err(e) =
+                teardown_isolation(backend, &br, &[], &[IpFamily::V4, IpFamily::V6], fw, host)
+            {
                 errors.push(e);
             }
         }
@@ -405,11 +391,11 @@ fn nft_gc(
     valid: &[Attachment],
     fw: &mut dyn FirewallApplier,
 ) -> Result<Vec<String>, FirewallError> {
-    let Some(t) = fw
-        .nft_table(nftables::FAMILY, nftables::TABLE)
-        .map_err(FirewallError::firewall(
-            "reading nftables table inet cni_firewall",
-        ))?
+    let Some(t) =
+        fw.nft_table(nftables::FAMILY, nftables::TABLE)
+            .map_err(FirewallError::firewall(
+                "reading nftables table inet cni_firewall",
+            ))?
     else {
         return Ok(Vec::new());
     };
