@@ -132,16 +132,37 @@ struct Plumbed {
 }
 
 impl Ctx<'_> {
+    /// ADD's phases in order: plumbing with IPAM ([`Ctx::plumb_and_allocate`]), the result's
+    /// interfaces, the L3 configuration ([`Ctx::configure_l3`]), then the port's readiness
+    /// ([`Ctx::await_port`]).
     fn run(&mut self, deps: &mut Deps, steps: &mut Vec<Step>) -> Result<CniResult, BridgeError> {
+        let (Plumbed { veth, inner, index }, ipam_result) = self.plumb_and_allocate(deps, steps)?;
+        let mut result = self.result_interfaces(&veth);
+        if let (Some(ipam_result), Some(inner)) = (ipam_result, inner) {
+            self.configure_l3(deps, steps, ipam_result, inner, index, &mut result)?;
+        }
+        self.await_port(&veth, &mut result)?;
+        deps.fail(FailPoint::BeforeResult)?;
+        if let Some(dns) = &self.conf.dns {
+            result.dns = dns.clone();
+        }
+        Ok(result)
+    }
+
+    /// Phase 1: the veth and its port, the spoof check and the container's socket
+    /// ([`Ctx::plumb`]); IPAM at the same time when it does not need the interface, after
+    /// otherwise. Returns IPAM's result (`None` without IPAM).
+    fn plumb_and_allocate(
+        &mut self,
+        deps: &mut Deps,
+        steps: &mut Vec<Step>,
+    ) -> Result<(Plumbed, Option<CniResult>), BridgeError> {
         let conf = self.conf;
         let att = self.att;
         let concurrent = conf
             .ipam_type
             .as_deref()
             .is_some_and(|t| INTERFACE_BLIND_IPAM.contains(&t));
-
-        // Phase 1: the veth and its port, the spoof check and the container's socket; IPAM at
-        // the same time when it does not need the interface.
         let (plumbed, ipam_result) = std::thread::scope(|scope| {
             let ipam_thread = match (&conf.ipam_type, concurrent) {
                 (Some(ipam), true) => {
@@ -164,7 +185,7 @@ impl Ctx<'_> {
         if matches!(ipam_result, Some(Ok(_))) {
             steps.push(Step::Ipam);
         }
-        let Plumbed { veth, inner, index } = plumbed?;
+        let plumbed = plumbed?;
         let ipam_result = match (ipam_result, &conf.ipam_type) {
             (Some(r), _) => Some(r.map_err(BridgeError::Ipam)?),
             (None, Some(ipam)) => {
@@ -175,9 +196,13 @@ impl Ctx<'_> {
             }
             (None, None) => None,
         };
+        Ok((plumbed, ipam_result))
+    }
 
-        let mut result = CniResult {
-            cni_version: conf.version,
+    /// The result's interfaces: the bridge, the host veth, the container interface.
+    fn result_interfaces(&self, veth: &host::Veth) -> CniResult {
+        CniResult {
+            cni_version: self.conf.version,
             interfaces: vec![
                 Interface {
                     name: self.bridge.link.name.clone(),
@@ -195,56 +220,73 @@ impl Ctx<'_> {
                     ..Default::default()
                 },
                 Interface {
-                    name: att.ifname.clone(),
+                    name: self.att.ifname.clone(),
                     mac: mac::format(&veth.container_mac),
-                    sandbox: att.netns_string(),
+                    sandbox: self.att.netns_string(),
                     ..Default::default()
                 },
             ],
             ..Default::default()
-        };
+        }
+    }
 
-        // Phase 2 (L3): addresses and routes in the container, gateways, masquerade.
-        if let (Some(ipam_result), Some(mut inner)) = (ipam_result, inner) {
-            if ipam_result.ips.is_empty() {
-                return Err(BridgeError::Failed(
-                    "IPAM plugin returned missing IP config".into(),
-                ));
-            }
-            result.ips = ipam_result.ips;
-            result.routes = ipam_result.routes;
-            result.dns = ipam_result.dns;
-            let gateways = calc_gateways(&mut result, conf);
-            deps.fail(FailPoint::AfterIpam)?;
+    /// Phase 2 (L3): IPAM's addresses, routes and DNS into the result, the addresses and
+    /// routes in the container, gateways on the bridge, masquerade.
+    fn configure_l3(
+        &mut self,
+        deps: &mut Deps,
+        steps: &mut Vec<Step>,
+        ipam_result: CniResult,
+        mut inner: Handle,
+        index: u32,
+        result: &mut CniResult,
+    ) -> Result<(), BridgeError> {
+        let conf = self.conf;
+        let att = self.att;
+        if ipam_result.ips.is_empty() {
+            return Err(BridgeError::Failed(
+                "IPAM plugin returned missing IP config".into(),
+            ));
+        }
+        result.ips = ipam_result.ips;
+        result.routes = ipam_result.routes;
+        result.dns = ipam_result.dns;
+        let gateways = calc_gateways(result, conf);
+        deps.fail(FailPoint::AfterIpam)?;
 
-            container::interface_conf(&mut inner, index);
-            if result.ips.iter().any(|ip| ip.address.addr().is_ipv6()) {
-                let ifname = att.ifname.as_str();
-                let enable_dad = conf.enable_dad;
-                self.ns
-                    .run(|| container::ipv6_sysctls(ifname, enable_dad))
-                    .map_err(|source| BridgeError::Netns {
-                        path: self.ns.path().to_path_buf(),
-                        source,
-                    })??;
-            }
-            container::configure_iface(&mut inner, index, &att.ifname, &result, conf.enable_dad)?;
+        container::interface_conf(&mut inner, index);
+        if result.ips.iter().any(|ip| ip.address.addr().is_ipv6()) {
+            let ifname = att.ifname.as_str();
+            let enable_dad = conf.enable_dad;
+            self.ns
+                .run(|| container::ipv6_sysctls(ifname, enable_dad))
+                .map_err(|source| BridgeError::Netns {
+                    path: self.ns.path().to_path_buf(),
+                    source,
+                })??;
+        }
+        container::configure_iface(&mut inner, index, &att.ifname, result, conf.enable_dad)?;
 
-            if conf.is_gateway {
-                self.set_gateways(&gateways, &mut result)?;
-            }
-
-            if let Some(backend) = self.backend {
-                let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-                steps.push(Step::Masq {
-                    backend,
-                    ips: ips.clone(),
-                });
-                masq::apply::setup_masq(&mut *deps.firewall, backend, conf, att, &ips)?;
-            }
+        if conf.is_gateway {
+            self.set_gateways(&gateways, result)?;
         }
 
-        // The port forwards once it is operationally up: wait for the kernel's event.
+        if let Some(backend) = self.backend {
+            let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+            steps.push(Step::Masq {
+                backend,
+                ips: ips.clone(),
+            });
+            masq::apply::setup_masq(&mut *deps.firewall, backend, conf, att, &ips)?;
+        }
+        Ok(())
+    }
+
+    /// The port forwards once it is operationally up: waits for the kernel's event, then
+    /// reads the MACs of the host veth and (unless created with a fixed MAC) of the bridge
+    /// into the result.
+    fn await_port(&mut self, veth: &host::Veth, result: &mut CniResult) -> Result<(), BridgeError> {
+        let conf = self.conf;
         let port = if conf.disable_container_interface {
             veth.host.clone()
         } else {
@@ -272,12 +314,7 @@ impl Ctx<'_> {
         {
             result.interfaces[0].mac = mac::format(&m);
         }
-
-        deps.fail(FailPoint::BeforeResult)?;
-        if let Some(dns) = &conf.dns {
-            result.dns = dns.clone();
-        }
-        Ok(result)
+        Ok(())
     }
 
     /// Phase 1 of ADD: the veth (its container end created in place under its final name),
