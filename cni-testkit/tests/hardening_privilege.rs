@@ -453,10 +453,15 @@ fn comments_read_back_exactly() {
             !c.contains(['\n', '"', '\'', '\\']),
             "an nft comment carries only what we put: {c:?}"
         );
+        // A long identity ends in `#` + 24 hex digits of its hash (portmap: so two long
+        // identities never share a comment), else in a prefix of the container ID.
         let tail = c.rsplit(' ').next().unwrap_or("");
+        let hashed = tail.len() == 25
+            && tail.starts_with('#')
+            && tail[1..].bytes().all(|b| b.is_ascii_hexdigit());
         assert!(
-            cid2.starts_with(tail),
-            "{c:?} ends with a prefix of the container ID"
+            hashed || cid2.starts_with(tail),
+            "{c:?} ends with a prefix of the container ID or the identity's hash"
         );
     }
 
@@ -499,6 +504,10 @@ fn ours(i: &Item, data: &Path) -> bool {
                 || ((t.starts_with("table ip nat / chain ")
                     || t.starts_with("table ip6 nat / chain "))
                     && !t.contains("ADMIN"))
+                // ... and of the filter table's INPUT chain, made when portmap installs its
+                // route_localnet guard (a jump to CNI-PORTMAP-LOCALNET).
+                || t == "table ip filter"
+                || (t.starts_with("table ip filter / chain INPUT") && !t.contains("ADMIN"))
         }
         // Forwarding (isGateway) and the bridge's own; never another interface's.
         Kind::Sysctl => {
