@@ -104,8 +104,10 @@ fn del_keeps_isolation_while_another_port_is_on_the_bridge() {
     let env = Env::new("keep");
     let c = env.conf(r#","ingressPolicy":"same-bridge""#, true);
     let store = Store::new(&c.data_dir, &c.name);
-    let mut rec = Recorder::default();
-    rec.iptables_states = vec![IptablesState::parse(IpFamily::V4, ISOLATED).unwrap()];
+    let mut rec = Recorder {
+        iptables_states: vec![IptablesState::parse(IpFamily::V4, ISOLATED).unwrap()],
+        ..Recorder::default()
+    };
     // veth2 belongs to another pod (perhaps one of a Go firewall).
     del(
         &c,
@@ -123,8 +125,10 @@ fn del_keeps_isolation_while_another_port_is_on_the_bridge() {
     );
 
     // Only our own veth left: the bridge's isolation goes.
-    let mut rec2 = Recorder::default();
-    rec2.iptables_states = rec.iptables_states.clone();
+    let mut rec2 = Recorder {
+        iptables_states: rec.iptables_states.clone(),
+        ..Recorder::default()
+    };
     del(&c, &att("c1"), &mut rec2, &mut host(&["veth1"]), &store).unwrap();
     let d = rec2.dump();
     assert!(

@@ -16,6 +16,7 @@ pub const T: Duration = Duration::from_secs(5);
 
 /// A network `name` on bridge `bridge` with subnet `subnet`, ending with `firewall` (whose
 /// keys are `fw`), with portmap (backend `backend`) before it.
+#[allow(clippy::too_many_arguments)]
 pub fn chain(
     name: &str,
     bridge: &str,
