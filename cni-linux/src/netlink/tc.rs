@@ -325,9 +325,7 @@ fn parse_filter(msg: TcMessage) -> Filter {
             TcAttribute::Options(opts) => {
                 for o in opts {
                     match o {
-                        TcOption::U32(TcFilterU32Option::ClassId(c)) => {
-                            f.class_id = Some(c.into())
-                        }
+                        TcOption::U32(TcFilterU32Option::ClassId(c)) => f.class_id = Some(c.into()),
                         TcOption::U32(TcFilterU32Option::Action(acts)) => {
                             f.redirects.extend(acts.iter().filter_map(redirect_of));
                         }
@@ -591,8 +589,8 @@ mod tests {
         };
         let mut bytes = vec![0u8; msg.buffer_len()];
         msg.emit(&mut bytes);
-        let parsed = <TcMessage as netlink_packet_core::Parseable<[u8]>>::parse(&bytes[..])
-            .expect("parses");
+        let parsed =
+            <TcMessage as netlink_packet_core::Parseable<[u8]>>::parse(&bytes[..]).expect("parses");
         let f = parse_filter(parsed);
         assert_eq!(f.kind, "u32");
         assert_eq!((f.priority, f.protocol), (1, ETH_P_ALL));
