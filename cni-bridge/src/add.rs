@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use crate::config::{BridgeConf, MasqBackend};
 use crate::container;
 use crate::deps::{Attachment, Deps, FailPoint};
-use crate::error::BridgeError;
+use crate::error::{BridgeError, ConfigError};
 use crate::host::{self, BridgeLink};
 use crate::{masq, spoofchk};
 
@@ -53,14 +53,10 @@ pub fn default_masq_backend() -> MasqBackend {
 /// and stay, as with the reference.
 pub fn add(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<CniResult, BridgeError> {
     if conf.is_layer3() && conf.disable_container_interface {
-        return Err(BridgeError::Config(
-            "cannot use IPAM when DisableContainerInterface flag is set".into(),
-        ));
+        return Err(ConfigError::IpamWithoutInterface.into());
     }
     if conf.hairpin_mode && conf.promisc_mode {
-        return Err(BridgeError::Config(
-            "cannot set hairpin mode and promiscuous mode at the same time".into(),
-        ));
+        return Err(ConfigError::HairpinAndPromisc.into());
     }
     let container_mac = conf.container_mac()?.unwrap_or_else(mac::random_local);
     let backend = if conf.ip_masq && conf.is_layer3() {
@@ -68,10 +64,7 @@ pub fn add(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<CniRe
     } else {
         None
     };
-    let netns_path = att
-        .netns
-        .as_deref()
-        .ok_or_else(|| BridgeError::Failed("failed to open netns \"\": no CNI_NETNS".into()))?;
+    let netns_path = att.netns.as_deref().ok_or(BridgeError::NoNetns)?;
 
     // The namespace first: a wrong CNI_NETNS must not leave a new bridge behind (the
     // reference creates the bridge before it looks at the namespace).
@@ -244,9 +237,7 @@ impl Ctx<'_> {
         let conf = self.conf;
         let att = self.att;
         if ipam_result.ips.is_empty() {
-            return Err(BridgeError::Failed(
-                "IPAM plugin returned missing IP config".into(),
-            ));
+            return Err(BridgeError::NoIpConfig);
         }
         result.ips = ipam_result.ips;
         result.routes = ipam_result.routes;
@@ -293,9 +284,7 @@ impl Ctx<'_> {
             self.host
                 .wait_oper_up(veth.host.index, PORT_UP_TIMEOUT)
                 .map_err(|e| match e {
-                    cni_linux::netlink::Error::Timeout { .. } => {
-                        BridgeError::Failed("bridge port in error state: down".into())
-                    }
+                    cni_linux::netlink::Error::Timeout { .. } => BridgeError::PortDown,
                     e => BridgeError::netlink("failed to read the bridge port state", e),
                 })?
         };
@@ -403,12 +392,7 @@ impl Ctx<'_> {
                                     vlan,
                                     conf.preserve_default_vlan,
                                 )
-                                .map_err(|e| {
-                                    BridgeError::Failed(format!(
-                                        "failed to create vlan interface: {}",
-                                        cni_types::error::chain_message(&e)
-                                    ))
-                                })?;
+                                .map_err(|e| gateway_error("failed to create vlan interface", e))?;
                                 result.interfaces.push(Interface {
                                     name: l.name.clone(),
                                     mac: l.mac.map(|m| mac::format(&m)).unwrap_or_default(),
@@ -420,23 +404,17 @@ impl Ctx<'_> {
                         };
                         host::ensure_addr(self.host, &link, *gw, conf.force_address).map_err(
                             |e| {
-                                BridgeError::Failed(format!(
-                                    "failed to set vlan interface for bridge with addr: {}",
-                                    cni_types::error::chain_message(&e)
-                                ))
+                                gateway_error(
+                                    "failed to set vlan interface for bridge with addr",
+                                    e,
+                                )
                             },
                         )?;
                     }
                     None => {
                         let link = self.bridge.link.clone();
-                        host::ensure_addr(self.host, &link, *gw, conf.force_address).map_err(
-                            |e| {
-                                BridgeError::Failed(format!(
-                                    "failed to set bridge addr: {}",
-                                    cni_types::error::chain_message(&e)
-                                ))
-                            },
-                        )?;
+                        host::ensure_addr(self.host, &link, *gw, conf.force_address)
+                            .map_err(|e| gateway_error("failed to set bridge addr", e))?;
                     }
                 }
             }
@@ -445,6 +423,13 @@ impl Ctx<'_> {
             }
         }
         Ok(())
+    }
+}
+
+fn gateway_error(context: &str, source: BridgeError) -> BridgeError {
+    BridgeError::Gateway {
+        context: context.to_owned(),
+        source: Box::new(source),
     }
 }
 

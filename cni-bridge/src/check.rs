@@ -10,7 +10,7 @@ use crate::deps::{Attachment, Deps};
 use crate::error::BridgeError;
 
 fn fail(msg: String) -> BridgeError {
-    BridgeError::Failed(msg)
+    BridgeError::Check(msg)
 }
 
 fn mac_of(link: &Link) -> String {

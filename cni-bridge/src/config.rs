@@ -17,7 +17,7 @@ use cni_types::capabilities::get_ci;
 use cni_types::{CniArgs, CniResult, Dns, NetConf, Version};
 use serde_json::{Map, Value};
 
-use crate::error::BridgeError;
+use crate::error::{BridgeError, ConfigError, MacProblem, VlanTrunkError};
 
 /// The bridge name used when the config names none.
 pub const DEFAULT_BRIDGE: &str = "cni0";
@@ -39,10 +39,7 @@ impl MasqBackend {
         match s {
             "iptables" => Ok(MasqBackend::Iptables),
             "nftables" => Ok(MasqBackend::Nftables),
-            other => Err(BridgeError::Config(format!(
-                "unknown ipmasq backend {}",
-                cni_linux::firewall::names::go_quote(other)
-            ))),
+            other => Err(ConfigError::MasqBackend(other.to_owned()).into()),
         }
     }
 }
@@ -114,9 +111,11 @@ fn int_key(m: &Map<String, Value>, key: &str) -> Result<i64, BridgeError> {
     match get_ci(m, key) {
         None | Some(Value::Null) => Ok(0),
         Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
-            BridgeError::Config(format!(
-                "failed to load netconf: json: cannot unmarshal number {n} into Go struct field NetConf.{key} of type int"
-            ))
+            ConfigError::NotAnInt {
+                key: key.to_owned(),
+                number: n.to_string(),
+            }
+            .into()
         }),
         Some(other) => Err(type_error(key, other, "int")),
     }
@@ -141,17 +140,19 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-fn type_error(key: &str, v: &Value, want: &str) -> BridgeError {
-    BridgeError::Config(format!(
-        "failed to load netconf: json: cannot unmarshal {} into Go struct field NetConf.{key} of type {want}",
-        json_kind(v)
-    ))
+fn type_error(key: &str, v: &Value, want: &'static str) -> BridgeError {
+    ConfigError::Type {
+        key: key.to_owned(),
+        found: json_kind(v),
+        want,
+    }
+    .into()
 }
 
 /// Expands `vlanTrunk` as the reference's `collectVlanTrunk`: ranges and single ids, each
 /// 1..=4094, deduplicated and sorted. `None` when the list yields no VLAN.
 pub fn collect_vlan_trunk(items: &[Value]) -> Result<Option<Vec<u16>>, BridgeError> {
-    let err = |m: &str| BridgeError::Config(m.to_string());
+    let err = |e: VlanTrunkError| BridgeError::from(ConfigError::VlanTrunk(e));
     let mut ids = std::collections::BTreeSet::new();
     for item in items {
         let Value::Object(m) = item else {
@@ -168,33 +169,29 @@ pub fn collect_vlan_trunk(items: &[Value]) -> Result<Option<Vec<u16>>, BridgeErr
         match (min, max) {
             (Some(min), Some(max)) => {
                 if !(1..=4094).contains(&min) {
-                    return Err(err("incorrect trunk minID parameter"));
+                    return Err(err(VlanTrunkError::MinId));
                 }
                 if !(1..=4094).contains(&max) {
-                    return Err(err("incorrect trunk maxID parameter"));
+                    return Err(err(VlanTrunkError::MaxId));
                 }
                 if max < min {
-                    return Err(err("minID is greater than maxID in trunk parameter"));
+                    return Err(err(VlanTrunkError::MinAboveMax));
                 }
                 for v in min..=max {
                     ids.insert(v as u16);
                 }
             }
             (None, Some(_)) => {
-                return Err(err(
-                    "minID and maxID should be configured simultaneously, minID is missing",
-                ));
+                return Err(err(VlanTrunkError::MinMissing));
             }
             (Some(_), None) => {
-                return Err(err(
-                    "minID and maxID should be configured simultaneously, maxID is missing",
-                ));
+                return Err(err(VlanTrunkError::MaxMissing));
             }
             (None, None) => {}
         }
         if let Some(id) = id {
             if !(1..=4094).contains(&id) {
-                return Err(err("incorrect trunk id parameter"));
+                return Err(err(VlanTrunkError::Id));
             }
             ids.insert(id as u16);
         }
@@ -216,8 +213,7 @@ fn valid_attachments(
     if !raw.windows(8).any(|w| w == b"cni.dev/") {
         return Ok(None);
     }
-    let v: Value = serde_json::from_slice(raw)
-        .map_err(|e| BridgeError::Config(format!("failed to load netconf: {e}")))?;
+    let v: Value = serde_json::from_slice(raw).map_err(ConfigError::Parse)?;
     let found = v
         .get("cni.dev/valid-attachments")
         .or_else(|| v.get("cni.dev/attachments"));
@@ -226,7 +222,7 @@ fn valid_attachments(
         Some(Value::Null) => Ok(Some(Vec::new())),
         Some(v) => serde_json::from_value(v.clone())
             .map(Some)
-            .map_err(|e| BridgeError::Config(format!("failed to load netconf: {e}"))),
+            .map_err(|e| ConfigError::Parse(e).into()),
     }
 }
 
@@ -237,9 +233,7 @@ type Vlans = (Option<u16>, Option<Vec<u16>>);
 fn vlans(m: &Map<String, Value>) -> Result<Vlans, BridgeError> {
     let vlan = int_key(m, "vlan")?;
     if !(0..=4094).contains(&vlan) {
-        return Err(BridgeError::Config(format!(
-            "invalid VLAN ID {vlan} (must be between 0 and 4094)"
-        )));
+        return Err(ConfigError::Vlan(vlan).into());
     }
     let vlan_trunk = match get_ci(m, "vlanTrunk") {
         None | Some(Value::Null) => None,
@@ -247,9 +241,7 @@ fn vlans(m: &Map<String, Value>) -> Result<Vlans, BridgeError> {
         Some(other) => return Err(type_error("vlanTrunk", other, "[]*main.VlanTrunk")),
     };
     if vlan > 0 && vlan_trunk.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(BridgeError::Config(
-            "cannot set vlan and vlanTrunk at the same time".into(),
-        ));
+        return Err(ConfigError::VlanAndTrunk.into());
     }
     Ok(((vlan > 0).then_some(vlan as u16), vlan_trunk))
 }
@@ -258,11 +250,9 @@ fn vlans(m: &Map<String, Value>) -> Result<Vlans, BridgeError> {
 fn mtu(m: &Map<String, Value>) -> Result<Option<u32>, BridgeError> {
     match int_key(m, "mtu")? {
         0 => Ok(None),
-        n => u32::try_from(n).map(Some).map_err(|_| {
-            BridgeError::Config(format!(
-                "invalid MTU {n} (must be between 0 and 4294967295)"
-            ))
-        }),
+        n => u32::try_from(n)
+            .map(Some)
+            .map_err(|_| ConfigError::Mtu(n).into()),
     }
 }
 
@@ -334,8 +324,7 @@ impl BridgeConf {
     /// Parses and validates the config bytes a runtime sent, with the raw `CNI_ARGS`
     /// (for `MAC=`). Errors read as the reference's.
     pub fn parse(stdin: &[u8], cni_args: &str) -> Result<BridgeConf, BridgeError> {
-        let conf = NetConf::from_slice(stdin)
-            .map_err(|e| BridgeError::Config(format!("failed to load netconf: {e}")))?;
+        let conf = NetConf::from_slice(stdin).map_err(ConfigError::Parse)?;
         Self::build(conf, stdin.to_vec(), cni_args, Purpose::Setup)
     }
 
@@ -347,8 +336,7 @@ impl BridgeConf {
     /// set. What teardown needs is still checked: the JSON itself, `name`, `ipam`, GC's
     /// attachments.
     pub fn parse_for_teardown(stdin: &[u8], cni_args: &str) -> Result<BridgeConf, BridgeError> {
-        let conf = NetConf::from_slice(stdin)
-            .map_err(|e| BridgeError::Config(format!("failed to load netconf: {e}")))?;
+        let conf = NetConf::from_slice(stdin).map_err(ConfigError::Parse)?;
         Self::build(conf, stdin.to_vec(), cni_args, Purpose::Teardown)
     }
 
@@ -445,17 +433,15 @@ impl BridgeConf {
         match &self.mac {
             None => Ok(None),
             Some(s) => {
-                let m = cni_linux::netlink::mac::parse(s).map_err(|_| {
-                    BridgeError::Config(format!(
-                        "failed to parse MAC address {s:?}: invalid MAC address"
-                    ))
-                })?;
+                let bad = |problem| ConfigError::Mac {
+                    mac: s.clone(),
+                    problem,
+                };
+                let m = cni_linux::netlink::mac::parse(s).map_err(|_| bad(MacProblem::Invalid))?;
                 // The kernel refuses these for an interface (EADDRNOTAVAIL), but only once
                 // ADD is under way: refuse them with the config.
                 if !cni_linux::netlink::mac::is_unicast(&m) || m == [0; 6] {
-                    return Err(BridgeError::Config(format!(
-                        "failed to parse MAC address {s:?}: not a unicast address"
-                    )));
+                    return Err(bad(MacProblem::NotUnicast).into());
                 }
                 Ok(Some(m))
             }

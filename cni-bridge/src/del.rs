@@ -112,7 +112,7 @@ pub fn del(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<(), B
         if let Some(t) = teardown {
             match t.join() {
                 Ok(e) => errs.extend(e),
-                Err(_) => errs.push(BridgeError::Failed("firewall teardown panicked".into())),
+                Err(_) => errs.push(BridgeError::Panicked("firewall teardown")),
             }
         }
     });
@@ -122,7 +122,7 @@ pub fn del(conf: &BridgeConf, att: &Attachment, deps: &mut Deps) -> Result<(), B
 fn join(t: std::thread::ScopedJoinHandle<'_, Result<(), BridgeError>>) -> Option<BridgeError> {
     match t.join() {
         Ok(r) => r.err(),
-        Err(_) => Some(BridgeError::Failed("interface deletion panicked".into())),
+        Err(_) => Some(BridgeError::Panicked("interface deletion")),
     }
 }
 

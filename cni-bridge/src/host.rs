@@ -30,21 +30,10 @@ pub(crate) fn ensure_bridge(
     host: &mut Handle,
     conf: &BridgeConf,
 ) -> Result<BridgeLink, BridgeError> {
-    let wrap = |e: BridgeError| match e {
-        BridgeError::Netlink { context, source } => BridgeError::Netlink {
-            context: format!(
-                "failed to create bridge {}: {context}",
-                go_quote(&conf.bridge)
-            ),
-            source,
-        },
-        BridgeError::Failed(m) => BridgeError::Failed(format!(
-            "failed to create bridge {}: {m}",
-            go_quote(&conf.bridge)
-        )),
-        other => other,
-    };
-    ensure_bridge_inner(host, conf).map_err(wrap)
+    ensure_bridge_inner(host, conf).map_err(|e| BridgeError::Bridge {
+        name: conf.bridge.clone(),
+        source: Box::new(e),
+    })
 }
 
 fn ensure_bridge_inner(host: &mut Handle, conf: &BridgeConf) -> Result<BridgeLink, BridgeError> {
@@ -69,9 +58,7 @@ fn ensure_bridge_inner(host: &mut Handle, conf: &BridgeConf) -> Result<BridgeLin
                 Err(e) if e.is_exists() => host
                     .link_by_name(name)
                     .map_err(lookup_err)?
-                    .ok_or_else(|| {
-                        BridgeError::Failed(format!("could not lookup {}", go_quote(name)))
-                    })?,
+                    .ok_or_else(|| BridgeError::LinkVanished(name.to_owned()))?,
                 Err(e) => {
                     return Err(BridgeError::netlink(
                         format!("could not add {}", go_quote(name)),
@@ -82,10 +69,7 @@ fn ensure_bridge_inner(host: &mut Handle, conf: &BridgeConf) -> Result<BridgeLin
         }
     };
     if !link.is_kind("bridge") {
-        return Err(BridgeError::Failed(format!(
-            "{} already exists but is not a bridge",
-            go_quote(name)
-        )));
+        return Err(BridgeError::NotABridge(name.to_owned()));
     }
     if conf.promisc_mode && !link.promisc {
         host.set_promisc(link.index, true).map_err(|e| {
@@ -172,18 +156,17 @@ pub(crate) fn create_veth(
                     last = Some(e);
                     continue;
                 }
-                return Err(BridgeError::Failed(format!(
-                    "container veth name ({}) peer provided ({}) already exists",
-                    go_quote(ifname),
-                    go_quote(&name)
-                )));
+                return Err(BridgeError::VethNameTaken {
+                    ifname: ifname.to_owned(),
+                    peer: name,
+                });
             }
             Err(e) => return Err(BridgeError::netlink("failed to make veth pair", e)),
         }
     }
     Err(match last {
         Some(e) => BridgeError::netlink("failed to find a unique veth name", e),
-        None => BridgeError::Failed("failed to find a unique veth name".into()),
+        None => BridgeError::NoVethName,
     })
 }
 
@@ -275,12 +258,9 @@ pub(crate) fn ensure_vlan_interface(
         (bridge.mtu > 0).then_some(bridge.mtu),
         mac::random_local(),
     )
-    .map_err(|e| {
-        BridgeError::Failed(format!(
-            "faild to create vlan gateway {}: {}",
-            go_quote(&name),
-            cni_types::error::chain_message(&e)
-        ))
+    .map_err(|e| BridgeError::Gateway {
+        context: format!("faild to create vlan gateway {}", go_quote(&name)),
+        source: Box::new(e),
     })?;
     configure_port(
         host,
@@ -325,10 +305,10 @@ pub(crate) fn ensure_addr(
                     )
                 })?;
             } else {
-                return Err(BridgeError::Failed(format!(
-                    "{} already has an IP address different from {gw}",
-                    go_quote(&link.name)
-                )));
+                return Err(BridgeError::AddressConflict {
+                    link: link.name.clone(),
+                    gateway: gw,
+                });
             }
         }
     }

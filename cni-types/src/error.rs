@@ -170,6 +170,25 @@ pub fn chain_message(err: &(dyn std::error::Error + 'static)) -> String {
     msg
 }
 
+/// The messages of several errors, each with its whole cause chain ([`chain_message`]),
+/// joined with `sep`: how a DEL or GC that tried every step reports everything that failed.
+pub fn join_chain_messages<E: std::error::Error + 'static>(errs: &[E], sep: &str) -> String {
+    errs.iter()
+        .map(|e| chain_message(e))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// Collapses the errors a best-effort teardown collected: `Ok` when there are none, the error
+/// itself when it is alone, `many(errs)` (an error holding them all) otherwise.
+pub fn collect_errors<E>(mut errs: Vec<E>, many: impl FnOnce(Vec<E>) -> E) -> Result<(), E> {
+    match errs.len() {
+        0 => Ok(()),
+        1 => Err(errs.remove(0)),
+        _ => Err(many(errs)),
+    }
+}
+
 impl fmt::Display for Error {
     /// As the reference's `Error()`: the message, then `"; "` and the details if any.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -248,6 +267,25 @@ mod tests {
         }
     }
     impl std::error::Error for Inner {}
+
+    #[test]
+    fn many_errors_join_and_collapse() {
+        let errs = vec![Outer(Inner), Outer(Inner)];
+        assert_eq!(
+            join_chain_messages(&errs, "; "),
+            "failed to allocate for range 0: no IP addresses available; \
+             failed to allocate for range 0: no IP addresses available"
+        );
+        assert_eq!(join_chain_messages::<Outer>(&[], "; "), "");
+        let many = |v: Vec<Error>| Error::internal(format!("{} errors", v.len()));
+        assert_eq!(collect_errors(Vec::new(), many), Ok(()));
+        let one = Error::internal("one");
+        assert_eq!(collect_errors(vec![one.clone()], many), Err(one.clone()));
+        assert_eq!(
+            collect_errors(vec![one.clone(), one], many),
+            Err(Error::internal("2 errors"))
+        );
+    }
 
     #[test]
     fn chain_reads_like_go_wrapping() {

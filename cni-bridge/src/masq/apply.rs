@@ -56,8 +56,13 @@ pub(crate) fn setup_masq(
 ) -> Result<(), BridgeError> {
     match backend {
         MasqBackend::Iptables => {
-            let plans = masq::iptables_setup(&conf.name, &att.container_id, ips)
-                .map_err(|e| BridgeError::Failed(format!("{SETUP}: {e}")))?;
+            let plans =
+                masq::iptables_setup(&conf.name, &att.container_id, ips).map_err(|source| {
+                    BridgeError::Rule {
+                        context: SETUP,
+                        source,
+                    }
+                })?;
             fw.apply_iptables(&plans)
                 .map_err(|e| BridgeError::firewall(SETUP, e))
         }
