@@ -38,7 +38,9 @@
 //!   match-all filter (priority 1, every protocol, flowid `1:1`) whose mirred action
 //!   redirects every packet to the ifb's egress. The ifb device is appended to the result.
 //!   Token buckets: rate/8 bytes per second, a bucket of burst/8 bytes, a queue of 25 ms
-//!   at the rate plus the bucket.
+//!   at the rate plus the bucket, with the reference's arithmetic to the bit, including
+//!   its 32-bit wrap-around: containerd's burst of `math.MaxUint32` bits gives the same
+//!   bucket of minutes of the rate as with the reference (see [`TokenBucket::tbf`]).
 //! - DEL deletes the ifb device; it also removes the qdiscs from the host interface while
 //!   that still exists. CHECK compares each token bucket's rate, limit and bucket with the
 //!   configuration (the reference's messages) and that the redirect to the ifb is in place.
@@ -70,10 +72,6 @@
 //!   device that no longer exists (after the reference's DEL, which deletes only the ifb,
 //!   such a redirect drops every packet from the pod while the veth lives). DEL never fails
 //!   on a config ADD would refuse, since it needs only the network name.
-//! - Where the reference's 32-bit arithmetic wraps (containerd's burst of `2^32 - 1` bits at
-//!   most rates) the values saturate; see [`TokenBucket::tbf`]. CHECK compares the bucket
-//!   the kernel reports, which the kernel caps at about 4.29 s of the rate (the reference's
-//!   CHECK fails on every such bucket).
 //! - CHECK also requires the redirect, and a token bucket to exist at all (the reference's
 //!   loop passes when the first qdisc is not a tbf).
 //! - Our ifb devices carry an alias naming the network (hashed), which GC needs.

@@ -1,6 +1,7 @@
 //! Token buckets: rates and bursts in bits, turned into the kernel's tbf parameters exactly
 //! as the reference computes them (Go's `vishvananda/netlink` arithmetic, 25 ms latency),
-//! except that overflowing values saturate instead of wrapping.
+//! overflowing 32-bit conversions included, so both plugins install the same buckets and
+//! each one's CHECK accepts the other's.
 
 use cni_linux::netlink::TbfParams;
 
@@ -17,11 +18,11 @@ pub struct TokenBucket {
     pub burst: u64,
 }
 
-/// Go's `uint32(f)` for the values the reference can produce, but saturating: a value past
-/// `u32::MAX` becomes `u32::MAX` where Go (on amd64) keeps the low 32 bits of the integer.
-fn saturate(f: f64) -> u32 {
-    // `as` truncates toward zero and saturates, which is Go's conversion in range.
-    f as u32
+/// Go's `uint32(f)` as the reference's amd64 binaries compute it: the integer part (toward
+/// zero) as a 64-bit integer, then its low 32 bits. Every value the arithmetic below can
+/// produce is far below 2^63.
+fn go_u32(f: f64) -> u32 {
+    (f as i64) as u32
 }
 
 impl TokenBucket {
@@ -43,31 +44,24 @@ impl TokenBucket {
     ///   microseconds, in ticks;
     /// - limit: `rate_bytes * 25 ms` plus the burst, in bytes.
     ///
-    /// Where the reference's 32-bit conversions wrap (containerd's burst of `2^32 - 1` bits
-    /// at most rates, or rates under 1 Mbit/s with large bursts) this saturates: the kernel
-    /// then caps the bucket at about 4.29 s of the rate, which is also what it does with most
-    /// of the reference's wrapped values, while some wrapped values give the reference a
-    /// bucket smaller than one packet.
+    /// The 32-bit conversions wrap as the reference's do. That matters for containerd's
+    /// burst of `2^32 - 1` bits (Kubernetes annotations have no burst): the bucket in ticks
+    /// overflows at every rate above about 1 Mbit/s and wraps to what is, for nearly all
+    /// rates, minutes of the rate (about 193 MB at 10 Mbit/s), so the first hundreds of
+    /// megabytes of a pod pass unshaped, with the reference as with this plugin.
     pub fn tbf(&self, tick_in_usec: f64) -> TbfParams {
         let rate = self.rate_bytes();
         let burst = self.burst_bytes();
-        let micros = saturate(f64::from(burst) * 1_000_000.0 / rate as f64);
-        let buffer = saturate(f64::from(micros) * tick_in_usec);
+        let micros = go_u32(f64::from(burst) * 1_000_000.0 / rate as f64);
+        let buffer = go_u32(f64::from(micros) * tick_in_usec);
         let latency_us = 1_000_000.0 * (LATENCY_MS / 1000.0);
-        let limit = saturate(rate as f64 * latency_us / 1_000_000.0).saturating_add(burst);
+        let limit = go_u32(rate as f64 * latency_us / 1_000_000.0).wrapping_add(burst);
         TbfParams {
             rate,
             buffer,
             limit,
         }
     }
-}
-
-/// The buffer the kernel reports for one it was given: it keeps the bucket as nanoseconds
-/// in 32 bits (`min(ticks * 64, 2^32 - 1)`), and reports that back in ticks.
-pub fn kernel_buffer(ticks: u32) -> u32 {
-    let ns = (u64::from(ticks) << 6).min(u64::from(u32::MAX));
-    u32::try_from(ns >> 6).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -89,19 +83,18 @@ mod tests {
         // 10000 B at 1 MB/s is 10 ms = 10000 us = 156250 ticks.
         assert_eq!(t.buffer, 156_250);
         assert_eq!(t.limit, 25_000 + 10_000);
-        assert_eq!(kernel_buffer(t.buffer), t.buffer);
     }
 
     #[test]
-    fn containerds_burst_saturates_and_the_kernel_caps_it() {
+    fn containerds_burst_wraps_as_in_the_reference() {
         let t = TokenBucket {
             rate: 10_000_000,
             burst: u64::from(u32::MAX),
         }
         .tbf(TICK);
-        // Go: uint32(429496728 us * 15.625) wraps to 2415919079; we keep u32::MAX.
-        assert_eq!(t.buffer, u32::MAX);
-        assert_eq!(kernel_buffer(t.buffer), (u32::MAX >> 6));
+        // 536870911 B at 1.25 MB/s is 429496728 us; times 15.625 is 6710886375 ticks,
+        // which Go's uint32 conversion wraps to 2415919079 (154.6 s, 193 MB).
+        assert_eq!(t.buffer, 2_415_919_079);
         assert_eq!(t.limit, 31_250 + 536_870_911);
     }
 }

@@ -11,7 +11,6 @@ use crate::config::BandwidthConf;
 use crate::error::{BandwidthError, CheckError};
 use crate::kernel::Kernel;
 use crate::plan::{Plan, TBF_HANDLE, ifb_alias, ifb_name};
-use crate::shaping::kernel_buffer;
 
 /// The host-side interface of the attachment (the reference's `getHostInterface`): the
 /// veth peer of the pod's `ifname`, which `prev` must list without a sandbox.
@@ -241,7 +240,7 @@ fn compare(got: Option<TbfParams>, want: TbfParams) -> Result<(), CheckError> {
     if got.limit != want.limit {
         return Err(CheckError::Limit);
     }
-    if got.buffer != kernel_buffer(want.buffer) {
+    if got.buffer != want.buffer {
         return Err(CheckError::Buffer);
     }
     Ok(())

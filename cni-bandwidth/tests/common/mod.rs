@@ -97,6 +97,21 @@ impl Pod {
             .unwrap()
     }
 
+    /// Another pod on the same node: a new namespace whose `eth0` is the peer of
+    /// `host_veth`, and the prevResult naming both.
+    pub fn another(&self, host_veth: &str) -> (TempNetns, Value) {
+        let pod = TempNetns::new("bw-pod").unwrap();
+        let mut h = self.node.netlink().unwrap();
+        let mut req = VethRequest::new(host_veth, "eth0");
+        req.peer_netns = Some(pod.netns().as_fd());
+        req.up = true;
+        h.add_veth(&req).unwrap();
+        let prev = json!({"cniVersion": "1.0.0",
+            "interfaces": [{"name": host_veth}, {"name": "eth0", "sandbox": pod.path()}],
+            "ips": [{"address": "10.77.0.9/24", "interface": 1}]});
+        (pod, prev)
+    }
+
     /// The ifb device's name for this pod on network `bwnet`.
     pub fn ifb(&self) -> String {
         cni_bandwidth::ifb_name("bwnet", &self.id)

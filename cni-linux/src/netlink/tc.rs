@@ -391,7 +391,8 @@ pub struct IfbOptions {
     pub mtu: Option<u32>,
     /// Transmit queue length (kernel default when `None`).
     pub txqlen: Option<u32>,
-    /// `IFLA_IFALIAS`, a free-form label (at most 255 bytes).
+    /// `IFLA_IFALIAS`, a free-form label (at most 255 bytes), set right after creation
+    /// (the kernel ignores it in the creating request).
     pub alias: Option<String>,
     /// Bring it up in the same request.
     pub up: bool,
@@ -478,7 +479,18 @@ impl Handle {
             RouteNetlinkMessage::NewLink(ifb_message(name, opts)),
             CREATE_EXCL,
         )?;
-        self.require_link(name)
+        let link = self.require_link(name)?;
+        // The kernel ignores IFLA_IFALIAS when it creates a link: set it afterwards.
+        if let Some(alias) = &opts.alias {
+            let mut msg = LinkMessage::default();
+            msg.header.index = link.index;
+            msg.attributes.push(LinkAttribute::IfAlias(alias.clone()));
+            if let Err(e) = self.ack("set ifb alias", &name, RouteNetlinkMessage::SetLink(msg), 0) {
+                let _ = self.delete_link(link.index);
+                return Err(e);
+            }
+        }
+        Ok(link)
     }
 
     /// Every ifb device of the namespace, with its alias.
@@ -518,7 +530,8 @@ impl Handle {
     }
 }
 
-/// The `RTM_NEWLINK` message creating an ifb device.
+/// The `RTM_NEWLINK` message creating an ifb device (without the alias, see
+/// [`IfbOptions::alias`]).
 pub fn ifb_message(name: &str, opts: &IfbOptions) -> LinkMessage {
     let mut msg = LinkMessage::default();
     if opts.up {
@@ -531,9 +544,6 @@ pub fn ifb_message(name: &str, opts: &IfbOptions) -> LinkMessage {
     }
     if let Some(q) = opts.txqlen {
         msg.attributes.push(LinkAttribute::TxQueueLen(q));
-    }
-    if let Some(alias) = &opts.alias {
-        msg.attributes.push(LinkAttribute::IfAlias(alias.clone()));
     }
     msg.attributes
         .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Ifb)]));
