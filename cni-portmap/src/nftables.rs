@@ -630,7 +630,8 @@ pub fn add_plan_with_guard(
     if needs_guard(conf, f) {
         crate::localnet::nft_write(&mut plan);
     }
-    plan.ops.extend(add_plan(conf, att, container, replace)?.ops);
+    plan.ops
+        .extend(add_plan(conf, att, container, replace)?.ops);
     Ok(plan)
 }
 
