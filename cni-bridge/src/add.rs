@@ -7,7 +7,7 @@ use cni_linux::firewall;
 use cni_linux::netlink::{Handle, Link, mac};
 use cni_linux::netns::NetNs;
 use cni_proto::delegate;
-use cni_types::{CniResult, Interface, Route};
+use cni_types::{CniResult, Interface, Route, go};
 use ipnet::IpNet;
 
 use crate::config::{BridgeConf, MasqBackend};
@@ -297,7 +297,7 @@ impl Ctx<'_> {
                 .host
                 .link_by_index(self.bridge.link.index)
                 .map_err(|e| {
-                    BridgeError::netlink(format!("could not lookup {:?}", conf.bridge), e)
+                    BridgeError::netlink(format!("could not lookup {}", go::quote(&conf.bridge)), e)
                 })?
             && let Some(m) = br.mac
         {
@@ -365,7 +365,7 @@ impl Ctx<'_> {
         {
             // L2: the container end only needs to be up.
             h.set_up(index).map_err(|e| {
-                BridgeError::netlink(format!("failed to set {:?} up", att.ifname), e)
+                BridgeError::netlink(format!("failed to set {} up", go::quote(&att.ifname)), e)
             })?;
         }
         Ok(Plumbed { veth, inner, index })

@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use cni_linux::IpFamily;
-use cni_linux::firewall::names::go_quote;
 use cni_linux::netlink::{self, Handle, Ipv4Conf, Route, Scope};
 use cni_linux::netns::NetNs;
 use cni_linux::sysctl;
 use cni_types::CniResult;
+use cni_types::go::quote as go_quote;
 use ipnet::IpNet;
 
 use crate::error::BridgeError;

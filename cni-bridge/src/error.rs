@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use cni_linux::firewall::FirewallError;
 use cni_linux::firewall::iptables::RuleError;
-use cni_linux::firewall::names::go_quote;
 use cni_linux::netlink;
 use cni_linux::netns::NetnsError;
 use cni_linux::sysctl::SysctlError;
 use cni_types::args::ArgsError;
+use cni_types::go::quote as go_quote;
 use cni_types::{Error, ErrorCode};
 use ipnet::IpNet;
 
@@ -32,7 +32,7 @@ pub enum BridgeError {
     #[error("failed to open netns \"\": no CNI_NETNS")]
     NoNetns,
     /// The container's namespace could not be opened.
-    #[error("failed to open netns {path:?}")]
+    #[error("failed to open netns {}", go_quote(&.path.to_string_lossy()))]
     Netns {
         /// `CNI_NETNS`.
         path: PathBuf,
@@ -185,7 +185,7 @@ pub enum ConfigError {
     #[error("invalid MTU {0} (must be between 0 and 4294967295)")]
     Mtu(i64),
     /// The container MAC (`runtimeConfig.mac`, `args.cni.mac`, `CNI_ARGS` `MAC`).
-    #[error("failed to parse MAC address {mac:?}: {problem}")]
+    #[error("failed to parse MAC address {}: {problem}", go_quote(.mac))]
     Mac {
         /// The MAC as written.
         mac: String,

@@ -4,12 +4,12 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 
 use cni_linux::IpFamily;
-use cni_linux::firewall::names::go_quote;
 use cni_linux::netlink::{
     AddrFlags, BridgeOptions, BridgePortOptions, Handle, Link, VethRequest, mac,
 };
 use cni_linux::netns::NetNs;
 use cni_linux::sysctl;
+use cni_types::go::quote as go_quote;
 use ipnet::IpNet;
 
 use crate::config::BridgeConf;

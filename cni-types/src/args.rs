@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::go;
+
 /// Parsed `CNI_ARGS`, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CniArgs {
@@ -29,18 +31,17 @@ pub enum ArgsError {
     },
 }
 
-fn go_quote_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
-    format!("[{}]", quoted.join(" "))
-}
-
 impl fmt::Display for ArgsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ArgsError::InvalidPair(p) => write!(f, "ARGS: invalid pair {p:?}"),
-            ArgsError::Unknown(u) => write!(f, "ARGS: unknown args {}", go_quote_list(u)),
+            ArgsError::InvalidPair(p) => write!(f, "ARGS: invalid pair {}", go::quote(p)),
+            ArgsError::Unknown(u) => write!(f, "ARGS: unknown args {}", go::quote_list(u)),
             ArgsError::InvalidValue { pair, reason } => {
-                write!(f, "ARGS: error parsing value of pair {pair:?}: {reason}")
+                write!(
+                    f,
+                    "ARGS: error parsing value of pair {}: {reason}",
+                    go::quote(pair)
+                )
             }
         }
     }

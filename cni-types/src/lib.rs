@@ -16,6 +16,8 @@
 //! - [`capabilities`]: `runtimeConfig` (port mappings, IP ranges, ...) accepting the
 //!   capitalised keys containerd sends, and GC's valid attachments.
 //! - [`validate`]: the reference's rules for container IDs, network and interface names.
+//! - [`go`]: Go's `%q` and `%v` of strings and lists, for messages and names that must read
+//!   exactly as the reference plugins'.
 //!
 //! # Quick start
 //!
@@ -43,6 +45,7 @@ pub mod args;
 pub mod capabilities;
 pub mod config;
 pub mod error;
+pub mod go;
 pub mod result;
 pub mod validate;
 pub mod version;
@@ -63,8 +66,8 @@ pub fn to_json_pretty<T: serde::Serialize + ?Sized>(value: &T) -> String {
     match value.serialize(&mut ser) {
         Ok(()) => String::from_utf8(buf).unwrap_or_default(),
         Err(e) => format!(
-            "{{\n    \"code\": 999,\n    \"msg\": {:?}\n}}",
-            format!("failed to serialize: {e}")
+            "{{\n    \"code\": 999,\n    \"msg\": {}\n}}",
+            serde_json::Value::String(format!("failed to serialize: {e}"))
         ),
     }
 }

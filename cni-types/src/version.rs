@@ -91,14 +91,16 @@ impl Version {
         let parts: Vec<&str> = s.split('.').collect();
         if parts.len() > 3 {
             return Err(VersionError(format!(
-                "invalid version {s:?}: too many parts"
+                "invalid version {}: too many parts",
+                crate::go::quote(s)
             )));
         }
         let mut nums = [0u32; 3];
         for (i, (part, name)) in parts.iter().zip(["major", "minor", "micro"]).enumerate() {
             nums[i] = part.parse().map_err(|_| {
                 VersionError(format!(
-                    "failed to convert {name} version part {part:?}: invalid syntax"
+                    "failed to convert {name} version part {}: invalid syntax",
+                    crate::go::quote(part)
                 ))
             })?;
         }

@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use cni_linux::IpFamily;
 use cni_linux::firewall::iptables::{IptablesPlan, IptablesState, Rule, RuleError};
 use cni_linux::firewall::names::{format_chain_name, format_comment};
+use cni_types::go;
 use ipnet::IpNet;
 
 use super::multicast;
@@ -120,58 +121,15 @@ pub fn iptables_teardown(
         .collect()
 }
 
-/// Decodes a Go `%q` string (`"..."` with backslash escapes) at the start of `s`; returns the
-/// text and the rest after the closing quote.
-pub(crate) fn go_unquote_prefix(s: &str) -> Option<(String, &str)> {
-    let mut chars = s.strip_prefix('"')?.char_indices();
-    let body = &s[1..];
-    let mut out = String::new();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((out, &body[i + 1..])),
-            '\\' => {
-                let (_, e) = chars.next()?;
-                match e {
-                    'a' => out.push('\u{7}'),
-                    'b' => out.push('\u{8}'),
-                    'f' => out.push('\u{c}'),
-                    'n' => out.push('\n'),
-                    'r' => out.push('\r'),
-                    't' => out.push('\t'),
-                    'v' => out.push('\u{b}'),
-                    '\\' => out.push('\\'),
-                    '"' => out.push('"'),
-                    'x' | 'u' | 'U' => {
-                        let n = match e {
-                            'x' => 2,
-                            'u' => 4,
-                            _ => 8,
-                        };
-                        let mut hex = String::new();
-                        for _ in 0..n {
-                            hex.push(chars.next()?.1);
-                        }
-                        let v = u32::from_str_radix(&hex, 16).ok()?;
-                        out.push(char::from_u32(v)?);
-                    }
-                    _ => return None,
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    None
-}
-
 /// The container ID of a reference comment `name: "<network>" id: "<cid>"`, if `comment` is
 /// one for `network`.
 pub fn container_of_comment(network: &str, comment: &str) -> Option<String> {
     let rest = comment.strip_prefix("name: ")?;
-    let (name, rest) = go_unquote_prefix(rest)?;
+    let (name, rest) = go::unquote_prefix(rest)?;
     if name != network {
         return None;
     }
-    let (id, rest) = go_unquote_prefix(rest.strip_prefix(" id: ")?)?;
+    let (id, rest) = go::unquote_prefix(rest.strip_prefix(" id: ")?)?;
     rest.is_empty().then_some(id)
 }
 
