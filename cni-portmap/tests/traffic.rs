@@ -480,8 +480,20 @@ fn loopback_is_closed_to_pods(node: &TempNetns, pod: &TempNetns, backend: &str, 
         "no tcp connection reached the node"
     );
     assert_eq!(udp.peers().len(), udp_seen, "no datagram reached the node");
-    // The node itself still talks to its loopback services.
+    // The node itself still talks to its loopback services, and 127.0.0.1:hostPort on the
+    // node still reaches the pod (the localhost DNAT path the guard lets through), also
+    // from the pod itself through its gateway (DNATed, so not dropped).
     assert!(traffic::tcp_echo(node, sa("127.0.0.1", 7777), b"x", T).is_ok());
+    echo(
+        node,
+        sa("127.0.0.1", 8080),
+        "node -> 127.0.0.1:hostPort with the guard",
+    );
+    echo(
+        pod,
+        sa("127.0.0.1", 8080),
+        "pod -> 127.0.0.1:hostPort via its gateway",
+    );
     pod.exec_ok("ip", &["route", "del", "127.0.0.0/8"]).unwrap();
 }
 
