@@ -151,9 +151,12 @@ pub fn add(
 }
 
 /// True for a redirect our DEL may remove: to the attachment's ifb device, or to a device
-/// that no longer exists (the reference's DEL deletes the ifb and leaves the redirect).
+/// that no longer exists (the reference's DEL deletes the ifb and leaves the redirect; the
+/// kernel then reports its target as index 0).
 fn stale_or_ours(kernel: &mut dyn Kernel, target: u32, ifb: Option<&Link>) -> bool {
-    ifb.is_some_and(|l| l.index == target) || matches!(kernel.link_by_index(target), Ok(None))
+    target == 0
+        || ifb.is_some_and(|l| l.index == target)
+        || matches!(kernel.link_by_index(target), Ok(None))
 }
 
 /// DEL: removes the attachment's ifb device and, when the host-side interface can still be
