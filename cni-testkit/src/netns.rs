@@ -42,21 +42,27 @@ pub struct TempNetns {
 impl TempNetns {
     /// A new namespace named `cnitk-<hint>-<pid>-<counter>-<random>` with `lo` up.
     pub fn new(hint: &str) -> Result<Self> {
+        let me = Self::sandbox(hint)?;
+        let mut nl = Handle::new_in(&me.ns)?;
+        let lo = nl.require_link("lo")?;
+        nl.set_up(lo.index)?;
+        Ok(me)
+    }
+
+    /// A new namespace as a runtime creates a pod sandbox: `lo` as the kernel makes it (down,
+    /// no addresses), for plugins such as `loopback` whose job is to change that.
+    pub fn sandbox(hint: &str) -> Result<Self> {
         static SWEEP: Once = Once::new();
         SWEEP.call_once(sweep_stale);
         let name = unique_name(&format!("{NAME_PREFIX}-{hint}"));
         let ns = NetNs::create_named(&name)?;
         let path = ns.path().to_path_buf();
-        let me = TempNetns {
+        Ok(TempNetns {
             ns,
             name,
             path,
             keep: false,
-        };
-        let mut nl = Handle::new_in(&me.ns)?;
-        let lo = nl.require_link("lo")?;
-        nl.set_up(lo.index)?;
-        Ok(me)
+        })
     }
 
     /// The namespace's name under `/run/netns` (for `ip netns exec NAME`).

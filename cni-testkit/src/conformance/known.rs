@@ -137,6 +137,16 @@ const FILE_PROBLEMS: &[&str] = &["new file left", "still mentions", "was removed
 /// Firewall state only.
 const FIREWALL: &[&str] = &["nft", "iptables"];
 
+/// A 1.0.0-shaped result printed for 0.1.0/0.2.0, and for 0.3.x/0.4.0.
+const UNCONVERTED_020: &str = "result has no ips or interfaces (that is the 0.3.0 shape)";
+const UNCONVERTED_040: &str = "has version None, want";
+// No issue tracks it (searched; #381 is the older "no valid IP addresses" report about the
+// same result).
+const LOOPBACK_SHAPE_UPSTREAM: &str =
+    "containernetworking/plugins plugins/main/loopback/loopback.go v1.1.1 (no issue filed)";
+const LOOPBACK_SHAPE: &str = "loopback prints its 1.0.0-shaped result for every cniVersion, \
+    unconverted (no ip4/ip6 before 0.3.0, no ips[].version before 1.0.0)";
+
 /// Known failures of the Go reference plugins (containernetworking/plugins).
 pub const KNOWN_ISSUES: &[KnownIssue] = &[
     KnownIssue {
@@ -225,6 +235,42 @@ pub const KNOWN_ISSUES: &[KnownIssue] = &[
         // No upstream issue tracks it (searched): the source says so itself.
         upstream: "containernetworking/plugins plugins/meta/portmap/main.go (`/* FIXME GC */`; no issue filed)",
         summary: "portmap has no GC: rules of stale attachments stay",
+    },
+    KnownIssue {
+        implementation: Implementation::Go,
+        plugin: "loopback",
+        check: "add/",
+        reason: ReasonMatch {
+            contains: &[UNCONVERTED_020],
+            excludes: &["differs from", "does not exist", "missing"],
+            changes_only_of: &[],
+        },
+        upstream: LOOPBACK_SHAPE_UPSTREAM,
+        summary: LOOPBACK_SHAPE,
+    },
+    KnownIssue {
+        implementation: Implementation::Go,
+        plugin: "loopback",
+        check: "add/",
+        reason: ReasonMatch {
+            contains: &[UNCONVERTED_040],
+            excludes: &["differs from", "does not exist", "missing"],
+            changes_only_of: &[],
+        },
+        upstream: LOOPBACK_SHAPE_UPSTREAM,
+        summary: LOOPBACK_SHAPE,
+    },
+    KnownIssue {
+        implementation: Implementation::Go,
+        plugin: "loopback",
+        check: "del-cleans-up/",
+        reason: ReasonMatch {
+            contains: &[LEFT_BEHIND, "lo 127.0.0.1/8"],
+            excludes: FILE_PROBLEMS,
+            changes_only_of: &["addr"],
+        },
+        upstream: "containernetworking/plugins plugins/main/loopback/loopback.go (cmdDel only sets lo down; no issue filed)",
+        summary: "DEL sets lo down but leaves the 127.0.0.1/8 that bringing it up added (the kernel keeps IPv4 addresses on a down link)",
     },
 ];
 

@@ -13,7 +13,7 @@
 //! | `del-after-failed-add/V` | when ADD fails (the interface name already exists in the pod, or a requested address outside every range through `args.cni.ips`), DEL exits 0 and leaves nothing |
 //! | `add-existing-ifname` | ADD into a pod that already has an interface named `CNI_IFNAME` fails (for plugins that create that interface) |
 //! | `check/V` (0.4.0+) | CHECK after ADD exits 0 |
-//! | `check-after-del/V` (0.4.0+) | CHECK after DEL fails with a valid error (the resources are gone) |
+//! | `check-after-del/V` (0.4.0+) | CHECK after DEL fails with a valid error (the resources are gone); skipped for a plugin whose ADD changed no state (stateless IPAM such as `static`) |
 //! | `gc/V` (1.1.0+) | after ADD A, ADD B and the removal of pod B, GC with only A valid removes everything of B and keeps A (CHECK A still passes) |
 //! | `status/V` (1.1.0+) | STATUS exits 0 in a fresh node |
 //! | `bad-input/*` | wrong inputs get the spec's error codes: unknown verb 4, missing or invalid `CNI_CONTAINERID` / `CNI_NETNS` / `CNI_IFNAME` 4, undecodable config 6, config without `name` 7, unsupported `cniVersion` 1, CHECK before 0.4.0 and GC / STATUS before 1.1.0 1 |
@@ -23,7 +23,9 @@
 //!
 //! Each check runs in its own throw-away node and pod namespaces with a temporary `dataDir`
 //! (put into every `ipam` section of the config, and in place of a top-level `dataDir`), the
-//! plugin running inside the node namespace. [`SuiteOptions::node_setup`] prepares each node
+//! plugin running inside the node namespace. A pod namespace is what a runtime hands to the
+//! first plugin of a sandbox: `lo` down and without addresses, as the kernel creates it.
+//! [`SuiteOptions::node_setup`] prepares each node
 //! for plugins that expect something there (a bridge, an uplink).
 //!
 //! **Versions.** Per-version checks run for every version the plugin lists in VERSION (and the
