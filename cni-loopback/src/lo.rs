@@ -34,6 +34,8 @@ pub trait Lo {
     fn addrs(&mut self) -> Result<Vec<IpNet>, LoopbackError>;
     /// Set `lo` administratively up or down.
     fn set_up(&mut self, up: bool) -> Result<(), LoopbackError>;
+    /// Remove `addr` from `lo` (nothing to do when it is not there).
+    fn remove_addr(&mut self, addr: IpNet) -> Result<(), LoopbackError>;
 }
 
 /// [`Lo`] over one rtnetlink socket opened inside the container's namespace (one thread hop,
@@ -110,5 +112,14 @@ impl Lo for KernelLo {
                 .set_down(self.index)
                 .map_err(|e| LoopbackError::netlink("failed to set lo down", e))
         }
+    }
+
+    fn remove_addr(&mut self, addr: IpNet) -> Result<(), LoopbackError> {
+        if !self.addrs()?.contains(&addr) {
+            return Ok(());
+        }
+        self.nl
+            .addr_del(self.index, addr)
+            .map_err(|e| LoopbackError::netlink("failed to remove an address of lo", e))
     }
 }

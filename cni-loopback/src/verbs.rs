@@ -64,8 +64,15 @@ pub fn add_with(
     let outcome = report(lo, sandbox, conf);
     if outcome.is_err() && !was_up {
         let _ = lo.set_up(false);
+        let _ = lo.remove_addr(kernel_v4());
     }
     outcome
+}
+
+/// The address the kernel gives `lo` when it first comes up (127.0.0.1/8); unlike ::1 it stays
+/// when `lo` goes down.
+fn kernel_v4() -> IpNet {
+    IpNet::new(IpAddr::from([127, 0, 0, 1]), 8).unwrap_or_default()
 }
 
 /// ADD's second half, once `lo` is up: its addresses, and the result to print.
@@ -103,7 +110,7 @@ pub fn expected_addrs(prev: Option<&CniResult>, ipv6: bool) -> Vec<IpNet> {
     if !listed.is_empty() {
         return listed;
     }
-    let mut out = vec![IpNet::new(IpAddr::from([127, 0, 0, 1]), 8).unwrap_or_default()];
+    let mut out = vec![kernel_v4()];
     if ipv6 {
         out.push(IpNet::new(std::net::Ipv6Addr::LOCALHOST.into(), 128).unwrap_or_default());
     }
@@ -126,12 +133,14 @@ pub fn check_with(lo: &mut dyn Lo, prev: Option<&CniResult>) -> Result<(), Loopb
     }
 }
 
-/// DEL over any [`Lo`]: set it down (nothing to do when it already is).
+/// DEL over any [`Lo`]: put `lo` back as a new namespace has it: down (the kernel then drops
+/// ::1) and without the 127.0.0.1/8 that coming up gave it (the kernel keeps that one on a down
+/// `lo`; the reference leaves it). Nothing to do when it already is so.
 pub fn del_with(lo: &mut dyn Lo) -> Result<(), LoopbackError> {
     if lo.link()?.up {
         lo.set_up(false)?;
     }
-    Ok(())
+    lo.remove_addr(kernel_v4())
 }
 
 /// ADD: bring up `lo` in the namespace at `netns` (see [`add_with`]).
@@ -166,11 +175,13 @@ mod tests {
     use super::*;
     use crate::lo::LinkState;
 
-    /// A recording `lo`.
+    /// A recording `lo` that behaves as the kernel's.
     #[derive(Default)]
     struct FakeLo {
         up: bool,
         ipv6: bool,
+        /// Coming up adds 127.0.0.1/8 (the kernel does for a loopback device).
+        adds_v4_when_up: bool,
         /// Addresses present whatever the state (IPv4 stays when `lo` goes down).
         v4: Vec<IpNet>,
         /// Addresses present only while up (the kernel drops ::1 on down).
@@ -179,13 +190,22 @@ mod tests {
     }
 
     impl FakeLo {
+        /// `lo` of a new namespace: down, no address.
         fn fresh() -> Self {
             FakeLo {
                 ipv6: true,
-                v4: vec![net("127.0.0.1/8")],
+                adds_v4_when_up: true,
                 v6_when_up: vec![net("::1/128")],
                 ..Default::default()
             }
+        }
+
+        /// `lo` of a namespace where something already brought it up.
+        fn already_up() -> Self {
+            let mut lo = FakeLo::fresh();
+            lo.set_up(true).unwrap();
+            lo.calls.clear();
+            lo
         }
     }
 
@@ -206,6 +226,17 @@ mod tests {
         fn set_up(&mut self, up: bool) -> Result<(), LoopbackError> {
             self.calls.push(if up { "up" } else { "down" }.into());
             self.up = up;
+            let v4 = net("127.0.0.1/8");
+            if up && self.adds_v4_when_up && !self.v4.contains(&v4) {
+                self.v4.insert(0, v4);
+            }
+            Ok(())
+        }
+        fn remove_addr(&mut self, addr: IpNet) -> Result<(), LoopbackError> {
+            if self.v4.contains(&addr) {
+                self.calls.push(format!("remove {addr}"));
+                self.v4.retain(|a| *a != addr);
+            }
             Ok(())
         }
     }
@@ -237,8 +268,7 @@ mod tests {
 
     #[test]
     fn add_on_a_lo_already_up_changes_nothing() {
-        let mut lo = FakeLo::fresh();
-        lo.up = true;
+        let mut lo = FakeLo::already_up();
         add_with(&mut lo, "/p", &conf(Version::V0_3_1)).unwrap();
         assert!(lo.calls.is_empty());
     }
@@ -262,10 +292,11 @@ mod tests {
             e.to_string(),
             "loopback interface found with non-loopback address \"10.1.2.3\""
         );
-        assert_eq!(lo.calls, ["up", "down"]);
+        // lo goes back as it was: down, without the address coming up gave it.
+        assert_eq!(lo.calls, ["up", "down", "remove 127.0.0.1/8"]);
+        assert_eq!(lo.v4, [net("10.1.2.3/24")]);
         // If lo was up before, ADD leaves it up.
-        let mut lo = FakeLo::fresh();
-        lo.up = true;
+        let mut lo = FakeLo::already_up();
         lo.v6_when_up.push(net("2001:db8::1/64"));
         assert!(add_with(&mut lo, "/p", &conf(Version::V1_0_0)).is_err());
         assert!(lo.calls.is_empty());
@@ -308,7 +339,7 @@ mod tests {
             check_with(&mut lo, None).unwrap_err(),
             LoopbackError::Down
         ));
-        lo.up = true;
+        lo.set_up(true).unwrap();
         check_with(&mut lo, None).unwrap();
         lo.v4.clear();
         assert_eq!(
@@ -317,8 +348,8 @@ mod tests {
         );
         // Without IPv6 on lo, ::1 is not expected.
         let mut lo = FakeLo::fresh();
-        lo.up = true;
         lo.ipv6 = false;
+        lo.set_up(true).unwrap();
         check_with(&mut lo, None).unwrap();
     }
 
@@ -350,12 +381,14 @@ mod tests {
     }
 
     #[test]
-    fn del_sets_lo_down_once() {
+    fn del_puts_lo_back_as_a_new_namespace_has_it_once() {
         let mut lo = FakeLo::fresh();
-        lo.up = true;
+        add_with(&mut lo, "/p", &conf(Version::V1_0_0)).unwrap();
         del_with(&mut lo).unwrap();
         del_with(&mut lo).unwrap();
-        assert_eq!(lo.calls, ["down"]);
+        assert_eq!(lo.calls, ["up", "down", "remove 127.0.0.1/8"]);
+        assert!(!lo.up);
+        assert_eq!(lo.addrs().unwrap(), []);
     }
 
     #[test]

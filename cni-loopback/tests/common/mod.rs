@@ -25,12 +25,9 @@ pub fn conf(version: Version) -> Value {
     json!({"cniVersion": version, "name": "cni-loopback", "type": "loopback"})
 }
 
-/// A pod namespace with `lo` down, as a runtime creates it. (`TempNetns` brings `lo` up; a
-/// namespace that never had `lo` up has no address on it, one that had keeps 127.0.0.1.)
+/// A pod namespace as a runtime creates it: `lo` down and without addresses.
 pub fn pod() -> TempNetns {
-    let pod = TempNetns::new("pod").expect("pod namespace");
-    set_lo(&pod, false);
-    pod
+    TempNetns::sandbox("pod").expect("pod namespace")
 }
 
 /// Set the pod's `lo` up or down, behind the plugin's back.
