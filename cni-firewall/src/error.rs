@@ -92,9 +92,27 @@ pub enum FirewallError {
         #[source]
         source: cni_linux::firewall::FirewallError,
     },
-    /// firewalld was asked for but cannot be used.
+    /// firewalld was asked for but cannot be used here.
     #[error("firewalld backend: {0}")]
-    Firewalld(String),
+    Firewalld(&'static str),
+    /// firewalld was asked for but does not answer on the system bus.
+    #[error("firewalld backend: firewalld is not reachable on the system bus")]
+    FirewalldUnreachable(#[source] Box<crate::dbus::DbusError>),
+    /// firewalld refused a zone change (the reference's message).
+    #[error("failed to {op} the address {addr} {prep} {zone} zone")]
+    Zone {
+        /// `add` or `remove`.
+        op: &'static str,
+        /// `to` or `from`.
+        prep: &'static str,
+        /// Address with prefix.
+        addr: String,
+        /// Zone.
+        zone: String,
+        /// Cause.
+        #[source]
+        source: Box<crate::dbus::DbusError>,
+    },
     /// STATUS: the backend cannot be used.
     #[error("firewall backend not usable: {0}")]
     Unavailable(&'static str),
@@ -142,9 +160,9 @@ impl FirewallError {
             FirewallError::Config(ConfigError::Json(_)) => ErrorCode::DecodingFailure,
             FirewallError::Config(_) | FirewallError::NoBridge => ErrorCode::InvalidNetworkConfig,
             FirewallError::Attachments(_) => ErrorCode::DecodingFailure,
-            FirewallError::Firewalld(_) | FirewallError::Unavailable(_) => {
-                ErrorCode::PluginNotAvailable
-            }
+            FirewallError::Firewalld(_)
+            | FirewallError::FirewalldUnreachable(_)
+            | FirewallError::Unavailable(_) => ErrorCode::PluginNotAvailable,
             FirewallError::Store { .. } => ErrorCode::IoFailure,
             _ => ErrorCode::Internal,
         }

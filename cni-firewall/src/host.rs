@@ -1,19 +1,42 @@
-//! What the plugin reads from the node besides the firewall: the ports of a bridge, behind
-//! [`Host`], so that the isolation teardown can be unit-tested with [`FakeHost`].
+//! What the plugin uses on the node besides the kernel firewall, behind [`Host`]: the ports
+//! of a bridge (isolation teardown), whether we are rootless, and firewalld on the system
+//! bus. [`SystemHost`] is the real node; [`FakeHost`] answers bridge ports from a map and has
+//! no firewalld (the firewalld backend is tested against a real daemon only).
 
 use std::collections::BTreeMap;
 
+use crate::dbus::DbusError;
 use crate::error::FirewallError;
+use crate::firewalld::{Firewalld, Zones};
 
-/// The node's links, as the isolation teardown needs them.
+/// The node, as the verbs need it.
 pub trait Host {
     /// The names of the links enslaved to `bridge`; `None` when no link is called `bridge`.
     fn bridge_ports(&mut self, bridge: &str) -> Result<Option<Vec<String>>, FirewallError>;
+    /// Whether the plugin runs in a user namespace other than the initial one (a rootless
+    /// runtime): the host's firewalld then filters another network namespace than ours.
+    fn rootless(&mut self) -> bool;
+    /// firewalld, when it owns its name on the system bus (connected once, then reused).
+    fn firewalld(&mut self) -> Result<&mut dyn Zones, DbusError>;
 }
 
-/// The real node: one rtnetlink link dump in the calling thread's namespace.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemHost;
+/// The real node: rtnetlink in the calling thread's namespace, `/proc/self/uid_map`, the
+/// system bus.
+#[derive(Debug, Default)]
+pub struct SystemHost {
+    firewalld: Option<Firewalld>,
+}
+
+/// Whether `/proc/self/uid_map` is anything but the initial namespace's identity map.
+pub fn in_user_namespace() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => {
+            let words: Vec<&str> = map.split_whitespace().collect();
+            words != ["0", "0", "4294967295"]
+        }
+        Err(_) => false,
+    }
+}
 
 impl Host for SystemHost {
     fn bridge_ports(&mut self, bridge: &str) -> Result<Option<Vec<String>>, FirewallError> {
@@ -34,18 +57,40 @@ impl Host for SystemHost {
                 .collect(),
         ))
     }
+
+    fn rootless(&mut self) -> bool {
+        in_user_namespace()
+    }
+
+    fn firewalld(&mut self) -> Result<&mut dyn Zones, DbusError> {
+        let fw = match self.firewalld.take() {
+            Some(fw) => fw,
+            None => Firewalld::connect()?,
+        };
+        Ok(self.firewalld.insert(fw))
+    }
 }
 
-/// A node described by a map from bridge name to port names.
+/// A node described by a map from bridge name to port names, without firewalld.
 #[derive(Debug, Default, Clone)]
 pub struct FakeHost {
     /// Bridges and their ports.
     pub bridges: BTreeMap<String, Vec<String>>,
+    /// What [`Host::rootless`] answers.
+    pub rootless: bool,
 }
 
 impl Host for FakeHost {
     fn bridge_ports(&mut self, bridge: &str) -> Result<Option<Vec<String>>, FirewallError> {
         Ok(self.bridges.get(bridge).cloned())
+    }
+
+    fn rootless(&mut self) -> bool {
+        self.rootless
+    }
+
+    fn firewalld(&mut self) -> Result<&mut dyn Zones, DbusError> {
+        Err(DbusError::Address("(no bus in FakeHost)".into()))
     }
 }
 

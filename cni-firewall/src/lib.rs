@@ -11,8 +11,10 @@
 //!   `CNI-ISOLATION-STAGE-1/2`) as pure plans, byte-compatible, plus our `DNAT` accept rule.
 //! - [`nftables`]: our `inet cni_firewall` table of sets, as pure plans.
 //! - [`store`]: the attachment records GC works from.
-//! - [`host`]: the bridge ports the isolation teardown looks at ([`SystemHost`],
-//!   [`FakeHost`]).
+//! - [`firewalld`], [`dbus`]: the firewalld backend over a minimal synchronous D-Bus client
+//!   (SASL `EXTERNAL`, string-argument method calls).
+//! - [`host`]: the node besides the kernel firewall (bridge ports, rootless, firewalld):
+//!   [`SystemHost`], [`FakeHost`].
 //! - [`add()`], [`del()`], [`check()`], [`gc()`], [`status()`]: the verbs over
 //!   [`cni_linux::firewall::FirewallApplier`]; [`FirewallPlugin`] runs them behind
 //!   [`cni_proto::skel`].
@@ -24,7 +26,9 @@
 //!   `same-bridge`), `dataDir` (ours, default `/run/cni/firewall`).
 //! - ADD needs `prevResult` (`missing prevResult from earlier plugin`) and returns it. With
 //!   iptables: the reference's rules for every address of `prevResult`, in one
-//!   `iptables-restore` per family. With nftables: one netlink transaction.
+//!   `iptables-restore` per family. With nftables: one netlink transaction. With firewalld
+//!   (`backend: "firewalld"`, or empty while firewalld owns its name on the system bus, as
+//!   the reference): the addresses become sources of the zone, over D-Bus.
 //! - DEL removes the pod's rules (from `prevResult`, or from the attachment's record when the
 //!   runtime sends none) and, with `same-bridge`, the bridge's isolation rules once no other
 //!   port is left on the bridge (the reference never removes them). A Go firewall's pods on
@@ -39,8 +43,11 @@
 //!
 //! # Differences from the reference v1.1.1
 //!
-//! - `backend: "firewalld"` is refused with a clear error (code 50): this build has no D-Bus
-//!   client. An empty `backend` means iptables (the reference picks firewalld when it runs).
+//! - Rootless (a user namespace other than the initial one): an empty `backend` never picks
+//!   the system bus's firewalld, which filters the host's namespace, not the runtime's;
+//!   an explicit `firewalld` fails saying so (the reference fails ADD with a bare bus error).
+//!   An unreachable firewalld fails ADD with the bus's error (code 50); DEL goes on without
+//!   it. CHECK also requires `querySource` to answer true (the reference ignores the answer).
 //! - An unknown `backend` or `ingressPolicy` fails at parse time, before anything changes (the
 //!   reference ignores an unknown backend and fails on the policy after adding rules).
 //! - The isolation chains are removed once unused; the `DNAT` accept rule is ours.
@@ -59,8 +66,9 @@
 //! let conf = FirewallConf::parse(stdin)?;
 //! let att = Attachment { container_id: "ctr1".into(), ifname: "eth0".into() };
 //! let store = Store::new(&conf.data_dir, &conf.name);
-//! let result = cni_firewall::add(&conf, &att, &mut System, &store)?;
-//! cni_firewall::del(&conf, &att, &mut System, &mut SystemHost, &store)?;
+//! let mut host = SystemHost::default();
+//! let result = cni_firewall::add(&conf, &att, &mut System, &mut host, &store)?;
+//! cni_firewall::del(&conf, &att, &mut System, &mut host, &store)?;
 //! # let _ = result;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -68,7 +76,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod dbus;
 pub mod error;
+pub mod firewalld;
 pub mod host;
 pub mod iptables;
 pub mod nftables;
@@ -107,7 +117,13 @@ fn store(c: &FirewallConf) -> Store {
 impl Plugin for FirewallPlugin {
     fn add(&self, req: &Request) -> Result<CniResult, Error> {
         let c = conf(req, false)?;
-        Ok(add(&c, &attachment(req), &mut System, &store(&c))?)
+        Ok(add(
+            &c,
+            &attachment(req),
+            &mut System,
+            &mut SystemHost::default(),
+            &store(&c),
+        )?)
     }
 
     fn del(&self, req: &Request) -> Result<(), Error> {
@@ -116,14 +132,19 @@ impl Plugin for FirewallPlugin {
             &c,
             &attachment(req),
             &mut System,
-            &mut SystemHost,
+            &mut SystemHost::default(),
             &store(&c),
         )?)
     }
 
     fn check(&self, req: &Request) -> Result<(), Error> {
         let c = conf(req, false)?;
-        Ok(check(&c, &attachment(req), &mut System)?)
+        Ok(check(
+            &c,
+            &attachment(req),
+            &mut System,
+            &mut SystemHost::default(),
+        )?)
     }
 
     fn gc(&self, req: &Request) -> Result<(), Error> {
@@ -133,14 +154,20 @@ impl Plugin for FirewallPlugin {
             .gc_valid_attachments()
             .map_err(FirewallError::Attachments)?;
         match valid {
-            Some(v) => Ok(gc(&c, &v, &mut System, &mut SystemHost, &store(&c))?),
+            Some(v) => Ok(gc(
+                &c,
+                &v,
+                &mut System,
+                &mut SystemHost::default(),
+                &store(&c),
+            )?),
             None => Ok(()),
         }
     }
 
     fn status(&self, req: &Request) -> Result<(), Error> {
         let c = conf(req, true)?;
-        Ok(status(&c)?)
+        Ok(status(&c, &mut SystemHost::default())?)
     }
 
     fn supported_versions(&self) -> Vec<Version> {

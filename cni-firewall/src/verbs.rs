@@ -6,7 +6,8 @@ use cni_linux::firewall::nftables::{NftPlan, Value};
 use cni_linux::firewall::{FirewallApplier, FirewallError as FwError, IpFamily};
 use cni_types::{Attachment, CniResult};
 
-use crate::config::{BackendChoice, FirewallConf, IngressPolicy, Pod};
+use crate::config::{BackendChoice, FirewallConf, IngressPolicy, Pod, host_cidr};
+use crate::error::CheckError;
 use crate::error::FirewallError;
 use crate::host::{Host, bridge_in_use};
 use crate::store::{Record, Store};
@@ -19,18 +20,89 @@ pub enum Backend {
     Iptables,
     /// Our nftables table.
     Nftables,
+    /// Zone sources in firewalld, over D-Bus (isolation in iptables).
+    Firewalld,
 }
 
-/// Resolves `backend`. `""` is firewalld when it runs (the reference), which this build does
-/// not speak, so it is iptables; an explicit `firewalld` fails with the reason.
-pub fn resolve(conf: &FirewallConf) -> Result<Backend, FirewallError> {
+/// Why a rootless plugin does not use firewalld.
+const ROOTLESS: &str = "the plugin runs in a user namespace (rootless runtime): the system \
+     bus's firewalld filters the host's network namespace, not this one; use \"backend\": \
+     \"iptables\" or \"nftables\"";
+
+/// Resolves `backend`. `""` is firewalld when it owns its name on the system bus (the
+/// reference), except in a rootless runtime, else iptables. An explicit `firewalld` that
+/// cannot be used fails with the reason (rootless, or the bus's error).
+pub fn resolve(conf: &FirewallConf, host: &mut dyn Host) -> Result<Backend, FirewallError> {
     match conf.backend {
-        BackendChoice::Iptables | BackendChoice::Auto => Ok(Backend::Iptables),
+        BackendChoice::Iptables => Ok(Backend::Iptables),
         BackendChoice::Nftables => Ok(Backend::Nftables),
-        BackendChoice::Firewalld => Err(FirewallError::Firewalld(
-            "not supported by this plugin (use \"iptables\" or \"nftables\")".into(),
-        )),
+        BackendChoice::Firewalld if host.rootless() => Err(FirewallError::Firewalld(ROOTLESS)),
+        BackendChoice::Firewalld => match host.firewalld() {
+            Ok(_) => Ok(Backend::Firewalld),
+            Err(e) => Err(FirewallError::FirewalldUnreachable(Box::new(e))),
+        },
+        BackendChoice::Auto => Ok(if !host.rootless() && host.firewalld().is_ok() {
+            Backend::Firewalld
+        } else {
+            Backend::Iptables
+        }),
     }
+}
+
+/// [`resolve`] for DEL and GC: an explicit firewalld that does not answer has nothing of
+/// ours left (its runtime sources went with it), so those verbs go on without it.
+fn resolve_lenient(conf: &FirewallConf, host: &mut dyn Host) -> Result<Backend, FirewallError> {
+    match resolve(conf, host) {
+        Err(FirewallError::FirewalldUnreachable(_)) | Err(FirewallError::Firewalld(_)) => {
+            Ok(Backend::Firewalld)
+        }
+        r => r,
+    }
+}
+
+fn zone_err(
+    op: &'static str,
+    prep: &'static str,
+    addr: &str,
+    zone: &str,
+) -> impl FnOnce(crate::dbus::DbusError) -> FirewallError {
+    let (addr, zone) = (addr.to_owned(), zone.to_owned());
+    move |source| FirewallError::Zone {
+        op,
+        prep,
+        addr,
+        zone,
+        source: Box::new(source),
+    }
+}
+
+/// Adds the pod's addresses to the zone.
+fn fwd_add(conf: &FirewallConf, pod: &Pod, host: &mut dyn Host) -> Result<(), FirewallError> {
+    let zones = host
+        .firewalld()
+        .map_err(|e| FirewallError::FirewalldUnreachable(Box::new(e)))?;
+    for a in &pod.addrs {
+        let cidr = host_cidr(*a);
+        zones
+            .add_source(&conf.zone, &cidr)
+            .map_err(zone_err("add", "to", &cidr, &conf.zone))?;
+    }
+    Ok(())
+}
+
+/// Removes the pod's addresses from the zone; without firewalld there is nothing to remove.
+fn fwd_remove(conf: &FirewallConf, pod: &Pod, host: &mut dyn Host) -> Result<(), FirewallError> {
+    let Ok(zones) = host.firewalld() else {
+        return Ok(());
+    };
+    let mut first = None;
+    for a in &pod.addrs {
+        let cidr = host_cidr(*a);
+        if let Err(e) = zones.remove_source(&conf.zone, &cidr) {
+            first.get_or_insert(zone_err("remove", "from", &cidr, &conf.zone)(e));
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 fn owner(conf: &FirewallConf, att: &Attachment) -> String {
@@ -58,13 +130,14 @@ pub fn add(
     conf: &FirewallConf,
     att: &Attachment,
     fw: &mut dyn FirewallApplier,
+    host: &mut dyn Host,
     store: &Store,
 ) -> Result<CniResult, FirewallError> {
     let prev = conf
         .prev_result
         .clone()
         .ok_or(FirewallError::MissingPrevResult)?;
-    let backend = resolve(conf)?;
+    let backend = resolve(conf, host)?;
     let pod = Pod::of(&prev);
     let bridge = isolated_bridge(conf, &pod)?;
     store.save(&Record::new(att, &pod))?;
@@ -73,10 +146,17 @@ pub fn add(
             .apply_iptables(&iptables::add_plans(conf, &pod, bridge.as_deref(), true))
             .map_err(FirewallError::firewall("adding iptables rules")),
         Backend::Nftables => nft_add(conf, att, &pod, bridge.as_deref(), fw),
+        // As the reference: the zone first, then the isolation in iptables.
+        Backend::Firewalld => fwd_add(conf, &pod, host).and_then(|()| match &bridge {
+            Some(br) => fw
+                .apply_iptables(&iptables::add_plans(conf, &pod, Some(br), false))
+                .map_err(FirewallError::firewall("adding isolation rules")),
+            None => Ok(()),
+        }),
     };
     if let Err(e) = done {
         // Undo the pod's own entries (shared chains and isolation stay, as after a DEL).
-        let _ = remove_pod(backend, conf, att, &pod, fw);
+        let _ = remove_pod(backend, conf, att, &pod, fw, host);
         let _ = store.remove(att);
         return Err(e);
     }
@@ -135,8 +215,10 @@ fn remove_pod(
     att: &Attachment,
     pod: &Pod,
     fw: &mut dyn FirewallApplier,
+    host: &mut dyn Host,
 ) -> Result<(), FirewallError> {
     match backend {
+        Backend::Firewalld => fwd_remove(conf, pod, host),
         Backend::Iptables => {
             let plans = iptables::del_plans(pod);
             if plans.iter().all(|p| p.is_empty()) {
@@ -211,7 +293,7 @@ fn teardown_isolation(
         return Ok(());
     }
     match backend {
-        Backend::Iptables => {
+        Backend::Iptables | Backend::Firewalld => {
             let mut plans = Vec::new();
             for fam in families {
                 let state = fw
@@ -268,7 +350,7 @@ pub fn del(
     host: &mut dyn Host,
     store: &Store,
 ) -> Result<(), FirewallError> {
-    let backend = resolve(conf)?;
+    let backend = resolve_lenient(conf, host)?;
     let record = store
         .all()
         .ok()
@@ -278,7 +360,7 @@ pub fn del(
         None => record.as_ref().map(Record::pod).unwrap_or_default(),
     };
     let mut errors = Vec::new();
-    if let Err(e) = remove_pod(backend, conf, att, &pod, fw) {
+    if let Err(e) = remove_pod(backend, conf, att, &pod, fw, host) {
         errors.push(e);
     }
     if conf.ingress == IngressPolicy::SameBridge
@@ -302,13 +384,30 @@ pub fn check(
     conf: &FirewallConf,
     att: &Attachment,
     fw: &mut dyn FirewallApplier,
+    host: &mut dyn Host,
 ) -> Result<(), FirewallError> {
     let prev = conf
         .prev_result
         .as_ref()
         .ok_or(FirewallError::MissingPrevResult)?;
     let pod = Pod::of(prev);
-    match resolve(conf)? {
+    match resolve(conf, host)? {
+        Backend::Firewalld => {
+            let zones = host
+                .firewalld()
+                .map_err(|e| FirewallError::FirewalldUnreachable(Box::new(e)))?;
+            for a in &pod.addrs {
+                let cidr = host_cidr(*a);
+                if !zones.query_source(&conf.zone, &cidr).unwrap_or(false) {
+                    return Err(CheckError::Zone {
+                        addr: cidr,
+                        zone: conf.zone.clone(),
+                    }
+                    .into());
+                }
+            }
+            Ok(())
+        }
         Backend::Iptables => {
             for fam in iptables::check_families(&pod) {
                 let state = fw
@@ -337,7 +436,7 @@ pub fn gc(
     host: &mut dyn Host,
     store: &Store,
 ) -> Result<(), FirewallError> {
-    let backend = resolve(conf)?;
+    let backend = resolve_lenient(conf, host)?;
     let records = store.all()?;
     let (stale, live): (Vec<Record>, Vec<Record>) = records
         .into_iter()
@@ -346,11 +445,11 @@ pub fn gc(
     let mut errors = Vec::new();
     let mut bridges: Vec<String> = Vec::new();
     match backend {
-        Backend::Iptables => {
+        Backend::Iptables | Backend::Firewalld => {
             for r in &stale {
                 let mut pod = r.pod();
                 pod.addrs.retain(|a| !live_addrs.contains(a));
-                if let Err(e) = remove_pod(backend, conf, &r.attachment(), &pod, fw) {
+                if let Err(e) = remove_pod(backend, conf, &r.attachment(), &pod, fw, host) {
                     errors.push(e);
                 }
                 bridges.extend(r.bridge.clone());
@@ -420,16 +519,20 @@ fn nft_gc(
 }
 
 /// STATUS: the backend can be used (its tools or the kernel's nf_tables are there).
-pub fn status(conf: &FirewallConf) -> Result<(), FirewallError> {
-    let ok = match resolve(conf)? {
+pub fn status(conf: &FirewallConf, host: &mut dyn Host) -> Result<(), FirewallError> {
+    let backend = resolve(conf, host)?;
+    let ok = match backend {
         Backend::Iptables => cni_linux::firewall::iptables_available(),
         Backend::Nftables => cni_linux::firewall::nftables_available(),
+        Backend::Firewalld => true,
     };
     if ok {
         Ok(())
     } else {
-        Err(FirewallError::Unavailable(match resolve(conf)? {
-            Backend::Iptables => "iptables-save and iptables-restore are not in PATH",
+        Err(FirewallError::Unavailable(match backend {
+            Backend::Iptables | Backend::Firewalld => {
+                "iptables-save and iptables-restore are not in PATH"
+            }
             Backend::Nftables => "the kernel does not answer nf_tables requests",
         }))
     }

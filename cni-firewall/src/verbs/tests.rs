@@ -82,6 +82,7 @@ fn add_without_prev_result_fails_with_the_reference_message() {
         &c,
         &att("c1"),
         &mut Recorder::default(),
+        &mut host(&[]),
         &Store::new(&c.data_dir, &c.name),
     )
     .unwrap_err();
@@ -93,8 +94,40 @@ fn firewalld_is_refused_with_a_reason_before_anything_changes() {
     let env = Env::new("fwd");
     let c = env.conf(r#","backend":"firewalld""#, true);
     let mut rec = Recorder::default();
-    let e = add(&c, &att("c1"), &mut rec, &Store::new(&c.data_dir, &c.name)).unwrap_err();
-    assert!(e.to_string().contains("firewalld"), "{e}");
+    let mut h = host(&[]);
+    let e = add(
+        &c,
+        &att("c1"),
+        &mut rec,
+        &mut h,
+        &Store::new(&c.data_dir, &c.name),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("not reachable on the system bus"),
+        "{e}"
+    );
+    // Rootless: the reason is said, and no bus is tried.
+    h.rootless = true;
+    let e = add(
+        &c,
+        &att("c1"),
+        &mut rec,
+        &mut h,
+        &Store::new(&c.data_dir, &c.name),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("rootless"), "{e}");
+    // An empty backend falls back to iptables.
+    let auto = env.conf("", true);
+    add(
+        &auto,
+        &att("c1"),
+        &mut Recorder::default(),
+        &mut h,
+        &Store::new(&c.data_dir, &c.name),
+    )
+    .unwrap();
     assert_eq!(e.code(), cni_types::ErrorCode::PluginNotAvailable);
     assert!(rec.dump().is_empty());
 }
@@ -144,8 +177,8 @@ fn gc_removes_stale_records_rules_but_not_addresses_of_valid_ones() {
     let c = env.conf("", true);
     let store = Store::new(&c.data_dir, &c.name);
     let mut rec = Recorder::default();
-    add(&c, &att("stale"), &mut rec, &store).unwrap();
-    add(&c, &att("live"), &mut rec, &store).unwrap();
+    add(&c, &att("stale"), &mut rec, &mut host(&[]), &store).unwrap();
+    add(&c, &att("live"), &mut rec, &mut host(&[]), &store).unwrap();
     // Same address for both: the live one keeps it.
     let mut rec = Recorder::default();
     gc(&c, &[att("live")], &mut rec, &mut host(&[]), &store).unwrap();
@@ -163,7 +196,14 @@ fn gc_removes_stale_records_rules_but_not_addresses_of_valid_ones() {
         .as_bytes(),
     )
     .unwrap();
-    add(&other, &att("stale2"), &mut Recorder::default(), &store).unwrap();
+    add(
+        &other,
+        &att("stale2"),
+        &mut Recorder::default(),
+        &mut host(&[]),
+        &store,
+    )
+    .unwrap();
     let mut rec = Recorder::default();
     gc(&c, &[att("live")], &mut rec, &mut host(&[]), &store).unwrap();
     assert!(
@@ -188,7 +228,14 @@ fn del_without_prev_result_uses_the_record() {
     let env = Env::new("rec");
     let c = env.conf("", true);
     let store = Store::new(&c.data_dir, &c.name);
-    add(&c, &att("c1"), &mut Recorder::default(), &store).unwrap();
+    add(
+        &c,
+        &att("c1"),
+        &mut Recorder::default(),
+        &mut host(&[]),
+        &store,
+    )
+    .unwrap();
     let bare = env.conf("", false);
     let mut rec = Recorder::default();
     del(&bare, &att("c1"), &mut rec, &mut host(&[]), &store).unwrap();
