@@ -140,7 +140,10 @@ pub fn add(
     let backend = resolve(conf, host)?;
     let pod = Pod::of(&prev);
     let bridge = isolated_bridge(conf, &pod)?;
-    store.save(&Record::new(att, &pod))?;
+    // Best effort: the record only serves GC and a DEL without prevResult; a runtime whose
+    // plugins cannot write `dataDir` (rootless) must still get its rules, as with the
+    // reference.
+    let _ = store.save(&Record::new(att, &pod));
     let done = match backend {
         Backend::Iptables => fw
             .apply_iptables(&iptables::add_plans(conf, &pod, bridge.as_deref(), true))

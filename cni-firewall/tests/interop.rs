@@ -133,3 +133,81 @@ fn the_go_firewall_checks_and_deletes_what_ours_added() {
     // Ours again: nothing left to delete is no error.
     s.ours.del(&c, &s.att).unwrap();
 }
+
+/// A config like [`conf`] on bridge `bridge` with host veth `veth` and address `addr`.
+fn conf_on(data: &TempDir, bridge: &str, veth: &str, addr: &str) -> Value {
+    let mut c = conf(data);
+    c["prevResult"]["interfaces"][0]["name"] = bridge.into();
+    c["prevResult"]["interfaces"][1]["name"] = veth.into();
+    c["prevResult"]["ips"] = json!([{"address": addr, "interface": 2}]);
+    c
+}
+
+/// Our DEL removes its bridge's isolation only once nothing else is on the bridge, and never
+/// what a Go firewall on the node still needs: the Go pod's bridge keeps its rules and the
+/// chains stay; a bridge with a Go pod's port keeps its rules too.
+#[test]
+fn isolation_teardown_leaves_a_go_firewall_alone() {
+    let Some(s) = setup() else { return };
+    // The Go pod on fwx0, and (as the Go plugin would) a pod of ours on fwi0.
+    let go_conf = conf_on(&s.data, "fwx0", "vethx", "10.98.0.5/24");
+    let go_att = Attachment::new("ctr-go", s._pod.path(), "eth0");
+    s.go.add(&go_conf, &go_att).unwrap();
+    let c = conf(&s.data);
+    s.ours.add(&c, &s.att).unwrap();
+
+    // fwi0 exists with another pod's port on it: our DEL keeps its isolation.
+    {
+        let mut nl = s.node.netlink().unwrap();
+        let br = nl.add_bridge("fwi0", &Default::default()).unwrap();
+        let mut req = cni_testkit::cni_linux::netlink::VethRequest::new("vethother", "vethpeer");
+        req.master = Some(br.index);
+        nl.add_veth(&req).unwrap();
+    }
+    s.ours.del(&c, &s.att).unwrap();
+    let after = state(&s.node);
+    assert!(after.contains("-i fwi0 ! -o fwi0"), "{after}");
+    // Once the other port is gone, the next DEL (or GC) removes it; fwx0's stay.
+    s.node.exec_ok("ip", &["link", "del", "vethother"]).unwrap();
+    s.ours.del(&c, &s.att).unwrap();
+    let after = state(&s.node);
+    assert!(!after.contains("fwi0"), "{after}");
+    assert!(after.contains("-i fwx0 ! -o fwx0"), "{after}");
+    assert!(after.contains("-A FORWARD -m comment --comment \"CNI firewall plugin rules (ingressPolicy: same-bridge)\" -j CNI-ISOLATION-STAGE-1"), "{after}");
+    s.go.check(&go_conf, &go_att).unwrap();
+    s.go.del(&go_conf, &go_att).unwrap();
+}
+
+/// GC against the kernel: the rules of an attachment missing from the valid list go, the
+/// valid one's stay (both backends).
+#[test]
+fn gc_removes_only_invalid_attachments() {
+    let Some(s) = setup() else { return };
+    for backend in ["iptables", "nftables"] {
+        let mut a = conf_on(&s.data, "fwg0", "vethg1", "10.97.0.5/24");
+        let mut b = conf_on(&s.data, "fwg0", "vethg2", "10.97.0.6/24");
+        a["backend"] = backend.into();
+        b["backend"] = backend.into();
+        let att_a = Attachment::new("ctr-a", s._pod.path(), "eth0");
+        let att_b = Attachment::new("ctr-b", s._pod.path(), "eth0");
+        s.ours.add(&a, &att_a).unwrap();
+        s.ours.add(&b, &att_b).unwrap();
+        let mut gc = a.clone();
+        gc.as_object_mut().unwrap().remove("prevResult");
+        gc["cniVersion"] = "1.1.0".into();
+        gc["cni.dev/valid-attachments"] = json!([{"containerID": "ctr-b", "ifname": "eth0"}]);
+        s.ours.gc(&gc).unwrap();
+        let rules = format!(
+            "{}{}",
+            state(&s.node),
+            s.node
+                .exec_ok("nft", &["list", "ruleset"])
+                .unwrap()
+                .stdout_text()
+        );
+        assert!(!rules.contains("10.97.0.5"), "{backend}: {rules}");
+        assert!(rules.contains("10.97.0.6"), "{backend}: {rules}");
+        s.ours.check(&b, &att_b).unwrap();
+        s.ours.del(&b, &att_b).unwrap();
+    }
+}
