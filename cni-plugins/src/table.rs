@@ -54,6 +54,16 @@ pub static PLUGINS: &[Entry] = &[
         summary: "sysctls and link attributes of the container interface",
         build: || Box::new(cni_tuning::TuningPlugin::default()),
     },
+    Entry {
+        name: "firewall",
+        summary: "accepts the container's traffic in the node's firewall (iptables or nftables)",
+        build: || Box::new(cni_firewall::FirewallPlugin),
+    },
+    Entry {
+        name: "bandwidth",
+        summary: "ingress and egress rate limits (tbf, ifb)",
+        build: || Box::new(cni_bandwidth::BandwidthPlugin),
+    },
 ];
 
 /// The plugin called `name`, if this binary has it.
