@@ -21,7 +21,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -164,7 +164,8 @@ pub struct Layout {
     pub dest: PathBuf,
     /// Where replaced programs are kept ([`DEFAULT_BACKUP_DIR`] inside `dest` by default: the
     /// same file system, so keeping one is a hard link). Runtimes only exec plugins by name
-    /// from the bin directory itself, never from a subdirectory.
+    /// from the bin directory itself, never from a subdirectory. Created mode 0700: rollback
+    /// puts what it holds back into the bin directory, so it must not be writable by others.
     pub backup: PathBuf,
 }
 
@@ -223,7 +224,11 @@ pub fn install(layout: &Layout, source: &Path, names: &[&str]) -> Result<Report,
             Ok(m) if m.is_dir() => return Err(InstallError::Directory(path)),
             Ok(_) if is_ours(&path) => report.actions.push(Action::Unchanged(path)),
             Ok(_) => {
-                fs::create_dir_all(&layout.backup)
+                // Owner-only: what is in it goes back into the bin directory on rollback.
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&layout.backup)
                     .map_err(io_err("create directory", &layout.backup))?;
                 let backup = layout.backup.join(name);
                 keep(&path, &backup)?;

@@ -145,6 +145,7 @@ fn install_over_go_plugins_and_rollback_round_trip() -> Result<()> {
             "{name}: {about}"
         );
     }
+    assert_eq!(fs::metadata(&backup_dir)?.mode() & 0o777, 0o700);
     // Not ours: untouched.
     assert_eq!(listing(&bin)?["macvlan"], before["macvlan"]);
     assert!(!backup_dir.join("macvlan").exists());
