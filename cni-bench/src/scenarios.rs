@@ -19,15 +19,17 @@ use crate::Opts;
 use crate::measure::{self, Call, Stats, ms};
 use crate::svg::{Series, line_chart};
 
+mod bandwidth;
 mod small;
 
-const PLUGINS: [&str; 6] = [
+const PLUGINS: [&str; 7] = [
     "bridge",
     "host-local",
     "portmap",
     "loopback",
     "static",
     "tuning",
+    "bandwidth",
 ];
 
 /// One line of a table: a figure for ours and for the reference, and reference / ours.
@@ -495,6 +497,7 @@ impl ChainNode {
             bridge: per("bridge"),
             portmap: per("portmap"),
             tuning: per("tuning"),
+            bandwidth: per("bandwidth"),
         })
     }
 }
@@ -507,6 +510,8 @@ struct Cycle {
     portmap: Duration,
     /// Zero when the chain has no tuning.
     tuning: Duration,
+    /// Zero when the chain has no bandwidth.
+    bandwidth: Duration,
 }
 
 #[derive(Default)]
@@ -518,6 +523,7 @@ struct Cycles {
     bridge: Vec<Duration>,
     portmap: Vec<Duration>,
     tuning: Vec<Duration>,
+    bandwidth: Vec<Duration>,
 }
 
 impl Cycles {
@@ -532,6 +538,9 @@ impl Cycles {
         self.portmap.push(c.portmap);
         if !c.tuning.is_zero() {
             self.tuning.push(c.tuning);
+        }
+        if !c.bandwidth.is_zero() {
+            self.bandwidth.push(c.bandwidth);
         }
     }
 }
@@ -721,6 +730,11 @@ pub fn run_all(opts: &Opts) -> Result<Report> {
             "small",
             "loopback, static and tuning",
             Box::new(|r| small::small(r, &bins, runs)),
+        ),
+        (
+            "bandwidth",
+            "bandwidth in a chain",
+            Box::new(|r| bandwidth::bandwidth(r, &bins, (runs / 2).max(3))),
         ),
         (
             "concurrency",
