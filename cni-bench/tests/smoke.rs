@@ -34,6 +34,7 @@ fn quick_run_produces_the_table_and_the_chart() {
         "## bridge + host-local",
         "## portmap",
         "## Chain",
+        "## Small plugins",
         "## Scale",
         "## Concurrency",
         "## Binary sizes",
