@@ -109,7 +109,10 @@ impl CniPathDir {
     pub fn link(self, name: &str, target: &Path) -> Result<Self> {
         let at = self.dir.join(name);
         let _ = std::fs::remove_file(&at);
-        symlink(target, &at).map_err(Error::io(format!("symlink {}", at.display())))?;
+        // A relative target would be read relative to this directory, not to ours.
+        let target = std::path::absolute(target)
+            .map_err(Error::io(format!("absolute path of {}", target.display())))?;
+        symlink(&target, &at).map_err(Error::io(format!("symlink {}", at.display())))?;
         Ok(self)
     }
 
