@@ -9,6 +9,7 @@
 //! - [`version`]: [`Version`] and what each version allows (chaining, CHECK, GC, STATUS).
 //! - [`config`]: one plugin's [`NetConf`] and a `.conflist`'s [`NetConfList`]; unknown keys
 //!   survive a round trip.
+//! - [`dns`]: the [`Dns`] settings shared by configs and results.
 //! - [`result`]: the canonical [`CniResult`] and the 0.4.0 / 0.2.0 wire shapes, with the
 //!   reference's conversion rules.
 //! - [`error`]: the spec's [`Error`] `{code, msg, details}` and [`ErrorCode`].
@@ -44,6 +45,7 @@ pub use ipnet;
 pub mod args;
 pub mod capabilities;
 pub mod config;
+pub mod dns;
 pub mod error;
 pub mod go;
 pub mod result;
@@ -52,7 +54,8 @@ pub mod version;
 
 pub use args::CniArgs;
 pub use capabilities::{Attachment, PortMapping, RuntimeConfig};
-pub use config::{Dns, IpamConf, NetConf, NetConfList};
+pub use config::{IpamConf, NetConf, NetConfList};
+pub use dns::Dns;
 pub use error::{Error, ErrorCode};
 pub use result::{CniResult, Interface, IpConfig, Route};
 pub use version::Version;

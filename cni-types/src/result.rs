@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::config::Dns;
+use crate::dns::Dns;
 use crate::error::{Error, ErrorCode};
 use crate::version::{ResultFamily, Version};
 
