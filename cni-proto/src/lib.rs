@@ -15,6 +15,8 @@
 //! - [`env`](mod@env), [`command`]: the environment map and the verbs.
 //! - [`limit`]: bounded reads (16 MiB) of everything read to its end.
 //! - [`cnitool`]: what the `cnitool` binary decides (default container ID, GC arguments).
+//! - `base64` (private): the standard, padded encoding of the conflist in the result cache,
+//!   decoded strictly; `sha512` (private): the digest behind cnitool's default container ID.
 //!
 //! # A minimal plugin
 //!
@@ -40,7 +42,7 @@
 
 pub use cni_types;
 
-pub mod base64;
+mod base64;
 mod child;
 pub mod cnitool;
 pub mod command;

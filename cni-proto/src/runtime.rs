@@ -228,6 +228,13 @@ pub struct CacheEntry {
     pub result: Option<Value>,
 }
 
+impl CacheEntry {
+    /// The conflist bytes of [`CacheEntry::config`]; `None` when it is not canonical base64.
+    pub fn config_bytes(&self) -> Option<Vec<u8>> {
+        crate::base64::decode(&self.config)
+    }
+}
+
 /// A runtime's view of CNI: where plugins are, where the cache is, how plugins run.
 #[derive(Clone)]
 pub struct CniConfig {

@@ -207,7 +207,8 @@ fn cache_is_cni_cache_v1_and_feeds_check_and_del() {
     );
     assert_eq!(cached["capabilityArgs"]["mac"], "c2:11:22:33:44:55");
     assert_eq!(cached["result"]["ips"][0]["address"], "10.9.0.2/24");
-    let conf = cni_proto::base64::decode(cached["config"].as_str().unwrap()).unwrap();
+    let entry: cni_proto::runtime::CacheEntry = serde_json::from_value(cached.clone()).unwrap();
+    let conf = entry.config_bytes().unwrap();
     let conf: Value = serde_json::from_slice(&conf).unwrap();
     assert_eq!(conf["name"], "testnet");
 
