@@ -24,7 +24,11 @@
 //!   removes the reference's.
 //! - [`spoofchk`]: the MAC spoof check, laid out as the reference's: its plans, and
 //!   `spoofchk::apply` (set-up, teardown, GC).
-//! - [`error`]: [`BridgeError`] and its spec error codes.
+//! - `host` (private): the node's side: the bridge, its gateway addresses and VLAN
+//!   interface, the veth pair and its port settings.
+//! - `container` (private): the container's side: sysctls, addresses and routes of the
+//!   container interface, finding and deleting it on DEL.
+//! - [`error`]: [`BridgeError`] (with [`error::ConfigError`]) and its spec error codes.
 //!
 //! # What differs from the reference, on purpose
 //!

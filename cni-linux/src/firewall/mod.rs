@@ -10,6 +10,7 @@
 //!   [`nftables::apply`] (one netlink transaction), and [`nftables::list_table`] to read tables,
 //!   chains, rules (handles, comments) and set elements back.
 //! - [`names`]: chain names, hashes and comments exactly as the reference Go plugins make them.
+//! - [`sha512`]: the SHA-512 digest behind those names and hashes (no dependency for it).
 //! - [`FirewallApplier`]: the narrow seam plugins take, with the real [`System`]
 //!   implementation and the [`Recorder`] test double.
 //!
