@@ -48,7 +48,11 @@
 //! The outcome stays FAIL.
 
 mod checks;
+mod ctx;
+mod fixture;
+mod judge;
 pub mod known;
+mod registry;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -160,14 +164,14 @@ pub enum SuiteError {
 /// A configured conformance run. See the [module docs](self).
 #[derive(Debug)]
 pub struct Suite {
-    ctx: checks::Ctx,
+    ctx: ctx::Ctx,
 }
 
 impl Suite {
     /// Prepare a run: reads the config, identifies the plugin and asks its VERSION.
     pub fn new(options: SuiteOptions) -> Result<Suite, SuiteError> {
         Ok(Suite {
-            ctx: checks::Ctx::new(options)?,
+            ctx: ctx::Ctx::new(options)?,
         })
     }
 
@@ -189,7 +193,7 @@ impl Suite {
     /// Run every check, calling `progress` after each one.
     pub fn run_with(&self, progress: &mut dyn FnMut(&CheckResult)) -> Report {
         let mut results = Vec::new();
-        for r in checks::run_all(&self.ctx, progress) {
+        for r in registry::run_all(&self.ctx, progress) {
             results.push(r);
         }
         Report {
