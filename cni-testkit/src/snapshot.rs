@@ -31,7 +31,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cni_linux::netlink::Handle;
+use cni_linux::netlink::{Handle, Link, Route};
 use cni_linux::netns::NetNs;
 
 use crate::error::{Error, Result};
@@ -217,103 +217,34 @@ impl Snapshot {
 
     /// The state of any namespace handle.
     pub fn of_netns(ns: &NetNs, options: SnapshotOptions) -> Result<Snapshot> {
-        let mut items = Vec::new();
         let mut nl = Handle::new_in(ns)?;
         let links = nl.links()?;
-        let names: HashMap<u32, String> = links
+        let names = LinkNames::new(&links, &options);
+        let mut items: Vec<Item> = links
             .iter()
-            .map(|l| (l.index, name(&l.name, &options)))
+            .map(|l| link_item(l, &names, &options))
             .collect();
-        let ifname = |i: Option<u32>| match i {
-            Some(i) => names.get(&i).cloned().unwrap_or_else(|| format!("if{i}")),
-            None => "-".to_string(),
-        };
-        for l in &links {
-            let mut t = name(&l.name, &options);
-            if let Some(k) = &l.kind {
-                t.push_str(&format!(" kind={k}"));
-            }
-            if l.master.is_some() {
-                t.push_str(&format!(" master={}", ifname(l.master)));
-            }
-            t.push_str(if l.up { " up" } else { " down" });
-            t.push_str(&format!(" mtu={}", l.mtu));
-            items.push(Item::new(Kind::Link, t));
-        }
         for a in nl.addrs(None, None)? {
             if !options.keep_link_local && is_link_local(&a.addr.addr()) {
                 continue;
             }
             items.push(Item::new(
                 Kind::Addr,
-                format!("{} {}", ifname(Some(a.index)), a.addr),
+                format!("{} {}", names.of(Some(a.index)), a.addr),
             ));
         }
         for r in nl.routes(None, None)? {
-            let table = r.table.unwrap_or(254);
-            if table == 255 {
-                continue; // local table: derived from the addresses
-            }
-            if !options.keep_link_local
-                && (is_link_local(&r.dst.addr()) || r.dst.addr().is_multicast())
-            {
-                continue;
-            }
-            let mut t = match table {
-                254 => "main".to_string(),
-                t => format!("table={t}"),
-            };
-            if let Some(k) = r.kind
-                && !matches!(k, cni_linux::netlink::RouteKind::Unicast)
-            {
-                t.push_str(&format!(" {k:?}").to_lowercase());
-            }
-            t.push_str(&format!(" {}", r.dst));
-            if let Some(gw) = r.gw {
-                t.push_str(&format!(" via {gw}"));
-            }
-            if r.oif.is_some() {
-                t.push_str(&format!(" dev {}", ifname(r.oif)));
-            }
-            if let Some(s) = r.scope {
-                t.push_str(&format!(" scope={}", u8::from(s)));
-            }
-            if let Some(p) = r.priority {
-                t.push_str(&format!(" metric={p}"));
-            }
-            if let Some(src) = r.src {
-                t.push_str(&format!(" src={src}"));
-            }
-            if let Some(m) = r.mtu {
-                t.push_str(&format!(" mtu={m}"));
-            }
-            if let Some(m) = r.advmss {
-                t.push_str(&format!(" advmss={m}"));
-            }
-            items.push(Item::new(Kind::Route, t));
+            items.extend(route_item(&r, &names, &options));
         }
         if options.firewall {
             items.extend(firewall_items(ns, &options)?);
         }
-        for key in &options.sysctls {
-            let v = match cni_linux::sysctl::get_in(ns, key) {
-                Ok(v) => v,
-                Err(e) if e.is_not_found() => "(absent)".to_string(),
-                Err(e) => return Err(e.into()),
-            };
-            items.push(Item::new(Kind::Sysctl, format!("{key} = {v}")));
-        }
+        items.extend(sysctl_items(ns, &options)?);
         let mut files = BTreeMap::new();
         for dir in &options.dirs {
             walk(dir, &mut files)?;
         }
-        for (path, content) in &files {
-            let t = match content {
-                None => format!("{}/", path.display()),
-                Some(c) => format!("{} = {:?}", path.display(), c),
-            };
-            items.push(Item::new(Kind::File, t));
-        }
+        items.extend(file_items(&files));
         items.sort();
         Ok(Snapshot {
             options,
@@ -389,6 +320,112 @@ impl Snapshot {
             files: self.files.clone(),
         }
     }
+}
+
+/// Interface names by index, as a snapshot writes them.
+struct LinkNames(HashMap<u32, String>);
+
+impl LinkNames {
+    fn new(links: &[Link], options: &SnapshotOptions) -> LinkNames {
+        LinkNames(
+            links
+                .iter()
+                .map(|l| (l.index, name(&l.name, options)))
+                .collect(),
+        )
+    }
+
+    /// The name of interface `i` (`if<i>` when unknown, `-` for none).
+    fn of(&self, i: Option<u32>) -> String {
+        match i {
+            Some(i) => self.0.get(&i).cloned().unwrap_or_else(|| format!("if{i}")),
+            None => "-".to_string(),
+        }
+    }
+}
+
+/// `name [kind=K] [master=M] up|down mtu=N`.
+fn link_item(l: &Link, names: &LinkNames, options: &SnapshotOptions) -> Item {
+    let mut t = name(&l.name, options);
+    if let Some(k) = &l.kind {
+        t.push_str(&format!(" kind={k}"));
+    }
+    if l.master.is_some() {
+        t.push_str(&format!(" master={}", names.of(l.master)));
+    }
+    t.push_str(if l.up { " up" } else { " down" });
+    t.push_str(&format!(" mtu={}", l.mtu));
+    Item::new(Kind::Link, t)
+}
+
+/// `main|table=T [kind] dst [via G] [dev D] [scope=S] [metric=M] [src=A] [mtu=M] [advmss=M]`;
+/// none for the local table (derived from the addresses) and, unless kept, link-local and
+/// multicast routes.
+fn route_item(r: &Route, names: &LinkNames, options: &SnapshotOptions) -> Option<Item> {
+    let table = r.table.unwrap_or(254);
+    if table == 255 {
+        return None; // local table: derived from the addresses
+    }
+    if !options.keep_link_local && (is_link_local(&r.dst.addr()) || r.dst.addr().is_multicast()) {
+        return None;
+    }
+    let mut t = match table {
+        254 => "main".to_string(),
+        t => format!("table={t}"),
+    };
+    if let Some(k) = r.kind
+        && !matches!(k, cni_linux::netlink::RouteKind::Unicast)
+    {
+        t.push_str(&format!(" {k:?}").to_lowercase());
+    }
+    t.push_str(&format!(" {}", r.dst));
+    if let Some(gw) = r.gw {
+        t.push_str(&format!(" via {gw}"));
+    }
+    if r.oif.is_some() {
+        t.push_str(&format!(" dev {}", names.of(r.oif)));
+    }
+    if let Some(s) = r.scope {
+        t.push_str(&format!(" scope={}", u8::from(s)));
+    }
+    if let Some(p) = r.priority {
+        t.push_str(&format!(" metric={p}"));
+    }
+    if let Some(src) = r.src {
+        t.push_str(&format!(" src={src}"));
+    }
+    if let Some(m) = r.mtu {
+        t.push_str(&format!(" mtu={m}"));
+    }
+    if let Some(m) = r.advmss {
+        t.push_str(&format!(" advmss={m}"));
+    }
+    Some(Item::new(Kind::Route, t))
+}
+
+/// `key = value` for each sysctl asked for, `(absent)` when the kernel has no such key.
+fn sysctl_items(ns: &NetNs, options: &SnapshotOptions) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    for key in &options.sysctls {
+        let v = match cni_linux::sysctl::get_in(ns, key) {
+            Ok(v) => v,
+            Err(e) if e.is_not_found() => "(absent)".to_string(),
+            Err(e) => return Err(e.into()),
+        };
+        items.push(Item::new(Kind::Sysctl, format!("{key} = {v}")));
+    }
+    Ok(items)
+}
+
+/// `path = "content"` for a file, `path/` for a directory.
+fn file_items(files: &BTreeMap<PathBuf, Option<String>>) -> impl Iterator<Item = Item> + '_ {
+    files.iter().map(|(path, content)| {
+        let t = match content {
+            None => format!("{}/", path.display()),
+            Some(c) => format!("{} = {:?}", path.display(), c),
+        };
+        Item::new(Kind::File, t)
+    })
 }
 
 fn name(n: &str, options: &SnapshotOptions) -> String {
