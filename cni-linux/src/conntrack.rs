@@ -29,8 +29,8 @@ use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage};
 
 use crate::firewall::IpFamily;
 use crate::firewall::nftables::NftError;
-use crate::firewall::nftables::decode::{attrs_of, get, nlas};
-use crate::firewall::nftables::socket::{NfSocket, RawMsg};
+use crate::firewall::nftables::socket::NfSocket;
+use crate::nl::{self, attr, be16};
 
 /// IANA number of TCP.
 pub const PROTO_TCP: u8 = 6;
@@ -160,46 +160,44 @@ fn family_byte(f: Option<IpFamily>) -> u8 {
     }
 }
 
-fn be16(v: &[u8]) -> Option<u16> {
-    Some(u16::from_be_bytes(v.get(..2)?.try_into().ok()?))
-}
+/// `sizeof(struct nfgenmsg)`: family, version, resource id before the attributes.
+const NFGENMSG_LEN: usize = 4;
 
 fn parse_tuple(v: &[u8]) -> Option<Tuple> {
-    let a = nlas(v);
-    let ipa = nlas(get(&a, CTA_TUPLE_IP)?);
+    let ip = attr(v, CTA_TUPLE_IP)?;
     let addr4 = |k| {
-        get(&ipa, k)
+        attr(ip, k)
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
             .map(|b| IpAddr::V4(Ipv4Addr::from(b)))
     };
     let addr6 = |k| {
-        get(&ipa, k)
+        attr(ip, k)
             .and_then(|b| <[u8; 16]>::try_from(b).ok())
             .map(|b| IpAddr::V6(Ipv6Addr::from(b)))
     };
     let src = addr4(CTA_IP_V4_SRC).or_else(|| addr6(CTA_IP_V6_SRC))?;
     let dst = addr4(CTA_IP_V4_DST).or_else(|| addr6(CTA_IP_V6_DST))?;
-    let pa = nlas(get(&a, CTA_TUPLE_PROTO)?);
+    let proto = attr(v, CTA_TUPLE_PROTO)?;
     Some(Tuple {
         src,
         dst,
-        protocol: *get(&pa, CTA_PROTO_NUM)?.first()?,
-        src_port: get(&pa, CTA_PROTO_SRC_PORT).and_then(be16),
-        dst_port: get(&pa, CTA_PROTO_DST_PORT).and_then(be16),
+        protocol: *attr(proto, CTA_PROTO_NUM)?.first()?,
+        src_port: attr(proto, CTA_PROTO_SRC_PORT).and_then(be16),
+        dst_port: attr(proto, CTA_PROTO_DST_PORT).and_then(be16),
     })
 }
 
-fn parse_entry(m: &RawMsg) -> Option<Entry> {
+fn parse_entry(m: nl::Msg<'_>) -> Option<Entry> {
     if m.msg_type != IPCTNL_MSG_CT_NEW {
         return None;
     }
-    let a = attrs_of(m);
-    let orig_raw = get(&a, CTA_TUPLE_ORIG)?;
+    let a = m.payload.get(NFGENMSG_LEN..)?;
+    let orig_raw = attr(a, CTA_TUPLE_ORIG)?;
     let orig = parse_tuple(orig_raw)?;
-    let zone_raw = get(&a, CTA_ZONE).map(<[u8]>::to_vec);
+    let zone_raw = attr(a, CTA_ZONE).map(<[u8]>::to_vec);
     Some(Entry {
         family: IpFamily::of(&orig.src),
-        reply: get(&a, CTA_TUPLE_REPLY).and_then(parse_tuple),
+        reply: attr(a, CTA_TUPLE_REPLY).and_then(parse_tuple),
         zone: zone_raw.as_deref().and_then(be16),
         orig,
         orig_raw: orig_raw.to_vec(),

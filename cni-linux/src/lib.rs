@@ -42,6 +42,7 @@ pub mod conntrack;
 pub mod firewall;
 pub mod netlink;
 pub mod netns;
+mod nl;
 pub mod sysctl;
 
 /// IPv4 or IPv6: address families for netlink listings, firewall tables and conntrack.

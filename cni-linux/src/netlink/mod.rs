@@ -62,14 +62,15 @@ use std::fmt;
 use std::io;
 
 use netlink_packet_core::{
-    DecodeError, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader,
-    NetlinkMessage, NetlinkPayload,
+    DecodeError, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 use nix::errno::Errno;
 
 use crate::netns::{NetNs, NetnsError};
+use crate::nl::{self, Flow, ReplyError};
 
 pub use addr::{Addr, AddrFlags};
 pub use bridge::{BridgePortOptions, BridgeVlan};
@@ -84,14 +85,6 @@ pub use tc::{Filter, Ifb, IfbOptions, Qdisc, TbfParams, TcRequest};
 /// [`Handle::dump_request`] need no second version of it.
 pub use netlink_packet_route as packet_route;
 
-/// `NLM_F_CAPPED` on an error message: the echoed request was truncated to its header.
-const NLM_F_CAPPED: u16 = 0x100;
-/// `NLM_F_ACK_TLVS` on an error message: extended-ACK attributes follow.
-const NLM_F_ACK_TLVS: u16 = 0x200;
-/// `NLMSGERR_ATTR_MSG`: the human-readable extended-ACK message.
-const NLMSGERR_ATTR_MSG: u16 = 1;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 /// Size of the reusable receive buffer. Kernel dump batches are at most 32 KiB.
 const RECV_BUF_SIZE: usize = 64 * 1024;
 
@@ -264,11 +257,8 @@ pub struct Handle {
 
 pub(crate) fn open_socket() -> Result<Socket> {
     let err = |op| move |source| Error::Socket { op, source };
-    let socket = Socket::new(NETLINK_ROUTE).map_err(err("open"))?;
-    // Extended ACK messages and capped ACKs (no copy of our request in every ACK); both
-    // are optional features, so an old kernel refusing them is not an error.
-    let _ = socket.set_ext_ack(true);
-    let _ = socket.set_cap_ack(true);
+    // Extended ACK messages and capped ACKs: see `nl::open`.
+    let socket = nl::open(NETLINK_ROUTE).map_err(err("open"))?;
     // Strict checking makes the kernel filter address and route dumps by the index / table
     // in the request; we still filter in user space for kernels without it.
     let _ = socket.set_netlink_get_strict_chk(true);
@@ -398,19 +388,14 @@ impl Handle {
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | flags;
         header.sequence_number = self.seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        nl.finalize();
+        let mut m = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        m.finalize();
         self.sbuf.clear();
-        self.sbuf.resize(nl.buffer_len(), 0);
-        nl.serialize(&mut self.sbuf);
-        let kernel = SocketAddr::new(0, 0);
-        loop {
-            match self.socket.send_to(&self.sbuf, &kernel, 0) {
-                Ok(_) => return Ok(self.seq),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(Error::Socket { op: "send", source }),
-            }
-        }
+        self.sbuf.resize(m.buffer_len(), 0);
+        m.serialize(&mut self.sbuf);
+        nl::send(&self.socket, &self.sbuf)
+            .map_err(|source| Error::Socket { op: "send", source })?;
+        Ok(self.seq)
     }
 
     fn exchange(
@@ -423,143 +408,61 @@ impl Handle {
         mut on_msg: impl FnMut(RouteNetlinkMessage) -> Result<()>,
     ) -> Result<()> {
         let seq = self.send(msg, flags)?;
-        loop {
-            let len = recv_into(&self.socket, &mut self.rbuf, op)?;
-            let mut off = 0;
-            while off < len {
-                let rest = &self.rbuf[off..len];
-                let nlbuf = NetlinkBuffer::new_checked(rest)
-                    .map_err(|source| Error::Decode { op, source })?;
-                let msg_len = nlbuf.length() as usize;
-                let (msg_type, msg_flags, msg_seq) =
-                    (nlbuf.message_type(), nlbuf.flags(), nlbuf.sequence_number());
-                let bytes = &rest[..msg_len];
-                off += align4(msg_len);
-                if msg_seq != seq {
-                    // A stale reply to an earlier, abandoned request.
-                    continue;
-                }
-                match msg_type {
-                    NLMSG_ERROR => {
-                        let payload = &bytes[16..];
-                        if payload.len() < 4 {
-                            return Err(Error::Truncated { op, len: msg_len });
-                        }
-                        let code =
-                            i32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]);
-                        if code == 0 {
-                            // ACK. (A `One` request never asks for one.)
-                            return Ok(());
-                        }
-                        return Err(Error::Kernel {
-                            op,
-                            subject: subject.to_string(),
-                            errno: Errno::from_raw(code.abs()),
-                            message: ext_ack_message(msg_flags, &payload[4..]),
-                        });
-                    }
-                    NLMSG_DONE => {
-                        let payload = &bytes[16..];
-                        if payload.len() >= 4 {
-                            let code = i32::from_ne_bytes([
-                                payload[0], payload[1], payload[2], payload[3],
-                            ]);
-                            if code < 0 {
-                                return Err(Error::Kernel {
-                                    op,
-                                    subject: subject.to_string(),
-                                    errno: Errno::from_raw(code.abs()),
-                                    message: ext_ack_message(msg_flags, &payload[4..]),
-                                });
-                            }
-                        }
-                        return Ok(());
-                    }
-                    _ => {
-                        let nl = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
-                            .map_err(|source| Error::Decode { op, source })?;
-                        if let NetlinkPayload::InnerMessage(m) = nl.payload {
-                            on_msg(m)?;
-                            if expect == Expect::One {
-                                return Ok(());
-                            }
-                        }
-                    }
+        let mut on_data = |m: nl::Msg<'_>| -> Result<Flow> {
+            let nl = NetlinkMessage::<RouteNetlinkMessage>::deserialize(m.bytes)
+                .map_err(|source| Error::Decode { op, source })?;
+            if let NetlinkPayload::InnerMessage(m) = nl.payload {
+                on_msg(m)?;
+                if expect == Expect::One {
+                    // A `One` request never asks for an ACK: this reply is the answer.
+                    return Ok(Flow::Stop);
                 }
             }
-        }
+            Ok(Flow::Continue)
+        };
+        nl::replies(&self.socket, &mut self.rbuf, seq, &mut on_data)
+            .map(|_| ())
+            .map_err(|e| Error::from_reply(op, subject, e))
     }
 }
 
-pub(crate) fn recv_into(socket: &Socket, buf: &mut Vec<u8>, op: &'static str) -> Result<usize> {
-    loop {
-        buf.clear();
-        match socket.recv(buf, libc::MSG_TRUNC) {
-            Ok(n) if n > buf.capacity() => return Err(Error::Truncated { op, len: n }),
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(Error::Socket {
-                    op: "receive",
-                    source,
-                });
+impl Error {
+    /// The error of a failed exchange `op` on `subject`.
+    pub(crate) fn from_reply(
+        op: &'static str,
+        subject: &dyn fmt::Display,
+        e: ReplyError<Error>,
+    ) -> Error {
+        match e {
+            ReplyError::Recv(e) => Error::from_recv(op, e),
+            ReplyError::BadLength(nl::BadLength(len)) | ReplyError::ShortError(len) => {
+                Error::Truncated { op, len }
             }
+            ReplyError::Kernel(status) => Error::Kernel {
+                op,
+                subject: subject.to_string(),
+                errno: Errno::from_raw(status.errno),
+                message: status.ext_ack,
+            },
+            ReplyError::Data(e) => e,
         }
     }
-}
 
-pub(crate) fn align4(len: usize) -> usize {
-    (len + 3) & !3
-}
-
-/// Extracts `NLMSGERR_ATTR_MSG` from an error payload (after the errno): the echoed request
-/// (only its header when capped), then extended-ACK attributes.
-fn ext_ack_message(flags: u16, payload: &[u8]) -> Option<String> {
-    if flags & NLM_F_ACK_TLVS == 0 || payload.len() < 16 {
-        return None;
-    }
-    let echoed = if flags & NLM_F_CAPPED != 0 {
-        16
-    } else {
-        u32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]) as usize
-    };
-    let mut off = align4(echoed);
-    while off + 4 <= payload.len() {
-        let nla_len = u16::from_ne_bytes([payload[off], payload[off + 1]]) as usize;
-        let kind = u16::from_ne_bytes([payload[off + 2], payload[off + 3]]) & 0x3fff;
-        if nla_len < 4 || off + nla_len > payload.len() {
-            break;
+    /// The error of a failed receive for `op`.
+    pub(crate) fn from_recv(op: &'static str, e: nl::RecvError) -> Error {
+        match e {
+            nl::RecvError::Truncated(len) => Error::Truncated { op, len },
+            nl::RecvError::Io(source) => Error::Socket {
+                op: "receive",
+                source,
+            },
         }
-        if kind == NLMSGERR_ATTR_MSG {
-            let value = &payload[off + 4..off + nla_len];
-            let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-            return Some(String::from_utf8_lossy(&value[..end]).into_owned());
-        }
-        off += align4(nla_len);
     }
-    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ext_ack_message_is_parsed_from_capped_error() {
-        // Capped echo (16-byte header) followed by NLMSGERR_ATTR_MSG "bad name\0".
-        let mut payload = vec![0u8; 16];
-        payload[0..4].copy_from_slice(&40u32.to_ne_bytes());
-        let text = b"bad name\0";
-        let nla_len = 4 + text.len();
-        payload.extend_from_slice(&(nla_len as u16).to_ne_bytes());
-        payload.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes());
-        payload.extend_from_slice(text);
-        assert_eq!(
-            ext_ack_message(NLM_F_CAPPED | NLM_F_ACK_TLVS, &payload).as_deref(),
-            Some("bad name")
-        );
-        assert_eq!(ext_ack_message(NLM_F_CAPPED, &payload), None);
-    }
 
     #[test]
     fn error_classification() {

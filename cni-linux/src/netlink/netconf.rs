@@ -5,18 +5,15 @@
 //! the same name, so on a node with a thousand pods every read costs a fraction of a
 //! millisecond; the netlink question costs the same whatever the number of namespaces.
 
-use std::io;
-
-use netlink_sys::SocketAddr;
-use nix::errno::Errno;
-
-use super::{Error, Handle, Result, align4, recv_into};
+use super::{Error, Handle, Result};
 use crate::IpFamily;
+use crate::nl::{self, Flow};
 
 const RTM_NEWNETCONF: u16 = 80;
 const RTM_GETNETCONF: u16 = 82;
-const NLMSG_ERROR: u16 = 2;
-const NLM_F_REQUEST: u16 = 1;
+const NLM_F_REQUEST: u16 = netlink_packet_core::NLM_F_REQUEST;
+/// `sizeof(struct netconfmsg)` padded: the family byte before the attributes.
+const NETCONFMSG_LEN: usize = 4;
 const NETCONFA_IFINDEX: u16 = 1;
 const NETCONFA_FORWARDING: u16 = 2;
 /// `NETCONFA_IFINDEX_ALL`: the namespace-wide settings (`net.ipv4.conf.all.*`).
@@ -41,20 +38,8 @@ fn request(family: IpFamily, seq: u32) -> [u8; 28] {
 
 /// `NETCONFA_FORWARDING` of an `RTM_NEWNETCONF` payload (after the `nlmsghdr`).
 fn forwarding_attr(payload: &[u8]) -> Option<bool> {
-    let mut off = 4;
-    while off + 4 <= payload.len() {
-        let len = u16::from_ne_bytes([payload[off], payload[off + 1]]) as usize;
-        let kind = u16::from_ne_bytes([payload[off + 2], payload[off + 3]]) & 0x3fff;
-        if len < 4 || off + len > payload.len() {
-            return None;
-        }
-        if kind == NETCONFA_FORWARDING && len >= 8 {
-            let v = &payload[off + 4..off + 8];
-            return Some(i32::from_ne_bytes([v[0], v[1], v[2], v[3]]) != 0);
-        }
-        off += align4(len);
-    }
-    None
+    let v = nl::attr(payload.get(NETCONFMSG_LEN..)?, NETCONFA_FORWARDING)?;
+    Some(i32::from_ne_bytes(v.get(..4)?.try_into().ok()?) != 0)
 }
 
 impl Handle {
@@ -65,46 +50,18 @@ impl Handle {
         self.seq = self.seq.wrapping_add(1).max(1);
         let seq = self.seq;
         let req = request(family, seq);
-        let kernel = SocketAddr::new(0, 0);
-        loop {
-            match self.socket.send_to(&req, &kernel, 0) {
-                Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(Error::Socket { op: "send", source }),
+        nl::send(&self.socket, &req).map_err(|source| Error::Socket { op: "send", source })?;
+        // The kernel answers with one RTM_NEWNETCONF, or an NLMSG_ERROR.
+        let mut answer = None;
+        let mut on_data = |m: nl::Msg<'_>| -> Result<Flow> {
+            if m.msg_type == RTM_NEWNETCONF {
+                answer = forwarding_attr(m.payload);
             }
-        }
-        loop {
-            let len = recv_into(&self.socket, &mut self.rbuf, OP)?;
-            let mut off = 0;
-            while off + 16 <= len {
-                let b = &self.rbuf[off..len];
-                let msg_len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                if msg_len < 16 || msg_len > b.len() {
-                    return Err(Error::Truncated { op: OP, len });
-                }
-                let msg_type = u16::from_ne_bytes([b[4], b[5]]);
-                let msg_seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                let payload = &b[16..msg_len];
-                off += align4(msg_len);
-                if msg_seq != seq {
-                    continue;
-                }
-                match msg_type {
-                    RTM_NEWNETCONF => return Ok(forwarding_attr(payload)),
-                    NLMSG_ERROR if payload.len() >= 4 => {
-                        let code =
-                            i32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]);
-                        return Err(Error::Kernel {
-                            op: OP,
-                            subject: String::from("all"),
-                            errno: Errno::from_raw(code.abs()),
-                            message: None,
-                        });
-                    }
-                    _ => return Ok(None),
-                }
-            }
-        }
+            Ok(Flow::Stop)
+        };
+        nl::replies(&self.socket, &mut self.rbuf, seq, &mut on_data)
+            .map_err(|e| Error::from_reply(OP, &"all", e))?;
+        Ok(answer)
     }
 }
 

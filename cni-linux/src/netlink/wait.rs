@@ -5,14 +5,15 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use netlink_packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
 use nix::sys::time::{TimeVal, TimeValLike};
 
-use super::{Error, Handle, IpFamily, Link, RECV_BUF_SIZE, Result, align4};
+use super::{Error, Handle, IpFamily, Link, RECV_BUF_SIZE, Result};
 use crate::netns::NetNs;
+use crate::nl;
 
 /// `RTNLGRP_LINK`: link changes.
 const RTNLGRP_LINK: u32 = 1;
@@ -84,15 +85,11 @@ impl Events {
                     }
                 },
             };
-            let mut off = 0;
-            while off < len {
-                let Ok(nlbuf) = NetlinkBuffer::new_checked(&self.buf[off..len]) else {
+            for m in nl::messages(&self.buf[..len]) {
+                let Ok(m) = m else {
                     break;
                 };
-                let msg_len = nlbuf.length() as usize;
-                let bytes = &self.buf[off..off + msg_len];
-                off += align4(msg_len);
-                let Ok(nl) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) else {
+                let Ok(nl) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(m.bytes) else {
                     // An event we cannot decode might still be ours: look again.
                     return Ok(true);
                 };

@@ -9,6 +9,7 @@ use netlink_packet_netfilter::nftables::{
 
 use super::socket::{NfSocket, RawMsg};
 use super::{DataType, Family, NftError, Value, Verdict};
+use crate::nl::{self, be32, be64, string};
 
 /// A listed table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,43 +137,16 @@ impl SetListing {
 
 // ------------------------------------------------------------------ raw attribute walking
 
-pub(crate) fn nlas(buf: &[u8]) -> Vec<(u16, &[u8])> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off + 4 <= buf.len() {
-        let len = u16::from_ne_bytes([buf[off], buf[off + 1]]) as usize;
-        let kind = u16::from_ne_bytes([buf[off + 2], buf[off + 3]]) & 0x3fff;
-        if len < 4 || off + len > buf.len() {
-            break;
-        }
-        out.push((kind, &buf[off + 4..off + len]));
-        off += (len + 3) & !3;
-    }
-    out
+fn nlas(buf: &[u8]) -> Vec<(u16, &[u8])> {
+    nl::attrs(buf).collect()
 }
 
-pub(crate) fn attrs_of(m: &RawMsg) -> Vec<(u16, &[u8])> {
-    if m.payload.len() < 4 {
-        return Vec::new();
-    }
-    nlas(&m.payload[4..])
+fn attrs_of(m: &RawMsg) -> Vec<(u16, &[u8])> {
+    m.payload.get(4..).map(nlas).unwrap_or_default()
 }
 
-pub(crate) fn get<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
+fn get<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
     attrs.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v)
-}
-
-fn string(v: &[u8]) -> String {
-    let s = v.split(|b| *b == 0).next().unwrap_or(v);
-    String::from_utf8_lossy(s).into_owned()
-}
-
-fn be32(v: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
-}
-
-fn be64(v: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(v.get(..8)?.try_into().ok()?))
 }
 
 /// The comment TLV (`kind`) of an nftnl userdata blob.

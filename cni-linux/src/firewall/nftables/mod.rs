@@ -81,6 +81,12 @@ pub enum NftError {
     /// A kernel answer could not be decoded.
     #[error("cannot decode nf_tables message: {0}")]
     Decode(String),
+    /// A kernel answer did not fit the receive buffer.
+    #[error("nf_tables netlink reply truncated ({len} bytes)")]
+    Truncated {
+        /// The datagram's real length.
+        len: usize,
+    },
 }
 
 impl NftError {

@@ -19,19 +19,19 @@ use netlink_packet_netfilter::{
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
+use crate::nl::{self, Flow, ReplyError};
+
 use super::expr::{self, EncodeError};
 use super::{
     ElemValue, Family, MAX_COMMENT_LEN, MapData, NftError, NftOp, NftPlan, Policy, type_id,
     type_len,
 };
 
+/// `NFNL_SUBSYS_NFTABLES`: the subsystem of batch begin / end messages.
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_DUMP_INTR: u16 = 0x10;
-const NLM_F_CAPPED: u16 = 0x100;
-const NLM_F_ACK_TLVS: u16 = 0x200;
+/// `NFT_SET_MAP`: the set is a map.
 const NFT_SET_MAP: u32 = 0x8;
+/// `NFT_DATA_VERDICT`: the data type of a verdict map.
 const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
 
 /// One encoded message and the plan op it belongs to.
@@ -566,67 +566,44 @@ pub(crate) fn batch_bytes(msgs: &[Msg], base: u32) -> Vec<u8> {
     buf
 }
 
-/// A raw netlink message from the kernel.
+/// A data message from the kernel, kept after its datagram's buffer is reused.
 pub(crate) struct RawMsg {
-    pub(crate) msg_type: u16,
-    pub(crate) flags: u16,
-    pub(crate) seq: u32,
     /// Payload after the netlink header (for nfnetlink: nfgenmsg + attributes).
     pub(crate) payload: Vec<u8>,
 }
 
-fn parse_msgs(buf: &[u8], out: &mut Vec<RawMsg>) -> Result<(), NftError> {
-    let mut off = 0;
-    while off + 16 <= buf.len() {
-        let u32_at = |o: usize| u32::from_ne_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]);
-        let u16_at = |o: usize| u16::from_ne_bytes([buf[o], buf[o + 1]]);
-        let len = u32_at(off) as usize;
-        if len < 16 || off + len > buf.len() {
-            return Err(NftError::Decode(format!(
-                "bad netlink message length {len}"
-            )));
+impl RawMsg {
+    fn of(m: nl::Msg<'_>) -> RawMsg {
+        RawMsg {
+            payload: m.payload.to_vec(),
         }
-        out.push(RawMsg {
-            msg_type: u16_at(off + 4),
-            flags: u16_at(off + 6),
-            seq: u32_at(off + 8),
-            payload: buf[off + 16..off + len].to_vec(),
-        });
-        off += (len + 3) & !3;
     }
-    Ok(())
 }
 
-/// An NLMSG_ERROR: errno (0 for an ack) and the extended ack message, if any.
-fn parse_error(m: &RawMsg) -> (i32, Option<String>) {
-    let p = &m.payload;
-    if p.len() < 4 {
-        return (0, None);
-    }
-    let code = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
-    let mut msg = None;
-    if m.flags & NLM_F_ACK_TLVS != 0 && p.len() >= 20 {
-        let orig_len = u32::from_ne_bytes([p[4], p[5], p[6], p[7]]) as usize;
-        let mut off = if m.flags & NLM_F_CAPPED != 0 {
-            20
-        } else {
-            4 + ((orig_len + 3) & !3)
-        };
-        while off + 4 <= p.len() {
-            let alen = u16::from_ne_bytes([p[off], p[off + 1]]) as usize;
-            let akind = u16::from_ne_bytes([p[off + 2], p[off + 3]]) & 0x3fff;
-            if alen < 4 || off + alen > p.len() {
-                break;
-            }
-            if akind == 1 {
-                let s = &p[off + 4..off + alen];
-                let s = s.split(|b| *b == 0).next().unwrap_or(s);
-                msg = Some(String::from_utf8_lossy(s).into_owned());
-            }
-            off += (alen + 3) & !3;
+/// The receive buffer: a batch's acks arrive together.
+const RECV_BUF_SIZE: usize = 256 * 1024;
+
+impl NftError {
+    fn from_recv(e: nl::RecvError) -> NftError {
+        match e {
+            nl::RecvError::Io(e) => NftError::Socket(e),
+            nl::RecvError::Truncated(len) => NftError::Truncated { len },
         }
     }
-    (code, msg)
+
+    fn from_reply(request: &str, e: ReplyError<std::convert::Infallible>) -> NftError {
+        match e {
+            ReplyError::Recv(e) => NftError::from_recv(e),
+            ReplyError::BadLength(nl::BadLength(len)) | ReplyError::ShortError(len) => {
+                NftError::Decode(format!("bad netlink message length {len}"))
+            }
+            ReplyError::Kernel(status) => NftError::Request {
+                request: request.to_owned(),
+                source: io::Error::from_raw_os_error(status.errno),
+            },
+            ReplyError::Data(never) => match never {},
+        }
+    }
 }
 
 /// An nfnetlink socket bound to the calling thread's network namespace.
@@ -638,13 +615,11 @@ pub(crate) struct NfSocket {
 
 impl NfSocket {
     pub(crate) fn open() -> Result<NfSocket, NftError> {
-        let mut sock = Socket::new(NETLINK_NETFILTER).map_err(NftError::Socket)?;
+        // Best effort inside `nl::open`: smaller acks and kernel error strings.
+        let mut sock = nl::open(NETLINK_NETFILTER).map_err(NftError::Socket)?;
         sock.bind_auto().map_err(NftError::Socket)?;
         sock.connect(&SocketAddr::new(0, 0))
             .map_err(NftError::Socket)?;
-        // Best effort: smaller acks and kernel error strings.
-        let _ = sock.set_cap_ack(true);
-        let _ = sock.set_ext_ack(true);
         let seq = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)
@@ -652,7 +627,7 @@ impl NfSocket {
         Ok(NfSocket {
             sock,
             seq,
-            buf: vec![0; 256 * 1024],
+            buf: Vec::with_capacity(RECV_BUF_SIZE),
         })
     }
 
@@ -680,18 +655,6 @@ impl NfSocket {
         }
     }
 
-    fn recv_into(&mut self, out: &mut Vec<RawMsg>, nonblocking: bool) -> Result<bool, NftError> {
-        let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
-        let n = match self.sock.recv(&mut &mut self.buf[..], flags) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
-            Err(e) => return Err(NftError::Socket(e)),
-        };
-        parse_msgs(&self.buf[..n], out)?;
-        Ok(true)
-    }
-
     /// Sends the batch in one `sendmsg` and collects every acknowledgement.
     pub(crate) fn transact(&mut self, plan: &NftPlan, msgs: Vec<Msg>) -> Result<(), NftError> {
         if msgs.is_empty() {
@@ -701,33 +664,37 @@ impl NfSocket {
         let base = self.next_seq(n + 2);
         let bytes = batch_bytes(&msgs, base);
         self.size_buffers(bytes.len(), msgs.len());
-        let sent = self.sock.send(&bytes, 0).map_err(NftError::Socket)?;
-        if sent != bytes.len() {
-            return Err(NftError::Socket(io::Error::other("short netlink send")));
-        }
+        nl::send(&self.sock, &bytes).map_err(NftError::Socket)?;
         // The kernel processes the whole batch inside sendmsg(), so every answer is queued
         // by now: drain without blocking.
         let mut acked = 0u32;
-        let mut first_err: Option<(u32, i32, Option<String>)> = None;
-        let mut replies = Vec::new();
+        let mut first_err: Option<(u32, nl::Status)> = None;
         loop {
-            replies.clear();
-            if !self.recv_into(&mut replies, true)? {
-                break;
-            }
-            for r in &replies {
-                if r.msg_type != NLMSG_ERROR || r.seq < base || r.seq > base + n + 1 {
+            let len = match nl::recv(&self.sock, &mut self.buf, libc::MSG_DONTWAIT) {
+                Ok(len) => len,
+                Err(nl::RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(NftError::from_recv(e)),
+            };
+            for r in nl::messages(&self.buf[..len]) {
+                let r = r.map_err(|nl::BadLength(len)| {
+                    NftError::Decode(format!("bad netlink message length {len}"))
+                })?;
+                if r.msg_type != nl::NLMSG_ERROR || r.seq < base || r.seq > base + n + 1 {
                     continue;
                 }
-                let (code, text) = parse_error(r);
-                if code == 0 {
-                    acked += 1;
-                } else if first_err.is_none() {
-                    first_err = Some((r.seq, -code, text));
+                match r.status() {
+                    // An error message too short for an errno counts as an ack, as before.
+                    None => acked += 1,
+                    Some(s) if s.errno == 0 => acked += 1,
+                    Some(s) => {
+                        if first_err.is_none() {
+                            first_err = Some((r.seq, s));
+                        }
+                    }
                 }
             }
         }
-        if let Some((seq, errno, message)) = first_err {
+        if let Some((seq, status)) = first_err {
             let idx = seq.wrapping_sub(base);
             let op_index = (idx >= 1 && idx <= n).then(|| msgs[(idx - 1) as usize].op);
             return Err(NftError::Rejected {
@@ -735,8 +702,8 @@ impl NfSocket {
                 op: op_index
                     .and_then(|i| plan.ops.get(i))
                     .map(ToString::to_string),
-                message,
-                source: io::Error::from_raw_os_error(errno),
+                message: status.ext_ack,
+                source: io::Error::from_raw_os_error(status.errno),
             });
         }
         if acked < n {
@@ -750,6 +717,32 @@ impl NfSocket {
         Ok(())
     }
 
+    /// Sends one request for `family` with `flags` (besides `NLM_F_REQUEST`); returns its
+    /// sequence number.
+    fn send_request<M: Into<NetfilterMessageInner>>(
+        &mut self,
+        family: u8,
+        inner: M,
+        flags: u16,
+    ) -> Result<u32, NftError> {
+        let seq = self.next_seq(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = seq;
+        let mut m = NetlinkMessage::new(
+            header,
+            NetlinkPayload::from(NetfilterMessage::new(
+                NetfilterHeader::new(NetfilterProtoFamily::from(family), 0, 0),
+                inner,
+            )),
+        );
+        m.finalize();
+        let mut bytes = Vec::new();
+        serialize_into(&mut bytes, &m);
+        nl::send(&self.sock, &bytes).map_err(NftError::Socket)?;
+        Ok(seq)
+    }
+
     /// Sends a dump request and hands each data message to `each` as it arrives, so the
     /// caller keeps only what it needs (a conntrack table can be huge). Reads to the end of
     /// the dump even when the kernel flags it interrupted (`NLM_F_DUMP_INTR`: the table
@@ -759,53 +752,21 @@ impl NfSocket {
         what: &str,
         family: u8,
         inner: M,
-        each: &mut dyn FnMut(&RawMsg),
+        each: &mut dyn FnMut(nl::Msg<'_>),
     ) -> Result<bool, NftError> {
-        let seq = self.next_seq(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        header.sequence_number = seq;
-        let mut m = NetlinkMessage::new(
-            header,
-            NetlinkPayload::from(NetfilterMessage::new(
-                NetfilterHeader::new(NetfilterProtoFamily::from(family), 0, 0),
-                inner,
-            )),
-        );
-        m.finalize();
-        let mut bytes = Vec::new();
-        serialize_into(&mut bytes, &m);
-        self.sock.send(&bytes, 0).map_err(NftError::Socket)?;
-        let mut interrupted = false;
-        let mut replies = Vec::new();
-        loop {
-            replies.clear();
-            self.recv_into(&mut replies, false)?;
-            for r in &replies {
-                if r.seq != seq {
-                    continue;
-                }
-                interrupted |= r.flags & NLM_F_DUMP_INTR != 0;
-                match r.msg_type {
-                    NLMSG_ERROR => {
-                        let (code, _) = parse_error(r);
-                        if code == 0 {
-                            return Ok(interrupted);
-                        }
-                        return Err(NftError::Request {
-                            request: what.to_owned(),
-                            source: io::Error::from_raw_os_error(-code),
-                        });
-                    }
-                    NLMSG_DONE => return Ok(interrupted),
-                    _ => each(r),
-                }
-            }
-        }
+        let seq = self.send_request(family, inner, NLM_F_DUMP)?;
+        let mut on_data = |m: nl::Msg<'_>| {
+            each(m);
+            Ok(Flow::Continue)
+        };
+        nl::replies(&self.sock, &mut self.buf, seq, &mut on_data)
+            .map(|o| o.interrupted)
+            .map_err(|e| NftError::from_reply(what, e))
     }
 
-    /// Sends a GET request (`dump` adds `NLM_F_DUMP`) and returns the data messages.
-    /// `Err(Request)` carries the kernel's errno (e.g. ENOENT).
+    /// Sends a GET request (`dump` adds `NLM_F_DUMP`, otherwise an ACK is asked for) and
+    /// returns the data messages. `Err(Request)` carries the kernel's errno (e.g. ENOENT); an
+    /// interrupted dump is `EINTR`.
     pub(crate) fn request<M: Into<NetfilterMessageInner>>(
         &mut self,
         what: &str,
@@ -813,61 +774,21 @@ impl NfSocket {
         inner: M,
         dump: bool,
     ) -> Result<Vec<RawMsg>, NftError> {
-        let seq = self.next_seq(1);
-        let flags = if dump {
-            NLM_F_REQUEST | NLM_F_DUMP
-        } else {
-            NLM_F_REQUEST | NLM_F_ACK
-        };
-        let mut header = NetlinkHeader::default();
-        header.flags = flags;
-        header.sequence_number = seq;
-        let mut m = NetlinkMessage::new(
-            header,
-            NetlinkPayload::from(NetfilterMessage::new(
-                NetfilterHeader::new(NetfilterProtoFamily::from(family), 0, 0),
-                inner,
-            )),
-        );
-        m.finalize();
-        let mut bytes = Vec::new();
-        serialize_into(&mut bytes, &m);
-        self.sock.send(&bytes, 0).map_err(NftError::Socket)?;
+        let flags = if dump { NLM_F_DUMP } else { NLM_F_ACK };
+        let seq = self.send_request(family, inner, flags)?;
         let mut data = Vec::new();
-        let mut replies = Vec::new();
-        loop {
-            replies.clear();
-            self.recv_into(&mut replies, false)?;
-            for r in replies.drain(..) {
-                if r.seq != seq {
-                    continue;
-                }
-                if r.flags & NLM_F_DUMP_INTR != 0 {
-                    return Err(NftError::Request {
-                        request: what.to_owned(),
-                        source: io::Error::from_raw_os_error(libc::EINTR),
-                    });
-                }
-                match r.msg_type {
-                    NLMSG_ERROR => {
-                        let (code, _) = parse_error(&r);
-                        if code == 0 {
-                            return Ok(data);
-                        }
-                        return Err(NftError::Request {
-                            request: what.to_owned(),
-                            source: io::Error::from_raw_os_error(-code),
-                        });
-                    }
-                    NLMSG_DONE => return Ok(data),
-                    _ => {
-                        data.push(r);
-                        if !dump {
-                            // Wait for the ack that follows.
-                        }
-                    }
-                }
-            }
+        let mut on_data = |m: nl::Msg<'_>| {
+            data.push(RawMsg::of(m));
+            Ok(Flow::Continue)
+        };
+        let outcome = nl::replies(&self.sock, &mut self.buf, seq, &mut on_data)
+            .map_err(|e| NftError::from_reply(what, e))?;
+        if outcome.interrupted {
+            return Err(NftError::Request {
+                request: what.to_owned(),
+                source: io::Error::from_raw_os_error(libc::EINTR),
+            });
         }
+        Ok(data)
     }
 }
