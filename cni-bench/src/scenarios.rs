@@ -20,9 +20,10 @@ use crate::measure::{self, Call, Stats, ms};
 use crate::svg::{Series, line_chart};
 
 mod bandwidth;
+mod firewall;
 mod small;
 
-const PLUGINS: [&str; 7] = [
+const PLUGINS: [&str; 8] = [
     "bridge",
     "host-local",
     "portmap",
@@ -30,6 +31,7 @@ const PLUGINS: [&str; 7] = [
     "static",
     "tuning",
     "bandwidth",
+    "firewall",
 ];
 
 /// One line of a table: a figure for ours and for the reference, and reference / ours.
@@ -498,6 +500,7 @@ impl ChainNode {
             portmap: per("portmap"),
             tuning: per("tuning"),
             bandwidth: per("bandwidth"),
+            firewall: per("firewall"),
         })
     }
 }
@@ -512,6 +515,8 @@ struct Cycle {
     tuning: Duration,
     /// Zero when the chain has no bandwidth.
     bandwidth: Duration,
+    /// Zero when the chain has no firewall.
+    firewall: Duration,
 }
 
 #[derive(Default)]
@@ -524,6 +529,7 @@ struct Cycles {
     portmap: Vec<Duration>,
     tuning: Vec<Duration>,
     bandwidth: Vec<Duration>,
+    firewall: Vec<Duration>,
 }
 
 impl Cycles {
@@ -541,6 +547,9 @@ impl Cycles {
         }
         if !c.bandwidth.is_zero() {
             self.bandwidth.push(c.bandwidth);
+        }
+        if !c.firewall.is_zero() {
+            self.firewall.push(c.firewall);
         }
     }
 }
@@ -735,6 +744,11 @@ pub fn run_all(opts: &Opts) -> Result<Report> {
             "bandwidth",
             "bandwidth in a chain",
             Box::new(|r| bandwidth::bandwidth(r, &bins, (runs / 2).max(3))),
+        ),
+        (
+            "firewall",
+            "firewall in a chain, 0 and many pods on the node",
+            Box::new(|r| firewall::firewall(r, &bins, (runs / 2).max(3), opts.quick)),
         ),
         (
             "concurrency",
