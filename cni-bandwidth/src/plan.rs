@@ -127,17 +127,62 @@ impl Plan {
     pub fn dump(&self, host: u32, ifb: u32) -> String {
         let mut s = String::new();
         if let Some(e) = &self.egress {
-            let _ = writeln!(s, "ifb {} {:?}", e.ifb, e.ifb_options);
+            let o = &e.ifb_options;
+            let _ = writeln!(
+                s,
+                "link add {} type ifb mtu {:?} txqueuelen {:?} up {}, then alias {:?}",
+                e.ifb, o.mtu, o.txqlen, o.up, o.alias
+            );
             let msg = cni_linux::netlink::packet_route::RouteNetlinkMessage::NewLink(
                 tc::ifb_message(&e.ifb, &e.ifb_options),
             );
             hex_lines(&mut s, &tc::message_bytes(&msg));
         }
         for req in self.requests(host, ifb) {
-            let _ = writeln!(s, "{req:?}");
+            let _ = writeln!(s, "{}", describe(&req));
             hex_lines(&mut s, &tc::message_bytes(&req.message()));
         }
         s
+    }
+}
+
+fn h(handle: u32) -> String {
+    format!("{:x}:{:x}", handle >> 16, handle & 0xffff)
+}
+
+/// A request in `tc`'s words (devices by index).
+fn describe(req: &TcRequest) -> String {
+    match req {
+        TcRequest::Tbf {
+            ifindex,
+            handle,
+            params,
+        } => format!(
+            "qdisc add dev #{ifindex} root handle {} tbf rate {}B/s buffer {} ticks limit {}B",
+            h(*handle),
+            params.rate,
+            params.buffer,
+            params.limit
+        ),
+        TcRequest::Ingress { ifindex } => {
+            format!(
+                "qdisc add dev #{ifindex} handle {} ingress",
+                h(tc::INGRESS_QDISC)
+            )
+        }
+        TcRequest::RedirectAll {
+            ifindex,
+            parent,
+            priority,
+            class_id,
+            target,
+        } => format!(
+            "filter add dev #{ifindex} parent {} prio {priority} protocol all u32 \
+             match u32 0 0 at 0 flowid {} action mirred egress redirect dev #{target} (stolen)",
+            h(*parent),
+            h(*class_id)
+        ),
+        other => format!("{other:?}"),
     }
 }
 
