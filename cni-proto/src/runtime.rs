@@ -162,6 +162,18 @@ pub enum RuntimeError {
     /// A plugin's result that cannot be read or converted.
     #[error(transparent)]
     Result(Error),
+    /// A config, a list of attachments or a cache entry that cannot be encoded as JSON.
+    #[error(transparent)]
+    Encode(serde_json::Error),
+    /// A cache entry that is not JSON.
+    #[error("failed to read cached network {network:?} config")]
+    CachedConfig {
+        /// The network's name.
+        network: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
     /// File system trouble.
     #[error("cannot access {path}")]
     Io {
@@ -172,7 +184,7 @@ pub enum RuntimeError {
         source: io::Error,
     },
     /// Several errors (GC carries on past errors).
-    #[error("{}", .0.iter().map(|e| cni_types::error::chain_message(e)).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", cni_types::error::join_chain_messages(.0, "\n"))]
     Multiple(Vec<RuntimeError>),
 }
 
@@ -352,7 +364,7 @@ impl CniConfig {
                 conf.insert("runtimeConfig".into(), Value::Object(rc));
             }
         }
-        serde_json::to_vec(&conf).map_err(|e| RuntimeError::Result(Error::internal(e.to_string())))
+        serde_json::to_vec(&conf).map_err(RuntimeError::Encode)
     }
 
     fn plugin_type(plugin: &Map<String, Value>) -> String {
@@ -498,8 +510,7 @@ impl CniConfig {
         }
         let version = list.effective_version();
         if version.supports_gc() {
-            let valid_json = serde_json::to_value(valid)
-                .map_err(|e| RuntimeError::Result(Error::internal(e.to_string())))?;
+            let valid_json = serde_json::to_value(valid).map_err(RuntimeError::Encode)?;
             let env = self.env(Command::Gc, None);
             for plugin in &list.plugins {
                 let mut p = plugin.clone();
@@ -512,11 +523,7 @@ impl CniConfig {
                 }
             }
         }
-        match errors.len() {
-            0 => Ok(()),
-            1 => Err(errors.remove(0)),
-            _ => Err(RuntimeError::Multiple(errors)),
-        }
+        cni_types::error::collect_errors(errors, RuntimeError::Multiple)
     }
 
     /// STATUS of every plugin, in order; the first error is returned. Lists older than 1.1.0
@@ -543,10 +550,7 @@ impl CniConfig {
         let entry = CacheEntry {
             kind: CACHE_KIND_V1.into(),
             container_id: rt.container_id.clone(),
-            config: crate::base64::encode(
-                &serde_json::to_vec(list)
-                    .map_err(|e| RuntimeError::Result(Error::internal(e.to_string())))?,
-            ),
+            config: crate::base64::encode(&serde_json::to_vec(list).map_err(RuntimeError::Encode)?),
             if_name: rt.ifname.clone(),
             network_name: list.name.clone(),
             netns: rt.netns.clone(),
@@ -558,8 +562,7 @@ impl CniConfig {
                     .map_err(RuntimeError::Result)?,
             ),
         };
-        let bytes = serde_json::to_vec(&entry)
-            .map_err(|e| RuntimeError::Result(Error::internal(e.to_string())))?;
+        let bytes = serde_json::to_vec(&entry).map_err(RuntimeError::Encode)?;
         let root = self.cache_root(Some(rt));
         let name = cache_name(&list.name, rt);
         CacheDir::open(&root, true)
@@ -607,12 +610,11 @@ impl CniConfig {
             Err(e) => return Err(io_err(&path)(e)),
         };
         let version = list.effective_version();
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            RuntimeError::Result(Error::internal(format!(
-                "failed to read cached network {:?} config: {e}",
-                list.name
-            )))
-        })?;
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|source| RuntimeError::CachedConfig {
+                network: list.name.clone(),
+                source,
+            })?;
         let raw = if is_v1(&value) {
             if !identity_matches(&value, &list.name, rt) {
                 // Another attachment's entry under the same file name.
@@ -765,10 +767,7 @@ pub fn load_network_list(dir: &Path, name: &str) -> Result<NetConfList, RuntimeE
                 continue;
             };
             if conf.name == name && !conf.plugin_type.is_empty() {
-                found = Some(
-                    NetConfList::from_conf(&conf)
-                        .map_err(|e| RuntimeError::Result(Error::internal(e.to_string())))?,
-                );
+                found = Some(NetConfList::from_conf(&conf).map_err(RuntimeError::Encode)?);
                 break;
             }
         }
@@ -827,5 +826,43 @@ mod tests {
         left.sort();
         assert_eq!(left, [".net-c1-eth0.tmpx", ".net-c10-eth0.tmp7"]);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_corrupt_cache_entry_is_a_typed_error_with_its_cause_once() {
+        let dir = std::env::temp_dir().join(format!("cni-proto-rt-bad-{}", std::process::id()));
+        let cni = CniConfig::new(Vec::new()).with_cache_dir(&dir);
+        let list = NetConfList::from_slice(
+            br#"{"cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "x"}]}"#,
+        )
+        .unwrap();
+        let rt = RuntimeConf::new("c1", "/var/run/netns/p", "eth0");
+        write_atomic(&cni.cache_path("net", &rt), b"{not json").unwrap();
+        let err = cni.cached_result(&list, &rt).unwrap_err();
+        let _ = fs::remove_dir_all(&dir);
+        let RuntimeError::CachedConfig { network, source } = &err else {
+            panic!("want CachedConfig, got {err:?}");
+        };
+        assert_eq!(network, "net");
+        let cause = source.to_string();
+        assert!(!err.to_string().contains(&cause), "{err}");
+        let full = cni_types::error::chain_message(&err);
+        assert_eq!(
+            full,
+            format!("failed to read cached network \"net\" config: {cause}")
+        );
+    }
+
+    #[test]
+    fn many_errors_print_each_chain_on_its_own_line() {
+        let io = |p: &str| RuntimeError::Io {
+            path: PathBuf::from(p),
+            source: io::Error::new(io::ErrorKind::PermissionDenied, "denied"),
+        };
+        let err = RuntimeError::Multiple(vec![io("/a"), io("/b")]);
+        assert_eq!(
+            cni_types::error::chain_message(&err),
+            "cannot access /a: denied\ncannot access /b: denied"
+        );
     }
 }

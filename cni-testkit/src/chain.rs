@@ -136,14 +136,11 @@ impl ChainRunner {
         list: &Value,
         cni_path: impl IntoIterator<Item = P>,
     ) -> Result<Self> {
-        let bytes = serde_json::to_vec(list).map_err(|e| Error::Invalid {
+        let bytes = serde_json::to_vec(list).map_err(|source| Error::Json {
             what: "conflist",
-            reason: e.to_string(),
+            source,
         })?;
-        let list = NetConfList::from_slice(&bytes).map_err(|e| Error::Invalid {
-            what: "conflist",
-            reason: e.to_string(),
-        })?;
+        let list = NetConfList::from_slice(&bytes).map_err(Error::Conflist)?;
         Self::new(list, cni_path)
     }
 

@@ -61,6 +61,24 @@ pub enum Error {
         /// Where we looked.
         searched: Vec<PathBuf>,
     },
+    /// A conflist the runtime would refuse.
+    #[error("invalid conflist")]
+    Conflist(#[source] cni_types::config::ConfListError),
+    /// A value that could not be encoded as JSON.
+    #[error("encode {what} as JSON")]
+    Json {
+        /// What was being encoded.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The nf_tables ruleset could not be read over netlink.
+    #[error("invalid nf_tables listing")]
+    Nftables(#[source] cni_linux::firewall::nftables::NftError),
+    /// A cluster whose addresses do not work out (a prefix length out of range).
+    #[error("invalid cluster")]
+    Cluster(#[source] ipnet::PrefixLenError),
     /// An argument was not acceptable.
     #[error("invalid {what}: {reason}")]
     Invalid {
@@ -80,3 +98,39 @@ impl Error {
 
 /// Short alias for results of the kit's helpers.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_refused_conflist_keeps_its_typed_cause_once() {
+        let list = serde_json::json!({"cniVersion": "1.0.0", "name": "net", "plugins": [{}]});
+        let err = crate::ChainRunner::from_json(&list, ["/nonexistent"]).unwrap_err();
+        let Error::Conflist(cause) = &err else {
+            panic!("want Conflist, got {err:?}");
+        };
+        assert_eq!(*cause, cni_types::config::ConfListError::MissingType(0));
+        assert!(err.source().is_some());
+        assert_eq!(
+            cni_types::error::chain_message(&err),
+            "invalid conflist: error parsing configuration list: plugin 0: missing 'type'"
+        );
+    }
+
+    #[test]
+    fn a_prefix_out_of_range_is_a_typed_cluster_error() {
+        let err = crate::topology::ClusterBuilder::new()
+            .nodes(2)
+            .pod_cidr("10.244.0.0/16".parse().unwrap(), 33)
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Cluster(_)), "{err:?}");
+        assert_eq!(
+            cni_types::error::chain_message(&err),
+            "invalid cluster: invalid IP prefix length"
+        );
+    }
+}

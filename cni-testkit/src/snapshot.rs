@@ -465,7 +465,8 @@ fn firewall_items(ns: &NetNs, options: &SnapshotOptions) -> Result<Vec<Item>> {
             Ok(lines) => lines,
             Err(e) => {
                 blind(&format!(
-                    "`nft` is not installed and nf_tables cannot be read over netlink ({e})"
+                    "`nft` is not installed and nf_tables cannot be read over netlink ({})",
+                    cni_types::error::chain_message(&e)
                 ))?;
                 Vec::new()
             }
@@ -550,10 +551,7 @@ pub fn nf_tables_items(ns: &NetNs) -> Result<Vec<String>> {
         }
         Ok(out)
     })?;
-    let tables = listed.map_err(|e| Error::Invalid {
-        what: "nf_tables listing",
-        reason: e.to_string(),
-    })?;
+    let tables = listed.map_err(Error::Nftables)?;
     Ok(tables.iter().flat_map(render_table).collect())
 }
 

@@ -139,21 +139,20 @@ impl ClusterBuilder {
 
     /// Build it.
     pub fn build(self) -> Result<Cluster> {
-        let invalid = |reason: String| Error::Invalid {
-            what: "cluster",
-            reason,
-        };
         let pod_subnets: Vec<Ipv4Net> = self
             .pod_cidr
             .subnets(self.pod_prefix)
-            .map_err(|e| invalid(e.to_string()))?
+            .map_err(Error::Cluster)?
             .take(self.nodes)
             .collect();
         if pod_subnets.len() < self.nodes
             || u32::try_from(self.nodes).unwrap_or(u32::MAX) + 10
                 >= (1 << (32 - u32::from(self.underlay.prefix_len())))
         {
-            return Err(invalid(format!("{} nodes do not fit", self.nodes)));
+            return Err(Error::Invalid {
+                what: "cluster",
+                reason: format!("{} nodes do not fit", self.nodes),
+            });
         }
         let hub = TempNetns::new("underlay")?;
         let mut hub_nl = hub.netlink()?;
@@ -165,8 +164,7 @@ impl ClusterBuilder {
             },
         )?;
         let plen = self.underlay.prefix_len();
-        let outside_ip =
-            Ipv4Net::new(nth(self.underlay, 1), plen).map_err(|e| invalid(e.to_string()))?;
+        let outside_ip = Ipv4Net::new(nth(self.underlay, 1), plen).map_err(Error::Cluster)?;
 
         // Wire one namespace to the hub: veth `hub_name` (in the hub, on ulbr) <-> eth0.
         let wire = |ns: &TempNetns, hub_name: &str, ip: Ipv4Net| -> Result<()> {
@@ -189,7 +187,7 @@ impl ClusterBuilder {
             let lo = nl.require_link("lo")?;
             nl.addr_add(
                 lo.index,
-                IpNet::V4(Ipv4Net::new(INTERNET_IP, 32).map_err(|e| invalid(e.to_string()))?),
+                IpNet::V4(Ipv4Net::new(INTERNET_IP, 32).map_err(Error::Cluster)?),
                 AddrFlags::NONE,
             )?;
         }
@@ -198,8 +196,7 @@ impl ClusterBuilder {
         for (i, pod_subnet) in pod_subnets.into_iter().enumerate() {
             let ns = TempNetns::new(&format!("node{i}"))?;
             let host = u32::try_from(10 + i).unwrap_or(u32::MAX);
-            let ip =
-                Ipv4Net::new(nth(self.underlay, host), plen).map_err(|e| invalid(e.to_string()))?;
+            let ip = Ipv4Net::new(nth(self.underlay, host), plen).map_err(Error::Cluster)?;
             wire(&ns, &format!("ul-n{i}"), ip)?;
             ns.sysctl_set("net.ipv4.ip_forward", "1")?;
             nodes.push(Node {
