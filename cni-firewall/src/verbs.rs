@@ -176,6 +176,7 @@ fn nft_add(
     let read = FirewallError::firewall("reading nftables table inet cni_firewall");
     let mut plan = NftPlan::new();
     nftables::add_elements(&mut plan, pod, &owner(conf, att));
+    let mut new_bridge = None;
     if let Some(br) = bridge {
         let known = fw
             .nft_element(
@@ -193,6 +194,7 @@ fn nft_add(
                 .map(|t| nftables::isolated_bridges(&t))
                 .unwrap_or_default();
             nftables::isolate(&mut plan, br, &conf.name, &others);
+            new_bridge = Some(br);
         }
     }
     if plan.is_empty() {
@@ -200,15 +202,54 @@ fn nft_add(
     }
     let apply = FirewallError::firewall("adding to nftables table inet cni_firewall");
     match fw.apply_nft(&plan) {
-        Ok(()) => Ok(()),
+        Ok(()) => {}
         Err(e) if is_enoent(&e) => {
             let mut full = NftPlan::new();
             nftables::skeleton(&mut full);
             full.ops.extend(plan.ops);
-            fw.apply_nft(&full).map_err(apply)
+            fw.apply_nft(&full).map_err(&apply)?;
         }
-        Err(e) => Err(apply(e)),
+        Err(e) => return Err(apply(e)),
     }
+    match new_bridge {
+        Some(br) => nft_complete_pairs(br, conf, fw),
+        None => Ok(()),
+    }
+}
+
+/// After isolating a new bridge: the pairs with bridges another ADD isolated at the same time
+/// (each listed the set before the other committed), from a fresh listing. Adding a pair
+/// that exists is a no-op.
+fn nft_complete_pairs(
+    bridge: &str,
+    conf: &FirewallConf,
+    fw: &mut dyn FirewallApplier,
+) -> Result<(), FirewallError> {
+    let Some(t) =
+        fw.nft_table(nftables::FAMILY, nftables::TABLE)
+            .map_err(FirewallError::firewall(
+                "reading nftables table inet cni_firewall",
+            ))?
+    else {
+        return Ok(());
+    };
+    let pairs = nftables::isolation_pairs(&t);
+    let missing: Vec<String> = nftables::isolated_bridges(&t)
+        .into_iter()
+        .filter(|o| {
+            o != bridge
+                && !(pairs.contains(&(bridge.to_owned(), o.clone()))
+                    && pairs.contains(&(o.clone(), bridge.to_owned())))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut plan = NftPlan::new();
+    nftables::isolate(&mut plan, bridge, &conf.name, &missing);
+    fw.apply_nft(&plan).map_err(FirewallError::firewall(
+        "adding isolation to nftables table inet cni_firewall",
+    ))
 }
 
 /// Removes the pod's own entries (not the isolation of its bridge).
