@@ -23,7 +23,7 @@
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -105,6 +105,8 @@ fn plugin_dir() -> Result<PathBuf> {
     bins::bin_dir().context("no binary directory")
 }
 
+/// The demo, phase by phase: wire the cluster, ADD the pods, test connectivity, DEL them all
+/// and prove nothing is left. `Ok(false)` when a connectivity row failed.
 fn run(backend: &str) -> Result<bool> {
     let dir = plugin_dir()?;
     println!("plugins:  {}/{{bridge,host-local,portmap}}", dir.display());
@@ -112,17 +114,42 @@ fn run(backend: &str) -> Result<bool> {
 
     let cluster: Cluster = ClusterBuilder::new().nodes(2).build()?;
     let data = TempDir::new("two-node-ipam")?;
+    let runners = node_runners(&cluster, &data, &dir, backend)?;
+    let pods = add_pods(&cluster, &runners)?;
+    let rows = connectivity(&cluster, &pods)?;
+    print_table(&rows);
+    del_pods(&cluster, &runners, &pods, &data)?;
+
+    let passed = rows.iter().filter(|r| r.ok).count();
+    println!(
+        "\n{passed}/{} connectivity checks passed; all namespaces are removed on exit",
+        rows.len()
+    );
+    Ok(passed == rows.len())
+}
+
+/// One runtime per node: the same conflist (with the node's pod subnet and its own host-local
+/// store), plugins started inside the node's namespace.
+fn node_runners(
+    cluster: &Cluster,
+    data: &TempDir,
+    dir: &Path,
+    backend: &str,
+) -> Result<Vec<ChainRunner>> {
     let runners = cluster
         .nodes
         .iter()
         .map(|n| {
             let store = data.path().join(format!("node{}", n.index));
             let list = conflist(&n.pod_subnet.to_string(), &store.display().to_string(), backend);
-            ChainRunner::from_json(&list, [&dir])?.in_netns(&n.ns)
+            ChainRunner::from_json(&list, [dir])?.in_netns(&n.ns)
         })
         .collect::<cni_testkit::Result<Vec<_>>>()?;
+    Ok(runners)
+}
 
-    // Three pods: two on node0, one on node1. pod-a publishes port 80 as node0:8080.
+/// Three pods: two on node0, one on node1. pod-a publishes port 80 as node0:8080.
+fn add_pods(cluster: &Cluster, runners: &[ChainRunner]) -> Result<Vec<Pod>> {
     let mut pods = Vec::new();
     for (i, (name, node)) in [("pod-a", 0usize), ("pod-b", 0), ("pod-c", 1)].into_iter().enumerate()
     {
@@ -142,8 +169,13 @@ fn run(backend: &str) -> Result<bool> {
         println!("ADD {name:<6} on node{node}: {ip} via {}", res.interfaces[1].name);
         pods.push(Pod { name, node, ns, rt, ip });
     }
-    let server = TcpEchoServer::start(&pods[0].ns, SocketAddr::new(pods[0].ip, POD_PORT))?;
+    Ok(pods)
+}
 
+/// The walkthrough's connectivity table: pods to nodes, to each other, to the outside, and
+/// pod-a's published port from outside and from a pod.
+fn connectivity(cluster: &Cluster, pods: &[Pod]) -> Result<Vec<Row>> {
+    let server = TcpEchoServer::start(&pods[0].ns, SocketAddr::new(pods[0].ip, POD_PORT))?;
     let n0 = IpAddr::V4(cluster.nodes[0].underlay_ip.addr());
     let n1 = IpAddr::V4(cluster.nodes[1].underlay_ip.addr());
     let internet = IpAddr::V4(cluster.outside.internet_ip);
@@ -197,17 +229,28 @@ fn run(backend: &str) -> Result<bool> {
             .map_err(Into::into),
     );
     drop(server);
+    Ok(rows)
+}
 
+fn print_table(rows: &[Row]) {
     println!("\n{:<80} result", "connectivity");
-    for r in &rows {
+    for r in rows {
         println!("{:<80} {}", r.what, if r.ok { "PASS" } else { "FAIL" });
         if !r.ok {
             println!("    {}", r.detail);
         }
     }
+}
 
-    // Tear down through the runtime, as a container runtime would, then prove it.
-    for p in &pods {
+/// Tear down through the runtime, as a container runtime would, then prove it: no pod veth
+/// and no address lease left on any node.
+fn del_pods(
+    cluster: &Cluster,
+    runners: &[ChainRunner],
+    pods: &[Pod],
+    data: &TempDir,
+) -> Result<()> {
+    for p in pods {
         runners[p.node].del(&p.rt).with_context(|| format!("DEL {}", p.name))?;
     }
     for (i, n) in cluster.nodes.iter().enumerate() {
@@ -227,12 +270,7 @@ fn run(backend: &str) -> Result<bool> {
             bail!("node{i} kept state after DEL");
         }
     }
-    let passed = rows.iter().filter(|r| r.ok).count();
-    println!(
-        "\n{passed}/{} connectivity checks passed; all namespaces are removed on exit",
-        rows.len()
-    );
-    Ok(passed == rows.len())
+    Ok(())
 }
 
 fn main() -> ExitCode {
