@@ -34,7 +34,8 @@
 //!   `<network> <ifname> <container id>`, as our portmap). Only when the table is missing
 //!   (`ENOENT`) is the skeleton written, in the same retried transaction. With `same-bridge`,
 //!   one element lookup tells whether the bridge is isolated already; the first pod of a
-//!   bridge lists the `isolated` set to add the pairs.
+//!   bridge lists the table to add the pairs, and lists it again after its commit to add the
+//!   pairs with bridges that concurrent ADDs isolated meanwhile.
 //! - **DEL**: deletes the pod's elements that carry its comment (one lookup per address,
 //!   a listing without `prevResult`); the bridge's pairs go once no other port is on it.
 //! - **GC**: one listing; elements of this network whose attachment is not valid go.
