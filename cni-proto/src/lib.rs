@@ -11,10 +11,14 @@
 //!   in-process ([`exec::InProcessExec`]).
 //! - [`runtime`]: what libcni does for a container runtime: load `.conflist` files, run ADD /
 //!   CHECK / DEL / GC / STATUS through a chain, thread `prevResult`, inject capability args,
-//!   keep the result cache.
+//!   keep the result cache (its files in the private `runtime::cache`, always touched
+//!   relative to an opened directory).
+//! - `child` (private): plugin processes die with the process that started them
+//!   (`PR_SET_PDEATHSIG`), so a killed plugin's IPAM child cannot outlive it.
 //! - [`env`](mod@env), [`command`]: the environment map and the verbs.
 //! - [`limit`]: bounded reads (16 MiB) of everything read to its end.
-//! - [`cnitool`]: what the `cnitool` binary decides (default container ID, GC arguments).
+//! - [`cnitool`]: what the `cnitool` binary (`src/bin/cnitool.rs`) decides (default
+//!   container ID, GC arguments).
 //! - `base64` (private): the standard, padded encoding of the conflist in the result cache,
 //!   decoded strictly; `sha512` (private): the digest behind cnitool's default container ID.
 //!

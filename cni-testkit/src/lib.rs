@@ -21,10 +21,17 @@
 //!   outside namespace standing for the internet ([`topology::Cluster`]).
 //! - [`bins`]: the workspace's built plugin binaries, the Go reference plugins, and `CNI_PATH`
 //!   directories mixing them.
-//! - [`conformance`]: the suite behind the `cni-conformance` binary.
-//! - [`require_root`]: the policy for privileged tests (skip with a message, but fail in CI).
+//! - [`conformance`]: the suite behind the `cni-conformance` binary (`src/bin/`): the
+//!   per-check fixture, the judging of leftovers and error codes, the registry of checks, and
+//!   one module of checks per verb.
+//! - [`process`]: programs run with a timeout, optionally inside a namespace
+//!   ([`process::run`]), and what they printed ([`process::Output`]).
+//! - [`privilege`]: [`require_root`], the policy for privileged tests (skip with a message,
+//!   but fail in CI).
 //! - [`kernel`]: kernel features probed from the kernel's configuration, and the one list of
 //!   features a CI machine may lack ([`kernel::require`]).
+//! - `tempdir` (private): [`TempDir`], removed on drop, and [`unique_name`] / [`random_hex`].
+//! - `error` (private): the kit's [`Error`], causes kept as sources, and [`Result`].
 //!
 //! # Quick start
 //!

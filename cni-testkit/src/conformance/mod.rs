@@ -46,6 +46,20 @@
 //! **Known issues.** When a FAIL matches [`known::KNOWN_ISSUES`] (by the binary's
 //! implementation language and name), the report prints the upstream issue under the reason.
 //! The outcome stays FAIL.
+//!
+//! # Layout
+//!
+//! - `ctx`: what every check shares: the chain parsed from the config, the plugin's identity
+//!   and VERSION answer, the versions to test.
+//! - `fixture`: one check's node namespace, `dataDir` and runners, its attachments (pods), and
+//!   the calls a runtime makes for them.
+//! - `judge`: how a check stops (fail, skip, error), what counts as a leftover, what a failed
+//!   call must print.
+//! - `registry`: every check with its name, its claim and its versions, and the loop that runs
+//!   them.
+//! - `checks`: the checks, one module per verb (`version`, `add`, `del`, `check`, `gc`,
+//!   `status`) and one for malformed input (`bad_input`).
+//! - [`known`]: upstream issues that explain a Go plugin's FAIL; `report`: the [`Report`].
 
 mod checks;
 mod ctx;
