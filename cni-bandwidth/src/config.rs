@@ -3,8 +3,12 @@
 //!
 //! Keys are looked up as Go's `encoding/json` does (an exact match first, then one that
 //! matches ignoring ASCII case), so containerd's `IngressRate`, `EgressBurst`... work.
-//! Precedence is the reference's `getBandwidth`: the config's own keys when any of the four
-//! is present, otherwise the `bandwidth` capability (`runtimeConfig.bandwidth`).
+//! Precedence: the `bandwidth` capability (`runtimeConfig.bandwidth`, the pod's own values
+//! from the runtime, e.g. containerd's `kubernetes.io/*-bandwidth` annotations) when present,
+//! otherwise the config's own keys (a network-wide default). This differs from the reference
+//! on purpose: its `getBandwidth` ignores the capability as soon as any of the four keys is in
+//! the config (even as `null`), so a network default silently overrides every pod's
+//! annotation. With only one of the two present (the usual case) both agree.
 
 use cni_types::capabilities::{Bandwidth, get_ci};
 use cni_types::{CniResult, NetConf, Version};
@@ -98,14 +102,14 @@ impl TryFrom<&NetConf> for BandwidthConf {
 
     /// The reference's `parseConfig`: the entry, validated; then `prevResult`.
     fn try_from(conf: &NetConf) -> Result<Self, ConfigError> {
-        let (entry, source) = match top_level(conf)? {
-            Some(bw) => (Some(bw), Source::Config),
-            None => match conf
-                .runtime_config()
-                .bandwidth()
-                .map_err(ConfigError::Json)?
-            {
-                Some(bw) => (Some(bw), Source::RuntimeConfig),
+        let capability = conf
+            .runtime_config()
+            .bandwidth()
+            .map_err(ConfigError::Json)?;
+        let (entry, source) = match capability {
+            Some(bw) => (Some(bw), Source::RuntimeConfig),
+            None => match top_level(conf)? {
+                Some(bw) => (Some(bw), Source::Config),
                 None => (None, Source::None),
             },
         };
@@ -186,13 +190,26 @@ mod tests {
     }
 
     #[test]
-    fn the_configs_keys_win_as_in_the_reference() {
+    fn the_capability_wins_over_the_configs_keys() {
+        // Unlike the reference, a network-wide key (even `null`) does not hide the pod's own.
         let mut c = base();
         c["egressRate"] = json!(null);
         c["runtimeConfig"] = json!({"bandwidth": {"egressRate": 16000, "egressBurst": 16000}});
         let b = parse(c).expect("valid");
+        assert_eq!(b.source, Source::RuntimeConfig);
+        assert_eq!(
+            b.shaping.egress,
+            Some(TokenBucket {
+                rate: 16000,
+                burst: 16000
+            })
+        );
+        // Without the capability, the config's keys are the shaping.
+        let mut c = base();
+        c["egressRate"] = json!(8000);
+        c["egressBurst"] = json!(800);
+        let b = parse(c).expect("valid");
         assert_eq!(b.source, Source::Config);
-        assert!(b.shaping.is_none());
     }
 
     #[test]

@@ -23,9 +23,10 @@
 //! - Keys: `ingressRate`, `ingressBurst`, `egressRate`, `egressBurst`, in bits per second and
 //!   bits, at the top level of the config or in `runtimeConfig.bandwidth` (capability
 //!   `bandwidth`), matched ignoring ASCII case as Go's JSON decoding does (containerd sends
-//!   `IngressRate`, `EgressBurst`...). Precedence is the reference's: the config's own keys
-//!   win as soon as any of the four is present (even as `null`); the capability is used
-//!   otherwise.
+//!   `IngressRate`, `EgressBurst`...). Precedence: the capability (the pod's own values)
+//!   when present, else the config's keys (a network default). The reference does the
+//!   opposite (any of the four keys in the config, even `null`, hides the capability); with
+//!   only one of the two present, as in the usual configs, both agree.
 //! - Validation, with the reference's messages: a rate without a burst, a burst without a
 //!   rate, a burst of 2^35 bits (4 GiB) or more. Ingress is traffic to the pod, egress
 //!   traffic from it; a direction with rate and burst 0 is not shaped; nothing to shape

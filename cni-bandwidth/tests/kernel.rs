@@ -258,15 +258,16 @@ fn containerds_capability_with_its_max_burst() {
     p.ours().del(&with_prev(&conf, &r), &p.att()).unwrap();
 }
 
-/// The reference's precedence: the config's keys, when present, win over the capability.
+/// The pod's own values (the capability) win over the network's keys (the reference lets any
+/// config key hide the capability).
 #[test]
-fn the_configs_keys_win_over_the_capability() {
+fn the_capability_wins_over_the_configs_keys() {
     let Some(p) = Pod::new() else { return };
     let conf = p.conf(json!({"ingressRate": 8_000_000, "ingressBurst": 80_000,
         "runtimeConfig": {"bandwidth": {"ingressRate": 1_000_000, "ingressBurst": 80_000}}}));
     p.ours().add(&conf, &p.att()).unwrap();
     assert!(
-        has(&p.qdiscs(), &["tbf 1:", "rate 8Mbit"]),
+        has(&p.qdiscs(), &["tbf 1:", "rate 1Mbit"]),
         "{:#?}",
         p.qdiscs()
     );
