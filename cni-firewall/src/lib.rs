@@ -51,6 +51,9 @@
 //! - An unknown `backend` or `ingressPolicy` fails at parse time, before anything changes (the
 //!   reference ignores an unknown backend and fails on the policy after adding rules).
 //! - The isolation chains are removed once unused; the `DNAT` accept rule is ours.
+//! - Newer references (v1.7.0+) add `ingressPolicy: "isolated"` and comment the shared
+//!   isolation rules `(ingressPolicy: same-bridge|isolated)`; we follow v1.1.1 (what Debian
+//!   ships and podman 4.3 drives), so `isolated` is refused as an unknown policy.
 //!
 //! # Quick start (in-process)
 //!
