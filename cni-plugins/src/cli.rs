@@ -200,7 +200,7 @@ fn source_or_self(source: Option<&Path>) -> std::io::Result<PathBuf> {
     }
 }
 
-fn install(args: &InstallArgs) -> anyhow_free::Result<String> {
+fn install(args: &InstallArgs) -> boxed::Result<String> {
     let mut layout = Layout::new(&args.dest);
     if let Some(b) = &args.backup {
         layout = layout.with_backup(b);
@@ -209,15 +209,23 @@ fn install(args: &InstallArgs) -> anyhow_free::Result<String> {
         return Ok(install::rollback(&layout)?.to_string());
     }
     let source = source_or_self(args.source.as_deref())?;
+    // The conflist is read and checked first: a refused one changes nothing.
+    let conflist = match (&args.conflist, &args.net_dir) {
+        (Some(file), Some(net_dir)) => {
+            let bytes = std::fs::read(file).map_err(|e| boxed::context(e, file))?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            crate::conflist::check(net_dir, &name, &bytes, args.force)?;
+            Some((net_dir, name, bytes))
+        }
+        _ => None,
+    };
     let names: Vec<&str> = table::names().collect();
     let mut report = install::install(&layout, &source, &names)?;
     let mut notes = String::new();
-    if let (Some(file), Some(net_dir)) = (&args.conflist, &args.net_dir) {
-        let bytes = std::fs::read(file).map_err(|e| anyhow_free::context(e, file))?;
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    if let Some((net_dir, name, bytes)) = conflist {
         report
             .actions
             .push(crate::conflist::write(net_dir, &name, &bytes, args.force)?);
@@ -226,7 +234,7 @@ fn install(args: &InstallArgs) -> anyhow_free::Result<String> {
     Ok(format!("{report}{notes}"))
 }
 
-fn install_node(env: &Env) -> anyhow_free::Result<String> {
+fn install_node(env: &Env) -> boxed::Result<String> {
     let cfg = NodeConfig::from_env(env)?;
     let source = source_or_self(None)?;
     let (report, shadows) = cfg.apply(&source)?;
@@ -246,7 +254,7 @@ fn shadow_note(shadows: &[PathBuf]) -> String {
 }
 
 fn report(
-    r: anyhow_free::Result<String>,
+    r: boxed::Result<String>,
     what: &str,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
@@ -257,14 +265,14 @@ fn report(
             0
         }
         Err(e) => {
-            let _ = writeln!(stderr, "{BINARY} {what}: {}", anyhow_free::chain(&*e));
+            let _ = writeln!(stderr, "{BINARY} {what}: {}", boxed::chain(&*e));
             1
         }
     }
 }
 
 /// Boxed errors with their causes printed in one line, without pulling anyhow into the binary.
-mod anyhow_free {
+mod boxed {
     use std::error::Error as StdError;
     use std::path::Path;
 

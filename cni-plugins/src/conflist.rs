@@ -17,6 +17,29 @@ pub fn write(
     bytes: &[u8],
     force: bool,
 ) -> Result<Action, InstallError> {
+    let path = net_dir.join(file_name);
+    if !check(net_dir, file_name, bytes, force)? {
+        return Ok(Action::Unchanged(path));
+    }
+    fs::create_dir_all(net_dir).map_err(|source| InstallError::Io {
+        op: "create directory",
+        path: net_dir.to_owned(),
+        source,
+    })?;
+    write_atomic(&path, bytes, 0o644)?;
+    sync_dir(net_dir)?;
+    Ok(Action::Wrote(path))
+}
+
+/// What [`write`] checks before writing anything: the file name, the content, and an existing
+/// file of that name. `Ok(false)` when the same bytes are already there (nothing to write).
+/// Callers that install binaries too check first, so a refused conflist changes nothing.
+pub fn check(
+    net_dir: &Path,
+    file_name: &str,
+    bytes: &[u8],
+    force: bool,
+) -> Result<bool, InstallError> {
     if file_name.is_empty()
         || file_name.starts_with('.')
         || file_name.contains('/')
@@ -29,29 +52,19 @@ pub fn write(
         path: path.clone(),
         source,
     })?;
-    fs::create_dir_all(net_dir).map_err(|source| InstallError::Io {
-        op: "create directory",
-        path: net_dir.to_owned(),
-        source,
-    })?;
     match fs::read(&path) {
-        Ok(old) if old == bytes => return Ok(Action::Unchanged(path)),
-        Ok(_) if !force => return Err(InstallError::ConflistExists(path)),
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Ok(old) if old == bytes => Ok(false),
+        Ok(_) if !force => Err(InstallError::ConflistExists(path)),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
         // A directory, a dangling symlink, unreadable: only replaced when forced.
-        Err(_) if force => {}
-        Err(source) => {
-            return Err(InstallError::Io {
-                op: "read",
-                path,
-                source,
-            });
-        }
+        Err(_) if force => Ok(true),
+        Err(source) => Err(InstallError::Io {
+            op: "read",
+            path,
+            source,
+        }),
     }
-    write_atomic(&path, bytes, 0o644)?;
-    sync_dir(net_dir)?;
-    Ok(Action::Wrote(path))
 }
 
 /// The network configuration files in `net_dir` that sort before `file_name`: containerd,

@@ -205,15 +205,19 @@ impl NodeConfig {
             return Ok((install::rollback(&self.layout)?, Vec::new()));
         }
         let names: Vec<&str> = crate::table::names().collect();
-        let mut report = install::install(&self.layout, source, &names)?;
         let bytes = match &self.conflist {
-            Conflist::None => return Ok((report, Vec::new())),
+            Conflist::None => {
+                return Ok((install::install(&self.layout, source, &names)?, Vec::new()));
+            }
             Conflist::File(path) => std::fs::read(path).map_err(|source| NodeError::Read {
                 path: path.clone(),
                 source,
             })?,
             Conflist::Generated(g) => g.to_bytes(),
         };
+        // Checked first: a refused conflist changes nothing.
+        crate::conflist::check(&self.net_dir, &self.conf_name, &bytes, self.force)?;
+        let mut report = install::install(&self.layout, source, &names)?;
         let action = crate::conflist::write(&self.net_dir, &self.conf_name, &bytes, self.force)?;
         report.actions.push(action);
         Ok((

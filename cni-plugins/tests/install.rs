@@ -321,6 +321,50 @@ fn cli_install_writes_the_conflist_and_refuses_a_different_one_without_force() -
 }
 
 #[test]
+fn a_refused_conflist_installs_nothing() -> Result<()> {
+    let tmp = TempDir::new("cnip-refuse")?;
+    let bin = tmp.join("bin");
+    let net = tmp.join("net.d");
+    fs::create_dir_all(&net)?;
+    fs::write(
+        net.join("10-cni-rs.conflist"),
+        conflist("theirs", "10.5.0.0/24"),
+    )?;
+    let file = tmp.join("10-cni-rs.conflist");
+    fs::write(&file, conflist("ours", "10.6.0.0/24"))?;
+    let d = bin.to_string_lossy().into_owned();
+    let n = net.to_string_lossy().into_owned();
+    let f = file.to_string_lossy().into_owned();
+    let out = cli(&["install", "--dest", &d, "--conflist", &f, "--net-dir", &n])?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        !bin.exists(),
+        "binaries installed although the conflist was refused"
+    );
+    // install-node the same way.
+    let out = Command::new(EXE)
+        .arg("install-node")
+        .env("CNI_BIN_DIR", &bin)
+        .env("CNI_NET_DIR", &net)
+        .env("POD_CIDR", "10.6.0.0/24")
+        .env_remove("CNI_FORCE")
+        .env_remove("CNI_CONFLIST")
+        .stdin(Stdio::null())
+        .output()?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists with other content"));
+    assert!(
+        !bin.exists(),
+        "binaries installed although the conflist was refused"
+    );
+    assert_eq!(
+        fs::read(net.join("10-cni-rs.conflist"))?,
+        conflist("theirs", "10.5.0.0/24").as_bytes()
+    );
+    Ok(())
+}
+
+#[test]
 fn conflist_names_that_are_not_plain_conflists_are_refused() -> Result<()> {
     let tmp = TempDir::new("cnip-name")?;
     let bytes = conflist("pods", "10.1.0.0/24");
