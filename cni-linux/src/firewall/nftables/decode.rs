@@ -1,14 +1,19 @@
 //! Reading nf_tables state back: tables, chains, rules (handles, comments, a readable
 //! expression dump) and set/map elements.
+//!
+//! Tables, chains, rules, sets and elements are decoded through netlink-packet-netfilter's
+//! attribute types; rule expressions are read raw by the numbers of [`super::uapi`] (the codec
+//! models only some expressions).
 
+use netlink_packet_core::{NlaBuffer, NlasIterator, Parseable};
 use netlink_packet_netfilter::nftables::{
-    ChainAttribute, ChainMessage, DataAttribute, GenMessage, ListAttribute, NfTablesMessage,
-    RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute, SetElementList,
-    SetElementMessage, SetMessage, TableAttribute, TableMessage,
+    ChainAttribute, ChainMessage, DataAttribute, GenAttribute, GenMessage, Hook, HookNumber,
+    ListAttribute, NfTablesMessage, RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute,
+    SetElementList, SetElementMessage, SetMessage, TableAttribute, TableMessage, VerdictAttribute,
 };
 
 use super::socket::{NfSocket, RawMsg};
-use super::{DataType, Family, NftError, Value, Verdict};
+use super::{DataType, Family, NftError, Value, Verdict, uapi};
 use crate::nl::{self, be32, be64, string};
 
 /// A listed table.
@@ -135,19 +140,23 @@ impl SetListing {
     }
 }
 
-// ------------------------------------------------------------------ raw attribute walking
+// ------------------------------------------------------------------ upstream attribute types
 
-fn nlas(buf: &[u8]) -> Vec<(u16, &[u8])> {
-    nl::attrs(buf).collect()
+/// The attributes of a message (after its `nfgenmsg`), parsed with netlink-packet-netfilter's
+/// type `A`. An attribute the codec cannot parse is skipped, as an unknown one would be: a
+/// listing shows what it understands.
+fn parsed<A>(m: &RawMsg) -> Vec<A>
+where
+    A: for<'b> Parseable<NlaBuffer<&'b [u8]>>,
+{
+    let body = m.payload.get(NFGENMSG_LEN..).unwrap_or_default();
+    NlasIterator::new(body)
+        .filter_map(|nla| A::parse(&nla.ok()?).ok())
+        .collect()
 }
 
-fn attrs_of(m: &RawMsg) -> Vec<(u16, &[u8])> {
-    m.payload.get(4..).map(nlas).unwrap_or_default()
-}
-
-fn get<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
-    attrs.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v)
-}
+/// `sizeof(struct nfgenmsg)`: family, version, resource id before the attributes.
+const NFGENMSG_LEN: usize = 4;
 
 /// The comment TLV (`kind`) of an nftnl userdata blob.
 fn udata_comment(v: &[u8], kind: u8) -> Option<String> {
@@ -172,182 +181,240 @@ fn hex(v: &[u8]) -> String {
     s
 }
 
-fn decode_verdict(v: &[u8]) -> Option<Verdict> {
-    let a = nlas(v);
-    let code = be32(get(&a, 1)?)?;
-    let chain = get(&a, 2).map(string);
-    Some(match code {
-        0 => Verdict::Drop,
-        1 => Verdict::Accept,
-        0xffff_ffff => Verdict::Continue,
-        0xffff_fffb => Verdict::Return,
-        0xffff_fffd => Verdict::Jump(chain.unwrap_or_default()),
-        0xffff_fffc => Verdict::Goto(chain.unwrap_or_default()),
+/// A verdict as the codec parsed it (code, and the chain of a jump or goto).
+fn verdict_of(attrs: &[VerdictAttribute]) -> Option<Verdict> {
+    let mut code = None;
+    let mut chain = None;
+    for a in attrs {
+        match a {
+            VerdictAttribute::Code(c) => code = Some(u32::from(*c)),
+            VerdictAttribute::Chain(c) => chain = Some(c.clone()),
+            _ => {}
+        }
+    }
+    Some(match code? {
+        uapi::NF_DROP => Verdict::Drop,
+        uapi::NF_ACCEPT => Verdict::Accept,
+        uapi::NFT_CONTINUE => Verdict::Continue,
+        uapi::NFT_RETURN => Verdict::Return,
+        uapi::NFT_JUMP => Verdict::Jump(chain.unwrap_or_default()),
+        uapi::NFT_GOTO => Verdict::Goto(chain.unwrap_or_default()),
         _ => return None,
     })
 }
 
+/// An `NFTA_DATA_*` nested attribute's value (`v` holds the inner attribute).
+fn data_of(v: &[u8]) -> Option<DataAttribute> {
+    DataAttribute::parse(&NlaBuffer::new_checked(v).ok()?).ok()
+}
+
+// ------------------------------------------------------------------ expression text
+
 /// `NFTA_DATA_*` nested attribute: value bytes or verdict text.
 fn data_text(v: &[u8]) -> String {
-    let a = nlas(v);
-    if let Some(val) = get(&a, 1) {
-        return hex(val);
-    }
-    if let Some(verdict) = get(&a, 2) {
-        return decode_verdict(verdict)
+    match data_of(v) {
+        Some(DataAttribute::Value(val)) => hex(&val),
+        Some(DataAttribute::Verdict(attrs)) => verdict_of(&attrs)
             .map(|v| v.to_string())
-            .unwrap_or_else(|| "verdict ?".to_owned());
+            .unwrap_or_else(|| "verdict ?".to_owned()),
+        _ => "?".to_owned(),
     }
-    "?".to_owned()
 }
 
 fn meta_key(k: u32) -> String {
     match k {
-        0 => "len".into(),
-        1 => "protocol".into(),
-        3 => "mark".into(),
-        4 => "iif".into(),
-        5 => "oif".into(),
-        6 => "iifname".into(),
-        7 => "oifname".into(),
-        15 => "nfproto".into(),
-        16 => "l4proto".into(),
+        uapi::NFT_META_LEN => "len".into(),
+        uapi::NFT_META_PROTOCOL => "protocol".into(),
+        uapi::NFT_META_MARK => "mark".into(),
+        uapi::NFT_META_IIF => "iif".into(),
+        uapi::NFT_META_OIF => "oif".into(),
+        uapi::NFT_META_IIFNAME => "iifname".into(),
+        uapi::NFT_META_OIFNAME => "oifname".into(),
+        uapi::NFT_META_NFPROTO => "nfproto".into(),
+        uapi::NFT_META_L4PROTO => "l4proto".into(),
         n => format!("key {n}"),
     }
 }
 
-fn reg(a: &[(u16, &[u8])], kind: u16) -> String {
-    get(a, kind)
-        .and_then(be32)
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "?".into())
+/// One expression's attributes, read by the numbers of [`uapi`].
+struct ExprAttrs<'a>(&'a [u8]);
+
+impl<'a> ExprAttrs<'a> {
+    fn get(&self, kind: u16) -> Option<&'a [u8]> {
+        nl::attr(self.0, kind)
+    }
+
+    fn u32(&self, kind: u16) -> Option<u32> {
+        self.get(kind).and_then(be32)
+    }
+
+    fn reg(&self, kind: u16) -> String {
+        self.u32(kind)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "?".into())
+    }
+
+    fn data(&self, kind: u16) -> String {
+        self.get(kind).map(data_text).unwrap_or_default()
+    }
+}
+
+fn payload_text(a: &ExprAttrs<'_>) -> String {
+    use uapi::*;
+    let base = match a.u32(NFTA_PAYLOAD_BASE) {
+        Some(NFT_PAYLOAD_LL) => "link",
+        Some(NFT_PAYLOAD_NETWORK) => "network",
+        Some(NFT_PAYLOAD_TRANSPORT) => "transport",
+        _ => "?",
+    };
+    format!(
+        "payload load {}b @ {base} header + {} => reg {}",
+        a.u32(NFTA_PAYLOAD_LEN).unwrap_or(0),
+        a.u32(NFTA_PAYLOAD_OFFSET).unwrap_or(0),
+        a.reg(NFTA_PAYLOAD_DREG)
+    )
+}
+
+fn meta_text(a: &ExprAttrs<'_>) -> String {
+    use uapi::*;
+    let key = meta_key(a.u32(NFTA_META_KEY).unwrap_or(u32::MAX));
+    if a.get(NFTA_META_SREG).is_some() {
+        format!("meta set {key} with reg {}", a.reg(NFTA_META_SREG))
+    } else {
+        format!("meta load {key} => reg {}", a.reg(NFTA_META_DREG))
+    }
+}
+
+fn cmp_text(a: &ExprAttrs<'_>) -> String {
+    use uapi::*;
+    let op = match a.u32(NFTA_CMP_OP) {
+        Some(NFT_CMP_EQ) => "eq",
+        Some(NFT_CMP_NEQ) => "neq",
+        Some(NFT_CMP_LT) => "lt",
+        Some(NFT_CMP_LTE) => "lte",
+        Some(NFT_CMP_GT) => "gt",
+        Some(NFT_CMP_GTE) => "gte",
+        _ => "?",
+    };
+    format!(
+        "cmp {op} reg {} {}",
+        a.reg(NFTA_CMP_SREG),
+        a.data(NFTA_CMP_DATA)
+    )
+}
+
+fn lookup_text(a: &ExprAttrs<'_>) -> String {
+    use uapi::*;
+    let mut s = format!(
+        "lookup reg {} set {}",
+        a.reg(NFTA_LOOKUP_SREG),
+        a.get(NFTA_LOOKUP_SET).map(string).unwrap_or_default()
+    );
+    if a.get(NFTA_LOOKUP_DREG).is_some() {
+        s.push_str(&format!(" dreg {}", a.reg(NFTA_LOOKUP_DREG)));
+    }
+    if a.u32(NFTA_LOOKUP_FLAGS).unwrap_or(0) & NFT_LOOKUP_F_INV != 0 {
+        s.push_str(" inverted");
+    }
+    s
+}
+
+fn nat_text(a: &ExprAttrs<'_>) -> String {
+    use uapi::*;
+    let kind = if a.u32(NFTA_NAT_TYPE) == Some(NFT_NAT_DNAT) {
+        "dnat"
+    } else {
+        "snat"
+    };
+    let fam = match a.u32(NFTA_NAT_FAMILY) {
+        Some(f) if f == u32::from(NFPROTO_IPV4) => "ip",
+        Some(f) if f == u32::from(NFPROTO_IPV6) => "ip6",
+        _ => "?",
+    };
+    let mut s = format!("nat {kind} {fam}");
+    if a.get(NFTA_NAT_REG_ADDR_MIN).is_some() {
+        s.push_str(&format!(" addr_min reg {}", a.reg(NFTA_NAT_REG_ADDR_MIN)));
+    }
+    if a.get(NFTA_NAT_REG_PROTO_MIN).is_some() {
+        s.push_str(&format!(" proto_min reg {}", a.reg(NFTA_NAT_REG_PROTO_MIN)));
+    }
+    s
+}
+
+fn fib_text(a: &ExprAttrs<'_>) -> String {
+    use uapi::*;
+    let flags = a.u32(NFTA_FIB_FLAGS).unwrap_or(0);
+    let which = if flags & NFTA_FIB_F_DADDR != 0 {
+        "daddr"
+    } else {
+        "saddr"
+    };
+    let result = match a.u32(NFTA_FIB_RESULT) {
+        Some(NFT_FIB_RESULT_OIF) => "oif",
+        Some(NFT_FIB_RESULT_OIFNAME) => "oifname",
+        Some(NFT_FIB_RESULT_ADDRTYPE) => "type",
+        _ => "?",
+    };
+    format!("fib {which} {result} => reg {}", a.reg(NFTA_FIB_DREG))
+}
+
+fn ct_text(a: &ExprAttrs<'_>) -> String {
+    use uapi::*;
+    let key = match a.u32(NFTA_CT_KEY) {
+        Some(NFT_CT_STATE) => "state".to_owned(),
+        Some(NFT_CT_MARK) => "mark".to_owned(),
+        Some(k) => format!("key {k}"),
+        None => "?".to_owned(),
+    };
+    format!("ct load {key} => reg {}", a.reg(NFTA_CT_DREG))
 }
 
 fn expr_text(name: &str, data: &[u8]) -> String {
-    let a = nlas(data);
-    let n = |kind: u16| get(&a, kind).and_then(be32);
+    use uapi::*;
+    let a = ExprAttrs(data);
     match name {
-        "payload" => {
-            let base = match n(2) {
-                Some(0) => "link",
-                Some(1) => "network",
-                Some(2) => "transport",
-                _ => "?",
-            };
-            format!(
-                "payload load {}b @ {base} header + {} => reg {}",
-                n(4).unwrap_or(0),
-                n(3).unwrap_or(0),
-                reg(&a, 1)
-            )
-        }
-        "meta" => {
-            let key = meta_key(n(2).unwrap_or(u32::MAX));
-            if get(&a, 3).is_some() {
-                format!("meta set {key} with reg {}", reg(&a, 3))
-            } else {
-                format!("meta load {key} => reg {}", reg(&a, 1))
-            }
-        }
-        "cmp" => {
-            let op = match n(2) {
-                Some(0) => "eq",
-                Some(1) => "neq",
-                Some(2) => "lt",
-                Some(3) => "lte",
-                Some(4) => "gt",
-                Some(5) => "gte",
-                _ => "?",
-            };
-            format!(
-                "cmp {op} reg {} {}",
-                reg(&a, 1),
-                get(&a, 3).map(data_text).unwrap_or_default()
-            )
-        }
+        "payload" => payload_text(&a),
+        "meta" => meta_text(&a),
+        "cmp" => cmp_text(&a),
         "bitwise" => format!(
             "bitwise reg {} = ( reg {} & {} ) ^ {}",
-            reg(&a, 2),
-            reg(&a, 1),
-            get(&a, 4).map(data_text).unwrap_or_default(),
-            get(&a, 5).map(data_text).unwrap_or_default()
+            a.reg(NFTA_BITWISE_DREG),
+            a.reg(NFTA_BITWISE_SREG),
+            a.data(NFTA_BITWISE_MASK),
+            a.data(NFTA_BITWISE_XOR)
         ),
         "immediate" => format!(
             "immediate reg {} {}",
-            reg(&a, 1),
-            get(&a, 2).map(data_text).unwrap_or_default()
+            a.reg(NFTA_IMMEDIATE_DREG),
+            a.data(NFTA_IMMEDIATE_DATA)
         ),
-        "lookup" => {
-            let mut s = format!(
-                "lookup reg {} set {}",
-                reg(&a, 2),
-                get(&a, 1).map(string).unwrap_or_default()
-            );
-            if get(&a, 3).is_some() {
-                s.push_str(&format!(" dreg {}", reg(&a, 3)));
-            }
-            if n(5).unwrap_or(0) & 1 != 0 {
-                s.push_str(" inverted");
-            }
-            s
-        }
-        "nat" => {
-            let kind = if n(1) == Some(1) { "dnat" } else { "snat" };
-            let fam = match n(2) {
-                Some(2) => "ip",
-                Some(10) => "ip6",
-                _ => "?",
-            };
-            let mut s = format!("nat {kind} {fam}");
-            if get(&a, 3).is_some() {
-                s.push_str(&format!(" addr_min reg {}", reg(&a, 3)));
-            }
-            if get(&a, 5).is_some() {
-                s.push_str(&format!(" proto_min reg {}", reg(&a, 5)));
-            }
-            s
-        }
-        "fib" => {
-            let flags = n(3).unwrap_or(0);
-            let which = if flags & 2 != 0 { "daddr" } else { "saddr" };
-            let result = match n(2) {
-                Some(1) => "oif",
-                Some(2) => "oifname",
-                Some(3) => "type",
-                _ => "?",
-            };
-            format!("fib {which} {result} => reg {}", reg(&a, 1))
-        }
-        "ct" => {
-            let key = match n(2) {
-                Some(0) => "state".to_owned(),
-                Some(3) => "mark".to_owned(),
-                Some(k) => format!("key {k}"),
-                None => "?".to_owned(),
-            };
-            format!("ct load {key} => reg {}", reg(&a, 1))
-        }
+        "lookup" => lookup_text(&a),
+        "nat" => nat_text(&a),
+        "fib" => fib_text(&a),
+        "ct" => ct_text(&a),
         "counter" => format!(
             "counter packets {} bytes {}",
-            get(&a, 2).and_then(be64).unwrap_or(0),
-            get(&a, 1).and_then(be64).unwrap_or(0)
+            a.get(NFTA_COUNTER_PACKETS).and_then(be64).unwrap_or(0),
+            a.get(NFTA_COUNTER_BYTES).and_then(be64).unwrap_or(0)
         ),
-        "redir" => match get(&a, 1) {
-            Some(_) => format!("redir proto_min reg {}", reg(&a, 1)),
+        "redir" => match a.get(NFTA_REDIR_REG_PROTO_MIN) {
+            Some(_) => format!("redir proto_min reg {}", a.reg(NFTA_REDIR_REG_PROTO_MIN)),
             None => "redir".to_owned(),
         },
         other => other.to_owned(),
     }
 }
 
+/// The readable lines of a rule's `NFTA_RULE_EXPRESSIONS` (read raw: the codec models only
+/// some expressions, and one it cannot parse would lose the whole rule).
 fn rule_exprs(v: &[u8]) -> Vec<String> {
-    nlas(v)
-        .into_iter()
-        .filter(|(k, _)| *k == 1)
+    nl::attrs(v)
+        .filter(|(k, _)| *k == uapi::NFTA_LIST_ELEM)
         .map(|(_, e)| {
-            let a = nlas(e);
-            let name = get(&a, 1).map(string).unwrap_or_default();
-            let data = get(&a, 2).unwrap_or(&[]);
+            let name = nl::attr(e, uapi::NFTA_EXPR_NAME)
+                .map(string)
+                .unwrap_or_default();
+            let data = nl::attr(e, uapi::NFTA_EXPR_DATA).unwrap_or(&[]);
             expr_text(&name, data)
         })
         .collect()
@@ -373,8 +440,12 @@ pub(crate) fn generation(sock: &mut NfSocket) -> Result<u32, NftError> {
     let m = msgs
         .first()
         .ok_or_else(|| NftError::Decode("no generation message".into()))?;
-    get(&attrs_of(m), 1)
-        .and_then(be32)
+    parsed::<GenAttribute>(m)
+        .into_iter()
+        .find_map(|a| match a {
+            GenAttribute::Id(id) => Some(id),
+            _ => None,
+        })
         .ok_or_else(|| NftError::Decode("generation message without id".into()))
 }
 
@@ -389,7 +460,12 @@ pub(crate) fn list_tables(sock: &mut NfSocket) -> Result<Vec<(Family, String)>, 
         .iter()
         .filter_map(|m| {
             let fam = Family::from_nfproto(*m.payload.first()?)?;
-            let name = get(&attrs_of(m), 1).map(string)?;
+            let name = parsed::<TableAttribute>(m)
+                .into_iter()
+                .find_map(|a| match a {
+                    TableAttribute::Name(n) => Some(n),
+                    _ => None,
+                })?;
             Some((fam, name))
         })
         .collect())
@@ -408,6 +484,123 @@ pub(crate) fn list_table(
             other => return other,
         }
     }
+}
+
+fn table_of(family: Family, name: &str, m: &RawMsg) -> TableListing {
+    let mut t = TableListing {
+        family,
+        name: name.to_owned(),
+        handle: 0,
+        comment: None,
+        chains: Vec::new(),
+        sets: Vec::new(),
+    };
+    for a in parsed::<TableAttribute>(m) {
+        match a {
+            TableAttribute::Handle(h) => t.handle = h,
+            TableAttribute::UserData(u) => t.comment = udata_comment(&u, uapi::UDATA_COMMENT),
+            _ => {}
+        }
+    }
+    t
+}
+
+/// A chain of table `table`; `None` for a chain of another table.
+fn chain_of(table: &str, m: &RawMsg) -> Option<ChainListing> {
+    let mut in_table = false;
+    let mut c = ChainListing {
+        name: String::new(),
+        handle: 0,
+        hook: None,
+        chain_type: None,
+        policy: None,
+        comment: None,
+        rules: Vec::new(),
+    };
+    for a in parsed::<ChainAttribute>(m) {
+        match a {
+            ChainAttribute::Table(t) => in_table = t == table,
+            ChainAttribute::Name(n) => c.name = n,
+            ChainAttribute::Handle(h) => c.handle = h,
+            ChainAttribute::Hook(hooks) => {
+                let (mut num, mut prio) = (0, 0);
+                for h in hooks {
+                    match h {
+                        Hook::Number(HookNumber::Inet(n)) => num = u32::from(n),
+                        Hook::Number(HookNumber::Dev(n)) => num = u32::from(n),
+                        Hook::Number(HookNumber::Other(n)) => num = n,
+                        Hook::Priority(p) => prio = p as i32,
+                        _ => {}
+                    }
+                }
+                c.hook = Some((num, prio));
+            }
+            ChainAttribute::Type(t) => c.chain_type = Some(t),
+            ChainAttribute::Policy(p) => c.policy = Some(p),
+            ChainAttribute::UserData(u) => c.comment = udata_comment(&u, uapi::UDATA_COMMENT),
+            _ => {}
+        }
+    }
+    in_table.then_some(c)
+}
+
+/// A rule of table `table` and the name of its chain; `None` for a rule of another table.
+/// The expressions are read raw (see [`rule_exprs`]).
+fn rule_of(table: &str, m: &RawMsg) -> Option<(String, RuleListing)> {
+    const NFTA_RULE_EXPRESSIONS: u16 = 4;
+    let body = m.payload.get(NFGENMSG_LEN..).unwrap_or_default();
+    let mut in_table = false;
+    let mut chain = String::new();
+    let mut r = RuleListing {
+        handle: 0,
+        comment: None,
+        exprs: Vec::new(),
+    };
+    for nla in NlasIterator::new(body).filter_map(Result::ok) {
+        if nla.kind() == NFTA_RULE_EXPRESSIONS {
+            r.exprs = rule_exprs(nla.value());
+            continue;
+        }
+        match RuleAttribute::parse(&nla) {
+            Ok(RuleAttribute::Table(t)) => in_table = t == table,
+            Ok(RuleAttribute::Chain(c)) => chain = c,
+            Ok(RuleAttribute::Handle(h)) => r.handle = h,
+            Ok(RuleAttribute::UserData(u)) => r.comment = udata_comment(&u, uapi::UDATA_COMMENT),
+            _ => {}
+        }
+    }
+    in_table.then_some((chain, r))
+}
+
+/// A named set of table `table`; `None` for an anonymous set or one of another table.
+fn set_of(table: &str, m: &RawMsg) -> Option<SetListing> {
+    let mut in_table = false;
+    let mut s = SetListing {
+        name: String::new(),
+        handle: 0,
+        flags: 0,
+        key_type: 0,
+        key_len: 0,
+        data_type: None,
+        data_len: None,
+        comment: None,
+        elements: Vec::new(),
+    };
+    for a in parsed::<SetAttribute>(m) {
+        match a {
+            SetAttribute::Table(t) => in_table = t == table,
+            SetAttribute::Name(n) => s.name = n,
+            SetAttribute::Handle(h) => s.handle = h,
+            SetAttribute::Flags(f) => s.flags = f.bits(),
+            SetAttribute::KeyType(t) => s.key_type = t,
+            SetAttribute::KeyLen(l) => s.key_len = l,
+            SetAttribute::DataType(t) => s.data_type = Some(t),
+            SetAttribute::DataLen(l) => s.data_len = Some(l),
+            SetAttribute::UserData(u) => s.comment = udata_comment(&u, uapi::UDATA_SET_COMMENT),
+            _ => {}
+        }
+    }
+    (in_table && s.flags & uapi::NFT_SET_ANONYMOUS == 0).then_some(s)
 }
 
 fn list_table_once(
@@ -431,15 +624,7 @@ fn list_table_once(
     let Some(t) = tables.first() else {
         return Ok(None);
     };
-    let ta = attrs_of(t);
-    let mut listing = TableListing {
-        family,
-        name: name.to_owned(),
-        handle: get(&ta, 4).and_then(be64).unwrap_or(0),
-        comment: get(&ta, 6).and_then(|u| udata_comment(u, 0)),
-        chains: Vec::new(),
-        sets: Vec::new(),
-    };
+    let mut listing = table_of(family, name, t);
 
     let chains = sock.request(
         "list chains",
@@ -449,28 +634,9 @@ fn list_table_once(
         }),
         true,
     )?;
-    for m in &chains {
-        let a = attrs_of(m);
-        if get(&a, 1).map(string).as_deref() != Some(name) {
-            continue;
-        }
-        let hook = get(&a, 4).map(|h| {
-            let ha = nlas(h);
-            (
-                get(&ha, 1).and_then(be32).unwrap_or(0),
-                get(&ha, 2).and_then(be32).unwrap_or(0) as i32,
-            )
-        });
-        listing.chains.push(ChainListing {
-            name: get(&a, 3).map(string).unwrap_or_default(),
-            handle: get(&a, 2).and_then(be64).unwrap_or(0),
-            hook,
-            chain_type: get(&a, 7).map(string),
-            policy: get(&a, 5).and_then(be32),
-            comment: get(&a, 12).and_then(|u| udata_comment(u, 0)),
-            rules: Vec::new(),
-        });
-    }
+    listing
+        .chains
+        .extend(chains.iter().filter_map(|m| chain_of(name, m)));
 
     let rules = sock.request(
         "list rules",
@@ -480,17 +646,7 @@ fn list_table_once(
         }),
         true,
     )?;
-    for m in &rules {
-        let a = attrs_of(m);
-        if get(&a, 1).map(string).as_deref() != Some(name) {
-            continue;
-        }
-        let chain = get(&a, 2).map(string).unwrap_or_default();
-        let rule = RuleListing {
-            handle: get(&a, 3).and_then(be64).unwrap_or(0),
-            comment: get(&a, 7).and_then(|u| udata_comment(u, 0)),
-            exprs: get(&a, 4).map(rule_exprs).unwrap_or_default(),
-        };
+    for (chain, rule) in rules.iter().filter_map(|m| rule_of(name, m)) {
         if let Some(c) = listing.chains.iter_mut().find(|c| c.name == chain) {
             c.rules.push(rule);
         }
@@ -504,27 +660,9 @@ fn list_table_once(
         }),
         true,
     )?;
-    for m in &sets {
-        let a = attrs_of(m);
-        if get(&a, 1).map(string).as_deref() != Some(name) {
-            continue;
-        }
-        let flags = get(&a, 3).and_then(be32).unwrap_or(0);
-        if flags & 1 != 0 {
-            continue; // anonymous
-        }
-        listing.sets.push(SetListing {
-            name: get(&a, 2).map(string).unwrap_or_default(),
-            handle: get(&a, 16).and_then(be64).unwrap_or(0),
-            flags,
-            key_type: get(&a, 4).and_then(be32).unwrap_or(0),
-            key_len: get(&a, 5).and_then(be32).unwrap_or(0),
-            data_type: get(&a, 6).and_then(be32),
-            data_len: get(&a, 7).and_then(be32),
-            comment: get(&a, 13).and_then(|u| udata_comment(u, 7)),
-            elements: Vec::new(),
-        });
-    }
+    listing
+        .sets
+        .extend(sets.iter().filter_map(|m| set_of(name, m)));
     for set in &mut listing.sets {
         let elems = sock.request(
             "list set elements",
@@ -547,33 +685,35 @@ fn list_table_once(
 /// The elements of one `NFT_MSG_NEWSETELEM` message (an element list).
 fn elements_of(m: &RawMsg) -> Vec<ElementListing> {
     let mut out = Vec::new();
-    for (k, list) in attrs_of(m) {
-        if k != 3 {
+    for list in parsed::<SetElementList>(m) {
+        let SetElementList::Elements(elements) = list else {
             continue;
-        }
-        for (ek, e) in nlas(list) {
-            if ek != 1 {
+        };
+        for e in elements {
+            let ListAttribute::Element(attrs) = e else {
                 continue;
-            }
-            let ea = nlas(e);
-            let key = get(&ea, 1)
-                .and_then(|k| get(&nlas(k), 1).map(<[u8]>::to_vec))
-                .unwrap_or_default();
-            let data = get(&ea, 2).and_then(|d| {
-                let da = nlas(d);
-                if let Some(v) = get(&da, 1) {
-                    Some(ElementData::Value(v.to_vec()))
-                } else {
-                    get(&da, 2)
-                        .and_then(decode_verdict)
-                        .map(ElementData::Verdict)
+            };
+            let mut el = ElementListing {
+                key: Vec::new(),
+                data: None,
+                comment: None,
+            };
+            for a in attrs {
+                match a {
+                    SetElementAttribute::Key(DataAttribute::Value(k)) => el.key = k,
+                    SetElementAttribute::Data(DataAttribute::Value(v)) => {
+                        el.data = Some(ElementData::Value(v));
+                    }
+                    SetElementAttribute::Data(DataAttribute::Verdict(v)) => {
+                        el.data = verdict_of(&v).map(ElementData::Verdict);
+                    }
+                    SetElementAttribute::UserData(u) => {
+                        el.comment = udata_comment(&u, uapi::UDATA_COMMENT);
+                    }
+                    _ => {}
                 }
-            });
-            out.push(ElementListing {
-                key,
-                data,
-                comment: get(&ea, 6).and_then(|u| udata_comment(u, 0)),
-            });
+            }
+            out.push(el);
         }
     }
     out

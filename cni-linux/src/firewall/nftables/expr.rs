@@ -450,19 +450,14 @@ pub(crate) fn stmt_text(s: &Stmt, table_family: Family) -> String {
 
 pub(crate) type Expr = ListAttribute<ExpressionAttribute>;
 
-const NFT_PAYLOAD_LL: u32 = 0;
-const NFT_PAYLOAD_NETWORK: u32 = 1;
-const NFT_PAYLOAD_TRANSPORT: u32 = 2;
-
-const NF_DROP: u32 = 0;
-const NF_ACCEPT: u32 = 1;
-const NFT_CONTINUE: u32 = 0xffff_ffff;
-const NFT_JUMP: u32 = 0xffff_fffd;
-const NFT_GOTO: u32 = 0xffff_fffc;
-const NFT_RETURN: u32 = 0xffff_fffb;
-
-const NFPROTO_IPV4: u8 = 2;
-const NFPROTO_IPV6: u8 = 10;
+use super::uapi::{
+    ETH_P_IP, ETH_P_IPV6, IPS_DST_NAT, NF_ACCEPT, NF_DROP, NFPROTO_IPV4, NFPROTO_IPV6,
+    NFT_CONTINUE, NFT_CT_STATE, NFT_CT_STATUS, NFT_FIB_RESULT_ADDRTYPE, NFT_GOTO, NFT_JUMP,
+    NFT_LOOKUP_F_INV, NFT_NAT_DNAT, NFT_NAT_SNAT, NFT_PAYLOAD_LL, NFT_PAYLOAD_NETWORK,
+    NFT_PAYLOAD_TRANSPORT, NFT_RETURN, NFTA_CT_DREG, NFTA_CT_KEY, NFTA_FIB_DREG, NFTA_FIB_F_DADDR,
+    NFTA_FIB_FLAGS, NFTA_FIB_RESULT, NFTA_NAT_FAMILY, NFTA_NAT_REG_ADDR_MIN,
+    NFTA_NAT_REG_PROTO_MIN, NFTA_NAT_TYPE, NFTA_REDIR_REG_PROTO_MIN, RTN_LOCAL,
+};
 
 /// An encoding problem: the statement does not make sense in this table family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -594,8 +589,8 @@ fn ip_dep(table: Family, v6: bool) -> Result<Vec<Dep>, EncodeError> {
         (Family::Ip, false) | (Family::Ip6, true) => Ok(vec![]),
         (Family::Inet, false) => Ok(vec![Dep::NfProto(NFPROTO_IPV4)]),
         (Family::Inet, true) => Ok(vec![Dep::NfProto(NFPROTO_IPV6)]),
-        (Family::Bridge | Family::Netdev, false) => Ok(vec![Dep::EtherType(0x0800)]),
-        (Family::Bridge | Family::Netdev, true) => Ok(vec![Dep::EtherType(0x86dd)]),
+        (Family::Bridge | Family::Netdev, false) => Ok(vec![Dep::EtherType(ETH_P_IP)]),
+        (Family::Bridge | Family::Netdev, true) => Ok(vec![Dep::EtherType(ETH_P_IPV6)]),
         (t, _) => Err(EncodeError(format!(
             "{} addresses cannot be matched in a {t} table",
             if v6 { "ip6" } else { "ip" }
@@ -840,18 +835,13 @@ fn nat_family(table: Family, fam: IpFamily) -> Result<u32, EncodeError> {
     }))
 }
 
-const NFTA_NAT_TYPE: u16 = 1;
-const NFTA_NAT_FAMILY: u16 = 2;
-const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
-const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
-
 fn nat_expr(kind: NatKind, family: u32, addr_reg: u32, proto_reg: Option<u32>) -> Expr {
     let mut attrs = vec![
         (
             NFTA_NAT_TYPE,
             be32(match kind {
-                NatKind::Snat => 0,
-                NatKind::Dnat => 1,
+                NatKind::Snat => NFT_NAT_SNAT,
+                NatKind::Dnat => NFT_NAT_DNAT,
             }),
         ),
         (NFTA_NAT_FAMILY, be32(family)),
@@ -886,17 +876,11 @@ fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
                 Lookup::SourceRegister(Register::Reg1),
             ];
             if *negate {
-                attrs.push(Lookup::Flags(1));
+                attrs.push(Lookup::Flags(NFT_LOOKUP_F_INV));
             }
             c.out.push(Expressions::Lookup(attrs).into());
         }
         Stmt::FibDaddrLocal { negate } => {
-            const NFTA_FIB_DREG: u16 = 1;
-            const NFTA_FIB_RESULT: u16 = 2;
-            const NFTA_FIB_FLAGS: u16 = 3;
-            const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
-            const NFTA_FIB_F_DADDR: u32 = 2;
-            const RTN_LOCAL: u32 = 2;
             c.out.push(other(
                 "fib",
                 vec![
@@ -909,9 +893,6 @@ fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
             c.out.push(cmp(op, 1, RTN_LOCAL.to_ne_bytes().to_vec()));
         }
         Stmt::CtState(states) => {
-            const NFTA_CT_DREG: u16 = 1;
-            const NFTA_CT_KEY: u16 = 2;
-            const NFT_CT_STATE: u32 = 0;
             if states.is_empty() {
                 return Err(EncodeError("ct state needs at least one state".into()));
             }
@@ -924,10 +905,6 @@ fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
             c.out.push(cmp(CmpOp::Neq, 1, vec![0; 4]));
         }
         Stmt::CtStatusDnat => {
-            const NFTA_CT_DREG: u16 = 1;
-            const NFTA_CT_KEY: u16 = 2;
-            const NFT_CT_STATUS: u32 = 2;
-            const IPS_DST_NAT: u32 = 1 << 5;
             c.out.push(other(
                 "ct",
                 vec![(NFTA_CT_DREG, be32(1)), (NFTA_CT_KEY, be32(NFT_CT_STATUS))],
@@ -1012,17 +989,14 @@ fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
             }
             c.out.push(other("masq", vec![]));
         }
-        Stmt::Redirect { port } => {
-            const NFTA_REDIR_REG_PROTO_MIN: u16 = 1;
-            match port {
-                Some(p) => {
-                    c.out.push(immediate_data(1, p.to_be_bytes().to_vec()));
-                    c.out
-                        .push(other("redir", vec![(NFTA_REDIR_REG_PROTO_MIN, be32(1))]));
-                }
-                None => c.out.push(other("redir", vec![])),
+        Stmt::Redirect { port } => match port {
+            Some(p) => {
+                c.out.push(immediate_data(1, p.to_be_bytes().to_vec()));
+                c.out
+                    .push(other("redir", vec![(NFTA_REDIR_REG_PROTO_MIN, be32(1))]));
             }
-        }
+            None => c.out.push(other("redir", vec![])),
+        },
     }
     Ok(())
 }

@@ -26,6 +26,7 @@
 pub(crate) mod decode;
 mod expr;
 pub(crate) mod socket;
+mod uapi;
 
 use std::fmt;
 

@@ -29,10 +29,10 @@ use super::{
 
 /// `NFNL_SUBSYS_NFTABLES`: the subsystem of batch begin / end messages.
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
-/// `NFT_SET_MAP`: the set is a map.
-const NFT_SET_MAP: u32 = 0x8;
-/// `NFT_DATA_VERDICT`: the data type of a verdict map.
-const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
+use super::uapi::{
+    BYTEORDER_BIG_ENDIAN, BYTEORDER_HOST, NF_ACCEPT, NF_DROP, NFT_DATA_VERDICT, NFT_SET_MAP,
+    UDATA_COMMENT, UDATA_SET_COMMENT, UDATA_SET_DATABYTEORDER, UDATA_SET_KEYBYTEORDER,
+};
 
 /// One encoded message and the plan op it belongs to.
 pub(crate) struct Msg {
@@ -85,8 +85,8 @@ fn udata_comment(kind: u8, comment: &str) -> Vec<u8> {
 /// list` prints an `ifname` value as `""`. Concatenations carry none, as nft writes them.
 fn byteorder(types: &[super::DataType]) -> Option<u32> {
     match types {
-        [super::DataType::Ifname] => Some(1),
-        [_] => Some(2),
+        [super::DataType::Ifname] => Some(BYTEORDER_HOST),
+        [_] => Some(BYTEORDER_BIG_ENDIAN),
         _ => None,
     }
 }
@@ -101,15 +101,15 @@ fn set_udata(set: &super::SetSpec) -> Vec<u8> {
         v.extend_from_slice(&value.to_ne_bytes());
     };
     if let Some(b) = byteorder(&set.key) {
-        u32_tlv(0, b);
+        u32_tlv(UDATA_SET_KEYBYTEORDER, b);
     }
     if let Some(MapData::Values(t)) = &set.data
         && let Some(b) = byteorder(t)
     {
-        u32_tlv(1, b);
+        u32_tlv(UDATA_SET_DATABYTEORDER, b);
     }
     if let Some(c) = &set.comment {
-        v.extend(udata_comment(7, c));
+        v.extend(udata_comment(UDATA_SET_COMMENT, c));
     }
     v
 }
@@ -191,7 +191,7 @@ fn encode_op(
             check_comment(comment)?;
             let mut attrs = vec![TableAttribute::Name(name.clone())];
             if let Some(c) = comment {
-                attrs.push(TableAttribute::UserData(udata_comment(0, c)));
+                attrs.push(TableAttribute::UserData(udata_comment(UDATA_COMMENT, c)));
             }
             out.push(nf_msg(
                 *family,
@@ -237,14 +237,14 @@ fn encode_op(
                 ]));
                 if let Some(p) = b.policy {
                     attrs.push(ChainAttribute::Policy(match p {
-                        Policy::Accept => 1,
-                        Policy::Drop => 0,
+                        Policy::Accept => NF_ACCEPT,
+                        Policy::Drop => NF_DROP,
                     }));
                 }
                 attrs.push(ChainAttribute::Type(b.kind.name().to_owned()));
             }
             if let Some(c) = &chain.comment {
-                attrs.push(ChainAttribute::UserData(udata_comment(0, c)));
+                attrs.push(ChainAttribute::UserData(udata_comment(UDATA_COMMENT, c)));
             }
             out.push(nf_msg(
                 *family,
@@ -413,7 +413,10 @@ fn encode_op(
                     }
                 }
                 if let Some(c) = &e.comment {
-                    attrs.push(SetElementAttribute::UserData(udata_comment(0, c)));
+                    attrs.push(SetElementAttribute::UserData(udata_comment(
+                        UDATA_COMMENT,
+                        c,
+                    )));
                 }
                 chunks.push(ListAttribute::Element(attrs));
             }
@@ -488,7 +491,7 @@ fn encode_op(
                 RuleAttribute::Expressions(exprs),
             ];
             if let Some(c) = &rule.comment {
-                attrs.push(RuleAttribute::UserData(udata_comment(0, c)));
+                attrs.push(RuleAttribute::UserData(udata_comment(UDATA_COMMENT, c)));
             }
             let flags = if matches!(op, NftOp::AddRule { .. }) {
                 CREATE | NLM_F_APPEND
