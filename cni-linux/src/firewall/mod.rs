@@ -10,6 +10,8 @@
 //!   [`nftables::apply`] (one netlink transaction), and [`nftables::list_table`] to read tables,
 //!   chains, rules (handles, comments) and set elements back.
 //! - [`names`]: chain names, hashes and comments exactly as the reference Go plugins make them.
+//! - [`owner`]: the owner tag and comments our plugins write into nftables objects (one
+//!   helper for bridge and portmap, with the 128-byte limit).
 //! - [`sha512`]: the SHA-512 digest behind those names and hashes (no dependency for it).
 //! - [`FirewallApplier`]: the narrow seam plugins take, with the real [`System`]
 //!   implementation and the [`Recorder`] test double.
@@ -20,6 +22,7 @@
 pub mod iptables;
 pub mod names;
 pub mod nftables;
+pub mod owner;
 pub mod sha512;
 
 use std::ffi::OsStr;
