@@ -108,6 +108,7 @@ use cni_linux::firewall::nftables::{
     MAX_COMMENT_LEN, MapData, NatKind, NftOp, NftPlan, RuleSpec, SetSpec, Stmt, TableListing,
     Value, Verdict, encode_key, priority,
 };
+use cni_linux::firewall::owner::{Owner, network_tag};
 use cni_linux::firewall::sha512::sha512_hex;
 use cni_types::Attachment;
 use ipnet::IpNet;
@@ -159,50 +160,17 @@ pub fn family(f: IpFamily) -> Family {
     Family::of(f)
 }
 
-/// How a network is named in comments: its name, or `#` + 24 hex digits of its sha512 when
-/// longer than 48 bytes.
-pub fn network_tag(network: &str) -> String {
-    if network.len() <= 48 {
-        network.to_owned()
-    } else {
-        format!("#{}", &sha512_hex(network.as_bytes())[..24])
-    }
-}
-
-/// The comment of an attachment's elements: `<network tag> <ifname> <container id>` when that
-/// fits nft's 128 bytes. A longer identity keeps a readable prefix of that text and ends in
-/// ` #` + 24 hex digits of the sha512 of the whole identity (network, interface and container
-/// ID, separated by NUL), so two identities that share their first 128 bytes still get
-/// different comments. DEL (without address) and GC find elements by it.
-pub fn owner_comment(network: &str, container_id: &str, ifname: &str) -> String {
-    let s = format!("{} {ifname} {container_id}", network_tag(network));
-    if s.len() <= MAX_COMMENT_LEN {
-        return s;
-    }
-    let hash = sha512_hex(format!("{network}\0{ifname}\0{container_id}").as_bytes());
-    let suffix = format!(" #{}", &hash[..24]);
-    let mut cut = MAX_COMMENT_LEN - suffix.len();
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}{suffix}", &s[..cut])
+/// The owner of an attachment's elements ([`Owner::comment`] is their comment: DEL without
+/// address and GC find elements by it).
+pub fn owner<'a>(network: &'a str, att: &'a Attachment) -> Owner<'a> {
+    Owner::new(network, &att.ifname, &att.container_id)
 }
 
 /// The comment earlier versions wrote for an identity longer than 128 bytes: the text cut
-/// at 128 bytes (ambiguous, see [`owner_comment`]). `None` when the identity fits, as both
-/// formats agree then. DEL and GC still recognise it, so elements written before an upgrade
-/// are found.
-pub fn legacy_owner_comment(network: &str, container_id: &str, ifname: &str) -> Option<String> {
-    let mut s = format!("{} {ifname} {container_id}", network_tag(network));
-    if s.len() <= MAX_COMMENT_LEN {
-        return None;
-    }
-    let mut cut = MAX_COMMENT_LEN;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s.truncate(cut);
-    Some(s)
+/// ([`Owner::cut_comment`], ambiguous). `None` when the identity fits, as both formats agree
+/// then. DEL and GC still recognise it, so elements written before an upgrade are found.
+pub fn legacy_comment(owner: &Owner<'_>) -> Option<String> {
+    (owner.text().len() > MAX_COMMENT_LEN).then(|| owner.cut_comment())
 }
 
 fn addr_type(f: IpFamily) -> DataType {
@@ -663,7 +631,7 @@ fn container_part(
     replace: &[Entry],
 ) {
     let f = IpFamily::of(&container.addr());
-    let comment = owner_comment(&conf.name, &att.container_id, &att.ifname);
+    let comment = owner(&conf.name, att).comment();
     for e in replace {
         push_grouped(plan, delete_op(f, e.map, &e.key));
     }
@@ -731,8 +699,8 @@ pub fn holders(listing: &TableListing, f: IpFamily, wanted: &[Entry]) -> Vec<Hol
 
 /// Whether `comment` is the owner comment of this attachment (current or earlier format).
 pub fn is_owner(comment: &str, network: &str, att: &Attachment) -> bool {
-    comment == owner_comment(network, &att.container_id, &att.ifname)
-        || legacy_owner_comment(network, &att.container_id, &att.ifname).as_deref() == Some(comment)
+    let who = owner(network, att);
+    comment == who.comment() || legacy_comment(&who).as_deref() == Some(comment)
 }
 
 /// The network tags (first word of the comment) of the elements in our maps whose network
@@ -841,15 +809,16 @@ pub fn del_plan_listed(listing: &TableListing, f: IpFamily, comment: &str) -> Nf
 
 /// The DEL transaction computed from a listing for one attachment: the elements carrying its
 /// comment, in the current format or the one earlier versions wrote
-/// ([`legacy_owner_comment`]). Empty when there are none.
+/// ([`legacy_comment`]). Empty when there are none.
 pub fn del_plan_owned(
     listing: &TableListing,
     f: IpFamily,
     network: &str,
     att: &Attachment,
 ) -> NftPlan {
-    let current = owner_comment(network, &att.container_id, &att.ifname);
-    let legacy = legacy_owner_comment(network, &att.container_id, &att.ifname);
+    let who = owner(network, att);
+    let current = who.comment();
+    let legacy = legacy_comment(&who);
     delete_plan(
         f,
         &listed_keys(listing, f, |c| c == current || legacy.as_deref() == Some(c)),
@@ -867,8 +836,8 @@ pub fn gc_plan(
     let keep: BTreeSet<String> = valid
         .iter()
         .flat_map(|a| {
-            std::iter::once(owner_comment(network, &a.container_id, &a.ifname))
-                .chain(legacy_owner_comment(network, &a.container_id, &a.ifname))
+            let who = owner(network, a);
+            std::iter::once(who.comment()).chain(legacy_comment(&who))
         })
         .collect();
     let tag = format!("{} ", network_tag(network));

@@ -5,6 +5,7 @@
 mod common;
 
 use cni_linux::firewall::nftables::{self as nft, Family};
+use cni_linux::firewall::owner::Owner;
 use cni_linux::firewall::{IpFamily, System};
 use cni_portmap::{FakeHost, nftables};
 use cni_testkit::TempNetns;
@@ -185,7 +186,7 @@ fn conditional_delete_transaction() {
     let ns = TempNetns::new("pmnftdel").unwrap();
     let a = conf("nftables", MAPS, "", &["10.88.0.5/16"]);
     let net_a: ipnet::IpNet = "10.88.0.5/16".parse().unwrap();
-    let cmt_a = nftables::owner_comment("net1", "ctr-a", "eth0");
+    let cmt_a = Owner::new("net1", "eth0", "ctr-a").comment();
     let del = nftables::del_plan(IpFamily::V4, &cmt_a, &nftables::entries(&a, net_a));
     let errno = |r: Result<(), nft::NftError>| r.err().and_then(|e| e.errno());
     let listing = || {
@@ -259,7 +260,7 @@ fn conditional_delete_transaction() {
     assert_eq!(elements(&listing()), 7, "A's six and B's own hairpin key");
     // B's conditional DEL: two of its keys are A's now, so EEXIST; the listed plan removes
     // only what still carries B's comment.
-    let cmt_b = nftables::owner_comment("net1", "ctr-b", "eth0");
+    let cmt_b = Owner::new("net1", "eth0", "ctr-b").comment();
     let del_b = nftables::del_plan(IpFamily::V4, &cmt_b, &nftables::entries(&b, net_b));
     assert_eq!(
         errno(ns.run(|| nft::apply(&del_b)).unwrap()),
@@ -466,8 +467,8 @@ fn long_identities_do_not_collide() {
         &["10.88.0.6/16"],
     );
     let (k1, k2) = (
-        nftables::owner_comment("net1", &id1, "eth0"),
-        nftables::owner_comment("net1", &id2, "eth0"),
+        Owner::new("net1", "eth0", &id1).comment(),
+        Owner::new("net1", "eth0", &id2).comment(),
     );
     assert_ne!(k1, k2);
     assert!(k1.len() <= 128 && k1.starts_with("net1 eth0 cccc"), "{k1}");

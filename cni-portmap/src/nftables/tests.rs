@@ -1,6 +1,7 @@
 use super::*;
 use cni_linux::firewall::Backend;
 use cni_linux::firewall::nftables::{ChainListing, ElementListing, SetListing};
+use cni_linux::firewall::owner::Owner;
 use ipnet::IpNet;
 
 fn conf(json_extra: &str, maps: &str) -> PortmapConf {
@@ -132,7 +133,11 @@ fn golden_takeover_and_del() {
         .unwrap();
     let add_at = text.find("add element ip cni_portmap dnat").unwrap();
     assert!(del_at < add_at, "{text}");
-    let p = del_plan(IpFamily::V4, &owner_comment("net1", "c1", "eth0"), &all);
+    let p = del_plan(
+        IpFamily::V4,
+        &Owner::new("net1", "eth0", "c1").comment(),
+        &all,
+    );
     golden("del_v4.nft", &p.to_string());
 }
 
@@ -161,15 +166,19 @@ fn stamps_follow_conditions_and_mark() {
 
 #[test]
 fn names_and_comments() {
-    assert_eq!(owner_comment("net1", "c1", "eth0"), "net1 eth0 c1");
+    assert_eq!(Owner::new("net1", "eth0", "c1").comment(), "net1 eth0 c1");
     let long_cid = "x".repeat(200);
-    let cm = owner_comment("net1", &long_cid, "eth0");
+    let cm = Owner::new("net1", "eth0", &long_cid).comment();
     assert_eq!(cm.len(), MAX_COMMENT_LEN);
     assert!(cm.starts_with("net1 eth0 xxx"));
     let long_net = "n".repeat(60);
     let tag = network_tag(&long_net);
     assert!(tag.starts_with('#') && tag.len() == 25);
-    assert!(owner_comment(&long_net, "c", "eth0").starts_with(&format!("{tag} eth0 ")));
+    assert!(
+        Owner::new(&long_net, "eth0", "c")
+            .comment()
+            .starts_with(&format!("{tag} eth0 "))
+    );
 }
 
 #[test]
@@ -310,7 +319,7 @@ fn listing_after(added: &[(&PortmapConf, &Attachment, &str)]) -> TableListing {
         });
     }
     for (c, a, net) in added {
-        let comment = owner_comment(&c.name, &a.container_id, &a.ifname);
+        let comment = Owner::new(&c.name, &a.ifname, &a.container_id).comment();
         for e in entries(c, net.parse().unwrap()) {
             let spec = map_spec(e.map, IpFamily::V4);
             let key = encode_key(&spec.key, &e.key).unwrap();
@@ -375,7 +384,7 @@ fn check_conflicts_del_gc_from_listings() {
     );
     check(Some(&t), &b, nb).unwrap();
     // DEL of A from the listing: only what carries A's comment.
-    let d = del_plan_listed(&t, IpFamily::V4, &owner_comment("net1", "a", "eth0"));
+    let d = del_plan_listed(&t, IpFamily::V4, &Owner::new("net1", "eth0", "a").comment());
     assert_eq!(
         d.to_string(),
         "delete element ip cni_portmap masq { 10.0.0.2 . tcp . 80 }\n\

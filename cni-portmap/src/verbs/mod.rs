@@ -272,7 +272,7 @@ fn nft_del(
     f: IpFamily,
     fw: &mut dyn FirewallApplier,
 ) -> Result<(), FirewallError> {
-    let comment = nftables::owner_comment(&conf.name, &att.container_id, &att.ifname);
+    let comment = nftables::owner(&conf.name, att).comment();
     match conf.container(f) {
         // Some mappings did not validate (DEL of a config ADD refused): what ADD may have
         // written cannot be computed; find it by owner.
