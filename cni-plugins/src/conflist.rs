@@ -31,7 +31,7 @@ pub fn write(
     Ok(Action::Wrote(path))
 }
 
-/// What [`write`] checks before writing anything: the file name, the content, and an existing
+/// What [`write()`] checks before writing anything: the file name, the content, and an existing
 /// file of that name. `Ok(false)` when the same bytes are already there (nothing to write).
 /// Callers that install binaries too check first, so a refused conflist changes nothing.
 pub fn check(

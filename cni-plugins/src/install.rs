@@ -74,7 +74,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Ins
     }
 }
 
-/// One thing [`install`], [`rollback`] or [`crate::conflist::write`] did (or found done).
+/// One thing [`install`], [`rollback`] or [`crate::conflist::write()`] did (or found done).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Action {
