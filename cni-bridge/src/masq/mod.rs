@@ -31,7 +31,6 @@
 //! ([`ref_nft_comment`]).
 
 use cni_linux::IpFamily;
-use cni_linux::firewall::nftables::MAX_COMMENT_LEN;
 
 pub(crate) mod apply;
 mod iptables;
@@ -50,14 +49,5 @@ fn multicast(family: IpFamily) -> &'static str {
     }
 }
 
-/// Cuts a comment to nft's 128 bytes (at a character boundary).
-fn cut(mut s: String) -> String {
-    if s.len() > MAX_COMMENT_LEN {
-        let mut at = MAX_COMMENT_LEN;
-        while !s.is_char_boundary(at) {
-            at -= 1;
-        }
-        s.truncate(at);
-    }
-    s
-}
+/// Cuts a comment to nft's 128 bytes (at a character boundary): cni-linux's shared helper.
+use cni_linux::firewall::owner::cut_comment as cut;

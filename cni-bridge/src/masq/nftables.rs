@@ -60,10 +60,11 @@ use cni_linux::firewall::nftables::{
     Field, Hook, MapData, NftOp, NftPlan, RuleSpec, SetListing, SetSpec, Stmt, TableListing, Value,
     priority,
 };
+use cni_linux::firewall::owner::{Owner, network_tag, tagged_comment};
 use cni_linux::firewall::sha512::sha512_hex;
 use ipnet::IpNet;
 
-use super::{cut, multicast};
+use super::multicast;
 
 /// Our nftables table, in families `ip` and `ip6`.
 pub const NFT_TABLE: &str = "cni_bridge_masq";
@@ -115,34 +116,27 @@ pub fn nft_subnet_comment(network: &str, subnet: IpNet) -> String {
 /// container ID (an `ifname`, 16 bytes with the NUL). DEL and GC tell attachments apart by it;
 /// the kernel refuses (`EEXIST`) to add a key that holds another value.
 pub fn nft_owner(network: &str, ifname: &str, container_id: &str) -> String {
-    sha512_hex(format!("{network}\0{ifname}\0{container_id}").as_bytes())[..15].to_owned()
+    Owner::new(network, ifname, container_id).digest()[..15].to_owned()
 }
 
 /// The comment of an attachment's elements: `<network tag> <ifname> <container id>`, cut to
 /// nft's 128 bytes.
 pub fn nft_element_comment(network: &str, ifname: &str, container_id: &str) -> String {
-    owner_comment(network, &format!("{ifname} {container_id}"))
+    Owner::new(network, ifname, container_id).cut_comment()
 }
 
-// The owner tag and comment of our nftables objects, written here and (with its arguments in
-// another order) in cni-portmap's `nftables::{network_tag, owner_comment}`: to become one
-// helper in cni-linux, shared by both plugins. Everything that builds such a comment in this
-// crate goes through `owner_comment`.
+// The owner tag and comments come from cni-linux's `firewall::owner`, shared with portmap.
 
 /// How a network is named in comments: its name, or `#` + 24 hex digits of its sha512 when
 /// longer than 48 bytes (as the portmap plugin's comments).
 pub fn nft_network_tag(network: &str) -> String {
-    if network.len() <= 48 {
-        network.to_owned()
-    } else {
-        format!("#{}", &sha512_hex(network.as_bytes())[..24])
-    }
+    network_tag(network)
 }
 
 /// `<network tag> <what>`, cut to nft's 128 bytes: how our comments name the network that owns
 /// a map, a rule or an element.
 fn owner_comment(network: &str, what: &str) -> String {
-    cut(format!("{} {what}", nft_network_tag(network)))
+    tagged_comment(network, what)
 }
 
 /// The rule of one (network, subnet): `ip saddr @map ip daddr != <subnet> ip daddr !=
