@@ -17,6 +17,10 @@ use crate::limit::{READ_LIMIT, read_capped};
 use crate::skel::{self, Plugin};
 
 /// Runs one plugin verb and returns its stdout, or the plugin's error.
+///
+/// The error is the spec's error (`code`, `msg`, `details`), what a plugin prints and a runtime
+/// reads: it has no source chain, so a cause met on the way (a failed spawn, an unreadable
+/// pipe) is written into its message, as libcni does.
 pub trait Exec: Send + Sync {
     /// Run plugin `plugin_type` with `command`, the config `stdin` and the environment `env`
     /// (`CNI_COMMAND` is overridden by `command`; `CNI_PATH` in `env` is where to look).

@@ -187,6 +187,11 @@ impl Invocation {
 }
 
 /// A plugin call that did not succeed.
+///
+/// The `reason` of [`PluginError::Malformed`] and [`PluginError::BadOutput`] is a verdict on
+/// what the plugin printed (a missing `code`, or why the JSON did not parse), followed in the
+/// message by the output itself, the evidence; it is kept as text, not as a source, so the
+/// verdict reads before the output rather than after it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginError {
