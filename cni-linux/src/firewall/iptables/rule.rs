@@ -262,8 +262,175 @@ fn canonical_target_opts(name: &str, opts: &mut [String]) {
     }
 }
 
+/// Parses the tokens into the header options (`-s`, `-d`, `-i`, `-o`, `-p`, each at most once,
+/// possibly negated) and the segments (`-m` matches and the `-j`/`-g` target with their
+/// options). An option before any `-m`/`-j` belongs to the protocol's implicit match.
+fn parse_tokens(tokens: &[String]) -> Result<(Header, Vec<Segment>), String> {
+    let mut header = Header::default();
+    let mut segments: Vec<Segment> = Vec::new();
+    // Index into `segments` of the segment that collects options (None before any).
+    let mut current: Option<usize> = None;
+    let mut i = 0;
+    while i < tokens.len() {
+        let tok = tokens[i].as_str();
+        let negated_header =
+            tok == "!" && tokens.get(i + 1).is_some_and(|n| header_key(n).is_some());
+        if negated_header || header_key(tok).is_some() {
+            let opt_idx = if negated_header { i + 1 } else { i };
+            set_header(&mut header, negated_header, &tokens[opt_idx..])?;
+            i = opt_idx + 2;
+            continue;
+        }
+        match tok {
+            "-m" | "--match" | "-j" | "--jump" | "-g" | "--goto" => {
+                let flag = match tok {
+                    "-m" | "--match" => "-m",
+                    "-g" | "--goto" => "-g",
+                    _ => "-j",
+                };
+                if flag != "-m" && segments.iter().any(|s| s.flag != "-m") {
+                    return Err("more than one -j/-g target".to_owned());
+                }
+                let Some(name) = tokens.get(i + 1) else {
+                    return Err(if flag == "-m" {
+                        "-m needs a module name".to_owned()
+                    } else {
+                        format!("{tok} needs a target")
+                    });
+                };
+                segments.push(Segment {
+                    flag,
+                    name: name.clone(),
+                    opts: Vec::new(),
+                });
+                current = Some(segments.len() - 1);
+                i += 2;
+            }
+            _ => {
+                let idx = match current {
+                    Some(idx) => idx,
+                    None => {
+                        // An option before any -m/-j: it must belong to the protocol's
+                        // implicit match (`-p tcp --dport 80`).
+                        let proto = header.proto.as_ref().and_then(|(_, p)| canonical_proto(p));
+                        let Some(m) = proto.as_deref().and_then(implicit_match) else {
+                            return Err(format!(
+                                "option {tok} is not inside a match (-m) or target (-j)"
+                            ));
+                        };
+                        segments.push(Segment {
+                            flag: "-m",
+                            name: m.to_owned(),
+                            opts: Vec::new(),
+                        });
+                        segments.len() - 1
+                    }
+                };
+                current = Some(idx);
+                segments[idx].opts.push(tok.to_owned());
+                i += 1;
+            }
+        }
+    }
+    Ok((header, segments))
+}
+
+/// Records header option `opt_value[0]` with its value `opt_value[1]`.
+fn set_header(header: &mut Header, neg: bool, opt_value: &[String]) -> Result<(), String> {
+    let opt = opt_value[0].as_str();
+    let Some(value) = opt_value.get(1) else {
+        return Err(format!("option {opt} needs a value"));
+    };
+    let slot = match header_key(opt) {
+        Some('s') => &mut header.src,
+        Some('d') => &mut header.dst,
+        Some('i') => &mut header.iif,
+        Some('o') => &mut header.oif,
+        _ => &mut header.proto,
+    };
+    if slot.is_some() {
+        return Err(format!("option {opt} given twice"));
+    }
+    *slot = Some((neg, value.clone()));
+    Ok(())
+}
+
+/// The header in iptables-save's order and form (`-s`, `-d`, `-i`, `-o`, `-p`).
+fn emit_header(header: &Header, out: &mut Vec<String>) -> Result<(), String> {
+    let mut push_header = |slot: &Option<(bool, String)>, flag: &str, value: Option<String>| {
+        if let (Some((neg, _)), Some(v)) = (slot, value) {
+            if *neg {
+                out.push("!".to_owned());
+            }
+            out.push(flag.to_owned());
+            out.push(v);
+        }
+    };
+    for (slot, flag) in [(&header.src, "-s"), (&header.dst, "-d")] {
+        let value = match slot {
+            Some((neg, v)) => match canonical_addr(v)? {
+                Some(a) => Some(a),
+                // `! -s 0.0.0.0/0` cannot be dropped; keep it printable.
+                None if *neg => Some(v.clone()),
+                None => None,
+            },
+            None => None,
+        };
+        push_header(slot, flag, value);
+    }
+    push_header(
+        &header.iif,
+        "-i",
+        header.iif.as_ref().map(|(_, v)| v.clone()),
+    );
+    push_header(
+        &header.oif,
+        "-o",
+        header.oif.as_ref().map(|(_, v)| v.clone()),
+    );
+    push_header(
+        &header.proto,
+        "-p",
+        header.proto.as_ref().and_then(|(_, v)| canonical_proto(v)),
+    );
+    Ok(())
+}
+
+/// Matches in the order given, then the target: iptables-save prints every match before the
+/// target even when `-j X` came first (`-j ACCEPT -m comment ...`).
+fn emit_segments(segments: Vec<Segment>, out: &mut Vec<String>) -> Result<(), String> {
+    let mut target: Option<Segment> = None;
+    for mut seg in segments {
+        if seg.flag != "-m" {
+            canonical_target_opts(&seg.name, &mut seg.opts);
+            target = Some(seg);
+            continue;
+        }
+        canonical_match_opts(&seg.name, &mut seg.opts);
+        if seg.name == "comment" {
+            match seg.opts.as_mut_slice() {
+                [opt, c] if opt == "--comment" => {
+                    let stored = stored_comment(c).len();
+                    c.truncate(stored);
+                }
+                _ => return Err("-m comment takes exactly --comment <text>".to_owned()),
+            }
+        }
+        out.push("-m".to_owned());
+        out.push(seg.name);
+        out.extend(seg.opts);
+    }
+    if let Some(seg) = target {
+        out.push(seg.flag.to_owned());
+        out.push(seg.name);
+        out.extend(seg.opts);
+    }
+    Ok(())
+}
+
 impl Rule {
-    /// Validates and normalises the arguments of `iptables -A CHAIN <tokens>`.
+    /// Validates and normalises the arguments of `iptables -A CHAIN <tokens>`: checks the
+    /// characters, parses header and segments, then writes them in iptables-save's form.
     ///
     /// See the module documentation for the canonical form and the rejected characters.
     pub fn new<I, S>(tokens: I) -> Result<Rule, RuleError>
@@ -272,180 +439,22 @@ impl Rule {
         S: Into<String>,
     {
         let tokens: Vec<String> = tokens.into_iter().map(Into::into).collect();
-        let err = |reason: String| RuleError {
-            tokens: tokens.clone(),
-            reason,
-        };
-        for t in &tokens {
-            if t.contains(['\n', '\r', '\0']) {
-                return Err(err(format!(
+        let normalise = || -> Result<Vec<String>, String> {
+            if let Some(t) = tokens.iter().find(|t| t.contains(['\n', '\r', '\0'])) {
+                return Err(format!(
                     "token {t:?} contains a newline, carriage return or NUL"
-                )));
+                ));
             }
-        }
-
-        let mut header = Header::default();
-        let mut segments: Vec<Segment> = Vec::new();
-        // Index into `segments` of the segment that collects options (None before any).
-        let mut current: Option<usize> = None;
-        let mut i = 0;
-        while i < tokens.len() {
-            let tok = tokens[i].as_str();
-            let negated_header =
-                tok == "!" && tokens.get(i + 1).is_some_and(|n| header_key(n).is_some());
-            if negated_header || header_key(tok).is_some() {
-                let (neg, opt_idx) = if negated_header {
-                    (true, i + 1)
-                } else {
-                    (false, i)
-                };
-                let opt = tokens[opt_idx].as_str();
-                let Some(value) = tokens.get(opt_idx + 1) else {
-                    return Err(err(format!("option {opt} needs a value")));
-                };
-                let slot = match header_key(opt) {
-                    Some('s') => &mut header.src,
-                    Some('d') => &mut header.dst,
-                    Some('i') => &mut header.iif,
-                    Some('o') => &mut header.oif,
-                    _ => &mut header.proto,
-                };
-                if slot.is_some() {
-                    return Err(err(format!("option {opt} given twice")));
-                }
-                *slot = Some((neg, value.clone()));
-                i = opt_idx + 2;
-                continue;
-            }
-            match tok {
-                "-m" | "--match" => {
-                    let Some(name) = tokens.get(i + 1) else {
-                        return Err(err("-m needs a module name".to_owned()));
-                    };
-                    segments.push(Segment {
-                        flag: "-m",
-                        name: name.clone(),
-                        opts: Vec::new(),
-                    });
-                    current = Some(segments.len() - 1);
-                    i += 2;
-                }
-                "-j" | "--jump" | "-g" | "--goto" => {
-                    if segments.iter().any(|s| s.flag != "-m") {
-                        return Err(err("more than one -j/-g target".to_owned()));
-                    }
-                    let Some(name) = tokens.get(i + 1) else {
-                        return Err(err(format!("{tok} needs a target")));
-                    };
-                    let flag = if tok == "-g" || tok == "--goto" {
-                        "-g"
-                    } else {
-                        "-j"
-                    };
-                    segments.push(Segment {
-                        flag,
-                        name: name.clone(),
-                        opts: Vec::new(),
-                    });
-                    current = Some(segments.len() - 1);
-                    i += 2;
-                }
-                _ => {
-                    let idx = match current {
-                        Some(idx) => idx,
-                        None => {
-                            // An option before any -m/-j: it must belong to the protocol's
-                            // implicit match (`-p tcp --dport 80`).
-                            let proto = header.proto.as_ref().and_then(|(_, p)| canonical_proto(p));
-                            let Some(m) = proto.as_deref().and_then(implicit_match) else {
-                                return Err(err(format!(
-                                    "option {tok} is not inside a match (-m) or target (-j)"
-                                )));
-                            };
-                            segments.push(Segment {
-                                flag: "-m",
-                                name: m.to_owned(),
-                                opts: Vec::new(),
-                            });
-                            segments.len() - 1
-                        }
-                    };
-                    current = Some(idx);
-                    segments[idx].opts.push(tok.to_owned());
-                    i += 1;
-                }
-            }
-        }
-
-        let mut out: Vec<String> = Vec::with_capacity(tokens.len() + 2);
-        let mut push_header = |slot: &Option<(bool, String)>, flag: &str, value: Option<String>| {
-            if let (Some((neg, _)), Some(v)) = (slot, value) {
-                if *neg {
-                    out.push("!".to_owned());
-                }
-                out.push(flag.to_owned());
-                out.push(v);
-            }
+            let (header, segments) = parse_tokens(&tokens)?;
+            let mut out: Vec<String> = Vec::with_capacity(tokens.len() + 2);
+            emit_header(&header, &mut out)?;
+            emit_segments(segments, &mut out)?;
+            Ok(out)
         };
-        for (slot, flag) in [(&header.src, "-s"), (&header.dst, "-d")] {
-            let value = match slot {
-                Some((neg, v)) => match canonical_addr(v).map_err(&err)? {
-                    Some(a) => Some(a),
-                    // `! -s 0.0.0.0/0` cannot be dropped; keep it printable.
-                    None if *neg => Some(v.clone()),
-                    None => None,
-                },
-                None => None,
-            };
-            push_header(slot, flag, value);
+        match normalise() {
+            Ok(out) => Ok(Rule { tokens: out }),
+            Err(reason) => Err(RuleError { tokens, reason }),
         }
-        push_header(
-            &header.iif,
-            "-i",
-            header.iif.as_ref().map(|(_, v)| v.clone()),
-        );
-        push_header(
-            &header.oif,
-            "-o",
-            header.oif.as_ref().map(|(_, v)| v.clone()),
-        );
-        push_header(
-            &header.proto,
-            "-p",
-            header.proto.as_ref().and_then(|(_, v)| canonical_proto(v)),
-        );
-
-        // Matches in the order given, then the target: iptables-save prints every match
-        // before the target even when `-j X` came first (`-j ACCEPT -m comment ...`).
-        let mut target: Option<Segment> = None;
-        for mut seg in segments {
-            if seg.flag != "-m" {
-                canonical_target_opts(&seg.name, &mut seg.opts);
-                target = Some(seg);
-                continue;
-            }
-            canonical_match_opts(&seg.name, &mut seg.opts);
-            if seg.name == "comment" {
-                match seg.opts.as_mut_slice() {
-                    [opt, c] if opt == "--comment" => {
-                        let stored = stored_comment(c).len();
-                        c.truncate(stored);
-                    }
-                    _ => {
-                        return Err(err("-m comment takes exactly --comment <text>".to_owned()));
-                    }
-                }
-            }
-            out.push("-m".to_owned());
-            out.push(seg.name);
-            out.extend(seg.opts);
-        }
-        if let Some(seg) = target {
-            out.push(seg.flag.to_owned());
-            out.push(seg.name);
-            out.extend(seg.opts);
-        }
-        Ok(Rule { tokens: out })
     }
 
     /// Builds a rule from tokens as printed by `iptables-save`, without normalisation.

@@ -853,18 +853,10 @@ fn nat_expr(kind: NatKind, family: u32, addr_reg: u32, proto_reg: Option<u32>) -
     other("nat", attrs)
 }
 
+/// Appends the expressions of one statement: matches, then the statements that act.
 fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
     match s {
-        Stmt::Cmp { field, op, value } => {
-            let l = load(*field, c.table, 1)?;
-            let (data, mask) = value_bytes(*field, value)?;
-            c.deps(&l.deps);
-            c.out.push(l.expr);
-            if let Some(mask) = mask {
-                c.out.push(bitwise(1, mask));
-            }
-            c.out.push(cmp(*op, 1, data));
-        }
+        Stmt::Cmp { field, op, value } => encode_cmp(c, *field, *op, value)?,
         Stmt::InSet {
             fields,
             set,
@@ -880,38 +872,15 @@ fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
             }
             c.out.push(Expressions::Lookup(attrs).into());
         }
-        Stmt::FibDaddrLocal { negate } => {
-            c.out.push(other(
-                "fib",
-                vec![
-                    (NFTA_FIB_DREG, be32(1)),
-                    (NFTA_FIB_RESULT, be32(NFT_FIB_RESULT_ADDRTYPE)),
-                    (NFTA_FIB_FLAGS, be32(NFTA_FIB_F_DADDR)),
-                ],
-            ));
-            let op = if *negate { CmpOp::Neq } else { CmpOp::Eq };
-            c.out.push(cmp(op, 1, RTN_LOCAL.to_ne_bytes().to_vec()));
-        }
+        Stmt::FibDaddrLocal { negate } => encode_fib_daddr_local(c, *negate),
         Stmt::CtState(states) => {
             if states.is_empty() {
                 return Err(EncodeError("ct state needs at least one state".into()));
             }
             let bits = states.iter().fold(0u32, |a, s| a | s.bit());
-            c.out.push(other(
-                "ct",
-                vec![(NFTA_CT_DREG, be32(1)), (NFTA_CT_KEY, be32(NFT_CT_STATE))],
-            ));
-            c.out.push(bitwise(1, bits.to_ne_bytes().to_vec()));
-            c.out.push(cmp(CmpOp::Neq, 1, vec![0; 4]));
+            encode_ct_bits(c, NFT_CT_STATE, bits);
         }
-        Stmt::CtStatusDnat => {
-            c.out.push(other(
-                "ct",
-                vec![(NFTA_CT_DREG, be32(1)), (NFTA_CT_KEY, be32(NFT_CT_STATUS))],
-            ));
-            c.out.push(bitwise(1, IPS_DST_NAT.to_ne_bytes().to_vec()));
-            c.out.push(cmp(CmpOp::Neq, 1, vec![0; 4]));
-        }
+        Stmt::CtStatusDnat => encode_ct_bits(c, NFT_CT_STATUS, IPS_DST_NAT),
         Stmt::SetMark(m) => {
             c.out.push(immediate_data(1, m.to_ne_bytes().to_vec()));
             c.out.push(
@@ -943,43 +912,14 @@ fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
                 .into(),
             );
         }
-        Stmt::Nat { kind, addr, port } => {
-            let fam = nat_family(c.table, IpFamily::of(addr))?;
-            let bytes = match addr {
-                IpAddr::V4(a) => a.octets().to_vec(),
-                IpAddr::V6(a) => a.octets().to_vec(),
-            };
-            c.out.push(immediate_data(1, bytes));
-            if let Some(p) = port {
-                c.out.push(immediate_data(2, p.to_be_bytes().to_vec()));
-            }
-            c.out.push(nat_expr(*kind, fam, 1, port.map(|_| 2)));
-        }
+        Stmt::Nat { kind, addr, port } => encode_nat(c, *kind, *addr, *port)?,
         Stmt::NatMap {
             kind,
             family,
             fields,
             map,
             with_port,
-        } => {
-            let fam = nat_family(c.table, *family)?;
-            c.load_concat(fields)?;
-            c.out.push(
-                Expressions::Lookup(vec![
-                    Lookup::Set(map.clone()),
-                    Lookup::SourceRegister(Register::Reg1),
-                    Lookup::DestinationRegister(Register::Reg1),
-                ])
-                .into(),
-            );
-            // Address in 32-bit registers 8.., port right after it.
-            let port_reg = match family {
-                IpFamily::V4 => 9,
-                IpFamily::V6 => 12,
-            };
-            c.out
-                .push(nat_expr(*kind, fam, 1, with_port.then_some(port_reg)));
-        }
+        } => encode_nat_map(c, *kind, *family, fields, map, *with_port)?,
         Stmt::Masquerade => {
             if !matches!(c.table, Family::Ip | Family::Ip6 | Family::Inet) {
                 return Err(EncodeError(format!(
@@ -998,6 +938,93 @@ fn encode_stmt(c: &mut Ctx, s: &Stmt) -> Result<(), EncodeError> {
             None => c.out.push(other("redir", vec![])),
         },
     }
+    Ok(())
+}
+
+/// `<field> [!=] <value>`: load (after its dependencies), mask a prefix, compare.
+fn encode_cmp(c: &mut Ctx, field: Field, op: CmpOp, value: &Value) -> Result<(), EncodeError> {
+    let l = load(field, c.table, 1)?;
+    let (data, mask) = value_bytes(field, value)?;
+    c.deps(&l.deps);
+    c.out.push(l.expr);
+    if let Some(mask) = mask {
+        c.out.push(bitwise(1, mask));
+    }
+    c.out.push(cmp(op, 1, data));
+    Ok(())
+}
+
+/// `fib daddr type [!=] local`.
+fn encode_fib_daddr_local(c: &mut Ctx, negate: bool) {
+    c.out.push(other(
+        "fib",
+        vec![
+            (NFTA_FIB_DREG, be32(1)),
+            (NFTA_FIB_RESULT, be32(NFT_FIB_RESULT_ADDRTYPE)),
+            (NFTA_FIB_FLAGS, be32(NFTA_FIB_F_DADDR)),
+        ],
+    ));
+    let op = if negate { CmpOp::Neq } else { CmpOp::Eq };
+    c.out.push(cmp(op, 1, RTN_LOCAL.to_ne_bytes().to_vec()));
+}
+
+/// `ct <key> & <bits> != 0` (ct state, ct status).
+fn encode_ct_bits(c: &mut Ctx, key: u32, bits: u32) {
+    c.out.push(other(
+        "ct",
+        vec![(NFTA_CT_DREG, be32(1)), (NFTA_CT_KEY, be32(key))],
+    ));
+    c.out.push(bitwise(1, bits.to_ne_bytes().to_vec()));
+    c.out.push(cmp(CmpOp::Neq, 1, vec![0; 4]));
+}
+
+/// `snat`/`dnat to <addr>[:<port>]`: the address in register 1, the port in register 2.
+fn encode_nat(
+    c: &mut Ctx,
+    kind: NatKind,
+    addr: IpAddr,
+    port: Option<u16>,
+) -> Result<(), EncodeError> {
+    let fam = nat_family(c.table, IpFamily::of(&addr))?;
+    let bytes = match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    c.out.push(immediate_data(1, bytes));
+    if let Some(p) = port {
+        c.out.push(immediate_data(2, p.to_be_bytes().to_vec()));
+    }
+    c.out.push(nat_expr(kind, fam, 1, port.map(|_| 2)));
+    Ok(())
+}
+
+/// `snat`/`dnat <family> to <fields> map @<map>`: the lookup writes address (and port) into
+/// register 1 on.
+fn encode_nat_map(
+    c: &mut Ctx,
+    kind: NatKind,
+    family: IpFamily,
+    fields: &[Field],
+    map: &str,
+    with_port: bool,
+) -> Result<(), EncodeError> {
+    let fam = nat_family(c.table, family)?;
+    c.load_concat(fields)?;
+    c.out.push(
+        Expressions::Lookup(vec![
+            Lookup::Set(map.to_owned()),
+            Lookup::SourceRegister(Register::Reg1),
+            Lookup::DestinationRegister(Register::Reg1),
+        ])
+        .into(),
+    );
+    // Address in 32-bit registers 8.., port right after it.
+    let port_reg = match family {
+        IpFamily::V4 => 9,
+        IpFamily::V6 => 12,
+    };
+    c.out
+        .push(nat_expr(kind, fam, 1, with_port.then_some(port_reg)));
     Ok(())
 }
 

@@ -795,6 +795,75 @@ fn element_text(e: &Element) -> String {
     format!("{key}{val}{}", comment_suffix(&e.comment))
 }
 
+/// `add chain <family> <table> <name> [{ type … hook … priority …; policy …; comment …; }]`.
+fn write_chain(
+    f: &mut fmt::Formatter<'_>,
+    family: Family,
+    table: &str,
+    chain: &ChainSpec,
+) -> fmt::Result {
+    write!(f, "add chain {family} {table} {}", chain.name)?;
+    let mut inner = Vec::new();
+    if let Some(b) = &chain.base {
+        inner.push(format!(
+            "type {} hook {} priority {};",
+            b.kind.name(),
+            b.hook.name(),
+            b.priority
+        ));
+        if let Some(p) = b.policy {
+            inner.push(format!(
+                "policy {};",
+                match p {
+                    Policy::Accept => "accept",
+                    Policy::Drop => "drop",
+                }
+            ));
+        }
+    }
+    if let Some(c) = &chain.comment {
+        inner.push(format!("comment {};", quote(c)));
+    }
+    if !inner.is_empty() {
+        write!(f, " {{ {} }}", inner.join(" "))?;
+    }
+    Ok(())
+}
+
+/// `<verb> set|map <family> <table> <name> { type …[ : …]; [comment …;] }`.
+fn write_set(
+    f: &mut fmt::Formatter<'_>,
+    verb: &str,
+    family: Family,
+    table: &str,
+    set: &SetSpec,
+) -> fmt::Result {
+    let kind = if set.data.is_some() { "map" } else { "set" };
+    let data = match &set.data {
+        None => String::new(),
+        Some(MapData::Verdict) => " : verdict".to_owned(),
+        Some(MapData::Values(t)) => format!(" : {}", types_text(t)),
+    };
+    write!(
+        f,
+        "{verb} {kind} {family} {table} {} {{ type {}{data};{} }}",
+        set.name,
+        types_text(&set.key),
+        set.comment
+            .as_ref()
+            .map(|c| format!(" comment {};", quote(c)))
+            .unwrap_or_default()
+    )
+}
+
+/// A key as nft prints it: values joined with ` . `.
+fn key_text(key: &[Value]) -> String {
+    key.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" . ")
+}
+
 impl fmt::Display for NftOp {
     /// One line in nft-like syntax (stable, not necessarily parseable by `nft`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -813,34 +882,7 @@ impl fmt::Display for NftOp {
                 family,
                 table,
                 chain,
-            } => {
-                write!(f, "add chain {family} {table} {}", chain.name)?;
-                let mut inner = Vec::new();
-                if let Some(b) = &chain.base {
-                    inner.push(format!(
-                        "type {} hook {} priority {};",
-                        b.kind.name(),
-                        b.hook.name(),
-                        b.priority
-                    ));
-                    if let Some(p) = b.policy {
-                        inner.push(format!(
-                            "policy {};",
-                            match p {
-                                Policy::Accept => "accept",
-                                Policy::Drop => "drop",
-                            }
-                        ));
-                    }
-                }
-                if let Some(c) = &chain.comment {
-                    inner.push(format!("comment {};", quote(c)));
-                }
-                if !inner.is_empty() {
-                    write!(f, " {{ {} }}", inner.join(" "))?;
-                }
-                Ok(())
-            }
+            } => write_chain(f, *family, table, chain),
             NftOp::FlushChain {
                 family,
                 table,
@@ -856,29 +898,8 @@ impl fmt::Display for NftOp {
                 table,
                 chain,
             } => write!(f, "destroy chain {family} {table} {chain}"),
-            NftOp::AddSet { family, table, set } | NftOp::CreateSet { family, table, set } => {
-                let verb = if matches!(self, NftOp::CreateSet { .. }) {
-                    "create"
-                } else {
-                    "add"
-                };
-                let kind = if set.data.is_some() { "map" } else { "set" };
-                let data = match &set.data {
-                    None => String::new(),
-                    Some(MapData::Verdict) => " : verdict".to_owned(),
-                    Some(MapData::Values(t)) => format!(" : {}", types_text(t)),
-                };
-                write!(
-                    f,
-                    "{verb} {kind} {family} {table} {} {{ type {}{data};{} }}",
-                    set.name,
-                    types_text(&set.key),
-                    set.comment
-                        .as_ref()
-                        .map(|c| format!(" comment {};", quote(c)))
-                        .unwrap_or_default()
-                )
-            }
+            NftOp::AddSet { family, table, set } => write_set(f, "add", *family, table, set),
+            NftOp::CreateSet { family, table, set } => write_set(f, "create", *family, table, set),
             NftOp::FlushSet { family, table, set } => write!(f, "flush set {family} {table} {set}"),
             NftOp::DeleteSet { family, table, set } => {
                 write!(f, "delete set {family} {table} {set}")
@@ -908,11 +929,7 @@ impl fmt::Display for NftOp {
                 f,
                 "delete element {family} {table} {set} {{ {} }}",
                 keys.iter()
-                    .map(|k| k
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" . "))
+                    .map(|k| key_text(k))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

@@ -176,6 +176,8 @@ impl Chunker {
 const CREATE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
 const PLAIN: u16 = NLM_F_REQUEST | NLM_F_ACK;
 
+/// Encodes one plan op into `out` (one message, or several for destroy-by-create-then-delete
+/// and for element lists split over several messages). One function per kind of object.
 fn encode_op(
     op: &NftOp,
     set_id: &mut u32,
@@ -186,180 +188,52 @@ fn encode_op(
             family,
             name,
             comment,
-        } => {
-            check_name("table", name)?;
-            check_comment(comment)?;
-            let mut attrs = vec![TableAttribute::Name(name.clone())];
-            if let Some(c) = comment {
-                attrs.push(TableAttribute::UserData(udata_comment(UDATA_COMMENT, c)));
-            }
-            out.push(nf_msg(
-                *family,
-                CREATE,
-                NfTablesMessage::NewTable(TableMessage { attributes: attrs }),
-            ));
-        }
-        NftOp::DeleteTable { family, name } | NftOp::DestroyTable { family, name } => {
-            check_name("table", name)?;
-            if matches!(op, NftOp::DestroyTable { .. }) {
-                out.push(nf_msg(
-                    *family,
-                    CREATE,
-                    NfTablesMessage::NewTable(TableMessage {
-                        attributes: vec![TableAttribute::Name(name.clone())],
-                    }),
-                ));
-            }
-            out.push(nf_msg(
-                *family,
-                PLAIN,
-                NfTablesMessage::DeleteTable(TableMessage {
-                    attributes: vec![TableAttribute::Name(name.clone())],
-                }),
-            ));
+        } => out.push(add_table(*family, name, comment)?),
+        NftOp::DeleteTable { family, name } => out.push(delete_table(*family, name)?),
+        NftOp::DestroyTable { family, name } => {
+            // Destroy = create if missing (no-op if present), then delete: never ENOENT.
+            out.push(add_table(*family, name, &None)?);
+            out.push(delete_table(*family, name)?);
         }
         NftOp::AddChain {
             family,
             table,
             chain,
-        } => {
-            check_name("table", table)?;
-            check_name("chain", &chain.name)?;
-            check_comment(&chain.comment)?;
-            let mut attrs = vec![
-                ChainAttribute::Table(table.clone()),
-                ChainAttribute::Name(chain.name.clone()),
-            ];
-            if let Some(b) = &chain.base {
-                attrs.push(ChainAttribute::Hook(vec![
-                    Hook::Number(hook_number(*family, b.hook)),
-                    Hook::Priority(b.priority as u32),
-                ]));
-                if let Some(p) = b.policy {
-                    attrs.push(ChainAttribute::Policy(match p {
-                        Policy::Accept => NF_ACCEPT,
-                        Policy::Drop => NF_DROP,
-                    }));
-                }
-                attrs.push(ChainAttribute::Type(b.kind.name().to_owned()));
-            }
-            if let Some(c) = &chain.comment {
-                attrs.push(ChainAttribute::UserData(udata_comment(UDATA_COMMENT, c)));
-            }
-            out.push(nf_msg(
-                *family,
-                CREATE,
-                NfTablesMessage::NewChain(ChainMessage { attributes: attrs }),
-            ));
-        }
+        } => out.push(add_chain(*family, table, chain)?),
         NftOp::FlushChain {
             family,
             table,
             chain,
-        } => {
-            check_name("table", table)?;
-            check_name("chain", chain)?;
-            out.push(nf_msg(
-                *family,
-                PLAIN,
-                NfTablesMessage::DeleteRule(RuleMessage {
-                    attributes: vec![
-                        RuleAttribute::Table(table.clone()),
-                        RuleAttribute::Chain(chain.clone()),
-                    ],
-                }),
-            ));
-        }
+        } => out.push(rule_msg(*family, PLAIN, table, chain, None)?),
         NftOp::DeleteChain {
             family,
             table,
             chain,
-        }
-        | NftOp::DestroyChain {
+        } => out.push(delete_chain(*family, table, chain)?),
+        NftOp::DestroyChain {
             family,
             table,
             chain,
         } => {
-            check_name("table", table)?;
-            check_name("chain", chain)?;
-            let attrs = vec![
-                ChainAttribute::Table(table.clone()),
-                ChainAttribute::Name(chain.clone()),
-            ];
-            if matches!(op, NftOp::DestroyChain { .. }) {
-                out.push(nf_msg(
-                    *family,
-                    CREATE,
-                    NfTablesMessage::NewChain(ChainMessage {
-                        attributes: attrs.clone(),
-                    }),
-                ));
-            }
             out.push(nf_msg(
                 *family,
-                PLAIN,
-                NfTablesMessage::DeleteChain(ChainMessage { attributes: attrs }),
+                CREATE,
+                NfTablesMessage::NewChain(ChainMessage {
+                    attributes: chain_ids(table, chain)?,
+                }),
             ));
+            out.push(delete_chain(*family, table, chain)?);
         }
-        NftOp::AddSet { family, table, set } | NftOp::CreateSet { family, table, set } => {
-            check_name("table", table)?;
-            check_name("set", &set.name)?;
-            check_comment(&set.comment)?;
-            if set.key.is_empty() {
-                return Err(EncodeError("a set needs a key type".into()));
-            }
-            *set_id += 1;
-            let mut attrs = vec![
-                SetAttribute::Table(table.clone()),
-                SetAttribute::Name(set.name.clone()),
-            ];
-            let flags = if set.data.is_some() { NFT_SET_MAP } else { 0 };
-            attrs.push(SetAttribute::Flags(SetFlags::from_bits_retain(flags)));
-            attrs.push(SetAttribute::KeyType(type_id(&set.key)));
-            attrs.push(SetAttribute::KeyLen(type_len(&set.key) as u32));
-            match &set.data {
-                None => {}
-                Some(MapData::Verdict) => {
-                    attrs.push(SetAttribute::DataType(NFT_DATA_VERDICT));
-                    attrs.push(SetAttribute::DataLen(0));
-                }
-                Some(MapData::Values(t)) => {
-                    if t.is_empty() {
-                        return Err(EncodeError("a map needs a data type".into()));
-                    }
-                    attrs.push(SetAttribute::DataType(type_id(t)));
-                    attrs.push(SetAttribute::DataLen(type_len(t) as u32));
-                }
-            }
-            attrs.push(SetAttribute::Id(*set_id));
-            let udata = set_udata(set);
-            if !udata.is_empty() {
-                attrs.push(SetAttribute::UserData(udata));
-            }
-            let flags = if matches!(op, NftOp::CreateSet { .. }) {
-                CREATE | NLM_F_EXCL
-            } else {
-                CREATE
-            };
-            out.push(nf_msg(
-                *family,
-                flags,
-                NfTablesMessage::NewSet(SetMessage { attributes: attrs }),
-            ));
+        NftOp::AddSet { family, table, set } => {
+            out.push(add_set(*family, table, set, set_id, CREATE)?);
+        }
+        NftOp::CreateSet { family, table, set } => {
+            out.push(add_set(*family, table, set, set_id, CREATE | NLM_F_EXCL)?);
         }
         NftOp::FlushSet { family, table, set } => {
             check_name("table", table)?;
             check_name("set", set)?;
-            out.push(nf_msg(
-                *family,
-                PLAIN,
-                NfTablesMessage::DeleteSetElement(SetElementMessage {
-                    attributes: vec![
-                        SetElementList::Table(table.clone()),
-                        SetElementList::Set(set.clone()),
-                    ],
-                }),
-            ));
+            out.push(element_msgs(*family, false, table, set, vec![]).remove(0));
         }
         NftOp::DeleteSet { family, table, set } => {
             check_name("table", table)?;
@@ -382,150 +256,326 @@ fn encode_op(
             key,
             data,
             elements,
-        } => {
-            check_name("table", table)?;
-            check_name("set", set)?;
-            if elements.is_empty() {
-                return Ok(());
-            }
-            let mut chunks = Chunker::default();
-            for e in elements {
-                check_comment(&e.comment)?;
-                let mut attrs = vec![SetElementAttribute::Key(DataAttribute::Value(
-                    expr::key_bytes(key, &e.key)?,
-                ))];
-                match (data, &e.value) {
-                    (None, None) => {}
-                    (Some(MapData::Verdict), Some(ElemValue::Verdict(v))) => {
-                        attrs.push(SetElementAttribute::Data(DataAttribute::Verdict(
-                            expr::verdict_attrs(v),
-                        )));
-                    }
-                    (Some(MapData::Values(t)), Some(ElemValue::Values(vs))) => {
-                        attrs.push(SetElementAttribute::Data(DataAttribute::Value(
-                            expr::key_bytes(t, vs)?,
-                        )));
-                    }
-                    _ => {
-                        return Err(EncodeError(
-                            "element value does not match the set's data type".into(),
-                        ));
-                    }
-                }
-                if let Some(c) = &e.comment {
-                    attrs.push(SetElementAttribute::UserData(udata_comment(
-                        UDATA_COMMENT,
-                        c,
-                    )));
-                }
-                chunks.push(ListAttribute::Element(attrs));
-            }
-            for list in chunks.finish() {
-                out.push(nf_msg(
-                    *family,
-                    CREATE,
-                    NfTablesMessage::NewSetElement(SetElementMessage {
-                        attributes: vec![
-                            SetElementList::Table(table.clone()),
-                            SetElementList::Set(set.clone()),
-                            SetElementList::Elements(list),
-                        ],
-                    }),
-                ));
-            }
-        }
+        } => out.extend(add_elements(*family, table, set, key, data, elements)?),
         NftOp::DeleteElements {
             family,
             table,
             set,
             key,
             keys,
-        } => {
-            check_name("table", table)?;
-            check_name("set", set)?;
-            if keys.is_empty() {
-                return Ok(());
-            }
-            let mut chunks = Chunker::default();
-            for k in keys {
-                chunks.push(ListAttribute::Element(vec![SetElementAttribute::Key(
-                    DataAttribute::Value(expr::key_bytes(key, k)?),
-                )]));
-            }
-            for list in chunks.finish() {
-                out.push(nf_msg(
-                    *family,
-                    PLAIN,
-                    NfTablesMessage::DeleteSetElement(SetElementMessage {
-                        attributes: vec![
-                            SetElementList::Table(table.clone()),
-                            SetElementList::Set(set.clone()),
-                            SetElementList::Elements(list),
-                        ],
-                    }),
-                ));
-            }
-        }
+        } => out.extend(delete_elements(*family, table, set, key, keys)?),
         NftOp::AddRule {
             family,
             table,
             rule,
-        }
-        | NftOp::InsertRule {
+        } => out.push(add_rule(*family, table, rule, CREATE | NLM_F_APPEND)?),
+        NftOp::InsertRule {
             family,
             table,
             rule,
-        } => {
-            check_name("table", table)?;
-            check_name("chain", &rule.chain)?;
-            check_comment(&rule.comment)?;
-            let exprs = expr::encode_rule(&rule.stmts, *family)?;
-            if exprs.as_slice().buffer_len() > MAX_NLA_PAYLOAD {
-                return Err(EncodeError(
-                    "rule too large for one netlink attribute".into(),
-                ));
-            }
-            let mut attrs = vec![
-                RuleAttribute::Table(table.clone()),
-                RuleAttribute::Chain(rule.chain.clone()),
-                RuleAttribute::Expressions(exprs),
-            ];
-            if let Some(c) = &rule.comment {
-                attrs.push(RuleAttribute::UserData(udata_comment(UDATA_COMMENT, c)));
-            }
-            let flags = if matches!(op, NftOp::AddRule { .. }) {
-                CREATE | NLM_F_APPEND
-            } else {
-                CREATE
-            };
-            out.push(nf_msg(
-                *family,
-                flags,
-                NfTablesMessage::NewRule(RuleMessage { attributes: attrs }),
-            ));
-        }
+        } => out.push(add_rule(*family, table, rule, CREATE)?),
         NftOp::DeleteRule {
             family,
             table,
             chain,
             handle,
-        } => {
-            check_name("table", table)?;
-            check_name("chain", chain)?;
-            out.push(nf_msg(
-                *family,
-                PLAIN,
-                NfTablesMessage::DeleteRule(RuleMessage {
-                    attributes: vec![
-                        RuleAttribute::Table(table.clone()),
-                        RuleAttribute::Chain(chain.clone()),
-                        RuleAttribute::Handle(*handle),
-                    ],
-                }),
+        } => out.push(rule_msg(*family, PLAIN, table, chain, Some(*handle))?),
+    }
+    Ok(())
+}
+
+fn add_table(
+    family: Family,
+    name: &str,
+    comment: &Option<String>,
+) -> Result<NetlinkMessage<NetfilterMessage>, EncodeError> {
+    check_name("table", name)?;
+    check_comment(comment)?;
+    let mut attrs = vec![TableAttribute::Name(name.to_owned())];
+    if let Some(c) = comment {
+        attrs.push(TableAttribute::UserData(udata_comment(UDATA_COMMENT, c)));
+    }
+    Ok(nf_msg(
+        family,
+        CREATE,
+        NfTablesMessage::NewTable(TableMessage { attributes: attrs }),
+    ))
+}
+
+fn delete_table(
+    family: Family,
+    name: &str,
+) -> Result<NetlinkMessage<NetfilterMessage>, EncodeError> {
+    check_name("table", name)?;
+    Ok(nf_msg(
+        family,
+        PLAIN,
+        NfTablesMessage::DeleteTable(TableMessage {
+            attributes: vec![TableAttribute::Name(name.to_owned())],
+        }),
+    ))
+}
+
+/// The table and name attributes of a chain.
+fn chain_ids(table: &str, chain: &str) -> Result<Vec<ChainAttribute>, EncodeError> {
+    check_name("table", table)?;
+    check_name("chain", chain)?;
+    Ok(vec![
+        ChainAttribute::Table(table.to_owned()),
+        ChainAttribute::Name(chain.to_owned()),
+    ])
+}
+
+fn add_chain(
+    family: Family,
+    table: &str,
+    chain: &super::ChainSpec,
+) -> Result<NetlinkMessage<NetfilterMessage>, EncodeError> {
+    let mut attrs = chain_ids(table, &chain.name)?;
+    check_comment(&chain.comment)?;
+    if let Some(b) = &chain.base {
+        attrs.push(ChainAttribute::Hook(vec![
+            Hook::Number(hook_number(family, b.hook)),
+            Hook::Priority(b.priority as u32),
+        ]));
+        if let Some(p) = b.policy {
+            attrs.push(ChainAttribute::Policy(match p {
+                Policy::Accept => NF_ACCEPT,
+                Policy::Drop => NF_DROP,
+            }));
+        }
+        attrs.push(ChainAttribute::Type(b.kind.name().to_owned()));
+    }
+    if let Some(c) = &chain.comment {
+        attrs.push(ChainAttribute::UserData(udata_comment(UDATA_COMMENT, c)));
+    }
+    Ok(nf_msg(
+        family,
+        CREATE,
+        NfTablesMessage::NewChain(ChainMessage { attributes: attrs }),
+    ))
+}
+
+fn delete_chain(
+    family: Family,
+    table: &str,
+    chain: &str,
+) -> Result<NetlinkMessage<NetfilterMessage>, EncodeError> {
+    Ok(nf_msg(
+        family,
+        PLAIN,
+        NfTablesMessage::DeleteChain(ChainMessage {
+            attributes: chain_ids(table, chain)?,
+        }),
+    ))
+}
+
+/// A `NEWSET` (`flags` says whether an existing set is an error).
+fn add_set(
+    family: Family,
+    table: &str,
+    set: &super::SetSpec,
+    set_id: &mut u32,
+    flags: u16,
+) -> Result<NetlinkMessage<NetfilterMessage>, EncodeError> {
+    check_name("table", table)?;
+    check_name("set", &set.name)?;
+    check_comment(&set.comment)?;
+    if set.key.is_empty() {
+        return Err(EncodeError("a set needs a key type".into()));
+    }
+    *set_id += 1;
+    let mut attrs = vec![
+        SetAttribute::Table(table.to_owned()),
+        SetAttribute::Name(set.name.clone()),
+    ];
+    let set_flags = if set.data.is_some() { NFT_SET_MAP } else { 0 };
+    attrs.push(SetAttribute::Flags(SetFlags::from_bits_retain(set_flags)));
+    attrs.push(SetAttribute::KeyType(type_id(&set.key)));
+    attrs.push(SetAttribute::KeyLen(type_len(&set.key) as u32));
+    match &set.data {
+        None => {}
+        Some(MapData::Verdict) => {
+            attrs.push(SetAttribute::DataType(NFT_DATA_VERDICT));
+            attrs.push(SetAttribute::DataLen(0));
+        }
+        Some(MapData::Values(t)) => {
+            if t.is_empty() {
+                return Err(EncodeError("a map needs a data type".into()));
+            }
+            attrs.push(SetAttribute::DataType(type_id(t)));
+            attrs.push(SetAttribute::DataLen(type_len(t) as u32));
+        }
+    }
+    attrs.push(SetAttribute::Id(*set_id));
+    let udata = set_udata(set);
+    if !udata.is_empty() {
+        attrs.push(SetAttribute::UserData(udata));
+    }
+    Ok(nf_msg(
+        family,
+        flags,
+        NfTablesMessage::NewSet(SetMessage { attributes: attrs }),
+    ))
+}
+
+/// Element messages of `table`/`set` (`NEWSETELEM` when `add`, else `DELSETELEM`): one per
+/// chunk of `lists` (one without elements, a flush, when `lists` is empty).
+fn element_msgs(
+    family: Family,
+    add: bool,
+    table: &str,
+    set: &str,
+    lists: Vec<Vec<ListAttribute<SetElementAttribute>>>,
+) -> Vec<NetlinkMessage<NetfilterMessage>> {
+    let msg = |elements: Option<Vec<ListAttribute<SetElementAttribute>>>| {
+        let mut attributes = vec![
+            SetElementList::Table(table.to_owned()),
+            SetElementList::Set(set.to_owned()),
+        ];
+        attributes.extend(elements.map(SetElementList::Elements));
+        let m = SetElementMessage { attributes };
+        if add {
+            nf_msg(family, CREATE, NfTablesMessage::NewSetElement(m))
+        } else {
+            nf_msg(family, PLAIN, NfTablesMessage::DeleteSetElement(m))
+        }
+    };
+    if lists.is_empty() {
+        return vec![msg(None)];
+    }
+    lists.into_iter().map(|l| msg(Some(l))).collect()
+}
+
+/// One element's attributes: key, value (for maps), comment.
+fn element_attrs(
+    key: &[super::DataType],
+    data: &Option<MapData>,
+    e: &super::Element,
+) -> Result<Vec<SetElementAttribute>, EncodeError> {
+    check_comment(&e.comment)?;
+    let mut attrs = vec![SetElementAttribute::Key(DataAttribute::Value(
+        expr::key_bytes(key, &e.key)?,
+    ))];
+    match (data, &e.value) {
+        (None, None) => {}
+        (Some(MapData::Verdict), Some(ElemValue::Verdict(v))) => {
+            attrs.push(SetElementAttribute::Data(DataAttribute::Verdict(
+                expr::verdict_attrs(v),
+            )));
+        }
+        (Some(MapData::Values(t)), Some(ElemValue::Values(vs))) => {
+            attrs.push(SetElementAttribute::Data(DataAttribute::Value(
+                expr::key_bytes(t, vs)?,
+            )));
+        }
+        _ => {
+            return Err(EncodeError(
+                "element value does not match the set's data type".into(),
             ));
         }
     }
-    Ok(())
+    if let Some(c) = &e.comment {
+        attrs.push(SetElementAttribute::UserData(udata_comment(
+            UDATA_COMMENT,
+            c,
+        )));
+    }
+    Ok(attrs)
+}
+
+fn add_elements(
+    family: Family,
+    table: &str,
+    set: &str,
+    key: &[super::DataType],
+    data: &Option<MapData>,
+    elements: &[super::Element],
+) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, EncodeError> {
+    check_name("table", table)?;
+    check_name("set", set)?;
+    if elements.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut chunks = Chunker::default();
+    for e in elements {
+        chunks.push(ListAttribute::Element(element_attrs(key, data, e)?));
+    }
+    Ok(element_msgs(family, true, table, set, chunks.finish()))
+}
+
+fn delete_elements(
+    family: Family,
+    table: &str,
+    set: &str,
+    key: &[super::DataType],
+    keys: &[Vec<super::Value>],
+) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, EncodeError> {
+    check_name("table", table)?;
+    check_name("set", set)?;
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut chunks = Chunker::default();
+    for k in keys {
+        chunks.push(ListAttribute::Element(vec![SetElementAttribute::Key(
+            DataAttribute::Value(expr::key_bytes(key, k)?),
+        )]));
+    }
+    Ok(element_msgs(family, false, table, set, chunks.finish()))
+}
+
+/// A `DELRULE` for a whole chain (a flush) or, with `handle`, one rule.
+fn rule_msg(
+    family: Family,
+    flags: u16,
+    table: &str,
+    chain: &str,
+    handle: Option<u64>,
+) -> Result<NetlinkMessage<NetfilterMessage>, EncodeError> {
+    check_name("table", table)?;
+    check_name("chain", chain)?;
+    let mut attributes = vec![
+        RuleAttribute::Table(table.to_owned()),
+        RuleAttribute::Chain(chain.to_owned()),
+    ];
+    attributes.extend(handle.map(RuleAttribute::Handle));
+    Ok(nf_msg(
+        family,
+        flags,
+        NfTablesMessage::DeleteRule(RuleMessage { attributes }),
+    ))
+}
+
+/// A `NEWRULE` (`flags` with `NLM_F_APPEND` appends, without it inserts at the head).
+fn add_rule(
+    family: Family,
+    table: &str,
+    rule: &super::RuleSpec,
+    flags: u16,
+) -> Result<NetlinkMessage<NetfilterMessage>, EncodeError> {
+    check_name("table", table)?;
+    check_name("chain", &rule.chain)?;
+    check_comment(&rule.comment)?;
+    let exprs = expr::encode_rule(&rule.stmts, family)?;
+    if exprs.as_slice().buffer_len() > MAX_NLA_PAYLOAD {
+        return Err(EncodeError(
+            "rule too large for one netlink attribute".into(),
+        ));
+    }
+    let mut attrs = vec![
+        RuleAttribute::Table(table.to_owned()),
+        RuleAttribute::Chain(rule.chain.clone()),
+        RuleAttribute::Expressions(exprs),
+    ];
+    if let Some(c) = &rule.comment {
+        attrs.push(RuleAttribute::UserData(udata_comment(UDATA_COMMENT, c)));
+    }
+    Ok(nf_msg(
+        family,
+        flags,
+        NfTablesMessage::NewRule(RuleMessage { attributes: attrs }),
+    ))
 }
 
 /// Encodes every op of `plan` (sequence numbers are assigned when sending).
