@@ -72,6 +72,9 @@ pub enum ConntrackError {
     /// A kernel message could not be decoded.
     #[error("cannot decode conntrack message: {0}")]
     Decode(String),
+    /// The netfilter netlink layer failed otherwise (a malformed or truncated reply).
+    #[error("conntrack netlink reply")]
+    Netlink(#[source] NftError),
     /// Every dump of the table was interrupted (`NLM_F_DUMP_INTR`: the table kept changing
     /// while it was read), so matching entries may remain.
     #[error(
@@ -94,7 +97,7 @@ impl From<NftError> for ConntrackError {
                 request: "conntrack".to_owned(),
                 source,
             },
-            other => ConntrackError::Decode(other.to_string()),
+            other => ConntrackError::Netlink(other),
         }
     }
 }
@@ -563,5 +566,17 @@ mod tests {
         assert_eq!(tuple.protocol, 17);
         assert_eq!(tuple.src_port, Some(1000));
         assert_eq!(tuple.dst_port, Some(53));
+    }
+
+    #[test]
+    fn netlink_failures_keep_their_cause() {
+        use std::error::Error as _;
+        let e = ConntrackError::from(NftError::Truncated { len: 300_000 });
+        assert!(matches!(e, ConntrackError::Netlink(_)));
+        assert_eq!(e.to_string(), "conntrack netlink reply");
+        assert_eq!(
+            e.source().map(ToString::to_string).as_deref(),
+            Some("nf_tables netlink reply truncated (300000 bytes)")
+        );
     }
 }

@@ -54,8 +54,10 @@ pub enum NftError {
         /// What is wrong.
         reason: String,
     },
-    /// The kernel refused the transaction; nothing was changed.
-    #[error("nf_tables rejected {}: {source}{}", match (.index, .op) {
+    /// The kernel refused the transaction; nothing was changed. The errno is the `source`
+    /// (printed once, after the message, by a chain printer); the message names the op and
+    /// carries the kernel's extended-ACK text.
+    #[error("nf_tables rejected {}{}", match (.index, .op) {
         (Some(i), Some(op)) => format!("op #{i} `{op}`"),
         _ => "the transaction".to_owned(),
     }, .message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())]

@@ -385,3 +385,21 @@ fn create_set_is_exclusive_and_dumped_as_create() {
     assert_eq!(flags[2] & 0x200, 0x200);
     assert_eq!(flags[1] | 0x200, flags[2]);
 }
+
+#[test]
+fn a_rejection_prints_its_errno_once() {
+    use std::error::Error as _;
+    let errno = std::io::Error::from_raw_os_error(libc::EEXIST);
+    let e = NftError::Rejected {
+        index: Some(2),
+        op: Some("add table ip t".into()),
+        message: Some("bad table".into()),
+        source: std::io::Error::from_raw_os_error(libc::EEXIST),
+    };
+    assert_eq!(
+        e.to_string(),
+        "nf_tables rejected op #2 `add table ip t` (bad table)"
+    );
+    assert_eq!(e.source().map(ToString::to_string), Some(errno.to_string()));
+    assert!(!e.to_string().contains(&errno.to_string()));
+}
