@@ -196,7 +196,7 @@ pub enum PortmapError {
     #[error("invalid cni.dev/valid-attachments")]
     Attachments(#[source] serde_json::Error),
     /// Several steps of DEL or GC failed; each is listed.
-    #[error("{}", .0.iter().map(|e| cni_types::error::chain_message(e)).collect::<Vec<_>>().join("; "))]
+    #[error("{}", cni_types::error::join_chain_messages(.0, "; "))]
     Many(Vec<PortmapError>),
 }
 

@@ -6,6 +6,7 @@ use std::io::ErrorKind;
 use cni_linux::conntrack::ConntrackError;
 use cni_linux::firewall::iptables::IptablesError;
 use cni_linux::firewall::{Backend, FirewallApplier, FirewallError, IpFamily};
+use cni_types::error::collect_errors;
 use cni_types::{Attachment, CniResult};
 use ipnet::IpNet;
 
@@ -259,11 +260,7 @@ fn remove(
             }
         }
     }
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(PortmapError::Many(errors)),
-    }
+    collect_errors(errors, PortmapError::Many)
 }
 
 fn nft_del(
@@ -339,11 +336,7 @@ fn drop_unneeded_guard(
             "could not remove the route_localnet guard",
         )(e));
     }
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(PortmapError::Many(errors)),
-    }
+    collect_errors(errors, PortmapError::Many)
 }
 
 /// DEL: removes the container's mappings in both families, from the configured backend and,
@@ -465,11 +458,7 @@ fn gc_backend(
             }
         }
     }
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(PortmapError::Many(errors)),
-    }
+    collect_errors(errors, PortmapError::Many)
 }
 
 /// GC (not in the reference): removes the mappings of this network's attachments that are
