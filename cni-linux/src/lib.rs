@@ -5,10 +5,27 @@
 //! | module | job |
 //! |---|---|
 //! | [`netns`] | [`NetNs`](netns::NetNs): an owned handle on a network namespace; run a closure inside it on a dedicated thread that exits afterwards; create and delete named (bind-mounted) namespaces like `ip netns`; [`is_netns`](netns::is_netns) |
-//! | [`netlink`] | synchronous rtnetlink ([`Handle`](netlink::Handle)): links (bridge, veth with the peer created directly inside the target namespace), addresses, routes, bridge ports and VLANs, event-driven waits, MAC helpers |
+//! | `nl` (crate-private) | the netlink core every netlink user here shares: socket options, send, bounded receive, message walk, `NLMSG_ERROR`/`NLMSG_DONE` with extended ACK, the reply loop of one request (ACK, single answer, dump, `NLM_F_DUMP_INTR`), attribute walking |
+//! | [`netlink`] | synchronous rtnetlink ([`Handle`](netlink::Handle)) over that core: links (bridge, veth with the peer created directly inside the target namespace, vlan, dummy), addresses, routes, bridge ports and VLANs, namespace-wide forwarding (`RTM_GETNETCONF`), event-driven waits, [`mac`](netlink::mac) helpers, [`tc`](netlink::tc) (tbf and ingress qdiscs, u32 redirect filters, ifb devices) |
 //! | [`sysctl`] | `/proc/sys` keys in the calling thread's or a given namespace |
-//! | [`firewall`] | iptables and nftables backends (see the module docs) |
-//! | [`conntrack`] | conntrack entries (see the module docs) |
+//! | [`firewall`] | [`iptables`](firewall::iptables) and [`nftables`](firewall::nftables) backends (plan, then apply; nf_tables codec over the netlink core with listings decoded through netlink-packet-netfilter), [`names`](firewall::names) (the reference's chain names and hashes), [`owner`](firewall::owner) (owner tag and comments of our nftables objects), [`sha512`](firewall::sha512) (the digest behind them), the [`FirewallApplier`](firewall::FirewallApplier) seam |
+//! | [`conntrack`] | conntrack entries over ctnetlink (same core): stream the table, delete matching entries |
+//!
+//! # Types from 0.x crates in this API (part of its semver contract)
+//!
+//! These appear in public signatures; a new major of cni-linux follows an incompatible release
+//! of them, and each is reachable through cni-linux so users need no second version:
+//!
+//! | type | where | reach it as |
+//! |---|---|---|
+//! | `netlink_packet_route` 0.34 messages (`RouteNetlinkMessage`, ...) | [`Handle::ack_request`](netlink::Handle::ack_request), [`Handle::dump_request`](netlink::Handle::dump_request) | [`netlink::packet_route`] |
+//! | `nix` 0.32 `Errno` | [`netlink::Error::Kernel`]'s `errno`, [`netlink::Error::errno`] | [`netlink::Errno`] |
+//! | `netlink_packet_core` 0.9 `DecodeError` | [`netlink::Error::Decode`]'s `source` | [`netlink::DecodeError`] |
+//!
+//! Everything else (netlink-sys sockets, netlink-packet-netfilter messages) stays inside:
+//! nftables and conntrack speak our own types ([`firewall::nftables::NftPlan`],
+//! [`firewall::nftables::TableListing`], [`conntrack::Entry`]) and report `std::io::Error`
+//! errnos.
 //!
 //! Nothing here spawns `ip` or needs an async runtime. Namespace switching never leaves a
 //! thread in the wrong namespace: either a short-lived thread enters the namespace

@@ -17,6 +17,10 @@
 //! | `wait` | [`Handle::wait_oper_up`], [`Handle::wait_addrs_not_tentative`]: event-driven waits with a timeout |
 //! | [`mac`] | parse, format and generate MAC addresses |
 //! | [`tc`] ([`TcRequest`], [`Qdisc`], [`Filter`]) | traffic control: tbf and ingress qdiscs, u32 redirect filters, ifb devices |
+//! | `netconf` | [`Handle::forwarding`]: namespace-wide forwarding over `RTM_GETNETCONF` |
+//!
+//! Sockets, the reply loop, extended ACKs and attribute walking are the crate's netlink core
+//! (`nl`), shared with nf_tables and conntrack.
 //!
 //! Kernel errors come back as [`Error::Kernel`] with the errno and, when the kernel sends one,
 //! its extended-ACK message; [`Error::is_exists`] and [`Error::is_not_found`] classify them.
@@ -62,12 +66,10 @@ use std::fmt;
 use std::io;
 
 use netlink_packet_core::{
-    DecodeError, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
-use nix::errno::Errno;
 
 use crate::netns::{NetNs, NetnsError};
 use crate::nl::{self, Flow, ReplyError};
@@ -82,8 +84,17 @@ pub use route::{Route, RouteKind, Scope, TABLE_LOCAL, TABLE_MAIN};
 pub use tc::{Filter, Ifb, IfbOptions, Qdisc, TbfParams, TcRequest};
 
 /// The codec crate, re-exported so users of [`Handle::ack_request`] /
-/// [`Handle::dump_request`] need no second version of it.
+/// [`Handle::dump_request`] need no second version of it (part of the semver contract, see
+/// the crate docs).
 pub use netlink_packet_route as packet_route;
+
+/// The errno type of [`Error::Kernel`] (nix 0.32), re-exported for matching on it without a
+/// direct nix dependency (part of the semver contract, see the crate docs).
+pub use nix::errno::Errno;
+
+/// The codec error in [`Error::Decode`] (netlink-packet-core 0.9), re-exported (part of the
+/// semver contract, see the crate docs).
+pub use netlink_packet_core::DecodeError;
 
 /// Size of the reusable receive buffer. Kernel dump batches are at most 32 KiB.
 const RECV_BUF_SIZE: usize = 64 * 1024;
