@@ -1,8 +1,4 @@
-//! The `bandwidth` CNI plugin: token-bucket shaping of a pod's traffic, as a chained plugin
-//! after `bridge`, `ptp` or any plugin that gives the pod a veth. A drop-in for the reference
-//! plugin (containernetworking/plugins `plugins/meta/bandwidth`): the same keys, errors,
-//! result and kernel layout, so a Go bandwidth removes what this one installed and the other
-//! way round. Everything goes over netlink ([`cni_linux::netlink::tc`]); no `tc` processes.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -81,27 +77,6 @@
 //! - `shapedSubnets` / `unshapedSubnets` are not offered: they existed only in the
 //!   reference's v1.5.0 and v1.5.1 (an HTB layout) and were reverted in v1.6.0; the current
 //!   reference has the token-bucket layout implemented here.
-//!
-//! # Quick start (in-process)
-//!
-//! ```no_run
-//! use std::path::Path;
-//! use cni_bandwidth::{BandwidthConf, SystemKernel};
-//! use cni_types::{Attachment, NetConf};
-//!
-//! let stdin = br#"{"cniVersion":"1.0.0","name":"podnet","type":"bandwidth",
-//!   "runtimeConfig":{"bandwidth":{"ingressRate":8000000,"ingressBurst":80000}},
-//!   "prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"veth1234"},
-//!     {"name":"eth0","sandbox":"/run/netns/p"}],"ips":[{"address":"10.88.0.5/16","interface":1}]}}"#;
-//! let conf = BandwidthConf::try_from(&NetConf::from_slice(stdin)?)?;
-//! let att = Attachment { container_id: "ctr1".into(), ifname: "eth0".into() };
-//! let mut kernel = SystemKernel::open()?;
-//! let tick = cni_linux::netlink::tc::tick_in_usec();
-//! let result = cni_bandwidth::add(&conf, &att, Some(Path::new("/run/netns/p")), &mut kernel, tick)?;
-//! cni_bandwidth::del(&conf, &att, Some(Path::new("/run/netns/p")), &mut kernel)?;
-//! # let _ = result;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 #![warn(missing_docs)]
 

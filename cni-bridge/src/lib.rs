@@ -1,13 +1,4 @@
-//! The bridge CNI plugin: a drop-in for the reference `bridge` (containernetworking/plugins)
-//! on a fast, synchronous netlink path.
-//!
-//! Every key of the reference is supported (`bridge`, `isGateway`, `isDefaultGateway`,
-//! `forceAddress`, `ipMasq`, `ipMasqBackend`, `mtu`, `hairpinMode`, `promiscMode`, `vlan`,
-//! `vlanTrunk`, `preserveDefaultVlan`, `enabledad`, `macspoofchk`,
-//! `disableContainerInterface`, `portIsolation`, `ipam`, `dns`, and the container MAC from
-//! `runtimeConfig.mac`, `args.cni.mac` or `CNI_ARGS` `MAC`), with the reference's result layout
-//! (`interfaces` = bridge, host veth, container interface; `ips[].interface` = 2) and error
-//! messages. IPAM is delegated through `CNI_PATH`, so it works with any IPAM plugin.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -91,22 +82,6 @@
 //! must be removable by the other. nftables is faster (one netlink transaction of element
 //! additions, no process); choose it explicitly with `"ipMasqBackend": "nftables"`. Teardown
 //! (with `ipMasq`) always covers both backends and the reference's nftables layout.
-//!
-//! # Quick start (in-process)
-//!
-//! ```no_run
-//! use cni_bridge::{Attachment, BridgeConf, Deps};
-//!
-//! let conf = BridgeConf::parse(br#"{"cniVersion":"1.0.0","name":"podnet","type":"bridge",
-//!     "bridge":"cni0","isGateway":true,"ipMasq":true,
-//!     "ipam":{"type":"host-local","subnet":"10.88.0.0/16"}}"#, "")?;
-//! let att = Attachment::new("ctr1", "eth0", Some("/run/netns/pod1".into()), "/opt/cni/bin");
-//! let mut deps = Deps::system();
-//! let result = cni_bridge::add(&conf, &att, &mut deps)?;
-//! assert_eq!(result.ips[0].interface, Some(2));
-//! cni_bridge::del(&conf, &att, &mut deps)?;
-//! # Ok::<(), cni_bridge::BridgeError>(())
-//! ```
 
 #![warn(missing_docs)]
 

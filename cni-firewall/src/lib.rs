@@ -1,7 +1,4 @@
-//! The `firewall` CNI plugin: allows a pod's traffic through the node's forward path and,
-//! with `ingressPolicy: same-bridge`, isolates bridges from each other. A drop-in for the
-//! reference plugin (containernetworking/plugins `plugins/meta/firewall`), chained after
-//! `bridge` as podman and nerdctl do.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -54,27 +51,6 @@
 //! - Newer references (v1.7.0+) add `ingressPolicy: "isolated"` and comment the shared
 //!   isolation rules `(ingressPolicy: same-bridge|isolated)`; we follow v1.1.1 (what Debian
 //!   ships and podman 4.3 drives), so `isolated` is refused as an unknown policy.
-//!
-//! # Quick start (in-process)
-//!
-//! ```no_run
-//! use cni_firewall::{FirewallConf, Store, SystemHost};
-//! use cni_linux::firewall::System;
-//! use cni_types::Attachment;
-//!
-//! let stdin = br#"{"cniVersion":"1.0.0","name":"podnet","type":"firewall","backend":"nftables",
-//!   "prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"cni0"},{"name":"veth1"},
-//!     {"name":"eth0","sandbox":"/run/netns/p"}],
-//!     "ips":[{"address":"10.88.0.5/16","interface":2}]}}"#;
-//! let conf = FirewallConf::parse(stdin)?;
-//! let att = Attachment { container_id: "ctr1".into(), ifname: "eth0".into() };
-//! let store = Store::new(&conf.data_dir, &conf.name);
-//! let mut host = SystemHost::default();
-//! let result = cni_firewall::add(&conf, &att, &mut System, &mut host, &store)?;
-//! cni_firewall::del(&conf, &att, &mut System, &mut host, &store)?;
-//! # let _ = result;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 #![warn(missing_docs)]
 

@@ -1,11 +1,4 @@
-//! host-local IPAM: a drop-in for the reference plugin, plus the GC and STATUS it never had.
-//!
-//! The `host-local` binary of this crate replaces the reference Go plugin
-//! (containernetworking/plugins `plugins/ipam/host-local`): same configuration keys and
-//! defaults, same validation and error messages, and the same on-disk store, byte for byte, so
-//! a node can switch between the two at any moment, in either direction, and both can run at
-//! the same time on one store. The library does everything in-process, for Rust tools that
-//! manage addresses without spawning a plugin.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -18,22 +11,6 @@
 //! - [`disk`]: [`DiskStore`], the reference's `<dataDir>/<network>/` layout under its `flock`.
 //! - [`dns`]: `resolvConf` parsing.
 //! - [`plugin`]: the verbs over the disk store and the [`HostLocal`] skel plugin.
-//!
-//! # Quick start
-//!
-//! ```no_run
-//! use cni_ipam_hostlocal::{Allocator, Config, DiskStore};
-//! use cni_types::Attachment;
-//!
-//! let conf = Config::parse(br#"{"cniVersion":"1.1.0","name":"mynet",
-//!     "ipam":{"type":"host-local","dataDir":"/run/my-tool/ipam",
-//!             "ranges":[[{"subnet":"10.1.2.0/24"}],[{"subnet":"2001:db8:1::/64"}]]}}"#, "")?;
-//! let alloc = Allocator::new(DiskStore::new(&conf.data_dir, &conf.name)?);
-//! let pod = Attachment { container_id: "c1".into(), ifname: "eth0".into() };
-//! let ips = alloc.allocate(&conf.ranges, &conf.requested, &pod)?; // 10.1.2.2/24, 2001:db8:1::2/64
-//! alloc.release(&pod)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 //!
 //! # Behaviour (as the reference)
 //!

@@ -1,18 +1,4 @@
-//! static IPAM: a drop-in for the reference plugin (containernetworking/plugins
-//! `plugins/ipam/static`): fixed addresses, routes and DNS from the configuration or from the
-//! runtime.
-//!
-//! Use it as the `ipam` of a main plugin (our bridge delegates to it through `CNI_PATH`, and
-//! runs it while the veth is made, since it never looks at the interface):
-//!
-//! ```json
-//! {"cniVersion": "1.0.0", "name": "mynet", "type": "bridge", "bridge": "cni0", "isGateway": true,
-//!  "ipam": {"type": "static",
-//!           "addresses": [{"address": "10.10.0.5/24", "gateway": "10.10.0.1"},
-//!                         {"address": "3ffe:ffff:0:1ff::5/64"}],
-//!           "routes": [{"dst": "0.0.0.0/0"}],
-//!           "dns": {"nameservers": ["10.10.0.1"]}}}
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -50,20 +36,6 @@
 //!   which name the key (`failed to decode ipam.routes: …`).
 //! - A route without `dst` is refused (the reference returns it with an empty destination).
 //! - **1.1.0 is supported** (GC and STATUS); the reference v1.1.1 stops at 1.0.0.
-//!
-//! # Quick start (in-process)
-//!
-//! ```
-//! use cni_ipam_static::StaticConf;
-//!
-//! let conf = StaticConf::parse(br#"{"cniVersion":"1.0.0","name":"n",
-//!     "ipam":{"type":"static","addresses":[{"address":"10.10.0.5/24"}]}}"#,
-//!     "IgnoreUnknown=1;IP=10.10.0.6/24;GATEWAY=10.10.0.1")?;
-//! let result = cni_ipam_static::add(&conf);
-//! assert_eq!(result.ips[1].address.to_string(), "10.10.0.6/24");
-//! assert_eq!(result.ips[1].gateway, Some("10.10.0.1".parse().unwrap()));
-//! # Ok::<(), cni_ipam_static::ConfigError>(())
-//! ```
 
 #![warn(missing_docs)]
 

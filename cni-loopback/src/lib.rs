@@ -1,10 +1,4 @@
-//! The loopback CNI plugin: a drop-in for the reference `loopback`
-//! (containernetworking/plugins `plugins/main/loopback`), over netlink.
-//!
-//! containerd's CRI runs it for every pod sandbox: go-cni adds the network
-//! `{"cniVersion":"0.3.1","name":"cni-loopback","plugins":[{"type":"loopback"}]}` on `lo` and
-//! sets it up in parallel with the pod's main network. CRI-O and podman bring `lo` up
-//! themselves.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -43,21 +37,6 @@
 //! - **A failed ADD sets `lo` down again** if it was down before (the reference leaves it up).
 //! - **CHECK also verifies the addresses**, not only the up flag.
 //! - **1.1.0 is supported** (GC and STATUS); the reference v1.1.1 stops at 1.0.0.
-//!
-//! # Quick start (in-process)
-//!
-//! ```no_run
-//! use cni_loopback::LoopbackConf;
-//! use std::path::Path;
-//!
-//! let conf = LoopbackConf::parse(br#"{"cniVersion":"1.0.0","name":"lo","type":"loopback"}"#)?;
-//! let pod = Path::new("/run/netns/pod1");
-//! let result = cni_loopback::add(pod, &conf)?;
-//! assert_eq!(result.ips[0].address.to_string(), "127.0.0.1/8");
-//! cni_loopback::check(pod, &LoopbackConf { prev_result: Some(result), ..conf })?;
-//! cni_loopback::del(Some(pod))?;
-//! # Ok::<(), cni_loopback::LoopbackError>(())
-//! ```
 
 #![warn(missing_docs)]
 

@@ -1,18 +1,4 @@
-//! Every cni-rs CNI plugin in one static binary, `cni-plugins`, and an installer for a node.
-//!
-//! The binary runs the plugin it is named as: `/opt/cni/bin/bridge`, a symlink to
-//! `cni-plugins`, is the bridge plugin (the file name of `argv[0]` decides, as in k3s's
-//! multicall binary). `cni-plugins bridge` runs it too, with the environment and stdin as they
-//! are. Otherwise it has a few subcommands:
-//!
-//! ```text
-//! cni-plugins install --dest /opt/cni/bin [--backup-dir DIR]
-//!                     [--conflist FILE --net-dir /etc/cni/net.d [--force]]
-//! cni-plugins install --dest /opt/cni/bin --rollback
-//! cni-plugins install-node     # settings from the environment (an init container)
-//! cni-plugins sleep            # wait for SIGTERM (a DaemonSet's main container)
-//! cni-plugins version | help
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //! - [`table`]: the plugins of the binary, one line each.
@@ -24,19 +10,6 @@
 //!   unless forced.
 //! - [`node`]: `install-node`, the flannel install-cni pattern: all of the above from
 //!   environment variables, for `deploy/Containerfile`.
-//!
-//! # Quick start (in-process)
-//!
-//! ```no_run
-//! use cni_plugins::install::{Layout, install, rollback};
-//!
-//! let layout = Layout::new("/opt/cni/bin");
-//! let names: Vec<&str> = cni_plugins::table::names().collect();
-//! let report = install(&layout, "/usr/local/bin/cni-plugins".as_ref(), &names)?;
-//! print!("{report}"); // Go binaries it replaced are in /opt/cni/bin/.cni-plugins-backup
-//! print!("{}", rollback(&layout)?); // and back
-//! # Ok::<(), cni_plugins::install::InstallError>(())
-//! ```
 
 pub mod cli;
 pub mod conflist;

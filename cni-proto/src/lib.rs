@@ -1,4 +1,4 @@
-//! Both ends of the CNI exec protocol.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -21,28 +21,6 @@
 //!   container ID, GC arguments).
 //! - `base64` (private): the standard, padded encoding of the conflist in the result cache,
 //!   decoded strictly; `sha512` (private): the digest behind cnitool's default container ID.
-//!
-//! # A minimal plugin
-//!
-//! ```no_run
-//! use cni_proto::skel::{self, Plugin, Request};
-//! use cni_types::{CniResult, Error};
-//!
-//! struct Noop;
-//! impl Plugin for Noop {
-//!     fn add(&self, req: &Request) -> Result<CniResult, Error> {
-//!         // A chained plugin passes the previous result on.
-//!         Ok(req.config.prev_result()?.unwrap_or_default())
-//!     }
-//!     fn del(&self, _req: &Request) -> Result<(), Error> {
-//!         Ok(())
-//!     }
-//! }
-//!
-//! fn main() -> std::process::ExitCode {
-//!     skel::main(&Noop)
-//! }
-//! ```
 
 pub use cni_types;
 

@@ -1,9 +1,4 @@
-//! A test kit for CNI plugins: throw-away namespaces, plugin and chain runners, traffic
-//! helpers, state snapshots, topologies, and a conformance suite that judges any plugin binary
-//! against the spec.
-//!
-//! Everything privileged happens inside namespaces the kit creates; the machine's own network
-//! namespace is never changed.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -32,51 +27,6 @@
 //!   features a CI machine may lack ([`kernel::require`]).
 //! - `tempdir` (private): [`TempDir`], removed on drop, and [`unique_name`] / [`random_hex`].
 //! - `error` (private): the kit's [`Error`], causes kept as sources, and [`Result`].
-//!
-//! # Quick start
-//!
-//! A privileged test: our bridge (delegating to our host-local) wires a pod from inside a
-//! throw-away node namespace; the node can ping it; after DEL the pod is as before.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use cni_testkit::{Attachment, PluginRunner, Snapshot, TempDir, TempNetns, assert_unchanged, bins};
-//! use serde_json::json;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! if !cni_testkit::require_root() {
-//!     return Ok(()); // prints why; panics instead when CI is set
-//! }
-//! let (node, pod, data) = (TempNetns::new("node")?, TempNetns::new("pod")?, TempDir::new("ipam")?);
-//! let plugins = bins::cni_path_with(&["bridge", "host-local"])?;
-//! let bridge = PluginRunner::new(plugins.plugin("bridge")).cni_path([plugins.path()]).in_netns(&node)?;
-//! let conf = json!({"cniVersion": "1.1.0", "name": "net", "type": "bridge", "isGateway": true,
-//!     "ipam": {"type": "host-local", "subnet": "10.1.0.0/24", "dataDir": data.path()}});
-//! let before = Snapshot::of(&pod)?;
-//! let att = Attachment::new("c1", pod.path(), "eth0");
-//! let res = bridge.add(&conf, &att)?;
-//! cni_testkit::traffic::ping(&node, res.ips[0].address.addr(), Duration::from_secs(2))?;
-//! bridge.del(&conf, &att)?;
-//! assert_unchanged!(before, &pod);
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! The conformance suite judges a plugin binary in a few lines (or with the `cni-conformance`
-//! binary):
-//!
-//! ```no_run
-//! use cni_testkit::conformance::{Suite, SuiteOptions};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let conf = serde_json::json!({"cniVersion": "1.1.0", "name": "net", "type": "host-local",
-//!     "ipam": {"type": "host-local", "subnet": "10.1.0.0/24"}});
-//! let report = Suite::new(SuiteOptions::new("/usr/lib/cni/host-local", conf))?.run();
-//! println!("{report}");
-//! assert!(report.passed());
-//! # Ok(())
-//! # }
-//! ```
 
 #![warn(missing_docs)]
 

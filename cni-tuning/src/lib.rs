@@ -1,8 +1,4 @@
-//! The `tuning` CNI plugin: sysctls and link attributes of the container interface, as a
-//! chained plugin after `bridge`, `ptp`, `macvlan` or any plugin that creates the interface.
-//! A drop-in for the reference plugin (containernetworking/plugins `plugins/meta/tuning`):
-//! the same keys, precedence, errors and result, and the same files for the original
-//! attributes, so a Go tuning restores what this one changed and the other way round.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -53,28 +49,6 @@
 //! addresses rather than strings, print CHECK's expected all-multicast mode and queue length
 //! as values (the reference prints a pointer), and accept only 6-byte MAC addresses.
 //! `ifname` renaming does not exist in any reference version, so it is not offered here.
-//!
-//! # Quick start (in-process)
-//!
-//! ```no_run
-//! use std::path::Path;
-//! use cni_tuning::{Store, SystemPod, TuningConf};
-//! use cni_types::Attachment;
-//!
-//! let stdin = br#"{"cniVersion":"1.0.0","name":"podnet","type":"tuning","mtu":1400,
-//!   "sysctl":{"net.ipv4.conf.IFNAME.arp_notify":"1"},
-//!   "prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/p"}],
-//!     "ips":[{"address":"10.88.0.5/16","interface":0}]}}"#;
-//! let conf = TuningConf::parse(stdin, "", true)?;
-//! let plan = conf.plan("eth0", None)?;
-//! let att = Attachment { container_id: "ctr1".into(), ifname: "eth0".into() };
-//! let store = Store::new(&conf.data_dir);
-//! let mut pod = SystemPod::open(Path::new("/run/netns/p"))?;
-//! let result = cni_tuning::add(&conf, &plan, &att, &mut pod, &store)?;
-//! cni_tuning::del(&conf, &att, Some(&mut pod), &store)?;
-//! # let _ = result;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 #![warn(missing_docs)]
 

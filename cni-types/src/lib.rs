@@ -1,8 +1,4 @@
-//! The Container Network Interface specification as data.
-//!
-//! Every spec version (0.1.0 to 1.1.0), network configurations, results of every version and
-//! the conversions between them, the error result and its codes, `CNI_ARGS` and capability
-//! arguments. Pure data: serde, serde_json and ipnet; no I/O, no processes, no kernel.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -19,24 +15,6 @@
 //! - [`validate`]: the reference's rules for container IDs, network and interface names.
 //! - [`go`]: Go's `%q` and `%v` of strings and lists, for messages and names that must read
 //!   exactly as the reference plugins'.
-//!
-//! # Quick start
-//!
-//! ```
-//! use cni_types::{CniResult, NetConf, Version};
-//!
-//! let conf = NetConf::from_slice(br#"{"cniVersion":"0.4.0","name":"net","type":"bridge",
-//!     "ipam":{"type":"host-local","subnet":"10.1.0.0/16"},"bridge":"cni0"}"#).unwrap();
-//! assert_eq!(conf.version(), Version::V0_4_0);
-//! assert_eq!(conf.ipam_type(), Some("host-local"));
-//! assert_eq!(conf.extra["bridge"], "cni0"); // plugin-specific keys are kept
-//!
-//! // A 1.0.0 result printed for a 0.4.0 config gains `ips[].version`.
-//! let res = CniResult::from_slice(br#"{"cniVersion":"1.0.0",
-//!     "ips":[{"address":"10.1.0.2/16","gateway":"10.1.0.1"}]}"#, None).unwrap();
-//! let v = res.to_value(conf.version()).unwrap();
-//! assert_eq!(v["ips"][0]["version"], "4");
-//! ```
 
 #![warn(missing_docs)]
 
