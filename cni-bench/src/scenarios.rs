@@ -73,6 +73,17 @@ fn machine() -> String {
     )
 }
 
+/// `dir` as the report prints it: relative to the current directory `cwd` when under it
+/// (`target/x86_64-unknown-linux-gnu/release`), so the report names no directory of the
+/// machine it ran on; otherwise as given.
+fn shown_dir(dir: &Path, cwd: Option<&Path>) -> String {
+    cwd.and_then(|c| dir.strip_prefix(c).ok())
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .unwrap_or(dir)
+        .display()
+        .to_string()
+}
+
 /// Run every wanted section.
 pub fn run_all(opts: &Opts) -> Result<Report> {
     if !cni_testkit::require_root() {
@@ -95,7 +106,10 @@ pub fn run_all(opts: &Opts) -> Result<Report> {
             machine(),
             bins.go.display(),
             std::fs::read_link(bins.ours.plugin("bridge"))
-                .map(|p| p.parent().unwrap_or(Path::new("")).display().to_string())
+                .map(|p| shown_dir(
+                    p.parent().unwrap_or(Path::new("")),
+                    std::env::current_dir().ok().as_deref()
+                ))
                 .unwrap_or_default()
         ),
     );
@@ -179,4 +193,21 @@ pub fn run_all(opts: &Opts) -> Result<Report> {
         settle();
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod shown_dir_tests {
+    use super::*;
+
+    #[test]
+    fn a_build_directory_under_the_current_one_is_printed_relative() {
+        let cwd = Path::new("/home/u/src/cni-rs");
+        let dir = cwd.join("target/x86_64-unknown-linux-gnu/release");
+        assert_eq!(
+            shown_dir(&dir, Some(cwd)),
+            "target/x86_64-unknown-linux-gnu/release"
+        );
+        assert_eq!(shown_dir(Path::new("/opt/bin"), Some(cwd)), "/opt/bin");
+        assert_eq!(shown_dir(Path::new("/opt/bin"), None), "/opt/bin");
+    }
 }

@@ -253,16 +253,14 @@ mod tests {
     fn explicit_dir_then_cargo_bin_exe_then_target_dirs() {
         let dirs = dirs_from(
             Some("/opt/plugins".into()),
-            Some(Path::new(
-                "/w/target/x86_64-unknown-linux-gnu/debug/deps/t-1",
-            )),
+            Some(Path::new("/w/target/host/debug/deps/t-1")),
             Some(Path::new("/ct")),
         );
         assert_eq!(
             dirs,
             [
                 "/opt/plugins",
-                "/w/target/x86_64-unknown-linux-gnu/debug",
+                "/w/target/host/debug",
                 "/ct/debug",
                 "/ct/release"
             ]
@@ -279,7 +277,7 @@ mod tests {
             [
                 "/opt/plugins/bridge",
                 "/b/bridge",
-                "/w/target/x86_64-unknown-linux-gnu/debug/bridge",
+                "/w/target/host/debug/bridge",
                 "/ct/debug/bridge",
                 "/ct/release/bridge"
             ]
