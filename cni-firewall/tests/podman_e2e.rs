@@ -1,8 +1,9 @@
 //! podman 4.3 end to end, with only our plugins (bridge, host-local, portmap, firewall,
 //! tuning) in its plugin directory, inside a throw-away node namespace: `podman network
 //! create` (default and `-o isolate=true`), containers from a busybox root filesystem, a
-//! host port reached from an "outside" namespace, isolation between two isolated networks and not within one,
-//! then `podman rm` and `podman network rm` leave no pod rule, no isolation rule, no bridge.
+//! host port reached from an "outside" namespace, isolation between two isolated networks
+//! and not within one, then `podman rm` and `podman network rm` leave no pod rule, no
+//! isolation rule, no bridge.
 //!
 //! podman runs in a private mount namespace (fresh sysfs, tmpfs over `/run` and `/var/lib`,
 //! private config and storage), so the machine's own state is never touched. The script
