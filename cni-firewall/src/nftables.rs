@@ -43,10 +43,9 @@
 use std::net::IpAddr;
 
 use cni_linux::firewall::nftables::{
-    ChainSpec, ChainType, CtState, DataType, Element, Family, Field, Hook, MAX_COMMENT_LEN,
-    NftPlan, RuleSpec, SetSpec, Stmt, TableListing, Value, Verdict,
+    ChainSpec, ChainType, CtState, DataType, Element, Family, Field, Hook, NftPlan, RuleSpec,
+    SetSpec, Stmt, TableListing, Value, Verdict,
 };
-use cni_linux::firewall::sha512::sha512_hex;
 
 use crate::config::Pod;
 use crate::error::CheckError;
@@ -93,29 +92,15 @@ fn isolation_set() -> SetSpec {
     s
 }
 
-/// The network part of an owner comment: the name, or a hash of a long one.
-pub fn network_tag(network: &str) -> String {
-    if network.len() <= 48 {
-        network.to_owned()
-    } else {
-        format!("#{}", &sha512_hex(network.as_bytes())[..24])
-    }
-}
+/// The network part of an owner comment: the name, or a hash of a long one (the tag bridge and
+/// portmap write too).
+pub use cni_linux::firewall::owner::network_tag;
 
 /// An attachment's comment: `<network tag> <ifname> <container id>`, or a readable prefix
-/// and a hash of the whole identity when that is longer than nft's 128 bytes.
+/// and a hash of the whole identity when that is longer than nft's 128 bytes (the shared
+/// [`Owner::comment`](cni_linux::firewall::owner::Owner::comment), as portmap writes it).
 pub fn owner_comment(network: &str, container_id: &str, ifname: &str) -> String {
-    let s = format!("{} {ifname} {container_id}", network_tag(network));
-    if s.len() <= MAX_COMMENT_LEN {
-        return s;
-    }
-    let hash = sha512_hex(format!("{network}\0{ifname}\0{container_id}").as_bytes());
-    let suffix = format!(" #{}", &hash[..24]);
-    let mut cut = MAX_COMMENT_LEN - suffix.len();
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}{suffix}", &s[..cut])
+    cni_linux::firewall::owner::Owner::new(network, ifname, container_id).comment()
 }
 
 fn rule(stmts: Vec<Stmt>, comment: &str) -> RuleSpec {

@@ -34,6 +34,7 @@ pub mod bins;
 pub mod chain;
 pub mod conformance;
 mod error;
+pub mod golden;
 pub mod kernel;
 pub mod netns;
 pub mod privilege;

@@ -3,19 +3,10 @@ use crate::shaping::TokenBucket;
 
 const TICK: f64 = 15.625;
 
+#[track_caller]
 fn golden(name: &str, got: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/plan/golden")
-        .join(name);
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        assert!(!ci, "UPDATE_GOLDEN is refused under CI");
-        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-        std::fs::write(&path, got).expect("write golden");
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
-    assert_eq!(got, want, "{} differs", path.display());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/plan/golden");
+    cni_testkit::golden::assert_golden(&dir.join(name), got);
 }
 
 fn shaping(ingress: Option<(u64, u64)>, egress: Option<(u64, u64)>) -> Shaping {

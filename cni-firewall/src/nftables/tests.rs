@@ -1,17 +1,12 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use cni_linux::firewall::nftables::MAX_COMMENT_LEN;
 
 #[track_caller]
 fn golden(name: &str, got: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/nftables/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, got).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(got, want, "golden {name}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/nftables/golden");
+    cni_testkit::golden::assert_golden(&dir.join(name), got);
 }
 
 fn pod() -> Pod {

@@ -34,18 +34,8 @@ const REF_MAPS: &str = r#"
 /// written by the code under test would pass whatever the code does).
 #[track_caller]
 fn golden(name: &str, have: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/nftables/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        assert!(
-            !cni_testkit::privilege::in_ci(),
-            "UPDATE_GOLDEN is refused under CI: regenerate golden files by hand and review them"
-        );
-        std::fs::write(&path, have).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(have, want, "golden file {} differs", path.display());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/nftables/golden");
+    cni_testkit::golden::assert_golden(&dir.join(name), have);
 }
 
 #[test]
