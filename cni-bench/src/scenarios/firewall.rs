@@ -41,46 +41,16 @@ fn compare(
     go_conf: &serde_json::Value,
     pods: usize,
 ) -> Result<(Stats, Stats)> {
-    let mut nodes = vec![
-        (
-            ChainNode::with_extra(Impl::OursNft, bins, std::slice::from_ref(ours_conf))?,
-            Cycles::default(),
-        ),
-        (
-            ChainNode::with_extra(Impl::Go, bins, std::slice::from_ref(go_conf))?,
-            Cycles::default(),
-        ),
-    ];
-    prefill(
-        &nodes[0].0.node,
-        &bins.ours.plugin("firewall"),
-        ours_conf,
-        pods,
-    )?;
-    prefill(&nodes[1].0.node, &bins.go.join("firewall"), go_conf, pods)?;
-    for (n, _) in nodes.iter_mut() {
-        n.reserve(runs)?;
-    }
-    interleave(&mut nodes, runs, |(n, c), _| {
-        c.push(n.cycle(false)?);
-        Ok(())
-    })?;
-    for (n, _) in nodes.iter_mut() {
-        n.release();
-    }
-    let (o, g) = (
-        Stats::of(&nodes[0].1.firewall),
-        Stats::of(&nodes[1].1.firewall),
-    );
-    if o.n == 0 || g.n == 0 {
-        bail!("the chain ran no firewall");
-    }
-    Ok((o, g))
+    small::chain_tail(bins, runs, ours_conf, go_conf, |node, imp| match imp {
+        Impl::Go => prefill(&node.node, &bins.go.join("firewall"), go_conf, pods),
+        _ => prefill(&node.node, &bins.ours.plugin("firewall"), ours_conf, pods),
+    })
 }
 
 /// The section.
 pub(super) fn firewall(r: &mut Report, bins: &Bins, runs: usize, quick: bool) -> Result<()> {
     let many = if quick { 100 } else { 1000 };
+    let floor = small::process_floor(runs)?;
     let go_default = json!({"type": "firewall", "backend": ""});
     let mut rows = Vec::new();
     for (label, ours_conf) in [
@@ -96,13 +66,14 @@ pub(super) fn firewall(r: &mut Report, bins: &Bins, runs: usize, quick: bool) ->
         for pods in [0, many] {
             let (o, g) = compare(bins, runs, &ours_conf, &go_default, pods)?;
             if label == "nftables" {
-                r.goal(
+                small::own_cost_goal(
+                    r,
                     format!(
-                        "`firewall` ADD (nftables) adds under 1 ms to a chain ADD, {pods} pods \
-                         on the node (issue #14)"
+                        "`firewall` ADD (nftables) adds under 1 ms of its own to a chain ADD, \
+                         {pods} pods on the node (issue #14)"
                     ),
-                    format!("{} ms median", ms(o.median)),
-                    o.median < Duration::from_millis(1),
+                    o.median,
+                    floor,
                 );
             }
             rows.push(Row {

@@ -213,15 +213,18 @@ impl ChainNode {
                 .map(|(_, d)| *d)
                 .unwrap_or_default()
         };
+        let tail = log
+            .iter()
+            .filter(|(t, _)| !matches!(t.as_str(), "bridge" | "host-local" | "portmap"))
+            .map(|(_, d)| *d)
+            .sum();
         Ok(Cycle {
             add,
             check: check_t,
             del,
             bridge: per("bridge"),
             portmap: per("portmap"),
-            tuning: per("tuning"),
-            bandwidth: per("bandwidth"),
-            firewall: per("firewall"),
+            tail,
         })
     }
 }
@@ -232,12 +235,8 @@ pub(super) struct Cycle {
     pub(super) del: Duration,
     pub(super) bridge: Duration,
     pub(super) portmap: Duration,
-    /// Zero when the chain has no tuning.
-    pub(super) tuning: Duration,
-    /// Zero when the chain has no bandwidth.
-    pub(super) bandwidth: Duration,
-    /// Zero when the chain has no firewall.
-    pub(super) firewall: Duration,
+    /// The `extra` plugins' own time at the end of the chain (zero without them).
+    pub(super) tail: Duration,
 }
 
 #[derive(Default)]
@@ -248,9 +247,8 @@ pub(super) struct Cycles {
     pub(super) del: Vec<Duration>,
     pub(super) bridge: Vec<Duration>,
     pub(super) portmap: Vec<Duration>,
-    pub(super) tuning: Vec<Duration>,
-    pub(super) bandwidth: Vec<Duration>,
-    pub(super) firewall: Vec<Duration>,
+    /// Only cycles whose chain has `extra` plugins.
+    pub(super) tail: Vec<Duration>,
 }
 
 impl Cycles {
@@ -263,14 +261,8 @@ impl Cycles {
         self.del.push(c.del);
         self.bridge.push(c.bridge);
         self.portmap.push(c.portmap);
-        if !c.tuning.is_zero() {
-            self.tuning.push(c.tuning);
-        }
-        if !c.bandwidth.is_zero() {
-            self.bandwidth.push(c.bandwidth);
-        }
-        if !c.firewall.is_zero() {
-            self.firewall.push(c.firewall);
+        if !c.tail.is_zero() {
+            self.tail.push(c.tail);
         }
     }
 }
