@@ -14,11 +14,11 @@
 //!   [`Diff`], and [`assert_unchanged!`].
 //! - [`topology`]: nodes on an underlay with pod subnets and routes between them, and an
 //!   outside namespace standing for the internet ([`topology::Cluster`]).
-//! - [`bins`]: the workspace's built plugin binaries, the Go reference plugins, and `CNI_PATH`
-//!   directories mixing them.
-//! - [`conformance`]: the suite behind the `cni-conformance` binary (`src/bin/`): the
-//!   per-check fixture, the judging of leftovers and error codes, the registry of checks, and
-//!   one module of checks per verb.
+//! - [`bins`]: the plugin binaries under test (an explicit directory, `CARGO_BIN_EXE_<name>`,
+//!   the target directory), the Go reference plugins, and `CNI_PATH` directories mixing them.
+//! - [`conformance`]: the suite behind the `cni-conformance` binary (`src/bin/`, `cli`
+//!   feature): the per-check fixture, the judging of leftovers and error codes, the registry
+//!   of checks, and one module of checks per verb.
 //! - [`process`]: programs run with a timeout, optionally inside a namespace
 //!   ([`process::run`]), and what they printed ([`process::Output`]).
 //! - [`privilege`]: [`require_root`], the policy for privileged tests (skip with a message,
