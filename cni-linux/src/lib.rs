@@ -10,6 +10,7 @@
 //! | [`sysctl`] | `/proc/sys` keys in the calling thread's or a given namespace |
 //! | [`firewall`] | [`iptables`](firewall::iptables) and [`nftables`](firewall::nftables) backends (plan, then apply; nf_tables codec over the netlink core with listings decoded through netlink-packet-netfilter), [`names`](firewall::names) (the reference's chain names and hashes), [`owner`](firewall::owner) (owner tag and comments of our nftables objects), [`sha512`](firewall::sha512) (the digest behind them), the [`FirewallApplier`](firewall::FirewallApplier) seam |
 //! | [`conntrack`] | conntrack entries over ctnetlink (same core): stream the table, delete matching entries |
+//! | [`fsutil`] | [`Dir`](fsutil::Dir): state files in a directory others may plant names in, touched relative to its opened descriptor (atomic writes through unpredictable `O_EXCL \| O_NOFOLLOW` temporaries, bounded non-blocking reads of regular files only, unlinks that never follow a symlink) |
 //!
 //! # Types from 0.x crates in this API (part of its semver contract)
 //!
@@ -57,6 +58,7 @@
 
 pub mod conntrack;
 pub mod firewall;
+pub mod fsutil;
 pub mod netlink;
 pub mod netns;
 mod nl;
