@@ -298,6 +298,15 @@ fn no_shell_and_no_unexpected_program_is_ever_run() {
         assert!(unexpected.is_empty(), "unexpected programs: {unexpected:?}");
         assert!(programs.contains_key("iptables-restore"), "{programs:?}");
         assert!(programs.contains_key("host-local"), "{programs:?}");
+        // With iptables-nft the state is read from nf_tables: no save on any verb.
+        let version = std::process::Command::new("iptables")
+            .arg("--version")
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&version.stdout).contains("nf_tables") {
+            let saves: Vec<&String> = programs.keys().filter(|p| p.ends_with("-save")).collect();
+            assert!(saves.is_empty(), "iptables-nft state read by {saves:?}");
+        }
     }
 }
 

@@ -9,13 +9,24 @@
 //! [`apply`] turns plans into kernel state with at most two processes per family: one
 //! `iptables-save` (parsed into an [`IptablesState`]) and, if anything must change, one
 //! `iptables-restore --noflush -w` fed the minimal script computed by [`restore_script`].
-//! Chains are created with `-N` (never with a `:CHAIN` line, which would flush an existing
-//! chain), so when another process changes the table between the two steps the restore
-//! fails as a whole and `apply` re-reads the state and retries once.
+//! Where `iptables-save` resolves to `xtables-nft-multi` (iptables-nft), the state of the
+//! chains the plans touch is read straight from nf_tables over netlink instead, and no
+//! `iptables-save` runs: the rules' expressions are decoded back to the tokens `iptables-save`
+//! prints (module `nft`: the header matches, tcp/udp ports, `comment`, `multiport`,
+//! `addrtype`, `conntrack --ctstate`, `mark`, the verdicts and `MASQUERADE`/`MARK`/`DNAT`, in
+//! the forms our plans and the reference plugins write). A needed rule in any other form makes
+//! that call fall back to `iptables-save`; iptables-legacy always uses it. [`save`] does the
+//! same for a whole table.
+//!
+//! Chains are created with `-N` only when they do not exist (never with a `:CHAIN` line, which
+//! would flush an existing chain and make the kernel wait out the deletions); rules are
+//! appended to existing chains. So when another process changes the table between the two
+//! steps the restore fails as a whole and `apply` re-reads the state and retries once.
 //!
 //! Rules are compared in the canonical form documented in [`Rule`], which is what
 //! `iptables-save` prints and what `iptables -C` of the reference plugins matches.
 
+mod nft;
 mod rule;
 mod state;
 
@@ -78,6 +89,9 @@ pub enum IptablesError {
         #[source]
         source: std::io::Error,
     },
+    /// nf_tables could not be read (see [`read_nftables`]).
+    #[error("reading iptables-nft's rules from nf_tables")]
+    Nftables(#[source] Box<crate::firewall::nftables::NftError>),
     /// The output of `iptables-save` was not understood.
     #[error("unexpected iptables-save output")]
     Parse(#[from] ParseError),
@@ -474,11 +488,85 @@ impl Binaries {
     }
 }
 
-/// Reads the current state of `table` (or all tables when `None`) with one `iptables-save`
-/// (`ip6tables-save`) process, in the calling thread's network namespace.
+/// Reads the current state of `table` (or all tables when `None`) in the calling thread's
+/// network namespace: where iptables is iptables-nft, straight from nf_tables (no process)
+/// when every rule of the table decodes exactly; otherwise with one `iptables-save`
+/// (`ip6tables-save`) process.
 pub fn save(family: IpFamily, table: Option<&str>) -> Result<IptablesState, IptablesError> {
     let bins = Binaries::find(family)?;
+    if let Some(t) = table {
+        check_name("table", t)?;
+        let need = nft::Need {
+            all: true,
+            ..nft::Need::default()
+        };
+        if let Some(state) = read_nft(&bins, family, vec![(t, need)]) {
+            return Ok(state);
+        }
+    }
     save_with(&bins, family, table)
+}
+
+/// The state of `table` of `family` read straight from nf_tables (no process), as
+/// `iptables-save -t TABLE` would print it for iptables-nft; `Ok(None)` when a rule of it is
+/// not a form this crate decodes exactly. An absent table reads as an empty state. For tests
+/// and diagnostics: [`save`] and [`apply`] use it by themselves where iptables is iptables-nft.
+pub fn read_nftables(
+    family: IpFamily,
+    table: &str,
+) -> Result<Option<IptablesState>, IptablesError> {
+    check_name("table", table)?;
+    let need = nft::Need {
+        all: true,
+        ..nft::Need::default()
+    };
+    nft::read_state(family, &[(table, need)]).map_err(|e| IptablesError::Nftables(Box::new(e)))
+}
+
+/// The state of `tables` read from nf_tables when iptables is iptables-nft; `None` when it is
+/// not, or when nf_tables cannot be read or a needed rule does not decode exactly.
+fn read_nft(
+    bins: &Binaries,
+    family: IpFamily,
+    tables: Vec<(&str, nft::Need)>,
+) -> Option<IptablesState> {
+    if !nft::is_iptables_nft(&bins.save) {
+        return None;
+    }
+    nft::read_state(family, &tables).ok().flatten()
+}
+
+/// What `restore_script` reads of each table for `plans`: the chains they name, and the
+/// jumps to the targets of [`IptablesOp::DeleteJumpsTo`] anywhere.
+fn needs<'a>(plans: &[&'a IptablesPlan]) -> Vec<(&'a str, nft::Need)> {
+    let mut out: Vec<(&str, nft::Need)> = Vec::new();
+    for p in plans {
+        let idx = match out.iter().position(|(t, _)| *t == p.table) {
+            Some(i) => i,
+            None => {
+                out.push((p.table.as_str(), nft::Need::default()));
+                out.len() - 1
+            }
+        };
+        let need = &mut out[idx].1;
+        need.chains.extend(p.chains_to_ensure.iter().cloned());
+        for op in &p.ops {
+            match op {
+                IptablesOp::AppendUnique { chain, .. }
+                | IptablesOp::InsertUnique { chain, .. }
+                | IptablesOp::Delete { chain, .. }
+                | IptablesOp::DeleteWithComment { chain, .. }
+                | IptablesOp::Flush { chain }
+                | IptablesOp::DeleteChain { chain } => {
+                    need.chains.insert(chain.clone());
+                }
+                IptablesOp::DeleteJumpsTo { target } => {
+                    need.jumps_to.insert(target.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn save_with(
@@ -591,10 +679,11 @@ pub struct ApplyReport {
     pub processes: usize,
 }
 
-/// Applies `plans` in the calling thread's network namespace: per family one `iptables-save`
-/// of the tables involved and, if needed, one `iptables-restore --noflush -w`. A failed
-/// restore is retried once from a fresh `iptables-save` (another process may have changed
-/// the table in between); the last error is returned.
+/// Applies `plans` in the calling thread's network namespace: per family the state of the
+/// tables involved (read from nf_tables with iptables-nft, else one `iptables-save`) and, if
+/// needed, one `iptables-restore --noflush -w` (one kernel transaction). A failed restore is
+/// retried once from a fresh read (another process may have changed the table in between);
+/// the last error is returned.
 pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
     let mut report = ApplyReport::default();
     for family in [IpFamily::V4, IpFamily::V6] {
@@ -618,8 +707,13 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let state = save_with(&bins, family, only_table)?;
-            report.processes += 1;
+            let state = match read_nft(&bins, family, needs(&fam_plans)) {
+                Some(state) => state,
+                None => {
+                    report.processes += 1;
+                    save_with(&bins, family, only_table)?
+                }
+            };
             let script = restore_script(&fam_plans, &state)?;
             if script.is_empty() {
                 break;

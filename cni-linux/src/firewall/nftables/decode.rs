@@ -772,3 +772,104 @@ pub(crate) fn chain_exists(
         Err(e) => Err(e),
     }
 }
+
+// ------------------------------------------------------------------ raw rules (iptables-nft)
+
+/// A rule with its expressions undecoded: `(name, NFTA_EXPR_DATA bytes)` each, in order. For
+/// readers that need the exact bytes (the iptables-nft decoder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawRule {
+    /// The chain it belongs to.
+    pub(crate) chain: String,
+    /// The expressions.
+    pub(crate) exprs: Vec<(String, Vec<u8>)>,
+}
+
+/// A table's chains (without rules) and its raw rules.
+pub(crate) type RawTable = (Vec<ChainListing>, Vec<RawRule>);
+
+fn raw_rule_of(table: &str, m: &RawMsg) -> Option<RawRule> {
+    const NFTA_RULE_EXPRESSIONS: u16 = 4;
+    let body = m.payload.get(NFGENMSG_LEN..).unwrap_or_default();
+    let mut in_table = false;
+    let mut r = RawRule {
+        chain: String::new(),
+        exprs: Vec::new(),
+    };
+    for nla in NlasIterator::new(body).filter_map(Result::ok) {
+        if nla.kind() == NFTA_RULE_EXPRESSIONS {
+            r.exprs = nl::attrs(nla.value())
+                .filter(|(k, _)| *k == uapi::NFTA_LIST_ELEM)
+                .map(|(_, e)| {
+                    let name = nl::attr(e, uapi::NFTA_EXPR_NAME)
+                        .map(string)
+                        .unwrap_or_default();
+                    let data = nl::attr(e, uapi::NFTA_EXPR_DATA).unwrap_or(&[]).to_vec();
+                    (name, data)
+                })
+                .collect();
+            continue;
+        }
+        match RuleAttribute::parse(&nla) {
+            Ok(RuleAttribute::Table(t)) => in_table = t == table,
+            Ok(RuleAttribute::Chain(c)) => r.chain = c,
+            _ => {}
+        }
+    }
+    in_table.then_some(r)
+}
+
+/// The chains (without rules) and the raw rules of one table, or `None` when the table does
+/// not exist. Three round trips (table, chains, rules), retried on `EINTR` (a dump that
+/// crossed a ruleset change).
+pub(crate) fn list_raw(
+    sock: &mut NfSocket,
+    family: Family,
+    name: &str,
+) -> Result<Option<RawTable>, NftError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match list_raw_once(sock, family, name) {
+            Err(e) if is_eintr(&e) && attempt < 5 => continue,
+            other => return other,
+        }
+    }
+}
+
+fn list_raw_once(
+    sock: &mut NfSocket,
+    family: Family,
+    name: &str,
+) -> Result<Option<RawTable>, NftError> {
+    let fam = family.nfproto();
+    let chains = match sock.request(
+        "list chains",
+        fam,
+        NfTablesMessage::GetChain(ChainMessage {
+            attributes: vec![ChainAttribute::Table(name.to_owned())],
+        }),
+        true,
+    ) {
+        Ok(c) => c,
+        Err(e) if is_enoent(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let chains: Vec<ChainListing> = chains.iter().filter_map(|m| chain_of(name, m)).collect();
+    if chains.is_empty() {
+        // A dump of the chains of a missing table is empty, not ENOENT.
+        return Ok(None);
+    }
+    let rules = sock.request(
+        "list rules",
+        fam,
+        NfTablesMessage::GetRule(RuleMessage {
+            attributes: vec![RuleAttribute::Table(name.to_owned())],
+        }),
+        true,
+    )?;
+    Ok(Some((
+        chains,
+        rules.iter().filter_map(|m| raw_rule_of(name, m)).collect(),
+    )))
+}
