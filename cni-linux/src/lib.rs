@@ -1,4 +1,4 @@
-//! Linux plumbing for CNI plugins.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -12,14 +12,15 @@
 //! | [`conntrack`] | conntrack entries over ctnetlink (same core): stream the table, delete matching entries |
 //! | [`fsutil`] | [`Dir`](fsutil::Dir): state files in a directory others may plant names in, touched relative to its opened descriptor (atomic writes through unpredictable `O_EXCL \| O_NOFOLLOW` temporaries, bounded non-blocking reads of regular files only, unlinks that never follow a symlink) |
 //!
-//! # Types from 0.x crates in this API (part of its semver contract)
+//! # Semver: types from 0.x crates in this API
 //!
-//! These appear in public signatures; a new major of cni-linux follows an incompatible release
-//! of them, and each is reachable through cni-linux so users need no second version:
+//! These are part of cni-linux's semver contract: they appear in public signatures, a new
+//! major of cni-linux follows an incompatible release of them, and each is reachable through
+//! cni-linux, so users need no second version of the crate it comes from:
 //!
 //! | type | where | reach it as |
 //! |---|---|---|
-//! | `netlink_packet_route` 0.34 messages (`RouteNetlinkMessage`, ...) | [`Handle::ack_request`](netlink::Handle::ack_request), [`Handle::dump_request`](netlink::Handle::dump_request) | [`netlink::packet_route`] |
+//! | `netlink_packet_route` 0.34 messages (`RouteNetlinkMessage`, ...) | [`Handle::ack_request`](netlink::Handle::ack_request), [`Handle::dump_request`](netlink::Handle::dump_request), [`TcRequest::message`](netlink::TcRequest::message), [`tc::message_bytes`](netlink::tc::message_bytes) | [`netlink::packet_route`] |
 //! | `nix` 0.32 `Errno` | [`netlink::Error::Kernel`]'s `errno`, [`netlink::Error::errno`] | [`netlink::Errno`] |
 //! | `netlink_packet_core` 0.9 `DecodeError` | [`netlink::Error::Decode`]'s `source` | [`netlink::DecodeError`] |
 //!
@@ -27,34 +28,6 @@
 //! nftables and conntrack speak our own types ([`firewall::nftables::NftPlan`],
 //! [`firewall::nftables::TableListing`], [`conntrack::Entry`]) and report `std::io::Error`
 //! errnos.
-//!
-//! Nothing here spawns `ip` or needs an async runtime. Namespace switching never leaves a
-//! thread in the wrong namespace: either a short-lived thread enters the namespace
-//! ([`NetNs::run`](netns::NetNs::run)), or a netlink socket is opened inside it once
-//! ([`Handle::new_in`](netlink::Handle::new_in)) and used from anywhere.
-//!
-//! # Quick start
-//!
-//! ```no_run
-//! use cni_linux::netlink::{AddrFlags, Handle, Route};
-//! use cni_linux::{netns::NetNs, sysctl};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let pod = NetNs::open("/run/netns/pod1")?;
-//! // One thread hop: a netlink socket inside the pod plus a sysctl written there.
-//! let (mut h, wrote) = Handle::new_in_with(&pod, || {
-//!     sysctl::write("net.ipv4.conf.all.arp_notify", "1")
-//! })?;
-//! wrote?;
-//! let lo = h.require_link("lo")?;
-//! h.set_up(lo.index)?;
-//! let eth0 = h.require_link("eth0")?;
-//! h.addr_add(eth0.index, "10.88.0.2/16".parse()?, AddrFlags::NONE)?;
-//! h.set_up(eth0.index)?;
-//! h.route_add(&Route::default_via("10.88.0.1".parse()?))?;
-//! # Ok(())
-//! # }
-//! ```
 
 pub mod conntrack;
 pub mod firewall;

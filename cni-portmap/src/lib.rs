@@ -1,18 +1,4 @@
-//! The `portmap` CNI plugin: host port mappings (`runtimeConfig.portMappings`) for a
-//! container, as a chained plugin after `bridge`, `ptp` or any plugin that returns the
-//! container's addresses. A drop-in for the reference plugin (containernetworking/plugins
-//! `plugins/meta/portmap`), with two backends:
-//!
-//! - **iptables** ([`iptables`]): the reference's chains, hashes, rules and comments byte for
-//!   byte (`CNI-HOSTPORT-DNAT`, `CNI-DN-<hash>`, `CNI-HOSTPORT-SETMARK`,
-//!   `CNI-HOSTPORT-MASQ`), so the Go plugin removes what this one created and the other way
-//!   round. One `iptables-save` and at most one `iptables-restore --noflush` per family and
-//!   verb, never a process per rule. Works with iptables-legacy and iptables-nft.
-//! - **nftables** ([`nftables`]): our own layout in table `ip cni_portmap` /
-//!   `ip6 cni_portmap`: every mapping is a few elements of maps keyed by (host address,)
-//!   protocol and port. The packet path is a fixed number of hash lookups and ADD one
-//!   transaction of element additions, so neither gets slower as containers accumulate.
-//!   Spoken over netlink, one transaction per verb, no `nft` process.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
@@ -105,26 +91,6 @@
 //! network's conditions), with `nftables table ip cni_portmap holds the skeleton of another
 //! configuration ... in use by <network>`; once no other network has mappings, the
 //! skeleton is rewritten for the new configuration.
-//!
-//! # Quick start (in-process)
-//!
-//! ```no_run
-//! use cni_linux::firewall::System;
-//! use cni_portmap::{PortmapConf, SystemHost};
-//! use cni_types::Attachment;
-//!
-//! let stdin = br#"{"cniVersion":"1.0.0","name":"podnet","type":"portmap","backend":"nftables",
-//!   "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]},
-//!   "prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/p"}],
-//!     "ips":[{"address":"10.88.0.5/16","interface":0}]}}"#;
-//! let mut host = SystemHost;
-//! let conf = PortmapConf::parse(stdin, "eth0", &mut || cni_linux::firewall::Backend::Nftables)?;
-//! let att = Attachment { container_id: "ctr1".into(), ifname: "eth0".into() };
-//! let result = cni_portmap::add(&conf, &att, &mut System, &mut host)?;
-//! assert_eq!(result.ips[0].address.to_string(), "10.88.0.5/16");
-//! cni_portmap::del(&conf, &att, &mut System, &mut host)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 #![warn(missing_docs)]
 
