@@ -221,6 +221,20 @@ fn undecodable_rule_falls_back_to_iptables_save() {
         .unwrap();
     assert!(read.is_none(), "must give up, not guess: {read:?}");
 
+    // A rule with userdata (here nft's own comment, as another tool may add) is not read as
+    // the bare rule its expressions alone would make.
+    if common::require_tool("nft") {
+        let other = TestNs::new("iptu");
+        other.ok(&["iptables", "-t", "nat", "-N", "CNI-U"]);
+        other.ok(&[
+            "nft", "add", "rule", "ip", "nat", "CNI-U", "counter", "accept", "comment", "admin",
+        ]);
+        let read = other
+            .run(|| iptables::read_nftables(IpFamily::V4, "nat"))
+            .unwrap();
+        assert!(read.is_none(), "must give up, not guess: {read:?}");
+    }
+
     let rule = Rule::new(["-s", "10.1.0.0/16", "-j", "ACCEPT"]).unwrap();
     let mut plan = IptablesPlan::new(IpFamily::V4, "nat");
     plan.append_unique("CNI-T", rule.clone());

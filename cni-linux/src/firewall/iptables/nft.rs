@@ -148,6 +148,11 @@ fn table_state(
         if !full && !jumps_to_any(r, &need.jumps_to) {
             continue;
         }
+        // iptables-nft 1.8.9 stores no userdata; what another tool or version put there
+        // (e.g. a comment) could be part of the rule's meaning: not decoded.
+        if r.userdata {
+            return None;
+        }
         let rule = decode_rule(family, &r.exprs)?;
         let c = t.chain_mut(&r.chain)?;
         c.rules.push(rule);

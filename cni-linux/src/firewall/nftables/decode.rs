@@ -783,6 +783,9 @@ pub(crate) struct RawRule {
     pub(crate) chain: String,
     /// The expressions.
     pub(crate) exprs: Vec<(String, Vec<u8>)>,
+    /// Whether the rule carries userdata (`NFTA_RULE_USERDATA`: an nft comment, or what other
+    /// tools or versions store there).
+    pub(crate) userdata: bool,
 }
 
 /// A table's chains (without rules) and its raw rules.
@@ -795,6 +798,7 @@ fn raw_rule_of(table: &str, m: &RawMsg) -> Option<RawRule> {
     let mut r = RawRule {
         chain: String::new(),
         exprs: Vec::new(),
+        userdata: false,
     };
     for nla in NlasIterator::new(body).filter_map(Result::ok) {
         if nla.kind() == NFTA_RULE_EXPRESSIONS {
@@ -813,6 +817,7 @@ fn raw_rule_of(table: &str, m: &RawMsg) -> Option<RawRule> {
         match RuleAttribute::parse(&nla) {
             Ok(RuleAttribute::Table(t)) => in_table = t == table,
             Ok(RuleAttribute::Chain(c)) => r.chain = c,
+            Ok(RuleAttribute::UserData(_)) => r.userdata = true,
             _ => {}
         }
     }
