@@ -10,6 +10,7 @@
 //! | [`sysctl`] | `/proc/sys` keys in the calling thread's or a given namespace |
 //! | [`firewall`] | [`iptables`](firewall::iptables) and [`nftables`](firewall::nftables) backends (plan, then apply; nf_tables codec over the netlink core with listings decoded through netlink-packet-netfilter), [`names`](firewall::names) (the reference's chain names and hashes), [`owner`](firewall::owner) (owner tag and comments of our nftables objects), [`sha512`](firewall::sha512) (the digest behind them), the [`FirewallApplier`](firewall::FirewallApplier) seam |
 //! | [`conntrack`] | conntrack entries over ctnetlink (same core): stream the table, delete matching entries |
+//! | `child` (crate-private) | the tools we start (`iptables-save`, `iptables-restore`) die with the plugin that started them (`PR_SET_PDEATHSIG`) |
 //! | [`fsutil`] | [`Dir`](fsutil::Dir): state files in a directory others may plant names in, touched relative to its opened descriptor (atomic writes through unpredictable `O_EXCL \| O_NOFOLLOW` temporaries, bounded non-blocking reads of regular files only, unlinks that never follow a symlink) |
 //!
 //! # Semver: types from 0.x crates in this API
@@ -29,6 +30,7 @@
 //! [`firewall::nftables::TableListing`], [`conntrack::Entry`]) and report `std::io::Error`
 //! errnos.
 
+mod child;
 pub mod conntrack;
 pub mod firewall;
 pub mod fsutil;

@@ -584,7 +584,7 @@ fn save_with(
         binary: binary.clone(),
         source,
     };
-    let mut child = cmd
+    let mut child = crate::child::die_with_parent(&mut cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -638,7 +638,8 @@ fn restore_with(bins: &Binaries, script: &str) -> Result<(), IptablesError> {
         binary: binary.clone(),
         source,
     };
-    let mut child = Command::new(&bins.restore)
+    // A restore that outlived a killed plugin would commit after the runtime's DEL looked.
+    let mut child = crate::child::die_with_parent(&mut Command::new(&bins.restore))
         .args(["--noflush", "-w"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
