@@ -17,7 +17,7 @@ use std::path::Path;
 use super::rule::Rule;
 use super::state::{ChainState, IptablesState, TableState};
 use crate::firewall::IpFamily;
-use crate::firewall::nftables::decode::{RawRule, list_raw};
+use crate::firewall::nftables::decode::{RawRule, get_chain, list_raw, list_raw_rules};
 use crate::firewall::nftables::socket::NfSocket;
 use crate::firewall::nftables::{Family, NftError};
 use crate::nl::{self, be32};
@@ -99,6 +99,16 @@ pub(crate) fn read_state(
         tables: Vec::new(),
     };
     for (table, need) in tables {
+        if !need.all {
+            match chains_state(&mut sock, family, table, need)? {
+                Chains::Read(Some(t)) => {
+                    state.tables.push(t);
+                    continue;
+                }
+                Chains::Read(None) => return Ok(None),
+                Chains::NeedTable => {}
+            }
+        }
         // A built-in table iptables-nft has not created yet: `iptables-save -t TABLE` prints
         // it with its built-in chains all the same.
         let (chains, rules) = list_raw(&mut sock, Family::of(family), table)?.unwrap_or_default();
@@ -111,6 +121,50 @@ pub(crate) fn read_state(
         }
     }
     Ok(Some(state))
+}
+
+enum Chains {
+    /// The needed chains, read one by one (`None`: a rule did not decode).
+    Read(Option<TableState>),
+    /// A target of `jumps_to` exists: every chain must be read.
+    NeedTable,
+}
+
+/// The chains `need` names, each with a `GETCHAIN` and a rule dump filtered to it, so the
+/// cost follows the chains a plan touches, not the whole table. A jump target that does not
+/// exist cannot be jumped to (the kernel refuses such rules), so it needs no reading; one that
+/// exists needs the whole table.
+fn chains_state(
+    sock: &mut NfSocket,
+    family: IpFamily,
+    table: &str,
+    need: &Need,
+) -> Result<Chains, NftError> {
+    let fam = Family::of(family);
+    for target in &need.jumps_to {
+        if get_chain(sock, fam, table, target)?.is_some() {
+            return Ok(Chains::NeedTable);
+        }
+    }
+    let mut chains = Vec::new();
+    let mut rules = Vec::new();
+    for name in &need.chains {
+        if let Some(c) = get_chain(sock, fam, table, name)? {
+            rules.extend(list_raw_rules(sock, fam, table, name)?);
+            chains.push(c);
+        }
+    }
+    let need_rules = Need {
+        all: true,
+        ..Need::default()
+    };
+    Ok(Chains::Read(table_state(
+        family,
+        table,
+        &need_rules,
+        &chains,
+        &rules,
+    )))
 }
 
 fn table_state(

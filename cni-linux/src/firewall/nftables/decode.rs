@@ -878,3 +878,68 @@ fn list_raw_once(
         rules.iter().filter_map(|m| raw_rule_of(name, m)).collect(),
     )))
 }
+
+/// One chain (without its rules) by name (a non-dump `GETCHAIN`); `None` when it or its table
+/// does not exist.
+pub(crate) fn get_chain(
+    sock: &mut NfSocket,
+    family: Family,
+    table: &str,
+    chain: &str,
+) -> Result<Option<ChainListing>, NftError> {
+    match sock.request(
+        "get chain",
+        family.nfproto(),
+        NfTablesMessage::GetChain(ChainMessage {
+            attributes: vec![
+                ChainAttribute::Table(table.to_owned()),
+                ChainAttribute::Name(chain.to_owned()),
+            ],
+        }),
+        false,
+    ) {
+        Ok(m) => Ok(m
+            .iter()
+            .filter_map(|m| chain_of(table, m))
+            .find(|c| c.name == chain)),
+        Err(e) if is_enoent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The raw rules of one chain, in order (a `GETRULE` dump the kernel filters by table and
+/// chain), retried on `EINTR`.
+pub(crate) fn list_raw_rules(
+    sock: &mut NfSocket,
+    family: Family,
+    table: &str,
+    chain: &str,
+) -> Result<Vec<RawRule>, NftError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let res = sock.request(
+            "list rules",
+            family.nfproto(),
+            NfTablesMessage::GetRule(RuleMessage {
+                attributes: vec![
+                    RuleAttribute::Table(table.to_owned()),
+                    RuleAttribute::Chain(chain.to_owned()),
+                ],
+            }),
+            true,
+        );
+        match res {
+            Err(e) if is_eintr(&e) && attempt < 5 => continue,
+            Err(e) if is_enoent(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+            Ok(msgs) => {
+                return Ok(msgs
+                    .iter()
+                    .filter_map(|m| raw_rule_of(table, m))
+                    .filter(|r| r.chain == chain)
+                    .collect());
+            }
+        }
+    }
+}
