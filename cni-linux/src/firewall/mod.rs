@@ -1,18 +1,21 @@
-//! Firewall backends: iptables (through `iptables-save`/`iptables-restore`) and nftables
+//! Firewall backends: iptables (state read from nf_tables over netlink where iptables is
+//! iptables-nft, else with `iptables-save`; changes through `iptables-restore`) and nftables
 //! (nf_tables over netlink, no `nft` process).
 //!
 //! # Layout
 //!
 //! - [`iptables`]: [`IptablesPlan`](iptables::IptablesPlan) (pure, golden-testable text),
 //!   the parsed [`IptablesState`](iptables::IptablesState), and
-//!   [`iptables::apply`] (one `iptables-save` + at most one `iptables-restore` per family).
+//!   [`iptables::apply`] (at most one `iptables-restore` per family; the state it needs is
+//!   read from nf_tables on iptables-nft, with one `iptables-save` on iptables-legacy or for a
+//!   rule it cannot decode exactly).
 //! - [`nftables`]: [`NftPlan`](nftables::NftPlan) with an nft-like text dump,
 //!   [`nftables::apply`] (one netlink transaction), and [`nftables::list_table`] to read tables,
 //!   chains, rules (handles, comments) and set elements back.
 //! - [`names`]: chain names, hashes and comments exactly as the reference Go plugins make them.
 //! - [`owner`]: the owner tag and comments our plugins write into nftables objects (one
-//!   helper for bridge and portmap, with the 128-byte limit).
-//! - [`sha512`]: the SHA-512 digest behind those names and hashes (no dependency for it).
+//!   helper for bridge, portmap and firewall, with the 128-byte limit).
+//! - [`sha512`]: the SHA-512 digest behind those names and hashes (RustCrypto's `sha2`).
 //! - [`FirewallApplier`]: the narrow seam plugins take, with the real [`System`]
 //!   implementation and the [`Recorder`] test double.
 //!
