@@ -155,8 +155,11 @@ impl Dir {
     }
 
     /// Replaces the file `name` with `bytes` (created with `mode`, less the umask) through a
-    /// fresh temporary file and a rename: a crash never leaves a half-written file, and
-    /// whatever was at `name` (a symlink included) is replaced, never written through.
+    /// fresh temporary file and a rename: a crashed or killed writer never leaves a
+    /// half-written file, and whatever was at `name` (a symlink included) is replaced, never
+    /// written through. Not synced to disk: these are runtime state files (under `/run`, a
+    /// tmpfs on most nodes, or rebuilt after a reboot), as the reference plugins and host-local
+    /// keep them; an fsync costs about 10 ms on a disk, more than the whole plugin.
     pub fn write_atomic(&self, name: impl AsRef<OsStr>, bytes: &[u8], mode: u32) -> io::Result<()> {
         let name = component(name.as_ref())?;
         let flags =
@@ -173,12 +176,9 @@ impl Dir {
             }
         };
         let mut file = File::from(fd);
-        let written = file
-            .write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .and_then(|()| {
-                renameat(self.fd.as_fd(), tmp.as_os_str(), self.fd.as_fd(), name).map_err(errno)
-            });
+        let written = file.write_all(bytes).and_then(|()| {
+            renameat(self.fd.as_fd(), tmp.as_os_str(), self.fd.as_fd(), name).map_err(errno)
+        });
         if written.is_err() {
             let _ = self.remove(&tmp);
         }
