@@ -471,19 +471,34 @@ pub(crate) fn list_tables(sock: &mut NfSocket) -> Result<Vec<(Family, String)>, 
         .collect())
 }
 
+/// `f` again while the kernel answers `EINTR` (a dump that crossed a ruleset change), at
+/// most five times in all.
+fn retry_interrupted<T>(mut f: impl FnMut() -> Result<T, NftError>) -> Result<T, NftError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match f() {
+            Err(e) if is_eintr(&e) && attempt < 5 => continue,
+            other => return other,
+        }
+    }
+}
+
+/// A request's answer, `None` when the kernel says the object does not exist (`ENOENT`).
+fn unless_missing<T>(r: Result<T, NftError>) -> Result<Option<T>, NftError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_enoent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn list_table(
     sock: &mut NfSocket,
     family: Family,
     name: &str,
 ) -> Result<Option<TableListing>, NftError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match list_table_once(sock, family, name) {
-            Err(e) if is_eintr(&e) && attempt < 5 => continue,
-            other => return other,
-        }
-    }
+    retry_interrupted(|| list_table_once(sock, family, name))
 }
 
 fn table_of(family: Family, name: &str, m: &RawMsg) -> TableListing {
@@ -609,17 +624,16 @@ fn list_table_once(
     name: &str,
 ) -> Result<Option<TableListing>, NftError> {
     let fam = family.nfproto();
-    let tables = match sock.request(
+    let Some(tables) = unless_missing(sock.request(
         "get table",
         fam,
         NfTablesMessage::GetTable(TableMessage {
             attributes: vec![TableAttribute::Name(name.to_owned())],
         }),
         false,
-    ) {
-        Ok(t) => t,
-        Err(e) if is_enoent(&e) => return Ok(None),
-        Err(e) => return Err(e),
+    ))?
+    else {
+        return Ok(None);
     };
     let Some(t) = tables.first() else {
         return Ok(None);
@@ -728,7 +742,7 @@ pub(crate) fn get_element(
     set: &str,
     key: Vec<u8>,
 ) -> Result<Option<ElementListing>, NftError> {
-    let msgs = match sock.request(
+    let msgs = unless_missing(sock.request(
         "get set element",
         family.nfproto(),
         NfTablesMessage::GetSetElement(SetElementMessage {
@@ -741,12 +755,8 @@ pub(crate) fn get_element(
             ],
         }),
         false,
-    ) {
-        Ok(m) => m,
-        Err(e) if is_enoent(&e) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(msgs.iter().flat_map(elements_of).find(|e| e.key == key))
+    ))?;
+    Ok(msgs.and_then(|msgs| msgs.iter().flat_map(elements_of).find(|e| e.key == key)))
 }
 
 /// Whether a chain exists (a non-dump `GETCHAIN`).
@@ -756,21 +766,7 @@ pub(crate) fn chain_exists(
     table: &str,
     chain: &str,
 ) -> Result<bool, NftError> {
-    match sock.request(
-        "get chain",
-        family.nfproto(),
-        NfTablesMessage::GetChain(ChainMessage {
-            attributes: vec![
-                ChainAttribute::Table(table.to_owned()),
-                ChainAttribute::Name(chain.to_owned()),
-            ],
-        }),
-        false,
-    ) {
-        Ok(m) => Ok(!m.is_empty()),
-        Err(e) if is_enoent(&e) => Ok(false),
-        Err(e) => Err(e),
-    }
+    Ok(get_chain(sock, family, table, chain)?.is_some())
 }
 
 // ------------------------------------------------------------------ raw rules (iptables-nft)
@@ -832,14 +828,7 @@ pub(crate) fn list_raw(
     family: Family,
     name: &str,
 ) -> Result<Option<RawTable>, NftError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match list_raw_once(sock, family, name) {
-            Err(e) if is_eintr(&e) && attempt < 5 => continue,
-            other => return other,
-        }
-    }
+    retry_interrupted(|| list_raw_once(sock, family, name))
 }
 
 fn list_raw_once(
@@ -848,17 +837,16 @@ fn list_raw_once(
     name: &str,
 ) -> Result<Option<RawTable>, NftError> {
     let fam = family.nfproto();
-    let chains = match sock.request(
+    let Some(chains) = unless_missing(sock.request(
         "list chains",
         fam,
         NfTablesMessage::GetChain(ChainMessage {
             attributes: vec![ChainAttribute::Table(name.to_owned())],
         }),
         true,
-    ) {
-        Ok(c) => c,
-        Err(e) if is_enoent(&e) => return Ok(None),
-        Err(e) => return Err(e),
+    ))?
+    else {
+        return Ok(None);
     };
     let chains: Vec<ChainListing> = chains.iter().filter_map(|m| chain_of(name, m)).collect();
     if chains.is_empty() {
@@ -887,7 +875,7 @@ pub(crate) fn get_chain(
     table: &str,
     chain: &str,
 ) -> Result<Option<ChainListing>, NftError> {
-    match sock.request(
+    Ok(unless_missing(sock.request(
         "get chain",
         family.nfproto(),
         NfTablesMessage::GetChain(ChainMessage {
@@ -897,14 +885,12 @@ pub(crate) fn get_chain(
             ],
         }),
         false,
-    ) {
-        Ok(m) => Ok(m
-            .iter()
+    ))?
+    .and_then(|m| {
+        m.iter()
             .filter_map(|m| chain_of(table, m))
-            .find(|c| c.name == chain)),
-        Err(e) if is_enoent(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
+            .find(|c| c.name == chain)
+    }))
 }
 
 /// The raw rules of one chain, in order (a `GETRULE` dump the kernel filters by table and
@@ -915,10 +901,8 @@ pub(crate) fn list_raw_rules(
     table: &str,
     chain: &str,
 ) -> Result<Vec<RawRule>, NftError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let res = sock.request(
+    let msgs = retry_interrupted(|| {
+        unless_missing(sock.request(
             "list rules",
             family.nfproto(),
             NfTablesMessage::GetRule(RuleMessage {
@@ -928,18 +912,12 @@ pub(crate) fn list_raw_rules(
                 ],
             }),
             true,
-        );
-        match res {
-            Err(e) if is_eintr(&e) && attempt < 5 => continue,
-            Err(e) if is_enoent(&e) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-            Ok(msgs) => {
-                return Ok(msgs
-                    .iter()
-                    .filter_map(|m| raw_rule_of(table, m))
-                    .filter(|r| r.chain == chain)
-                    .collect());
-            }
-        }
-    }
+        ))
+    })?
+    .unwrap_or_default();
+    Ok(msgs
+        .iter()
+        .filter_map(|m| raw_rule_of(table, m))
+        .filter(|r| r.chain == chain)
+        .collect())
 }
