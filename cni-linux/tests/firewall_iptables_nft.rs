@@ -12,8 +12,19 @@ use cni_linux::firewall::iptables::{self, IptablesPlan, IptablesState, Rule};
 use common::TestNs;
 
 /// Whether `iptables` here is iptables-nft (the reader only applies to it).
+/// Whether `iptables` here is iptables-nft, which these tests are about. Where it is not (a
+/// node on iptables-legacy) they print why and return, except under CI, whose machines run
+/// Debian's iptables-nft: there a skip would hide the whole reader, so it fails.
 fn iptables_is_nft(ns: &TestNs) -> bool {
-    ns.ok(&["iptables", "--version"]).contains("nf_tables")
+    if ns.ok(&["iptables", "--version"]).contains("nf_tables") {
+        return true;
+    }
+    let why = "iptables is not iptables-nft here: nothing to compare";
+    if common::in_ci() {
+        panic!("{why}, and CI is set");
+    }
+    eprintln!("skipping: {why}");
+    false
 }
 
 fn saved(ns: &TestNs, fam: IpFamily, table: &str) -> IptablesState {
@@ -155,7 +166,6 @@ fn nftables_reader_equals_iptables_save_for_every_plugin_form() {
     }
     let ns = TestNs::new("iptn");
     if !iptables_is_nft(&ns) {
-        eprintln!("iptables is not iptables-nft here: nothing to compare");
         return;
     }
     for fam in [IpFamily::V4, IpFamily::V6] {
@@ -198,7 +208,6 @@ fn undecodable_rule_falls_back_to_iptables_save() {
     }
     let ns = TestNs::new("iptf");
     if !iptables_is_nft(&ns) {
-        eprintln!("iptables is not iptables-nft here: nothing to compare");
         return;
     }
     // A tcp source port range is not a form the reader decodes.
@@ -270,7 +279,6 @@ fn apply_on_iptables_nft_starts_no_save_and_appends_to_existing_chains() {
     }
     let ns = TestNs::new("iptp");
     if !iptables_is_nft(&ns) {
-        eprintln!("iptables is not iptables-nft here: nothing to compare");
         return;
     }
     let comment = "name: \"n\" id: \"c1\"";
