@@ -9,28 +9,27 @@ pub(super) fn bandwidth(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> 
     let conf = json!({"type": "bandwidth",
         "ingressRate": 8_000_000, "ingressBurst": 80_000,
         "egressRate": 20_000_000, "egressBurst": 160_000});
-    let floor = small::process_floor(runs)?;
-    let (o, g) = small::chain_tail(bins, runs, &conf, &conf, |_, _| Ok(()))?;
+    let t = small::chain_tail(bins, runs, &conf, &conf, |_, _| Ok(()))?;
     small::own_cost_goal_under(
         r,
         "`bandwidth` (ingress and egress shaped) adds under 2 ms of its own to a chain ADD \
          (issue #15)"
             .into(),
-        o.median,
-        floor,
+        t.ours.median,
+        t.floor,
         Duration::from_millis(2),
     );
     r.section(
         "bandwidth",
-        "`bandwidth`'s own process time at the end of a bridge + host-local + portmap chain \
+        "`bandwidth`'s own process time in the ADD of a bridge + host-local + portmap chain \
          through the runtime, shaping both directions (ours: nftables backends, netlink tc; \
          reference: the Go chain). Each call is one process; the goal counts what it costs \
-         beyond a bare process.",
+         beyond a bare process spawned the same way by the same runtime.",
     )
     .rows = vec![Row {
         what: "`bandwidth` ADD in a chain, ingress and egress".into(),
-        ours: Some(o),
-        reference: Some(g),
+        ours: Some(t.ours),
+        reference: Some(t.reference),
         note: String::new(),
     }];
     Ok(())
