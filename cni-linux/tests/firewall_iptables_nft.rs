@@ -273,7 +273,7 @@ fn undecodable_rule_falls_back_to_iptables_save() {
 }
 
 #[test]
-fn apply_on_iptables_nft_starts_no_save_and_appends_to_existing_chains() {
+fn apply_on_iptables_nft_starts_no_save_and_writes_over_netlink_once_the_chains_exist() {
     if !common::require_tool("iptables-restore") {
         return;
     }
@@ -302,7 +302,9 @@ fn apply_on_iptables_nft_starts_no_save_and_appends_to_existing_chains() {
     let report = ns
         .run(|| iptables::apply(std::slice::from_ref(&plan)))
         .unwrap();
+    // The nat table and POSTROUTING do not exist yet: iptables-restore creates them.
     assert_eq!(report.processes, 1, "restore only: {report:?}");
+    assert_eq!(report.netlink, 0, "{report:?}");
     // Again: nothing to do, no process at all.
     let report = ns
         .run(|| iptables::apply(std::slice::from_ref(&plan)))
@@ -318,7 +320,9 @@ fn apply_on_iptables_nft_starts_no_save_and_appends_to_existing_chains() {
     let report = ns
         .run(|| iptables::apply(std::slice::from_ref(&plan2)))
         .unwrap();
-    assert_eq!(report.processes, 1, "{report:?}");
+    // Now they do: the rule is written over netlink, no process at all.
+    assert_eq!(report.processes, 0, "{report:?}");
+    assert_eq!(report.netlink, 1, "{report:?}");
     assert_eq!(
         report.scripts,
         vec![format!(
@@ -331,13 +335,13 @@ fn apply_on_iptables_nft_starts_no_save_and_appends_to_existing_chains() {
     assert_eq!(nat.chain("CNI-X").unwrap().rules.len(), 1);
     assert_eq!(nat.chain("POSTROUTING").unwrap().rules.len(), 2);
 
-    // Teardown without a save either.
+    // Teardown without a save or a restore either.
     let mut down = IptablesPlan::new(IpFamily::V4, "nat");
     down.delete_jumps_to("CNI-X").delete_chain("CNI-X");
     let report = ns
         .run(|| iptables::apply(std::slice::from_ref(&down)))
         .unwrap();
-    assert_eq!(report.processes, 1, "{report:?}");
+    assert_eq!((report.processes, report.netlink), (0, 1), "{report:?}");
     let state = saved(&ns, IpFamily::V4, "nat");
     let nat = state.table("nat").unwrap();
     assert!(!nat.has_chain("CNI-X"));

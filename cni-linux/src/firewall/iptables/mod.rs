@@ -18,6 +18,19 @@
 //! that call fall back to `iptables-save`; iptables-legacy always uses it. [`save`] does the
 //! same for a whole table.
 //!
+//! Where the state came from nf_tables, the changes are also written without a process when
+//! they can be written exactly: every rule to add encodes as iptables-nft 1.8.9 encodes it
+//! (module `encode`, the inverse of the decoder, proven byte for byte against `iptables` by
+//! `tests/firewall_iptables_nft_write.rs`), the table and the built-in chains involved exist
+//! already and every jump target is a known chain. Then the very decisions of the restore
+//! script become one nf_tables batch per family (`NEWCHAIN` for `-N`, `NEWRULE` appended for
+//! `-A` or at the head for `-I 1`, `DELRULE` by handle for `-D`, of the chain for `-F`,
+//! `DELCHAIN` for `-X`) whose begin carries the generation id read with the state, so the
+//! kernel refuses it if anything changed in between; `apply` then reads again and retries.
+//! Anything else (a missing table or built-in chain, which iptables-nft creates its own way,
+//! a rule form not proven, iptables-legacy) goes through `iptables-restore` as before.
+//! [`ApplyReport::netlink`] tells which way was taken.
+//!
 //! Chains are created with `-N` only when they do not exist (never with a `:CHAIN` line, which
 //! would flush an existing chain and make the kernel wait out the deletions); rules are
 //! appended to existing chains. So when another process changes the table between the two
@@ -26,6 +39,7 @@
 //! Rules are compared in the canonical form documented in [`Rule`], which is what
 //! `iptables-save` prints and what `iptables -C` of the reference plugins matches.
 
+mod encode;
 mod nft;
 mod rule;
 mod state;
@@ -500,8 +514,8 @@ pub fn save(family: IpFamily, table: Option<&str>) -> Result<IptablesState, Ipta
             all: true,
             ..nft::Need::default()
         };
-        if let Some(state) = read_nft(&bins, family, vec![(t, need)]) {
-            return Ok(state);
+        if let Some(read) = read_nft(&bins, family, vec![(t, need)]) {
+            return Ok(read.state);
         }
     }
     save_with(&bins, family, table)
@@ -520,7 +534,9 @@ pub fn read_nftables(
         all: true,
         ..nft::Need::default()
     };
-    nft::read_state(family, &[(table, need)]).map_err(|e| IptablesError::Nftables(Box::new(e)))
+    nft::read_state(family, &[(table, need)])
+        .map(|r| r.map(|r| r.state))
+        .map_err(|e| IptablesError::Nftables(Box::new(e)))
 }
 
 /// The state of `tables` read from nf_tables when iptables is iptables-nft; `None` when it is
@@ -529,7 +545,7 @@ fn read_nft(
     bins: &Binaries,
     family: IpFamily,
     tables: Vec<(&str, nft::Need)>,
-) -> Option<IptablesState> {
+) -> Option<nft::NftState> {
     if !nft::is_iptables_nft(&bins.save) {
         return None;
     }
@@ -537,7 +553,8 @@ fn read_nft(
 }
 
 /// What `restore_script` reads of each table for `plans`: the chains they name, and the
-/// jumps to the targets of [`IptablesOp::DeleteJumpsTo`] anywhere.
+/// jumps to the targets of [`IptablesOp::DeleteJumpsTo`] anywhere; and what the netlink
+/// writer needs besides: whether the chains the rules to add jump to exist.
 fn needs<'a>(plans: &[&'a IptablesPlan]) -> Vec<(&'a str, nft::Need)> {
     let mut out: Vec<(&str, nft::Need)> = Vec::new();
     for p in plans {
@@ -552,9 +569,14 @@ fn needs<'a>(plans: &[&'a IptablesPlan]) -> Vec<(&'a str, nft::Need)> {
         need.chains.extend(p.chains_to_ensure.iter().cloned());
         for op in &p.ops {
             match op {
-                IptablesOp::AppendUnique { chain, .. }
-                | IptablesOp::InsertUnique { chain, .. }
-                | IptablesOp::Delete { chain, .. }
+                IptablesOp::AppendUnique { chain, rule }
+                | IptablesOp::InsertUnique { chain, rule } => {
+                    need.chains.insert(chain.clone());
+                    if let Some(target) = rule.target().and_then(encode::jump_target) {
+                        need.exists.insert(target.to_owned());
+                    }
+                }
+                IptablesOp::Delete { chain, .. }
                 | IptablesOp::DeleteWithComment { chain, .. }
                 | IptablesOp::Flush { chain }
                 | IptablesOp::DeleteChain { chain } => {
@@ -674,17 +696,25 @@ fn restore_with(bins: &Binaries, script: &str) -> Result<(), IptablesError> {
 /// What [`apply`] did, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
-    /// The restore scripts that were run (one per family and attempt that changed something).
+    /// The changes made, as the restore script that expresses them (one per family and
+    /// attempt that changed something), whether `iptables-restore` ran it or it was
+    /// committed over netlink (see `netlink`).
     pub scripts: Vec<String>,
-    /// Processes spawned.
+    /// Processes spawned (`iptables-save`, `iptables-restore`).
     pub processes: usize,
+    /// How many of `scripts` were committed as one nf_tables batch over netlink, without
+    /// `iptables-restore` (iptables-nft only).
+    pub netlink: usize,
 }
 
 /// Applies `plans` in the calling thread's network namespace: per family the state of the
 /// tables involved (read from nf_tables with iptables-nft, else one `iptables-save`) and, if
-/// needed, one `iptables-restore --noflush -w` (one kernel transaction). A failed restore is
-/// retried once from a fresh read (another process may have changed the table in between);
-/// the last error is returned.
+/// needed, one kernel transaction: with iptables-nft, when every change can be written
+/// exactly as iptables-nft writes it (module `encode`), one nf_tables batch over netlink that
+/// the kernel refuses if the ruleset changed since the read (then the state is read again,
+/// up to [`NETLINK_ATTEMPTS`] times); otherwise one `iptables-restore --noflush -w`. A failed
+/// restore is retried once from a fresh read (another process may have changed the table in
+/// between); the last error is returned.
 pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
     let mut report = ApplyReport::default();
     for family in [IpFamily::V4, IpFamily::V6] {
@@ -705,11 +735,13 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
         } else {
             None
         };
-        let mut attempt = 0;
+        let mut restores = 0;
+        let mut netlink_attempts = 0;
+        let mut netlink = true;
         loop {
-            attempt += 1;
-            let state = match read_nft(&bins, family, needs(&fam_plans)) {
-                Some(state) => state,
+            let read = read_nft(&bins, family, needs(&fam_plans));
+            let state = match &read {
+                Some(read) => read.state.clone(),
                 None => {
                     report.processes += 1;
                     save_with(&bins, family, only_table)?
@@ -719,18 +751,67 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
             if script.is_empty() {
                 break;
             }
+            if netlink && let Some(read) = &read {
+                match netlink_batch(&fam_plans, &tables, read) {
+                    Some(msgs) => {
+                        netlink_attempts += 1;
+                        match encode::commit(&msgs, read.genid) {
+                            Ok(()) => {
+                                report.scripts.push(script);
+                                report.netlink += 1;
+                                break;
+                            }
+                            // The ruleset changed since the read: read again.
+                            Err(e)
+                                if e.errno() == Some(libc::ERESTART)
+                                    && netlink_attempts < NETLINK_ATTEMPTS =>
+                            {
+                                continue;
+                            }
+                            // Refused otherwise (nothing changed): iptables-restore from a
+                            // fresh read, which does it or reports why not.
+                            Err(_) => {
+                                netlink = false;
+                                continue;
+                            }
+                        }
+                    }
+                    None => netlink = false,
+                }
+            }
+            restores += 1;
             report.processes += 1;
             match restore_with(&bins, &script) {
                 Ok(()) => {
                     report.scripts.push(script);
                     break;
                 }
-                Err(e) if attempt >= 2 => return Err(e),
+                Err(e) if restores >= 2 => return Err(e),
                 Err(_) => continue,
             }
         }
     }
     Ok(report)
+}
+
+/// How many times [`apply`] commits a netlink batch that the kernel refused because the
+/// ruleset changed in between (each after a fresh read) before it hands the family to
+/// `iptables-restore`.
+pub const NETLINK_ATTEMPTS: usize = 8;
+
+/// The messages of the one nf_tables batch that makes the changes of `plans` to `tables`;
+/// `None` when some change cannot be made exactly over netlink.
+fn netlink_batch(
+    plans: &[&IptablesPlan],
+    tables: &BTreeSet<&str>,
+    read: &nft::NftState,
+) -> Option<Vec<Vec<u8>>> {
+    let mut msgs = Vec::new();
+    for table in tables {
+        let changes = encode::plan_changes(plans, table, read)?;
+        msgs.extend(encode::messages(read.state.family, table, &changes));
+    }
+    Some(msgs)
 }
 
 #[cfg(test)]

@@ -16,60 +16,60 @@
 //! plugins write. Other versions were not measured here; a form they encode differently does
 //! not decode and falls back to `iptables-save`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use super::rule::Rule;
 use super::state::{ChainState, IptablesState, TableState};
 use crate::firewall::IpFamily;
-use crate::firewall::nftables::decode::{RawRule, get_chain, list_raw, list_raw_rules};
+use crate::firewall::nftables::decode::{RawRule, generation, get_chain, list_raw, list_raw_rules};
 use crate::firewall::nftables::socket::NfSocket;
 use crate::firewall::nftables::{Family, NftError};
 use crate::nl::{self, be32};
 
-// Attribute numbers of `linux/netfilter/nf_tables.h` used only here.
-const NFTA_PAYLOAD_DREG: u16 = 1;
-const NFTA_PAYLOAD_BASE: u16 = 2;
-const NFTA_PAYLOAD_OFFSET: u16 = 3;
-const NFTA_PAYLOAD_LEN: u16 = 4;
-const NFT_PAYLOAD_NETWORK: u32 = 1;
-const NFT_PAYLOAD_TRANSPORT: u32 = 2;
-const NFTA_META_DREG: u16 = 1;
-const NFTA_META_KEY: u16 = 2;
-const NFT_META_MARK: u32 = 3;
-const NFT_META_IIFNAME: u32 = 6;
-const NFT_META_OIFNAME: u32 = 7;
-const NFT_META_L4PROTO: u32 = 16;
-const NFTA_CMP_SREG: u16 = 1;
-const NFTA_CMP_OP: u16 = 2;
-const NFTA_CMP_DATA: u16 = 3;
-const NFT_CMP_EQ: u32 = 0;
-const NFT_CMP_NEQ: u32 = 1;
-const NFTA_BITWISE_SREG: u16 = 1;
-const NFTA_BITWISE_DREG: u16 = 2;
-const NFTA_BITWISE_LEN: u16 = 3;
-const NFTA_BITWISE_MASK: u16 = 4;
-const NFTA_BITWISE_XOR: u16 = 5;
-const NFTA_BITWISE_OP: u16 = 6;
-const NFTA_IMMEDIATE_DREG: u16 = 1;
-const NFTA_IMMEDIATE_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
-const NFTA_XT_NAME: u16 = 1;
-const NFTA_XT_REV: u16 = 2;
-const NFTA_XT_INFO: u16 = 3;
-const NF_DROP: u32 = 0;
-const NF_ACCEPT: u32 = 1;
-const NFT_RETURN: u32 = 0xffff_fffb;
-const NFT_GOTO: u32 = 0xffff_fffc;
-const NFT_JUMP: u32 = 0xffff_fffd;
+// Attribute numbers of `linux/netfilter/nf_tables.h` the reader and the writer (module `encode`) use.
+pub(super) const NFTA_PAYLOAD_DREG: u16 = 1;
+pub(super) const NFTA_PAYLOAD_BASE: u16 = 2;
+pub(super) const NFTA_PAYLOAD_OFFSET: u16 = 3;
+pub(super) const NFTA_PAYLOAD_LEN: u16 = 4;
+pub(super) const NFT_PAYLOAD_NETWORK: u32 = 1;
+pub(super) const NFT_PAYLOAD_TRANSPORT: u32 = 2;
+pub(super) const NFTA_META_DREG: u16 = 1;
+pub(super) const NFTA_META_KEY: u16 = 2;
+pub(super) const NFT_META_MARK: u32 = 3;
+pub(super) const NFT_META_IIFNAME: u32 = 6;
+pub(super) const NFT_META_OIFNAME: u32 = 7;
+pub(super) const NFT_META_L4PROTO: u32 = 16;
+pub(super) const NFTA_CMP_SREG: u16 = 1;
+pub(super) const NFTA_CMP_OP: u16 = 2;
+pub(super) const NFTA_CMP_DATA: u16 = 3;
+pub(super) const NFT_CMP_EQ: u32 = 0;
+pub(super) const NFT_CMP_NEQ: u32 = 1;
+pub(super) const NFTA_BITWISE_SREG: u16 = 1;
+pub(super) const NFTA_BITWISE_DREG: u16 = 2;
+pub(super) const NFTA_BITWISE_LEN: u16 = 3;
+pub(super) const NFTA_BITWISE_MASK: u16 = 4;
+pub(super) const NFTA_BITWISE_XOR: u16 = 5;
+pub(super) const NFTA_BITWISE_OP: u16 = 6;
+pub(super) const NFTA_IMMEDIATE_DREG: u16 = 1;
+pub(super) const NFTA_IMMEDIATE_DATA: u16 = 2;
+pub(super) const NFTA_DATA_VALUE: u16 = 1;
+pub(super) const NFTA_DATA_VERDICT: u16 = 2;
+pub(super) const NFTA_VERDICT_CODE: u16 = 1;
+pub(super) const NFTA_VERDICT_CHAIN: u16 = 2;
+pub(super) const NFTA_XT_NAME: u16 = 1;
+pub(super) const NFTA_XT_REV: u16 = 2;
+pub(super) const NFTA_XT_INFO: u16 = 3;
+pub(super) const NF_DROP: u32 = 0;
+pub(super) const NF_ACCEPT: u32 = 1;
+pub(super) const NFT_RETURN: u32 = 0xffff_fffb;
+pub(super) const NFT_GOTO: u32 = 0xffff_fffc;
+pub(super) const NFT_JUMP: u32 = 0xffff_fffd;
 /// `NFT_REG_1`, the register iptables-nft loads into.
-const REG_1: u32 = 1;
+pub(super) const REG_1: u32 = 1;
 /// `NFT_REG_VERDICT`.
-const REG_VERDICT: u32 = 0;
+pub(super) const REG_VERDICT: u32 = 0;
 
 /// Whether `save` (the `iptables-save` found in `PATH`) is iptables-nft: the file it finally
 /// resolves to is `xtables-nft-multi` (Debian, Fedora, Alpine, ... through their alternatives
@@ -90,25 +90,50 @@ pub(crate) struct Need {
     pub(crate) chains: BTreeSet<String>,
     /// Targets whose jump rules are needed from every chain.
     pub(crate) jumps_to: BTreeSet<String>,
+    /// Chains whose existence alone is needed (the targets of jumps to write).
+    pub(crate) exists: BTreeSet<String>,
+}
+
+/// What the writer needs besides the state: the rules' handles, which chains exist, and the
+/// ruleset generation the state belongs to.
+#[derive(Debug)]
+pub(crate) struct NftState {
+    /// The state, as `iptables-save` would give it for the chains read.
+    pub(crate) state: IptablesState,
+    /// The kernel handle of every rule of `state`, by `(table, chain)`, in rule order.
+    pub(crate) handles: BTreeMap<(String, String), Vec<u64>>,
+    /// The `(table, chain)` that exist in nf_tables: every chain read, and those of
+    /// [`Need::exists`] found. (The state also lists built-in chains iptables-nft has not
+    /// created yet, as `iptables-save` does.)
+    pub(crate) present: BTreeSet<(String, String)>,
+    /// The ruleset generation, read before anything else: a batch carrying it is refused if
+    /// anything changed since.
+    pub(crate) genid: u32,
 }
 
 /// Reads `tables` of `family` from nf_tables, as far as `need` asks, into the state
-/// `iptables-save` would give for those chains and rules. `Ok(None)` when some needed rule
-/// cannot be decoded exactly (the caller then runs `iptables-save`).
+/// `iptables-save` would give for those chains and rules, with the rules' handles, the chains
+/// that exist and the generation read first. `Ok(None)` when some needed rule cannot be
+/// decoded exactly (the caller then runs `iptables-save`).
 pub(crate) fn read_state(
     family: IpFamily,
     tables: &[(&str, Need)],
-) -> Result<Option<IptablesState>, NftError> {
+) -> Result<Option<NftState>, NftError> {
     let mut sock = NfSocket::open()?;
-    let mut state = IptablesState {
-        family,
-        tables: Vec::new(),
+    let mut out = NftState {
+        state: IptablesState {
+            family,
+            tables: Vec::new(),
+        },
+        handles: BTreeMap::new(),
+        present: BTreeSet::new(),
+        genid: generation(&mut sock)?,
     };
     for (table, need) in tables {
         if !need.all {
-            match chains_state(&mut sock, family, table, need)? {
+            match chains_state(&mut sock, family, table, need, &mut out)? {
                 Chains::Read(Some(t)) => {
-                    state.tables.push(t);
+                    out.state.tables.push(t);
                     continue;
                 }
                 Chains::Read(None) => return Ok(None),
@@ -121,12 +146,12 @@ pub(crate) fn read_state(
         if chains.is_empty() && builtin_chains(table).is_empty() {
             continue;
         }
-        match table_state(family, table, need, &chains, &rules) {
-            Some(t) => state.tables.push(t),
+        match table_state(family, table, need, &chains, &rules, &mut out) {
+            Some(t) => out.state.tables.push(t),
             None => return Ok(None),
         }
     }
-    Ok(Some(state))
+    Ok(Some(out))
 }
 
 enum Chains {
@@ -139,12 +164,13 @@ enum Chains {
 /// The chains `need` names, each with a `GETCHAIN` and a rule dump filtered to it, so the
 /// cost follows the chains a plan touches, not the whole table. A jump target that does not
 /// exist cannot be jumped to (the kernel refuses such rules), so it needs no reading; one that
-/// exists needs the whole table.
+/// exists needs the whole table. The chains of `need.exists` only get a `GETCHAIN`.
 fn chains_state(
     sock: &mut NfSocket,
     family: IpFamily,
     table: &str,
     need: &Need,
+    out: &mut NftState,
 ) -> Result<Chains, NftError> {
     let fam = Family::of(family);
     for target in &need.jumps_to {
@@ -160,6 +186,11 @@ fn chains_state(
             chains.push(c);
         }
     }
+    for name in need.exists.difference(&need.chains) {
+        if get_chain(sock, fam, table, name)?.is_some() {
+            out.present.insert((table.to_owned(), name.clone()));
+        }
+    }
     let need_rules = Need {
         all: true,
         ..Need::default()
@@ -170,15 +201,19 @@ fn chains_state(
         &need_rules,
         &chains,
         &rules,
+        out,
     )))
 }
 
+/// The state of one table from its listed `chains` and `rules`; records each rule's handle
+/// and each listed chain in `out`.
 fn table_state(
     family: IpFamily,
     table: &str,
     need: &Need,
     chains: &[crate::firewall::nftables::ChainListing],
     rules: &[RawRule],
+    out: &mut NftState,
 ) -> Option<TableState> {
     let mut t = TableState {
         name: table.to_owned(),
@@ -193,6 +228,9 @@ fn table_state(
             })
             .collect(),
     };
+    for c in chains {
+        out.present.insert((table.to_owned(), c.name.clone()));
+    }
     // iptables-nft creates a built-in chain on first use; iptables-save lists them all.
     for name in builtin_chains(table) {
         if !t.has_chain(name) {
@@ -216,11 +254,15 @@ fn table_state(
         let rule = decode_rule(family, &r.exprs)?;
         let c = t.chain_mut(&r.chain)?;
         c.rules.push(rule);
+        out.handles
+            .entry((table.to_owned(), r.chain.clone()))
+            .or_default()
+            .push(r.handle);
     }
     Some(t)
 }
 
-fn builtin_chains(table: &str) -> &'static [&'static str] {
+pub(super) fn builtin_chains(table: &str) -> &'static [&'static str] {
     match table {
         "filter" => &["INPUT", "FORWARD", "OUTPUT"],
         "nat" => &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],

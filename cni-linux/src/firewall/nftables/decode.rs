@@ -777,6 +777,8 @@ pub(crate) fn chain_exists(
 pub(crate) struct RawRule {
     /// The chain it belongs to.
     pub(crate) chain: String,
+    /// Kernel handle (what a `DELRULE` names).
+    pub(crate) handle: u64,
     /// The expressions.
     pub(crate) exprs: Vec<(String, Vec<u8>)>,
     /// Whether the rule carries userdata (`NFTA_RULE_USERDATA`: an nft comment, or what other
@@ -793,6 +795,7 @@ fn raw_rule_of(table: &str, m: &RawMsg) -> Option<RawRule> {
     let mut in_table = false;
     let mut r = RawRule {
         chain: String::new(),
+        handle: 0,
         exprs: Vec::new(),
         userdata: false,
     };
@@ -813,6 +816,7 @@ fn raw_rule_of(table: &str, m: &RawMsg) -> Option<RawRule> {
         match RuleAttribute::parse(&nla) {
             Ok(RuleAttribute::Table(t)) => in_table = t == table,
             Ok(RuleAttribute::Chain(c)) => r.chain = c,
+            Ok(RuleAttribute::Handle(h)) => r.handle = h,
             Ok(RuleAttribute::UserData(_)) => r.userdata = true,
             _ => {}
         }

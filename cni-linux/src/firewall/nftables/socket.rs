@@ -69,6 +69,81 @@ fn control(msg: ControlMessage, seq: u32) -> NetlinkMessage<NetfilterMessage> {
     m
 }
 
+/// `NFNL_MSG_BATCH_BEGIN` / `NFNL_MSG_BATCH_END`, and the begin's `NFNL_BATCH_GENID`.
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFNL_BATCH_GENID: u16 = 1;
+
+/// A batch begin or end message (`seq`), the begin optionally carrying the generation id the
+/// batch was computed from.
+fn raw_batch_control(msg_type: u16, seq: u32, genid: Option<u32>) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    if let Some(g) = genid {
+        attrs.extend(raw_attr(NFNL_BATCH_GENID, &g.to_be_bytes()));
+    }
+    let mut m = raw_header(
+        msg_type,
+        NLM_F_REQUEST,
+        seq,
+        0,
+        NFNL_SUBSYS_NFTABLES.to_be_bytes(),
+    );
+    m.extend(attrs);
+    finish_raw(m)
+}
+
+/// A netlink header (length filled in by [`finish_raw`]) and an nfgenmsg.
+fn raw_header(msg_type: u16, flags: u16, seq: u32, family: u8, res_id: [u8; 2]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(64);
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(&msg_type.to_ne_bytes());
+    m.extend_from_slice(&flags.to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(&[family, 0, res_id[0], res_id[1]]);
+    m
+}
+
+fn finish_raw(mut m: Vec<u8>) -> Vec<u8> {
+    let len = m.len() as u32;
+    m[..4].copy_from_slice(&len.to_ne_bytes());
+    m
+}
+
+/// One netlink attribute (`kind`, `value`), padded to 4 bytes.
+pub(crate) fn raw_attr(kind: u16, value: &[u8]) -> Vec<u8> {
+    let len = 4 + value.len();
+    let mut a = Vec::with_capacity(nl::align4(len));
+    a.extend_from_slice(&(len as u16).to_ne_bytes());
+    a.extend_from_slice(&kind.to_ne_bytes());
+    a.extend_from_slice(value);
+    a.resize(nl::align4(len), 0);
+    a
+}
+
+/// A nested attribute (`NLA_F_NESTED` set, as libmnl sets it) holding `inner`.
+pub(crate) fn raw_nested(kind: u16, inner: &[u8]) -> Vec<u8> {
+    raw_attr(kind | NLA_F_NESTED, inner)
+}
+
+/// `NLA_F_NESTED`.
+const NLA_F_NESTED: u16 = 0x8000;
+
+/// An nf_tables request (`NFT_MSG_*` `msg`) of `family` for a [`NfSocket::transact_raw`]
+/// batch: `flags` besides `NLM_F_REQUEST | NLM_F_ACK`, then the attributes `attrs` (already
+/// encoded with [`raw_attr`]).
+pub(crate) fn raw_nft_msg(msg: u16, family: Family, flags: u16, attrs: &[u8]) -> Vec<u8> {
+    let mut m = raw_header(
+        (NFNL_SUBSYS_NFTABLES << 8) | msg,
+        NLM_F_REQUEST | NLM_F_ACK | flags,
+        0,
+        family.nfproto(),
+        [0, 0],
+    );
+    m.extend_from_slice(attrs);
+    finish_raw(m)
+}
+
 /// nftnl userdata TLV holding a NUL-terminated comment (type 0 is the comment for tables,
 /// chains, rules and elements; sets use 7).
 fn udata_comment(kind: u8, comment: &str) -> Vec<u8> {
@@ -708,18 +783,15 @@ impl NfSocket {
         }
     }
 
-    /// Sends the batch in one `sendmsg` and collects every acknowledgement.
-    pub(crate) fn transact(&mut self, plan: &NftPlan, msgs: Vec<Msg>) -> Result<(), NftError> {
-        if msgs.is_empty() {
-            return Ok(());
-        }
-        let n = msgs.len() as u32;
-        let base = self.next_seq(n + 2);
-        let bytes = batch_bytes(&msgs, base);
-        self.size_buffers(bytes.len(), msgs.len());
-        nl::send(&self.sock, &bytes).map_err(NftError::Socket)?;
-        // The kernel processes the whole batch inside sendmsg(), so every answer is queued
-        // by now: drain without blocking.
+    /// The answers to a batch sent with sequence numbers `base ..= base + n + 1`: how many
+    /// messages were acknowledged and the first error (its sequence number and status). The
+    /// kernel processes the whole batch inside sendmsg(), so every answer is queued by now:
+    /// drains without blocking.
+    fn collect_acks(
+        &mut self,
+        base: u32,
+        n: u32,
+    ) -> Result<(u32, Option<(u32, nl::Status)>), NftError> {
         let mut acked = 0u32;
         let mut first_err: Option<(u32, nl::Status)> = None;
         loop {
@@ -747,6 +819,78 @@ impl NfSocket {
                 }
             }
         }
+        Ok((acked, first_err))
+    }
+
+    /// Sends `msgs` (whole netlink messages, built by the caller; their sequence numbers are
+    /// set here, and each must ask for an ACK) as one transaction. With `genid`, the batch
+    /// begin carries `NFNL_BATCH_GENID`, as iptables-nft and nft send it: the kernel refuses
+    /// the whole batch with `ERESTART` when the ruleset generation is no longer `genid` (the
+    /// ruleset changed since it was read). A refusal is `NftError::Rejected` whose `index`
+    /// is the failing message's (`None` for the batch itself); nothing was changed then.
+    pub(crate) fn transact_raw(
+        &mut self,
+        msgs: &[Vec<u8>],
+        genid: Option<u32>,
+    ) -> Result<(), NftError> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        let n = msgs.len() as u32;
+        let base = self.next_seq(n + 2);
+        let total: usize = msgs.iter().map(Vec::len).sum();
+        let mut bytes = Vec::with_capacity(total + 48);
+        bytes.extend(raw_batch_control(NFNL_MSG_BATCH_BEGIN, base, genid));
+        for (i, m) in msgs.iter().enumerate() {
+            if m.len() < nl::NLMSG_HDRLEN {
+                return Err(NftError::Decode(
+                    "batch message shorter than its header".into(),
+                ));
+            }
+            let start = bytes.len();
+            bytes.extend_from_slice(m);
+            let seq = base.wrapping_add(1 + i as u32);
+            bytes[start + 8..start + 12].copy_from_slice(&seq.to_ne_bytes());
+        }
+        bytes.extend(raw_batch_control(
+            NFNL_MSG_BATCH_END,
+            base.wrapping_add(1 + n),
+            None,
+        ));
+        self.size_buffers(bytes.len(), msgs.len());
+        nl::send(&self.sock, &bytes).map_err(NftError::Socket)?;
+        let (acked, first_err) = self.collect_acks(base, n)?;
+        if let Some((seq, status)) = first_err {
+            let idx = seq.wrapping_sub(base);
+            return Err(NftError::Rejected {
+                index: (idx >= 1 && idx <= n).then(|| (idx - 1) as usize),
+                op: None,
+                message: status.ext_ack,
+                source: io::Error::from_raw_os_error(status.errno),
+            });
+        }
+        if acked < n {
+            return Err(NftError::Rejected {
+                index: None,
+                op: None,
+                message: Some(format!("only {acked} of {n} messages acknowledged")),
+                source: io::Error::other("incomplete acknowledgement"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends the batch in one `sendmsg` and collects every acknowledgement.
+    pub(crate) fn transact(&mut self, plan: &NftPlan, msgs: Vec<Msg>) -> Result<(), NftError> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        let n = msgs.len() as u32;
+        let base = self.next_seq(n + 2);
+        let bytes = batch_bytes(&msgs, base);
+        self.size_buffers(bytes.len(), msgs.len());
+        nl::send(&self.sock, &bytes).map_err(NftError::Socket)?;
+        let (acked, first_err) = self.collect_acks(base, n)?;
         if let Some((seq, status)) = first_err {
             let idx = seq.wrapping_sub(base);
             let op_index = (idx >= 1 && idx <= n).then(|| msgs[(idx - 1) as usize].op);
