@@ -500,3 +500,277 @@ fn every_plugin_form_is_written_byte_for_byte_as_iptables_nft_writes_it() {
         }
     }
 }
+
+/// A bridge (ipMasq) and portmap setup for one pod, as `(table, chain, insert, Go-order
+/// arguments)`, with the user chains it creates.
+fn pod_rules(fam: IpFamily) -> (Vec<&'static str>, Vec<Form>) {
+    let (ip, net, mcast, dnat_to) = match fam {
+        IpFamily::V4 => ("10.88.0.7", "10.88.0.0/16", "224.0.0.0/4", "10.88.0.7:80"),
+        IpFamily::V6 => ("fd00::7", "fd00::/64", "ff00::/8", "[fd00::7]:80"),
+    };
+    let c = "\"name: \\\"mynet\\\" id: \\\"pod7\\\"\"";
+    let chains = vec![
+        "CNI-abc",
+        "CNI-HOSTPORT-DNAT",
+        "CNI-HOSTPORT-SETMARK",
+        "CNI-HOSTPORT-MASQ",
+        "CNI-DN-x",
+    ];
+    let forms = vec![
+        form(
+            "nat",
+            "CNI-abc",
+            format!("-d {net} -j ACCEPT -m comment --comment {c}"),
+        ),
+        form(
+            "nat",
+            "CNI-abc",
+            format!("! -d {mcast} -j MASQUERADE -m comment --comment {c}"),
+        ),
+        form(
+            "nat",
+            "POSTROUTING",
+            format!("-s {ip} -j CNI-abc -m comment --comment {c}"),
+        ),
+        form(
+            "nat",
+            "CNI-HOSTPORT-SETMARK",
+            "-m comment --comment \"CNI portfwd masquerade mark\" -j MARK --set-xmark \
+             0x2000/0x2000"
+                .to_owned(),
+        ),
+        form(
+            "nat",
+            "CNI-HOSTPORT-MASQ",
+            "-m mark --mark 0x2000/0x2000 -j MASQUERADE".to_owned(),
+        ),
+        Form {
+            table: "nat",
+            chain: "POSTROUTING".to_owned(),
+            insert: true,
+            args: "-m comment --comment \"CNI portfwd requiring masquerade\" -j CNI-HOSTPORT-MASQ"
+                .to_owned(),
+        },
+        form(
+            "nat",
+            "PREROUTING",
+            "-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT".to_owned(),
+        ),
+        form(
+            "nat",
+            "OUTPUT",
+            "-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT".to_owned(),
+        ),
+        form(
+            "nat",
+            "CNI-HOSTPORT-DNAT",
+            "-m comment --comment \"dnat name: \\\"mynet\\\" id: \\\"pod7\\\"\" -m multiport \
+             -p tcp --destination-ports 8080 -j CNI-DN-x"
+                .to_owned(),
+        ),
+        form(
+            "nat",
+            "CNI-DN-x",
+            format!("-p tcp --dport 8080 -s {ip} -j CNI-HOSTPORT-SETMARK"),
+        ),
+        form(
+            "nat",
+            "CNI-DN-x",
+            format!("-p tcp --dport 8080 -j DNAT --to-destination {dnat_to}"),
+        ),
+    ];
+    (chains, forms)
+}
+
+/// Our plan for the pod's rules.
+fn pod_plan(fam: IpFamily) -> IptablesPlan {
+    let (chains, forms) = pod_rules(fam);
+    let mut p = IptablesPlan::new(fam, "nat");
+    for c in chains {
+        p.ensure_chain(c);
+    }
+    for f in forms {
+        let rule = Rule::new(words(&f.args)).unwrap();
+        if f.insert {
+            p.insert_unique(f.chain, rule);
+        } else {
+            p.append_unique(f.chain, rule);
+        }
+    }
+    p
+}
+
+/// Our teardown of the pod, as the plugins plan it.
+fn pod_teardown(fam: IpFamily) -> IptablesPlan {
+    let mut p = IptablesPlan::new(fam, "nat");
+    p.delete_with_comment("POSTROUTING", "name: \"mynet\" id: \"pod7\"")
+        .delete_chain("CNI-abc")
+        .delete_jumps_to("CNI-DN-x")
+        .delete_chain("CNI-DN-x");
+    p
+}
+
+/// The pod's rules gone (the shared chains stay), as iptables-save sees it.
+fn assert_pod_gone(ns: &TestNs, fam: IpFamily) {
+    let save = save_text(ns, fam, "nat");
+    assert!(!save.contains("pod7\\\" -j CNI-abc"), "{fam}:\n{save}");
+    assert!(!save.contains(":CNI-abc"), "{fam}:\n{save}");
+    assert!(!save.contains("CNI-DN-x"), "{fam}:\n{save}");
+    assert!(save.contains(":CNI-HOSTPORT-DNAT"), "{fam}:\n{save}");
+}
+
+#[test]
+fn written_over_netlink_deleted_by_iptables_and_the_other_way_round() {
+    if !common::require_tool("iptables-restore") {
+        return;
+    }
+    let ns = TestNs::new("ipwd");
+    if !iptables_is_nft(&ns) {
+        return;
+    }
+    for fam in [IpFamily::V4, IpFamily::V6] {
+        prepare(&ns, fam);
+        let ipt = bin(fam, "");
+        let (chains, forms) = pod_rules(fam);
+
+        // Ours over netlink, then the reference bridge's teardown (`iptables -D`, `-F`, `-X`)
+        // and the reference portmap's (one `iptables-restore --noflush`).
+        let report = ns.run(|| iptables::apply(&[pod_plan(fam)])).unwrap();
+        assert_eq!(
+            (report.processes, report.netlink),
+            (0, 1),
+            "{fam} {report:?}"
+        );
+        for f in forms
+            .iter()
+            .filter(|f| f.chain == "POSTROUTING" && !f.insert)
+        {
+            let mut argv = vec![ipt.clone(), "-t".into(), "nat".into(), "-D".into()];
+            argv.push(f.chain.clone());
+            argv.extend(words(&f.args));
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            ns.ok(&argv);
+        }
+        ns.ok(&[&ipt, "-t", "nat", "-F", "CNI-abc"]);
+        ns.ok(&[&ipt, "-t", "nat", "-X", "CNI-abc"]);
+        let dnat_jump = forms
+            .iter()
+            .find(|f| f.chain == "CNI-HOSTPORT-DNAT")
+            .unwrap();
+        let script = format!(
+            "*nat\n-D CNI-HOSTPORT-DNAT {}\n-F CNI-DN-x\n-X CNI-DN-x\nCOMMIT\n",
+            dnat_jump.args
+        );
+        ns.ok(&[
+            "sh",
+            "-c",
+            &format!(
+                "printf '%s' '{script}' | {} --noflush",
+                bin(fam, "-restore")
+            ),
+        ]);
+        assert_pod_gone(&ns, fam);
+
+        // The reference's rules (iptables, Go argument order), deleted by ours over netlink.
+        for c in &chains {
+            if !save_text(&ns, fam, "nat").contains(&format!(":{c} ")) {
+                ns.ok(&[&ipt, "-t", "nat", "-N", c]);
+            }
+        }
+        for f in &forms {
+            // As the reference's AppendUnique / InsertUnique: `-C` first (the shared rules
+            // ours left in place are found).
+            let mut check = vec![ipt.clone(), "-t".into(), "nat".into(), "-C".into()];
+            check.push(f.chain.clone());
+            check.extend(words(&f.args));
+            let check: Vec<&str> = check.iter().map(String::as_str).collect();
+            if ns.cmd(&check).status.success() {
+                continue;
+            }
+            let mut argv = vec![ipt.clone(), "-t".into(), "nat".into()];
+            if f.insert {
+                argv.extend(["-I".into(), f.chain.clone(), "1".into()]);
+            } else {
+                argv.extend(["-A".into(), f.chain.clone()]);
+            }
+            argv.extend(words(&f.args));
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            ns.ok(&argv);
+        }
+        // Ours sees them as its own: nothing to add.
+        let report = ns.run(|| iptables::apply(&[pod_plan(fam)])).unwrap();
+        assert!(report.scripts.is_empty(), "{fam} {report:?}");
+        let report = ns.run(|| iptables::apply(&[pod_teardown(fam)])).unwrap();
+        assert_eq!(
+            (report.processes, report.netlink),
+            (0, 1),
+            "{fam} {report:?}"
+        );
+        assert_pod_gone(&ns, fam);
+        // The shared rules left are what both wrote alike: one copy each.
+        let save = save_text(&ns, fam, "nat");
+        assert_eq!(
+            save.matches("-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT")
+                .count(),
+            1,
+            "{fam}:\n{save}"
+        );
+    }
+}
+
+#[test]
+fn concurrent_netlink_applies_lose_no_rule() {
+    if !common::require_tool("iptables-restore") {
+        return;
+    }
+    let ns = TestNs::new("ipwc");
+    if !iptables_is_nft(&ns) {
+        return;
+    }
+    prepare(&ns, IpFamily::V4);
+    ns.ok(&["iptables", "-t", "nat", "-N", "CNI-HOSTPORT-DNAT"]);
+    let (threads, per_thread) = (8, 6);
+    let netlink: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let ns = &ns;
+                s.spawn(move || {
+                    let mut commits = 0;
+                    for j in 0..per_thread {
+                        let port = (10000 + i * 100 + j).to_string();
+                        let mut plan = IptablesPlan::new(IpFamily::V4, "nat");
+                        // Every thread also creates a chain of its own and jumps to it: each
+                        // batch changes the ruleset generation the others read.
+                        let own = format!("CNI-T{i}-{j}");
+                        plan.ensure_chain(own.clone())
+                            .append_unique(own.clone(), Rule::new(["-j", "RETURN"]).unwrap())
+                            .append_unique(
+                                "CNI-HOSTPORT-DNAT",
+                                Rule::new(["-p", "tcp", "--dport", &port, "-j", &own]).unwrap(),
+                            );
+                        let report = ns
+                            .run(|| iptables::apply(std::slice::from_ref(&plan)))
+                            .unwrap();
+                        assert_eq!(report.scripts.len(), 1, "{report:?}");
+                        commits += report.netlink;
+                    }
+                    commits
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert!(netlink > 0, "some batches went over netlink");
+    let state = ns
+        .run(|| iptables::save(IpFamily::V4, Some("nat")))
+        .unwrap();
+    let nat = state.table("nat").unwrap();
+    let dnat = nat.chain("CNI-HOSTPORT-DNAT").unwrap();
+    assert_eq!(dnat.rules.len(), threads * per_thread, "{:#?}", dnat.rules);
+    for i in 0..threads {
+        for j in 0..per_thread {
+            let own = nat.chain(&format!("CNI-T{i}-{j}")).unwrap();
+            assert_eq!(own.rules.len(), 1);
+        }
+    }
+}
