@@ -101,7 +101,7 @@ fn run_executes_inside_and_leaves_caller_alone() {
         })
         .unwrap();
     assert_eq!(inode, t.ns.inode(), "closure ran in the namespace");
-    assert_ne!(thread, caller_thread, "on a dedicated thread");
+    assert_eq!(thread, caller_thread, "on the calling thread");
 
     let after = NetNs::current().unwrap();
     assert!(after.is_same(&before), "caller's namespace unchanged");
@@ -111,6 +111,27 @@ fn run_executes_inside_and_leaves_caller_alone() {
     let mut seen = Vec::new();
     t.ns.run(|| seen.push(1)).unwrap();
     assert_eq!(seen, [1]);
+
+    // Nested: inside another namespace, then the same one again (no setns), each level back
+    // where it was.
+    let other = TestNs::new("run-nested");
+    let levels =
+        t.ns.run(|| {
+            let outer = NetNs::current().unwrap().inode();
+            let (inner, same) = other
+                .ns
+                .run(|| {
+                    let inner = NetNs::current().unwrap().inode();
+                    let same = other.ns.run(|| NetNs::current().unwrap().inode()).unwrap();
+                    (inner, same)
+                })
+                .unwrap();
+            (outer, inner, same, NetNs::current().unwrap().inode())
+        })
+        .unwrap();
+    let (o, i) = (t.ns.inode(), other.ns.inode());
+    assert_eq!(levels, (o, i, i, o));
+    assert!(NetNs::current().unwrap().is_same(&before));
 }
 
 #[test]
