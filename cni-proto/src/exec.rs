@@ -98,23 +98,33 @@ impl ProcessExec {
             }
         };
         let (sin, sout) = (child.stdin.take(), child.stdout.take());
-        // stdin is written on a helper thread while stdout is read here, so a plugin that
-        // prints before it has read all its input cannot deadlock us.
-        let (written, out) = std::thread::scope(|s| {
-            let writer = s.spawn(move || match sin {
-                Some(mut sin) => match sin.write_all(stdin) {
-                    Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e),
-                    _ => Ok(()),
-                },
-                None => Ok(()),
-            });
+        // A config that fits into the pipe (nearly all of them) is written at once; only the
+        // rest of a bigger one is written on a helper thread while stdout is read here, so a
+        // plugin that prints before it has read all its input cannot deadlock us.
+        let pending = match sin {
+            Some(sin) => write_what_fits(sin, stdin),
+            None => Ok(None),
+        };
+        let read_out = || {
             let out = sout.map_or(Ok(Vec::new()), |p| read_capped(p, READ_LIMIT));
             if out.is_err() {
                 // Too much (or unreadable): the plugin may be blocked writing the rest.
                 let _ = child.kill();
             }
-            (writer.join().unwrap_or(Ok(())), out)
-        });
+            out
+        };
+        let (written, out) = match pending {
+            Ok(Some((mut sin, at))) => std::thread::scope(|s| {
+                let writer = s.spawn(move || match sin.write_all(&stdin[at..]) {
+                    Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e),
+                    _ => Ok(()),
+                });
+                let out = read_out();
+                (writer.join().unwrap_or(Ok(())), out)
+            }),
+            Ok(None) => (Ok(()), read_out()),
+            Err(e) => (Err(e), read_out()),
+        };
         let status = child
             .wait()
             .map_err(|e| Error::msg(ErrorCode::IoFailure, e.to_string()))?;
@@ -130,6 +140,47 @@ impl ProcessExec {
         }
         Err(plugin_error(&out, &status.to_string()))
     }
+}
+
+/// Writes as much of `data` into the plugin's stdin as the pipe takes without blocking. All of
+/// it: the pipe is closed (`Ok(None)`, the plugin sees the end of its input). Not all: the
+/// pipe, back in blocking mode, and where the rest starts. A plugin that exits without reading
+/// its input counts as all written (as the reference's runtime ignores `EPIPE`).
+fn write_what_fits(
+    mut sin: std::process::ChildStdin,
+    data: &[u8],
+) -> std::io::Result<Option<(std::process::ChildStdin, usize)>> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let set = |sin: &std::process::ChildStdin, on: bool| -> std::io::Result<()> {
+        let flags = OFlag::from_bits_retain(fcntl(sin, FcntlArg::F_GETFL)?);
+        let flags = if on {
+            flags | OFlag::O_NONBLOCK
+        } else {
+            flags - OFlag::O_NONBLOCK
+        };
+        fcntl(sin, FcntlArg::F_SETFL(flags))?;
+        Ok(())
+    };
+    set(&sin, true)?;
+    let mut at = 0;
+    while at < data.len() {
+        match sin.write(&data[at..]) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                set(&sin, false)?;
+                return Ok(Some((sin, at)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if at < data.len() {
+        set(&sin, false)?;
+        return Ok(Some((sin, at)));
+    }
+    Ok(None)
 }
 
 const fn libc_etxtbsy() -> i32 {
