@@ -50,7 +50,7 @@ pub struct Opts {
     /// Samples per measured figure (default 40, quick 8).
     #[arg(long)]
     pub runs: Option<usize>,
-    /// Pod counts for the scale section (default 0,100,250,500,1000; quick 0,50,100).
+    /// Pod counts for the scale section (default 0,100,200,500,1000; quick 0,50,100).
     #[arg(long, value_delimiter = ',')]
     pub pods: Vec<usize>,
 }

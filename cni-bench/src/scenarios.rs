@@ -96,7 +96,7 @@ pub fn run_all(opts: &Opts) -> Result<Report> {
     } else if opts.quick {
         vec![0, 50, 100]
     } else {
-        vec![0, 100, 250, 500, 1000]
+        vec![0, 100, 200, 500, 1000]
     };
     let mut r = Report::new(
         opts.quick,

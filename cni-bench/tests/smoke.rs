@@ -46,6 +46,11 @@ fn quick_run_produces_the_table_and_the_chart() {
         "the scale table has the 5-pod row:\n{stdout}"
     );
     assert!(stdout.contains("all distinct"), "{stdout}");
+    // The whole process tree of a chain ADD through cnitool was measured, for both.
+    assert!(
+        stdout.contains("chain ADD's process tree") && stdout.contains(" KiB against "),
+        "{stdout}"
+    );
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert_eq!(chart.matches("<polyline").count(), 3);
 }

@@ -73,6 +73,43 @@ pub(super) fn chain(r: &mut Report, bins: &Bins, runs: usize) -> Result<()> {
         ),
         on.median <= Duration::from_millis(12),
     );
+    let (di, dg) = (st(1, &|c| &c.del), st(2, &|c| &c.del));
+    r.goal(
+        "chain ADD with the default configuration (iptables) at least 8x faster than the \
+         reference in cni-bench (issue #16)",
+        format!("{:.1}x", ratio(g.median, oi.median)),
+        ratio(g.median, oi.median) >= 8.0,
+    );
+    r.goal(
+        "chain DEL with the default configuration (iptables) at least 4x faster than the \
+         reference (issue #16)",
+        format!("{:.1}x", ratio(dg.median, di.median)),
+        ratio(dg.median, di.median) >= 4.0,
+    );
+    // Peak RSS of the whole ADD process tree, the default configuration against the
+    // reference, both driven by the same runtime process (cnitool), taking turns.
+    let (mut rss_ours, mut rss_go) = (Vec::<u64>::new(), Vec::<u64>::new());
+    for i in 0..(runs / 4).max(3) {
+        for k in [1, 2] {
+            let k = if i % 2 == 0 { k } else { 3 - k };
+            let kib = nodes[k].0.tree_peak_rss(bins)?;
+            if k == 1 { &mut rss_ours } else { &mut rss_go }.push(kib);
+        }
+    }
+    for (n, _) in nodes.iter_mut() {
+        n.release();
+    }
+    let peak = |v: &[u64]| v.iter().copied().max().unwrap_or_default();
+    let (ro, rg) = (peak(&rss_ours), peak(&rss_go));
+    r.goal(
+        "peak RSS of the chain ADD's process tree (runtime, plugins and the tools they start) \
+         with the default configuration at most half of the reference's (issue #16)",
+        format!(
+            "{ro} KiB against {rg} KiB ({:.2}x)",
+            ro as f64 / rg.max(1) as f64
+        ),
+        ro * 2 <= rg,
+    );
     r.section(
         "Chain: bridge (ipMasq) + host-local + portmap through a conflist",
         "ADD, CHECK and DEL of one pod with one port mapping through `cni-proto`'s runtime, \

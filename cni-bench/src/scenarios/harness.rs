@@ -126,6 +126,69 @@ impl ChainNode {
         })
     }
 
+    /// The peak resident set (KiB) of a whole chain ADD's process tree: a runtime process
+    /// (`cnitool`, next to this program) with every plugin and every tool they start, through
+    /// the `cni-bench-rss` launcher (the largest of them all: `wait4`'s figure covers the
+    /// descendants a process waited for). The pod is removed again (DEL, untimed).
+    pub(super) fn tree_peak_rss(&mut self, bins: &Bins) -> Result<u64> {
+        let pod = match self.spare.pop() {
+            Some(p) => p,
+            None => TempNetns::new("bench-pod")?,
+        };
+        self.seq += 1;
+        let here = std::env::current_exe()?;
+        let dir = here.parent().context("no directory of this program")?;
+        let confdir = self._cache.path().join("netconf");
+        std::fs::create_dir_all(&confdir)?;
+        std::fs::write(
+            confdir.join("bench.conflist"),
+            serde_json::to_vec(&self.list)?,
+        )?;
+        let caps = json!({"portMappings": [
+            {"hostPort": 10000 + self.seq, "containerPort": 80, "protocol": "tcp"}]});
+        let netns = pod.path().display().to_string();
+        let cnitool = |launcher: Option<&Path>, verb: &str| {
+            let mut cmd = match launcher {
+                Some(l) => {
+                    let mut c = std::process::Command::new(l);
+                    c.arg(dir.join("cnitool"));
+                    c
+                }
+                None => std::process::Command::new(dir.join("cnitool")),
+            };
+            cmd.args([verb, self.list.name.as_str(), netns.as_str()])
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .env("NETCONFPATH", &confdir)
+                .env("CNI_PATH", self.imp.dir(bins))
+                .env("CNI_CACHE_DIR", self._cache.path())
+                .env("CAP_ARGS", caps.to_string())
+                .env("CNI_IFNAME", "eth0");
+            cmd
+        };
+        let add = self
+            .node
+            .run(|| cnitool(Some(&dir.join("cni-bench-rss")), "add").output())??;
+        let del = self.node.run(|| cnitool(None, "del").output())??;
+        self.used.push(pod);
+        let text = String::from_utf8_lossy(&add.stderr);
+        let last = text
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("cni-bench-rss "))
+            .context("the launcher printed no RSS")?;
+        let mut words = last.split_whitespace();
+        let kib: u64 = words.next().context("no RSS figure")?.parse()?;
+        if words.next() != Some("0") || !del.status.success() {
+            bail!(
+                "chain ADD/DEL through cnitool failed ({:?}): {text}{}",
+                self.imp,
+                String::from_utf8_lossy(&del.stdout)
+            );
+        }
+        Ok(kib)
+    }
+
     /// One bare process (`/bin/true`) spawned exactly as this node's runtime spawns a plugin
     /// (same thread in the node's namespace, same exec path: fork, pipes, a stdin writer,
     /// wait): what any plugin at the end of the chain costs before it does anything.

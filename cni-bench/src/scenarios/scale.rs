@@ -87,6 +87,26 @@ pub(super) fn scale(r: &mut Report, bins: &Bins, counts: &[usize], samples: usiz
             ),
             ratio(last.ours_nft, first.ours_nft) <= 1.3,
         );
+        r.goal(
+            format!(
+                "chain ADD with the default configuration (iptables) at {} pods at most 2x \
+                 ADD at {} (issue #16)",
+                last.pods, first.pods
+            ),
+            format!("{:.2}x", ratio(last.ours_ipt, first.ours_ipt)),
+            ratio(last.ours_ipt, first.ours_ipt) <= 2.0,
+        );
+        if let Some(p200) = r.scale.iter().find(|p| p.pods >= 200).copied() {
+            r.goal(
+                format!(
+                    "chain ADD with the default configuration (iptables) and {} pods on the \
+                     node at least 8x faster than the reference (issue #16)",
+                    p200.pods
+                ),
+                format!("{:.1}x", ratio(p200.go, p200.ours_ipt)),
+                ratio(p200.go, p200.ours_ipt) >= 8.0,
+            );
+        }
         if let Some(mid) = r.scale.iter().find(|p| p.pods >= 500).copied() {
             r.goal(
                 format!(
