@@ -150,6 +150,16 @@ pub trait FirewallApplier {
         table: &str,
     ) -> Result<Option<nftables::TableListing>, FirewallError>;
 
+    /// Whether an nftables table exists, without listing it (see
+    /// [`nftables::table_exists`]). The default asks [`FirewallApplier::nft_table`].
+    fn nft_table_exists(
+        &mut self,
+        family: nftables::Family,
+        table: &str,
+    ) -> Result<bool, FirewallError> {
+        Ok(self.nft_table(family, table)?.is_some())
+    }
+
     /// Reads one element of a set or map by key; `Ok(None)` when the table, the set or the
     /// element does not exist (see [`nftables::get_element`]: one round trip, whatever the
     /// size of the set). The default looks it up in [`FirewallApplier::nft_table`]'s listing.
@@ -226,6 +236,14 @@ impl FirewallApplier for System {
         table: &str,
     ) -> Result<Option<nftables::TableListing>, FirewallError> {
         Ok(nftables::list_table(family, table)?)
+    }
+
+    fn nft_table_exists(
+        &mut self,
+        family: nftables::Family,
+        table: &str,
+    ) -> Result<bool, FirewallError> {
+        Ok(nftables::table_exists(family, table)?)
     }
 
     fn nft_element(

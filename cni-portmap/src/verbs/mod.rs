@@ -269,6 +269,12 @@ fn nft_del(
     f: IpFamily,
     fw: &mut dyn FirewallApplier,
 ) -> Result<(), FirewallError> {
+    // Without the table there is nothing to delete. Asking first (one lookup) spares the
+    // usual DEL of the backend the container did not use a batch the kernel would refuse,
+    // and a refused batch waits for an RCU grace period (~10 ms here) before it answers.
+    if !fw.nft_table_exists(nftables::family(f), nftables::TABLE)? {
+        return Ok(());
+    }
     let comment = nftables::owner(&conf.name, att).comment();
     match conf.container(f) {
         // Some mappings did not validate (DEL of a config ADD refused): what ADD may have

@@ -110,6 +110,7 @@ fn add_nftables_no_snat_no_route_localnet() {
 fn del_cleans_both_backends_and_conntrack() {
     let c = conf("iptables", BOTH, "", &["10.0.0.2/24"]);
     let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+    fw.nft_tables = vec![empty_table(nftables::family(IpFamily::V4))];
     host.route_localnet_in_use = true;
     del(&c, &att(), &mut fw, &mut host).unwrap();
     // iptables per family, then nftables for the family the container has an address in;
@@ -140,6 +141,38 @@ fn del_cleans_both_backends_and_conntrack() {
         ]
     );
     assert!(fw.dump().starts_with("table ipv4 nat"), "{}", fw.dump());
+}
+
+/// A table of ours with nothing in it: what the DEL of the other backend finds after an ADD.
+fn empty_table(
+    family: cni_linux::firewall::nftables::Family,
+) -> cni_linux::firewall::nftables::TableListing {
+    cni_linux::firewall::nftables::TableListing {
+        family,
+        name: nftables::TABLE.into(),
+        handle: 1,
+        comment: None,
+        chains: Vec::new(),
+        sets: Vec::new(),
+    }
+}
+
+#[test]
+fn del_sends_no_nftables_batch_without_the_table() {
+    // The container used iptables and nftables was never used on the node: the other
+    // backend's cleanup asks for the table and sends nothing (a refused batch would cost the
+    // kernel an RCU grace period).
+    let c = conf("iptables", BOTH, "", &["10.0.0.2/24"]);
+    let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+    host.route_localnet_in_use = true;
+    del(&c, &att(), &mut fw, &mut host).unwrap();
+    assert_eq!(fw.iptables.len(), 2);
+    assert!(fw.nft.is_empty(), "{}", fw.dump());
+    // The same for a container of the nftables backend whose table is gone.
+    let c = conf("nftables", BOTH, "", &["10.0.0.2/24"]);
+    let (mut fw, mut host) = (Recorder::default(), FakeHost::default());
+    del(&c, &att(), &mut fw, &mut host).unwrap();
+    assert!(fw.nft.is_empty(), "{}", fw.dump());
 }
 
 #[test]

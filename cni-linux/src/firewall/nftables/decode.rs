@@ -897,6 +897,23 @@ pub(crate) fn get_chain(
     }))
 }
 
+/// Whether table `name` of `family` exists: one `GETTABLE` round trip, nothing listed.
+pub(crate) fn table_exists(
+    sock: &mut NfSocket,
+    family: Family,
+    name: &str,
+) -> Result<bool, NftError> {
+    Ok(unless_missing(sock.request(
+        "get table",
+        family.nfproto(),
+        NfTablesMessage::GetTable(TableMessage {
+            attributes: vec![TableAttribute::Name(name.to_owned())],
+        }),
+        false,
+    ))?
+    .is_some())
+}
+
 /// The raw rules of one chain, in order (a `GETRULE` dump the kernel filters by table and
 /// chain), retried on `EINTR`.
 pub(crate) fn list_raw_rules(

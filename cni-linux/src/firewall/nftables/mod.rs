@@ -1035,6 +1035,14 @@ pub fn get_element(
     decode::get_element(&mut sock, family, table, set, key)
 }
 
+/// Whether table `name` exists (`NFT_MSG_GETTABLE`, one round trip, nothing listed). A
+/// teardown that asks first sends no batch to a table that is not there: a refused batch
+/// costs the kernel an RCU grace period (milliseconds) before it answers.
+pub fn table_exists(family: Family, name: &str) -> Result<bool, NftError> {
+    let mut sock = socket::NfSocket::open()?;
+    decode::table_exists(&mut sock, family, name)
+}
+
 /// Whether chain `chain` of table `table` exists (`NFT_MSG_GETCHAIN`, one round trip, rules
 /// are not read). `Ok(false)` when the table does not exist either.
 pub fn chain_exists(family: Family, table: &str, chain: &str) -> Result<bool, NftError> {
