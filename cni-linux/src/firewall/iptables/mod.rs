@@ -555,6 +555,14 @@ fn read_nft(
 /// What `restore_script` reads of each table for `plans`: the chains they name, and the
 /// jumps to the targets of [`IptablesOp::DeleteJumpsTo`] anywhere; and what the netlink
 /// writer needs besides: whether the chains the rules to add jump to exist.
+///
+/// A chain that only [`IptablesPlan::chains_to_ensure`] names, or that only gets
+/// [`IptablesOp::AppendUnique`]/[`IptablesOp::InsertUnique`] of jumps to chains the plans
+/// ensure in that table, goes to [`nft::Need::jumps_only`] instead of `chains`: its rules
+/// matter only if they jump to one of those targets, and none can unless the target exists
+/// (the kernel refuses a jump to a missing chain). A jump to a name no plan ensures (maybe an
+/// extension target this crate does not know) keeps the full read, as does every other op
+/// on the chain.
 fn needs<'a>(plans: &[&'a IptablesPlan]) -> Vec<(&'a str, nft::Need)> {
     let mut out: Vec<(&str, nft::Need)> = Vec::new();
     for p in plans {
@@ -565,15 +573,34 @@ fn needs<'a>(plans: &[&'a IptablesPlan]) -> Vec<(&'a str, nft::Need)> {
                 out.len() - 1
             }
         };
+        let ensured = |name: &str| {
+            plans
+                .iter()
+                .any(|q| q.table == p.table && q.chains_to_ensure.iter().any(|c| c == name))
+        };
         let need = &mut out[idx].1;
-        need.chains.extend(p.chains_to_ensure.iter().cloned());
+        for c in &p.chains_to_ensure {
+            need.jumps_only.entry(c.clone()).or_default();
+        }
         for op in &p.ops {
             match op {
                 IptablesOp::AppendUnique { chain, rule }
                 | IptablesOp::InsertUnique { chain, rule } => {
-                    need.chains.insert(chain.clone());
-                    if let Some(target) = rule.target().and_then(encode::jump_target) {
-                        need.exists.insert(target.to_owned());
+                    match rule.target().and_then(encode::jump_target) {
+                        Some(target) => {
+                            need.exists.insert(target.to_owned());
+                            if ensured(target) {
+                                need.jumps_only
+                                    .entry(chain.clone())
+                                    .or_default()
+                                    .insert(target.to_owned());
+                            } else {
+                                need.chains.insert(chain.clone());
+                            }
+                        }
+                        None => {
+                            need.chains.insert(chain.clone());
+                        }
                     }
                 }
                 IptablesOp::Delete { chain, .. }
@@ -587,6 +614,10 @@ fn needs<'a>(plans: &[&'a IptablesPlan]) -> Vec<(&'a str, nft::Need)> {
                 }
             }
         }
+    }
+    for (_, need) in &mut out {
+        let full = &need.chains;
+        need.jumps_only.retain(|c, _| !full.contains(c));
     }
     out
 }
@@ -705,6 +736,12 @@ pub struct ApplyReport {
     /// How many of `scripts` were committed as one nf_tables batch over netlink, without
     /// `iptables-restore` (iptables-nft only).
     pub netlink: usize,
+    /// Rule dumps read from nf_tables (iptables-nft only): one per chain whose rules were
+    /// read, one per table listed whole. A chain that only gets jumps to chains that do not
+    /// exist yet needs none (see [`apply`]).
+    pub rule_dumps: usize,
+    /// Rules decoded from those dumps (iptables-nft only).
+    pub rules_decoded: usize,
 }
 
 /// Applies `plans` in the calling thread's network namespace: per family the state of the
@@ -715,6 +752,12 @@ pub struct ApplyReport {
 /// up to [`NETLINK_ATTEMPTS`] times); otherwise one `iptables-restore --noflush -w`. A failed
 /// restore is retried once from a fresh read (another process may have changed the table in
 /// between); the last error is returned.
+///
+/// With iptables-nft only the chains the plans touch are read, one by one. A chain that the
+/// plans only ensure, or only append (insert) jumps to chains they ensure, is not dumped
+/// while none of those targets exists (it cannot hold a jump to a missing chain), and
+/// otherwise only its rules jumping to them are decoded: a pod's ADD does not read the
+/// per-pod jumps of the shared chains ([`ApplyReport::rule_dumps`]).
 pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
     let mut report = ApplyReport::default();
     for family in [IpFamily::V4, IpFamily::V6] {
@@ -740,6 +783,10 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
         let mut netlink = true;
         loop {
             let read = read_nft(&bins, family, needs(&fam_plans));
+            if let Some(read) = &read {
+                report.rule_dumps += read.rule_dumps;
+                report.rules_decoded += read.rules_decoded;
+            }
             let state = match &read {
                 Some(read) => read.state.clone(),
                 None => {

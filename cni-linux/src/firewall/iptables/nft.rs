@@ -92,6 +92,11 @@ pub(crate) struct Need {
     pub(crate) jumps_to: BTreeSet<String>,
     /// Chains whose existence alone is needed (the targets of jumps to write).
     pub(crate) exists: BTreeSet<String>,
+    /// Chains (not in `chains`) whose rules matter only where they jump to one of the given
+    /// targets: an existing chain is listed in the state, but its rules are dumped only when
+    /// one of the targets exists (a rule cannot jump to a missing chain), and then only the
+    /// rules jumping to an existing target are decoded. An empty set: existence alone.
+    pub(crate) jumps_only: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What the writer needs besides the state: the rules' handles, which chains exist, and the
@@ -109,6 +114,10 @@ pub(crate) struct NftState {
     /// The ruleset generation, read before anything else: a batch carrying it is refused if
     /// anything changed since.
     pub(crate) genid: u32,
+    /// Rule dumps requested (one per chain read, one per whole table listed).
+    pub(crate) rule_dumps: usize,
+    /// Rules decoded.
+    pub(crate) rules_decoded: usize,
 }
 
 /// Reads `tables` of `family` from nf_tables, as far as `need` asks, into the state
@@ -128,6 +137,8 @@ pub(crate) fn read_state(
         handles: BTreeMap::new(),
         present: BTreeSet::new(),
         genid: generation(&mut sock)?,
+        rule_dumps: 0,
+        rules_decoded: 0,
     };
     for (table, need) in tables {
         if !need.all {
@@ -143,6 +154,7 @@ pub(crate) fn read_state(
         // A built-in table iptables-nft has not created yet: `iptables-save -t TABLE` prints
         // it with its built-in chains all the same.
         let (chains, rules) = list_raw(&mut sock, Family::of(family), table)?.unwrap_or_default();
+        out.rule_dumps += 1;
         if chains.is_empty() && builtin_chains(table).is_empty() {
             continue;
         }
@@ -164,7 +176,9 @@ enum Chains {
 /// The chains `need` names, each with a `GETCHAIN` and a rule dump filtered to it, so the
 /// cost follows the chains a plan touches, not the whole table. A jump target that does not
 /// exist cannot be jumped to (the kernel refuses such rules), so it needs no reading; one that
-/// exists needs the whole table. The chains of `need.exists` only get a `GETCHAIN`.
+/// exists needs the whole table. The chains of `need.exists` only get a `GETCHAIN`; those of
+/// `need.jumps_only` a rule dump only when one of their targets exists (decided after every
+/// `GETCHAIN`), of which only the rules jumping to an existing target are decoded.
 fn chains_state(
     sock: &mut NfSocket,
     family: IpFamily,
@@ -178,16 +192,54 @@ fn chains_state(
             return Ok(Chains::NeedTable);
         }
     }
-    let mut chains = Vec::new();
-    let mut rules = Vec::new();
-    for name in &need.chains {
+    // One GETCHAIN per name: the chains to read, then the jump targets.
+    let names: BTreeSet<&String> = need
+        .chains
+        .iter()
+        .chain(need.jumps_only.keys())
+        .chain(need.exists.iter())
+        .chain(need.jumps_only.values().flatten())
+        .collect();
+    let mut found = BTreeMap::new();
+    for name in names {
         if let Some(c) = get_chain(sock, fam, table, name)? {
-            rules.extend(list_raw_rules(sock, fam, table, name)?);
-            chains.push(c);
+            found.insert(name.as_str(), c);
         }
     }
-    for name in need.exists.difference(&need.chains) {
-        if get_chain(sock, fam, table, name)?.is_some() {
+    let mut chains = Vec::new();
+    let mut rules = Vec::new();
+    let listed: BTreeSet<&String> = need.chains.iter().chain(need.jumps_only.keys()).collect();
+    for name in listed {
+        let Some(c) = found.get(name.as_str()) else {
+            continue;
+        };
+        chains.push(c.clone());
+        match need.jumps_only.get(name) {
+            Some(targets) => {
+                let live: BTreeSet<String> = targets
+                    .iter()
+                    .filter(|t| found.contains_key(t.as_str()))
+                    .cloned()
+                    .collect();
+                // No target exists: the chain cannot hold any rule the plans look for.
+                if live.is_empty() {
+                    continue;
+                }
+                out.rule_dumps += 1;
+                rules.extend(
+                    list_raw_rules(sock, fam, table, name)?
+                        .into_iter()
+                        .filter(|r| jumps_to_any(r, &live)),
+                );
+            }
+            None => {
+                out.rule_dumps += 1;
+                rules.extend(list_raw_rules(sock, fam, table, name)?);
+            }
+        }
+    }
+    for name in &need.exists {
+        if found.contains_key(name.as_str()) {
             out.present.insert((table.to_owned(), name.clone()));
         }
     }
@@ -242,7 +294,10 @@ fn table_state(
         }
     }
     for r in rules {
-        let full = need.all || need.chains.contains(&r.chain);
+        // The whole table was listed (a target of `jumps_to` exists): the chains of
+        // `jumps_only` are read in full, as before that optimisation.
+        let full =
+            need.all || need.chains.contains(&r.chain) || need.jumps_only.contains_key(&r.chain);
         if !full && !jumps_to_any(r, &need.jumps_to) {
             continue;
         }
@@ -251,6 +306,7 @@ fn table_state(
         if r.userdata {
             return None;
         }
+        out.rules_decoded += 1;
         let rule = decode_rule(family, &r.exprs)?;
         let c = t.chain_mut(&r.chain)?;
         c.rules.push(rule);

@@ -582,3 +582,186 @@ fn iptables_save_output_at_the_limit_is_read() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(state.is_ok(), "{state:?}");
 }
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `(chains, jumps_only, jumps_to, exists)` of the one table `plans` touch.
+type NeedParts = (
+    BTreeSet<String>,
+    Vec<(String, BTreeSet<String>)>,
+    BTreeSet<String>,
+    BTreeSet<String>,
+);
+
+fn need_of(plans: &[&IptablesPlan]) -> NeedParts {
+    let mut n = needs(plans);
+    assert_eq!(n.len(), 1, "one table");
+    let (_, need) = n.remove(0);
+    assert!(!need.all);
+    (
+        need.chains,
+        need.jumps_only.into_iter().collect(),
+        need.jumps_to,
+        need.exists,
+    )
+}
+
+#[test]
+fn needs_only_existence_of_chains_that_get_jumps_to_ensured_chains() {
+    // The bridge's masquerade plan: CNI-abc gets non-jump rules (read in full, nothing to
+    // read while it is missing); POSTROUTING only a jump to the ensured CNI-abc.
+    let (chains, lazy, jumps_to, exists) = need_of(&[&masq_plan("c")]);
+    assert_eq!(chains, set(&["CNI-abc"]));
+    assert_eq!(lazy, vec![("POSTROUTING".to_owned(), set(&["CNI-abc"]))]);
+    assert!(jumps_to.is_empty());
+    assert_eq!(exists, set(&["CNI-abc"]));
+
+    // Portmap's ADD: the container's chain is flushed (read in full); the shared chains only
+    // get jumps to ensured chains; one that is only ensured needs its existence alone.
+    let mut p = IptablesPlan::new(IpFamily::V4, "nat");
+    p.ensure_chain("CNI-HOSTPORT-SETMARK")
+        .ensure_chain("CNI-HOSTPORT-MASQ")
+        .ensure_chain("CNI-HOSTPORT-DNAT")
+        .ensure_chain("CNI-DN-x")
+        .append_unique(
+            "CNI-HOSTPORT-MASQ",
+            rule(&["-m", "mark", "--mark", "0x2000/0x2000", "-j", "MASQUERADE"]),
+        )
+        .insert_unique("POSTROUTING", rule(&["-j", "CNI-HOSTPORT-MASQ"]))
+        .append_unique(
+            "PREROUTING",
+            rule(&[
+                "-m",
+                "addrtype",
+                "--dst-type",
+                "LOCAL",
+                "-j",
+                "CNI-HOSTPORT-DNAT",
+            ]),
+        )
+        .flush("CNI-DN-x")
+        .delete_jumps_to("CNI-DN-x")
+        .append_unique(
+            "CNI-DN-x",
+            rule(&[
+                "-p",
+                "tcp",
+                "--dport",
+                "8080",
+                "-j",
+                "DNAT",
+                "--to-destination",
+                "10.0.0.2:80",
+            ]),
+        )
+        .append_unique(
+            "CNI-HOSTPORT-DNAT",
+            rule(&[
+                "-p",
+                "tcp",
+                "-m",
+                "multiport",
+                "--dports",
+                "8080",
+                "-j",
+                "CNI-DN-x",
+            ]),
+        );
+    let (chains, lazy, jumps_to, exists) = need_of(&[&p]);
+    assert_eq!(chains, set(&["CNI-DN-x", "CNI-HOSTPORT-MASQ"]));
+    assert_eq!(
+        lazy,
+        vec![
+            ("CNI-HOSTPORT-DNAT".to_owned(), set(&["CNI-DN-x"])),
+            ("CNI-HOSTPORT-SETMARK".to_owned(), set(&[])),
+            ("POSTROUTING".to_owned(), set(&["CNI-HOSTPORT-MASQ"])),
+            ("PREROUTING".to_owned(), set(&["CNI-HOSTPORT-DNAT"])),
+        ]
+    );
+    assert_eq!(jumps_to, set(&["CNI-DN-x"]));
+    assert_eq!(
+        exists,
+        set(&["CNI-DN-x", "CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ"])
+    );
+}
+
+#[test]
+fn needs_every_rule_of_a_chain_any_other_op_touches() {
+    let jump = rule(&["-s", "10.0.0.2/32", "-j", "CNI-abc"]);
+    // Every op that looks at other rules of the chain keeps the full read.
+    let others: Vec<IptablesOp> = vec![
+        IptablesOp::Delete {
+            chain: "POSTROUTING".into(),
+            rule: rule(&["-s", "10.0.0.3/32", "-j", "CNI-old"]),
+        },
+        IptablesOp::DeleteWithComment {
+            chain: "POSTROUTING".into(),
+            comment: "c".into(),
+        },
+        IptablesOp::Flush {
+            chain: "POSTROUTING".into(),
+        },
+        IptablesOp::DeleteChain {
+            chain: "POSTROUTING".into(),
+        },
+        IptablesOp::AppendUnique {
+            chain: "POSTROUTING".into(),
+            rule: rule(&["-j", "MASQUERADE"]),
+        },
+        IptablesOp::InsertUnique {
+            chain: "POSTROUTING".into(),
+            rule: rule(&["-j", "ACCEPT"]),
+        },
+        // A jump to a chain no plan ensures (for all this crate knows, an extension
+        // target): its rules are compared as read.
+        IptablesOp::AppendUnique {
+            chain: "POSTROUTING".into(),
+            rule: rule(&["-j", "CNI-elsewhere"]),
+        },
+    ];
+    for other in others {
+        // Before or after the jump, in the same plan or another one of the table.
+        for (first, second) in [(false, false), (true, false), (false, true)] {
+            let mut a = IptablesPlan::new(IpFamily::V4, "nat");
+            a.ensure_chain("CNI-abc");
+            let mut b = IptablesPlan::new(IpFamily::V4, "nat");
+            if first {
+                a.push(other.clone());
+            }
+            a.append_unique("POSTROUTING", jump.clone());
+            if second {
+                b.push(other.clone());
+            } else if !first {
+                a.push(other.clone());
+            }
+            let (chains, lazy, _, _) = need_of(&[&a, &b]);
+            assert!(chains.contains("POSTROUTING"), "{other:?}\n{a}{b}");
+            assert!(
+                lazy.iter().all(|(c, _)| c != "POSTROUTING"),
+                "{other:?}\n{a}{b}"
+            );
+        }
+    }
+    // A chain ensured by another plan of the same table counts; one of another table not.
+    let mut a = IptablesPlan::new(IpFamily::V4, "nat");
+    a.append_unique("POSTROUTING", jump.clone());
+    let mut b = IptablesPlan::new(IpFamily::V4, "nat");
+    b.ensure_chain("CNI-abc");
+    let (chains, lazy, _, _) = need_of(&[&a, &b]);
+    assert!(chains.is_empty());
+    assert_eq!(
+        lazy,
+        vec![
+            ("CNI-abc".to_owned(), set(&[])),
+            ("POSTROUTING".to_owned(), set(&["CNI-abc"])),
+        ]
+    );
+    let mut f = IptablesPlan::new(IpFamily::V4, "filter");
+    f.ensure_chain("CNI-abc");
+    let n = needs(&[&a, &f]);
+    let nat = &n.iter().find(|(t, _)| *t == "nat").unwrap().1;
+    assert!(nat.chains.contains("POSTROUTING"));
+    assert!(nat.jumps_only.is_empty());
+}
