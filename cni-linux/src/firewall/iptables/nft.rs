@@ -755,21 +755,25 @@ fn xt_match(t: &mut Tokens, data: &[u8]) -> Option<()> {
     Some(())
 }
 
+/// The `addrtype` match's type names, bit `i` of its mask being `ADDR_TYPES[i]` (the kernel's
+/// `RTN_*` order, as iptables prints them).
+pub(super) const ADDR_TYPES: [&str; 12] = [
+    "UNSPEC",
+    "UNICAST",
+    "LOCAL",
+    "BROADCAST",
+    "ANYCAST",
+    "MULTICAST",
+    "BLACKHOLE",
+    "UNREACHABLE",
+    "PROHIBIT",
+    "THROW",
+    "NAT",
+    "XRESOLVE",
+];
+
 fn addr_types(mask: u16) -> Option<String> {
-    const NAMES: [&str; 12] = [
-        "UNSPEC",
-        "UNICAST",
-        "LOCAL",
-        "BROADCAST",
-        "ANYCAST",
-        "MULTICAST",
-        "BLACKHOLE",
-        "UNREACHABLE",
-        "PROHIBIT",
-        "THROW",
-        "NAT",
-        "XRESOLVE",
-    ];
+    const NAMES: [&str; 12] = ADDR_TYPES;
     if mask >> NAMES.len() != 0 {
         return None;
     }

@@ -76,6 +76,19 @@ const NFNL_BATCH_GENID: u16 = 1;
 
 /// A batch begin or end message (`seq`), the begin optionally carrying the generation id the
 /// batch was computed from.
+/// `Ok` when all `n` messages of a batch were acknowledged (errors already handled).
+fn all_acked(acked: u32, n: u32) -> Result<(), NftError> {
+    if acked < n {
+        return Err(NftError::Rejected {
+            index: None,
+            op: None,
+            message: Some(format!("only {acked} of {n} messages acknowledged")),
+            source: io::Error::other("incomplete acknowledgement"),
+        });
+    }
+    Ok(())
+}
+
 fn raw_batch_control(msg_type: u16, seq: u32, genid: Option<u32>) -> Vec<u8> {
     let mut attrs = Vec::new();
     if let Some(g) = genid {
@@ -869,15 +882,7 @@ impl NfSocket {
                 source: io::Error::from_raw_os_error(status.errno),
             });
         }
-        if acked < n {
-            return Err(NftError::Rejected {
-                index: None,
-                op: None,
-                message: Some(format!("only {acked} of {n} messages acknowledged")),
-                source: io::Error::other("incomplete acknowledgement"),
-            });
-        }
-        Ok(())
+        all_acked(acked, n)
     }
 
     /// Sends the batch in one `sendmsg` and collects every acknowledgement.
@@ -903,15 +908,7 @@ impl NfSocket {
                 source: io::Error::from_raw_os_error(status.errno),
             });
         }
-        if acked < n {
-            return Err(NftError::Rejected {
-                index: None,
-                op: None,
-                message: Some(format!("only {acked} of {n} messages acknowledged")),
-                source: io::Error::other("incomplete acknowledgement"),
-            });
-        }
-        Ok(())
+        all_acked(acked, n)
     }
 
     /// Sends one request for `family` with `flags` (besides `NLM_F_REQUEST`); returns its
