@@ -9,23 +9,7 @@ mod common;
 
 use cni_linux::firewall::IpFamily;
 use cni_linux::firewall::iptables::{self, IptablesPlan, IptablesState, Rule};
-use common::TestNs;
-
-/// Whether `iptables` here is iptables-nft (the reader only applies to it).
-/// Whether `iptables` here is iptables-nft, which these tests are about. Where it is not (a
-/// node on iptables-legacy) they print why and return, except under CI, whose machines run
-/// Debian's iptables-nft: there a skip would hide the whole reader, so it fails.
-fn iptables_is_nft(ns: &TestNs) -> bool {
-    if ns.ok(&["iptables", "--version"]).contains("nf_tables") {
-        return true;
-    }
-    let why = "iptables is not iptables-nft here: nothing to compare";
-    if common::in_ci() {
-        panic!("{why}, and CI is set");
-    }
-    eprintln!("skipping: {why}");
-    false
-}
+use common::{TestNs, iptables_is_nft};
 
 fn saved(ns: &TestNs, fam: IpFamily, table: &str) -> IptablesState {
     let bin = match fam {

@@ -12,28 +12,7 @@ mod common;
 
 use cni_linux::firewall::IpFamily;
 use cni_linux::firewall::iptables::{self, IptablesPlan, Rule};
-use common::TestNs;
-
-/// Whether `iptables` here is iptables-nft, which these tests are about (see
-/// `firewall_iptables_nft.rs`: skipped with a message elsewhere, a failure under CI).
-fn iptables_is_nft(ns: &TestNs) -> bool {
-    if ns.ok(&["iptables", "--version"]).contains("nf_tables") {
-        return true;
-    }
-    let why = "iptables is not iptables-nft here: nothing to compare";
-    if common::in_ci() {
-        panic!("{why}, and CI is set");
-    }
-    eprintln!("skipping: {why}");
-    false
-}
-
-fn bin(fam: IpFamily, what: &str) -> String {
-    match fam {
-        IpFamily::V4 => format!("iptables{what}"),
-        IpFamily::V6 => format!("ip6tables{what}"),
-    }
-}
+use common::{TestNs, ipt_bin as bin, iptables_is_nft};
 
 /// Shell-like words: blanks separate, double quotes group (`\"` inside is a quote).
 fn words(line: &str) -> Vec<String> {

@@ -121,3 +121,27 @@ impl Drop for TestNs {
         }
     }
 }
+
+/// Whether `iptables` in `ns` is iptables-nft, which the iptables-nft reader and writer tests
+/// are about. Where it is not (a node on iptables-legacy) they print why and return, except
+/// under CI, whose machines run Debian's iptables-nft: there a skip would hide the whole
+/// reader and writer, so it fails.
+pub fn iptables_is_nft(ns: &TestNs) -> bool {
+    if ns.ok(&["iptables", "--version"]).contains("nf_tables") {
+        return true;
+    }
+    let why = "iptables is not iptables-nft here: nothing to compare";
+    if in_ci() {
+        panic!("{why}, and CI is set");
+    }
+    eprintln!("skipping: {why}");
+    false
+}
+
+/// `iptables<what>` or `ip6tables<what>` (`what`: "", "-save", "-restore") for `fam`.
+pub fn ipt_bin(fam: cni_linux::firewall::IpFamily, what: &str) -> String {
+    match fam {
+        cni_linux::firewall::IpFamily::V4 => format!("iptables{what}"),
+        cni_linux::firewall::IpFamily::V6 => format!("ip6tables{what}"),
+    }
+}
