@@ -44,7 +44,7 @@ pub struct Opts {
     #[arg(long)]
     pub ours_dir: Option<PathBuf>,
     /// Only these sections (comma separated: process, hostlocal, bridge, portmap, chain, small,
-    /// scale, concurrency, floor).
+    /// bandwidth, firewall, golibcni, scale, concurrency, floor).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Samples per measured figure (default 40, quick 8).

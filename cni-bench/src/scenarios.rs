@@ -13,7 +13,8 @@
 //!   [`Cycles`]), and waiting for the machine and a node to be quiet.
 //! - One module per section: `process` (VERSION and sizes), `hostlocal`, `bridge` (with the
 //!   in-process floor and peak RSS), `portmap`, `chain`, `small` (loopback, static, tuning),
-//!   `bandwidth`, `firewall`, `concurrency`, `scale`. A section is a
+//!   `bandwidth`, `firewall`, `golibcni` (the default chain through Go's libcni), `concurrency`,
+//!   `scale`. A section is a
 //!   `fn(&mut Report, &Bins, ...) -> Result<()>` with a step in [`run_all`]; `use super::*`
 //!   gives it what is imported here.
 
@@ -33,6 +34,7 @@ mod bridge;
 mod chain;
 mod concurrency;
 mod firewall;
+mod golibcni;
 mod harness;
 mod hostlocal;
 mod portmap;
@@ -166,6 +168,11 @@ pub fn run_all(opts: &Opts) -> Result<Report> {
             "firewall",
             "firewall in a chain, 0 and many pods on the node",
             Box::new(|r| firewall::firewall(r, &bins, (runs / 2).max(3), opts.quick)),
+        ),
+        (
+            "golibcni",
+            "the default chain through Go's libcni",
+            Box::new(|r| golibcni::golibcni(r, &bins, opts.quick)),
         ),
         (
             "concurrency",

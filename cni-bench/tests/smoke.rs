@@ -35,6 +35,8 @@ fn quick_run_produces_the_table_and_the_chart() {
         "## portmap",
         "## Chain",
         "## Small plugins",
+        // CI installs golang-go and golang-github-appc-cni-dev for the driver.
+        "## Go libcni runtime",
         "## Scale",
         "## Concurrency",
         "## Binary sizes",
