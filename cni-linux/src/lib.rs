@@ -4,7 +4,7 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`netns`] | [`NetNs`](netns::NetNs): an owned handle on a network namespace; run a closure inside it on a dedicated thread that exits afterwards; create and delete named (bind-mounted) namespaces like `ip netns`; [`is_netns`](netns::is_netns) |
+//! | [`netns`] | [`NetNs`](netns::NetNs): an owned handle on a network namespace; run a closure inside it on the calling thread, which comes back afterwards; create and delete named (bind-mounted) namespaces like `ip netns`; [`is_netns`](netns::is_netns) |
 //! | `nl` (crate-private) | the netlink core every netlink user here shares: socket options, send, bounded receive, message walk, `NLMSG_ERROR`/`NLMSG_DONE` with extended ACK, the reply loop of one request (ACK, single answer, dump, `NLM_F_DUMP_INTR`), attribute walking |
 //! | [`netlink`] | synchronous rtnetlink ([`Handle`](netlink::Handle)) over that core: links (bridge, veth with the peer created directly inside the target namespace, vlan, dummy), addresses, routes, bridge ports and VLANs, namespace-wide forwarding (`RTM_GETNETCONF`), event-driven waits, [`mac`](netlink::mac) helpers, [`tc`](netlink::tc) (tbf and ingress qdiscs, u32 redirect filters, ifb devices) |
 //! | [`sysctl`] | `/proc/sys` keys in the calling thread's or a given namespace |

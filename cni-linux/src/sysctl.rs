@@ -151,20 +151,21 @@ pub fn ensure(key: &str, value: &str) -> Result<bool, SysctlError> {
     Ok(true)
 }
 
-/// Reads `key` inside `ns` (on a dedicated thread, see [`NetNs::run`]).
+/// Reads `key` inside `ns` (the calling thread enters it and comes back, see [`NetNs::run`]).
 pub fn get_in(ns: &NetNs, key: &str) -> Result<String, SysctlError> {
     let path = path_for(key)?;
     ns.run(|| read_path(&path))?
 }
 
-/// Writes `value` to `key` inside `ns` (on a dedicated thread, see [`NetNs::run`]).
+/// Writes `value` to `key` inside `ns` (the calling thread enters it and comes back, see
+/// [`NetNs::run`]).
 pub fn set_in(ns: &NetNs, key: &str, value: &str) -> Result<(), SysctlError> {
     let path = path_for(key)?;
     ns.run(|| write_path(&path, value))?
 }
 
-/// Writes several `(key, value)` pairs inside `ns` with a single thread hop, stopping at the
-/// first error.
+/// Writes several `(key, value)` pairs inside `ns`, entering it once, stopping at the first
+/// error.
 pub fn set_many_in(ns: &NetNs, pairs: &[(&str, &str)]) -> Result<(), SysctlError> {
     let paths = pairs
         .iter()

@@ -80,7 +80,8 @@ impl TempNetns {
         &self.ns
     }
 
-    /// Run `f` inside the namespace on a dedicated thread (see [`NetNs::run`]).
+    /// Run `f` inside the namespace: the calling thread enters it and comes back (see
+    /// [`NetNs::run`]).
     pub fn run<F, T>(&self, f: F) -> Result<T>
     where
         F: FnOnce() -> T + Send,

@@ -20,7 +20,7 @@
 //!   implementation and the [`Recorder`] test double.
 //!
 //! Everything acts in the network namespace of the calling thread: enter the target
-//! namespace (for example on a dedicated thread) before calling.
+//! namespace (for example with [`crate::netns::NetNs::run`]) before calling.
 
 pub mod iptables;
 pub mod names;

@@ -298,8 +298,8 @@ impl Handle {
         Ok(Self::from_parts(socket, ns.try_clone()?))
     }
 
-    /// Like [`Handle::new_in`], and also runs `f` in the namespace on the same short-lived
-    /// thread: one thread hop for both, for example to write the interface sysctls a plugin
+    /// Like [`Handle::new_in`], and also runs `f` in the namespace while it is entered for
+    /// the socket: one entry for both, for example to write the interface sysctls a plugin
     /// needs next to its netlink work.
     pub fn new_in_with<F, T>(ns: &NetNs, f: F) -> Result<(Self, T)>
     where

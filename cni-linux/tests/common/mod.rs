@@ -2,10 +2,10 @@
 //! removed on drop (also when a test panics), running code or commands inside them, and the
 //! root and tool checks.
 //!
-//! Everything privileged happens inside namespaces created here: closures run on a thread that
-//! entered the namespace ([`TestNs::run`]), commands through `ip netns exec <name>`
-//! ([`TestNs::cmd`]). The machine's own root namespace (links, routes, sysctls, firewall) is
-//! never changed.
+//! Everything privileged happens inside namespaces created here: closures run on the calling
+//! thread, which enters the namespace and comes back ([`TestNs::run`]), commands through
+//! `ip netns exec <name>` ([`TestNs::cmd`]). The machine's own root namespace (links, routes,
+//! sysctls, firewall) is never changed.
 
 #![allow(dead_code, clippy::expect_used)]
 
@@ -82,7 +82,7 @@ impl TestNs {
         self.ns.path().to_path_buf()
     }
 
-    /// Runs `f` on a thread inside the namespace.
+    /// Runs `f` inside the namespace (the calling thread enters it and comes back).
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         self.ns.run(f).expect("enter test namespace")
     }
