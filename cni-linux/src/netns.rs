@@ -8,8 +8,9 @@
 //! Code that must act *inside* a namespace (sysctls, opening sockets) goes through
 //! [`NetNs::run`]: the calling thread enters the namespace with `setns(2)`, runs the closure
 //! and goes back (also when the closure panics), so no thread of the process is ever left in
-//! the wrong namespace. Netlink work does not even need that: [`crate::netlink::Handle::new_in`] opens a
-//! socket inside the namespace once and then uses it from the calling thread.
+//! the wrong namespace. Netlink work does not even need that:
+//! [`crate::netlink::Handle::new_in`] opens a socket inside the namespace once and then uses
+//! it from any thread.
 //!
 //! ```no_run
 //! use cni_linux::netns::NetNs;
