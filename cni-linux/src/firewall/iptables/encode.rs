@@ -627,10 +627,9 @@ fn encode_match(t: &mut Toks<'_>, e: &mut Exprs, name: &str, proto: Option<u8>) 
 }
 
 fn addr_types(list: &str) -> Option<u16> {
-    const NAMES: [&str; 12] = super::nft::ADDR_TYPES;
     let mut mask = 0u16;
     for name in list.split(',') {
-        mask |= 1 << NAMES.iter().position(|n| *n == name)?;
+        mask |= 1 << super::nft::ADDR_TYPES.iter().position(|n| *n == name)?;
     }
     Some(mask)
 }

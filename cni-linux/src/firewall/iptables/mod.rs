@@ -787,14 +787,16 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
                 report.rule_dumps += read.rule_dumps;
                 report.rules_decoded += read.rules_decoded;
             }
+            let saved;
             let state = match &read {
-                Some(read) => read.state.clone(),
+                Some(read) => &read.state,
                 None => {
                     report.processes += 1;
-                    save_with(&bins, family, only_table)?
+                    saved = save_with(&bins, family, only_table)?;
+                    &saved
                 }
             };
-            let script = restore_script(&fam_plans, &state)?;
+            let script = restore_script(&fam_plans, state)?;
             if script.is_empty() {
                 break;
             }

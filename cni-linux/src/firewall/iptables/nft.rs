@@ -773,13 +773,12 @@ pub(super) const ADDR_TYPES: [&str; 12] = [
 ];
 
 fn addr_types(mask: u16) -> Option<String> {
-    const NAMES: [&str; 12] = ADDR_TYPES;
-    if mask >> NAMES.len() != 0 {
+    if mask >> ADDR_TYPES.len() != 0 {
         return None;
     }
-    let names: Vec<&str> = (0..NAMES.len())
+    let names: Vec<&str> = (0..ADDR_TYPES.len())
         .filter(|i| mask & (1 << i) != 0)
-        .map(|i| NAMES[i])
+        .map(|i| ADDR_TYPES[i])
         .collect();
     Some(names.join(","))
 }

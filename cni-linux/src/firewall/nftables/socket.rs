@@ -74,8 +74,6 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFNL_BATCH_GENID: u16 = 1;
 
-/// A batch begin or end message (`seq`), the begin optionally carrying the generation id the
-/// batch was computed from.
 /// `Ok` when all `n` messages of a batch were acknowledged (errors already handled).
 fn all_acked(acked: u32, n: u32) -> Result<(), NftError> {
     if acked < n {
@@ -89,6 +87,8 @@ fn all_acked(acked: u32, n: u32) -> Result<(), NftError> {
     Ok(())
 }
 
+/// A batch begin or end message (`seq`), the begin optionally carrying the generation id the
+/// batch was computed from.
 fn raw_batch_control(msg_type: u16, seq: u32, genid: Option<u32>) -> Vec<u8> {
     let mut attrs = Vec::new();
     if let Some(g) = genid {
