@@ -2,7 +2,7 @@
 //! exit; peak resident set through the `cni-bench-rss` launcher.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,22 +36,31 @@ pub fn run(call: &Call<'_>) -> Result<Duration> {
 /// Run one call through the `cni-bench-rss` launcher next to this program and return the
 /// plugin's own peak RSS in KiB (see that program for why a launcher).
 pub fn peak_rss(call: &Call<'_>) -> Result<u64> {
-    let launcher = std::env::current_exe()?
+    let (_, out) = spawn(call, Some(&launcher()?))?;
+    let (kib, _) = launcher_reports(&out.stderr)
+        .pop()
+        .context("the launcher printed no RSS")?;
+    Ok(kib)
+}
+
+/// The `cni-bench-rss` launcher next to this program.
+pub fn launcher() -> Result<PathBuf> {
+    Ok(std::env::current_exe()?
         .parent()
         .context("no directory of this program")?
-        .join("cni-bench-rss");
-    let (_, out) = spawn(call, Some(&launcher))?;
-    let text = String::from_utf8_lossy(&out.stderr);
-    let last = text
+        .join("cni-bench-rss"))
+}
+
+/// Every `cni-bench-rss <KiB> <exit code>` line of `stderr`, in order: the peak RSS and exit
+/// code of each program the launcher ran.
+pub fn launcher_reports(stderr: &[u8]) -> Vec<(u64, i32)> {
+    String::from_utf8_lossy(stderr)
         .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("cni-bench-rss "))
-        .context("the launcher printed no RSS")?;
-    last.split_whitespace()
-        .next()
-        .context("no RSS figure")?
-        .parse()
-        .context("RSS figure")
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("cni-bench-rss ")?.split_whitespace();
+            Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+        })
+        .collect()
 }
 
 fn spawn(call: &Call<'_>, launcher: Option<&Path>) -> Result<(Duration, Output)> {
@@ -148,5 +157,13 @@ mod tests {
         assert_eq!(s.p90, Duration::from_millis(9));
         assert_eq!(s.max, Duration::from_millis(10));
         assert_eq!(Stats::of(&[]).n, 0);
+    }
+
+    #[test]
+    fn launcher_reports_are_read_from_mixed_stderr() {
+        let err =
+            b"plugin noise\ncni-bench-rss 2344 0\nmore\ncni-bench-rss 811 1\ncni-bench-rss x 0\n";
+        assert_eq!(launcher_reports(err), vec![(2344, 0), (811, 1)]);
+        assert!(launcher_reports(b"nothing here\n").is_empty());
     }
 }

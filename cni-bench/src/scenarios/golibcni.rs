@@ -132,10 +132,7 @@ impl Side {
     /// directory of wrappers given as `CNI_PATH`, and reports its tree's peak on the stderr the
     /// runtime passes through. The largest figure wins; the pod is removed again.
     fn rss(&mut self, bins: &Bins, drv: &Driver) -> Result<u64> {
-        let launcher = std::env::current_exe()?
-            .parent()
-            .context("no directory of this program")?
-            .join("cni-bench-rss");
+        let launcher = measure::launcher()?;
         let wrappers = TempDir::new("bench-golibcni-rss")?;
         for p in super::bins::PLUGINS {
             let real = self.node.imp.dir(bins).join(p);
@@ -157,17 +154,19 @@ impl Side {
         );
         let (_, out) = self.call(bins, drv, Some(wrappers.path()), "add", &pod)?;
         self.call(bins, drv, None, "del", &pod)?;
-        let text = String::from_utf8_lossy(&out.stderr);
-        let peaks: Vec<u64> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("cni-bench-rss "))
-            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-            .collect();
+        let peaks = measure::launcher_reports(&out.stderr);
         // bridge, the host-local it runs, portmap.
         if peaks.len() < 3 {
-            bail!("expected a peak from every plugin of the chain, got: {text}");
+            bail!(
+                "expected a peak from every plugin of the chain, got: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        Ok(peaks.into_iter().max().unwrap_or_default())
+        Ok(peaks
+            .into_iter()
+            .map(|(kib, _)| kib)
+            .max()
+            .unwrap_or_default())
     }
 }
 
@@ -207,35 +206,49 @@ pub(super) fn golibcni(r: &mut Report, bins: &Bins, quick: bool) -> Result<()> {
         Ok(())
     })?;
     let [ours, go] = &sides;
-    let st = |v: &[Duration]| Stats::of(v);
-    let (a30, g30) = (st(&ours.add30), st(&go.add30));
-    let (a200, g200) = (st(&ours.add200), st(&go.add200));
-    let (d200, gd200) = (st(&ours.del200), st(&go.del200));
-    let ratio = |g: &Stats, o: &Stats| g.median.as_secs_f64() / o.median.as_secs_f64().max(1e-9);
-    r.goal(
-        format!(
-            "Go libcni runtime: chain ADD with the default configuration, {accumulate} pods \
-             accumulating, at least 6x faster than the reference (issue #16)"
+    // (row, goal, least ratio, ours, reference)
+    let figures = [
+        (
+            format!("chain ADD, {accumulate} pods accumulating"),
+            format!("chain ADD with the default configuration, {accumulate} pods accumulating,"),
+            6.0,
+            &ours.add30,
+            &go.add30,
         ),
-        format!("{:.1}x", ratio(&g30, &a30)),
-        ratio(&g30, &a30) >= 6.0,
-    );
-    r.goal(
-        format!(
-            "Go libcni runtime: chain ADD with the default configuration and {present} pods on \
-             the node at least 8x faster than the reference (issue #16)"
+        (
+            format!("chain ADD, {present} pods on the node"),
+            format!("chain ADD with the default configuration and {present} pods on the node"),
+            8.0,
+            &ours.add200,
+            &go.add200,
         ),
-        format!("{:.1}x", ratio(&g200, &a200)),
-        ratio(&g200, &a200) >= 8.0,
-    );
-    r.goal(
-        format!(
-            "Go libcni runtime: chain DEL with the default configuration and {present} pods on \
-             the node at least 4x faster than the reference (issue #16)"
+        (
+            format!("chain DEL, {present} pods on the node"),
+            format!("chain DEL with the default configuration and {present} pods on the node"),
+            4.0,
+            &ours.del200,
+            &go.del200,
         ),
-        format!("{:.1}x", ratio(&gd200, &d200)),
-        ratio(&gd200, &d200) >= 4.0,
-    );
+    ];
+    let mut rows = Vec::new();
+    for (what, goal, least, o, g) in figures {
+        let (o, g) = (Stats::of(o), Stats::of(g));
+        let x = g.median.as_secs_f64() / o.median.as_secs_f64().max(1e-9);
+        r.goal(
+            format!(
+                "Go libcni runtime: {goal} at least {least}x faster than the reference \
+                 (issue #16)"
+            ),
+            format!("{x:.1}x"),
+            x >= least,
+        );
+        rows.push(Row {
+            what,
+            ours: Some(o),
+            reference: Some(g),
+            note: String::new(),
+        });
+    }
     r.goal(
         "Go libcni runtime: peak RSS of the ADD process tree (the plugins and the tools they \
          start) with the default configuration at most half of the reference's (issue #16)",
@@ -247,12 +260,6 @@ pub(super) fn golibcni(r: &mut Report, bins: &Bins, quick: bool) -> Result<()> {
         ),
         ours.rss * 2 <= go.rss,
     );
-    let row = |what: String, o: Stats, g: Stats| Row {
-        what,
-        ours: Some(o),
-        reference: Some(g),
-        note: String::new(),
-    };
     r.section(
         "Go libcni runtime: the default configuration",
         "The chain bridge (ipMasq) + host-local + portmap (one mapping) with the default \
@@ -262,18 +269,6 @@ pub(super) fn golibcni(r: &mut Report, bins: &Bins, quick: bool) -> Result<()> {
          peak RSS of the plugins and their tools, each plugin under the `cni-bench-rss` \
          launcher.",
     )
-    .rows = vec![
-        row(
-            format!("chain ADD, {accumulate} pods accumulating"),
-            a30,
-            g30,
-        ),
-        row(format!("chain ADD, {present} pods on the node"), a200, g200),
-        row(
-            format!("chain DEL, {present} pods on the node"),
-            d200,
-            gd200,
-        ),
-    ];
+    .rows = rows;
     Ok(())
 }

@@ -14,6 +14,7 @@ use cni_types::{Error as CniError, NetConfList};
 use serde_json::json;
 
 use super::bins::{Bins, Impl};
+use crate::measure;
 
 /// Records how long each plugin process of a chain took.
 pub(super) struct TimedExec {
@@ -147,15 +148,13 @@ impl ChainNode {
         let caps = json!({"portMappings": [
             {"hostPort": 10000 + self.seq, "containerPort": 80, "protocol": "tcp"}]});
         let netns = pod.path().display().to_string();
-        let cnitool = |launcher: Option<&Path>, verb: &str| {
-            let mut cmd = match launcher {
-                Some(l) => {
-                    let mut c = std::process::Command::new(l);
-                    c.arg(dir.join("cnitool"));
-                    c
-                }
-                None => std::process::Command::new(dir.join("cnitool")),
-            };
+        let (tool, launcher) = (dir.join("cnitool"), measure::launcher()?);
+        // `cnitool <verb>`, under the launcher or not.
+        let cnitool = |verb: &str, launched: bool| {
+            let mut cmd = std::process::Command::new(if launched { &launcher } else { &tool });
+            if launched {
+                cmd.arg(&tool);
+            }
             cmd.args([verb, self.list.name.as_str(), netns.as_str()])
                 .env_clear()
                 .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -166,31 +165,22 @@ impl ChainNode {
                 .env("CNI_IFNAME", "eth0");
             cmd
         };
-        let add = self
-            .node
-            .run(|| cnitool(Some(&dir.join("cni-bench-rss")), "add").output())??;
-        let del = self.node.run(|| cnitool(None, "del").output())??;
+        let add = self.node.run(|| cnitool("add", true).output())??;
+        let del = self.node.run(|| cnitool("del", false).output())??;
         self.used.push(pod);
-        let text = String::from_utf8_lossy(&add.stderr);
-        let last = text
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("cni-bench-rss "))
-            .context("the launcher printed no RSS")?;
-        let mut words = last.split_whitespace();
-        let kib: u64 = words.next().context("no RSS figure")?.parse()?;
-        if words.next() != Some("0") || !del.status.success() {
-            bail!(
-                "chain ADD/DEL through cnitool failed ({:?}): {text}{}",
+        match measure::launcher_reports(&add.stderr).pop() {
+            Some((kib, 0)) if del.status.success() => Ok(kib),
+            _ => bail!(
+                "chain ADD/DEL through cnitool failed ({:?}): {}{}",
                 self.imp,
+                String::from_utf8_lossy(&add.stderr),
                 String::from_utf8_lossy(&del.stdout)
-            );
+            ),
         }
-        Ok(kib)
     }
 
     /// One bare process (`/bin/true`) spawned exactly as this node's runtime spawns a plugin
-    /// (same thread in the node's namespace, same exec path: fork, pipes, a stdin writer,
+    /// (same thread in the node's namespace, same exec path: fork, pipes, the config written,
     /// wait): what any plugin at the end of the chain costs before it does anything.
     pub(super) fn bare_exec(&self) -> Result<Duration> {
         let env = Env::new()
@@ -263,7 +253,7 @@ impl ChainNode {
         };
         let rt = self.runtime_conf(&pod);
         let (cni, list, timed) = (&self.cni, &self.list, &self.timed);
-        let (add, add_log, check_t, del) = self.node.run(|| -> Result<_> {
+        let (add, log, check_t, del) = self.node.run(|| -> Result<_> {
             let t = Instant::now();
             let res = cni.add_network_list(list, &rt)?;
             let add = t.elapsed();
@@ -286,8 +276,8 @@ impl ChainNode {
             Ok((add, add_log, check_t, t.elapsed()))
         })??;
         self.used.push(pod);
+        // What CHECK and DEL logged is not used: the per-plugin figures are the ADD's.
         self.timed.take();
-        let log = add_log;
         let per = |ty: &str| {
             log.iter()
                 .find(|(t, _)| t == ty)
