@@ -284,12 +284,13 @@ fn bridge_add_reads_no_rule_of_the_shared_chain() {
         assert_eq!(count(&ns, fam, &jump), 1, "{fam}");
 
         // Again: the target exists now, so the pod's chain (2 rules) and POSTROUTING are
-        // read, but of POSTROUTING's PODS + 2 rules only the jump to it is decoded.
+        // read, but of POSTROUTING's PODS + 2 rules only the jump to it is decoded; the dump
+        // stops at that jump, here the last rule.
         let report = apply_both(&ns, &twin, fam, &plans);
         assert!(report.scripts.is_empty(), "{fam} {report:?}");
         assert_eq!(
-            (report.rule_dumps, report.rules_decoded),
-            (2, 3),
+            (report.rule_dumps, report.rules_decoded, report.rules_read),
+            (2, 3, 2 + PODS + 2),
             "{fam} {report:?}"
         );
         assert_eq!(count(&ns, fam, &jump), 1, "{fam}");
@@ -328,15 +329,18 @@ fn portmap_add_decodes_only_the_jumps_it_looks_for() {
         // CNI-HOSTPORT-DNAT (PODS jumps) is not dumped: its new jump's target is missing.
         // Dumped: CNI-HOSTPORT-MASQ (a rule to compare), POSTROUTING and PREROUTING (jumps to
         // existing chains), of which only the jumps to CNI-HOSTPORT-MASQ/-DNAT are decoded.
+        // The kernel counts one jump to CNI-HOSTPORT-MASQ (its reference count less its one
+        // rule): POSTROUTING's dump stops at its first rule, that jump, of PODS + 1.
         let report = apply_both(&ns, &twin, fam, &plans);
         assert_eq!(
             (
                 report.rule_dumps,
                 report.rules_decoded,
+                report.rules_read,
                 report.netlink,
                 report.processes
             ),
-            (3, 3, 1, 0),
+            (3, 3, 3, 1, 0),
             "{fam} {report:?}"
         );
         assert_eq!(count(&ns, fam, &jump), 1, "{fam}");
@@ -354,6 +358,85 @@ fn portmap_add_decodes_only_the_jumps_it_looks_for() {
         let report = apply_both(&ns, &twin, fam, &plans);
         assert_eq!(report.rule_dumps, 1, "{fam} {report:?}");
         assert_eq!(count(&ns, fam, &jump), 1, "{fam}");
+    }
+}
+
+/// Portmap's DEL as `cni-portmap` plans it: the jumps to the container's chain, expected in
+/// CNI-HOSTPORT-DNAT, then the chain; the same for the old `CNI-SN-` chain.
+fn portmap_del_plan(fam: IpFamily, name: &str) -> IptablesPlan {
+    let mut p = IptablesPlan::new(fam, "nat");
+    for (c, hint) in [
+        (format!("CNI-DN-{name}"), "CNI-HOSTPORT-DNAT"),
+        (format!("CNI-SN-{name}"), "CNI-HOSTPORT-SNAT"),
+    ] {
+        p.delete_jumps_to_expected_in(c.clone(), [hint])
+            .delete_chain(c);
+    }
+    p
+}
+
+#[test]
+fn portmap_del_reads_the_hinted_chain_while_the_kernel_count_agrees() {
+    let Some((ns, twin)) = twins("iprd") else {
+        return;
+    };
+    for fam in [IpFamily::V4, IpFamily::V6] {
+        populate(&ns, fam);
+        populate(&twin, fam);
+        let jump = |i: usize| {
+            format!(
+                "-A CNI-HOSTPORT-DNAT {}",
+                portmap_rules(fam, &format!("p{i}"), i)[1].1
+            )
+        };
+
+        // The kernel counts CNI-DN-p7's one rule and one jump, both found: the container's
+        // chain and CNI-HOSTPORT-DNAT are dumped (of its PODS rules only the jump to it is
+        // decoded, and the dump stops there, at its 8th rule), not the table; one batch.
+        let report = apply_both(&ns, &twin, fam, &[portmap_del_plan(fam, "p7")]);
+        assert_eq!(
+            (
+                report.rule_dumps,
+                report.rules_decoded,
+                report.rules_read,
+                report.netlink,
+                report.processes
+            ),
+            (2, 2, 1 + 8, 1, 0),
+            "{fam} {report:?}"
+        );
+        assert_eq!(count(&ns, fam, &jump(7)), 0, "{fam}");
+        assert!(!save_text(&ns, fam).contains(":CNI-DN-p7 "), "{fam}");
+        // Again: nothing left to read or do.
+        let report = apply_both(&ns, &twin, fam, &[portmap_del_plan(fam, "p7")]);
+        assert_eq!(
+            (report.rule_dumps, report.scripts.len()),
+            (0, 0),
+            "{fam} {report:?}"
+        );
+
+        // A jump to CNI-DN-p8 where none is expected (an administrator's): the count is one
+        // more than what the hinted chain holds, so the whole table is read and both jumps go.
+        for n in [&ns, &twin] {
+            n.ok(&[
+                &bin(fam, ""),
+                "-t",
+                "nat",
+                "-A",
+                "OUTPUT",
+                "-j",
+                "CNI-DN-p8",
+            ]);
+        }
+        let report = apply_both(&ns, &twin, fam, &[portmap_del_plan(fam, "p8")]);
+        assert_eq!(
+            (report.rule_dumps, report.netlink),
+            (3, 1),
+            "{fam} {report:?}"
+        );
+        assert_eq!(count(&ns, fam, &jump(8)), 0, "{fam}");
+        assert_eq!(count(&ns, fam, "-A OUTPUT -j CNI-DN-p8"), 0, "{fam}");
+        assert!(!save_text(&ns, fam).contains(":CNI-DN-p8 "), "{fam}");
     }
 }
 

@@ -954,7 +954,7 @@ fn apply_op(
                 delete_where(c, out, |r| r.comment() == Some(comment))?;
             }
         }
-        IptablesOp::DeleteJumpsTo { target } => {
+        IptablesOp::DeleteJumpsTo { target, .. } => {
             for c in sim.iter_mut() {
                 delete_where(c, out, |r| r.target() == Some(target.as_str()))?;
             }

@@ -147,6 +147,11 @@ pub enum IptablesOp {
     DeleteJumpsTo {
         /// Target chain name.
         target: String,
+        /// Where such rules are expected (e.g. `CNI-HOSTPORT-DNAT` for a `CNI-DN-` chain): a
+        /// hint that changes what is read, never what is deleted. On iptables-nft, when the
+        /// kernel's reference count of `target` is met by the jumps found in these chains,
+        /// the rest of the table is not read; otherwise (a jump elsewhere, or no hint) it is.
+        expected_in: Vec<String>,
     },
     /// Remove all rules from `chain` if it exists.
     Flush {
@@ -231,10 +236,29 @@ impl IptablesPlan {
         })
     }
 
-    /// Adds [`IptablesOp::DeleteJumpsTo`].
+    /// Adds [`IptablesOp::DeleteJumpsTo`] with no hint of where the jumps are.
     pub fn delete_jumps_to(&mut self, target: impl Into<String>) -> &mut Self {
         self.push(IptablesOp::DeleteJumpsTo {
             target: target.into(),
+            expected_in: Vec::new(),
+        })
+    }
+
+    /// Adds [`IptablesOp::DeleteJumpsTo`], the jumps expected in `chains`: every jump to
+    /// `target` is deleted all the same, wherever it is; on a node with many rules, reading
+    /// only those chains is what the hint buys.
+    pub fn delete_jumps_to_expected_in<I, S>(
+        &mut self,
+        target: impl Into<String>,
+        chains: I,
+    ) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.push(IptablesOp::DeleteJumpsTo {
+            target: target.into(),
+            expected_in: chains.into_iter().map(Into::into).collect(),
         })
     }
 
@@ -276,7 +300,15 @@ impl IptablesPlan {
                 | IptablesOp::DeleteWithComment { chain, .. }
                 | IptablesOp::Flush { chain }
                 | IptablesOp::DeleteChain { chain } => check_name("chain", chain)?,
-                IptablesOp::DeleteJumpsTo { target } => check_name("chain", target)?,
+                IptablesOp::DeleteJumpsTo {
+                    target,
+                    expected_in,
+                } => {
+                    check_name("chain", target)?;
+                    for c in expected_in {
+                        check_name("chain", c)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -335,7 +367,16 @@ impl fmt::Display for IptablesPlan {
                     rule::push_quoted(&mut q, comment, true);
                     writeln!(f, "  delete-with-comment {chain} {q}")?
                 }
-                IptablesOp::DeleteJumpsTo { target } => writeln!(f, "  delete-jumps-to {target}")?,
+                IptablesOp::DeleteJumpsTo {
+                    target,
+                    expected_in,
+                } => {
+                    write!(f, "  delete-jumps-to {target}")?;
+                    if !expected_in.is_empty() {
+                        write!(f, " (expected in {})", expected_in.join(" "))?;
+                    }
+                    writeln!(f)?
+                }
                 IptablesOp::Flush { chain } => writeln!(f, "  flush {chain}")?,
                 IptablesOp::DeleteChain { chain } => writeln!(f, "  delete-chain {chain}")?,
             }
@@ -442,7 +483,7 @@ fn plan_into_script(plan: &IptablesPlan, t: &mut TableState, body: &mut String) 
                     });
                 }
             }
-            IptablesOp::DeleteJumpsTo { target } => {
+            IptablesOp::DeleteJumpsTo { target, .. } => {
                 for c in &mut t.chains {
                     let name = c.name.clone();
                     c.rules.retain(|r| {
@@ -609,8 +650,20 @@ fn needs<'a>(plans: &[&'a IptablesPlan]) -> Vec<(&'a str, nft::Need)> {
                 | IptablesOp::DeleteChain { chain } => {
                     need.chains.insert(chain.clone());
                 }
-                IptablesOp::DeleteJumpsTo { target } => {
-                    need.jumps_to.insert(target.clone());
+                IptablesOp::DeleteJumpsTo {
+                    target,
+                    expected_in,
+                } => {
+                    // Two ops on one target: a hint must hold for both, so the chains add up;
+                    // one op without a hint reads the table.
+                    let hints = need
+                        .jumps_to
+                        .entry(target.clone())
+                        .or_insert_with(|| Some(BTreeSet::new()));
+                    match (hints.as_mut(), expected_in.is_empty()) {
+                        (Some(h), false) => h.extend(expected_in.iter().cloned()),
+                        _ => *hints = None,
+                    }
                 }
             }
         }
@@ -742,6 +795,9 @@ pub struct ApplyReport {
     pub rule_dumps: usize,
     /// Rules decoded from those dumps (iptables-nft only).
     pub rules_decoded: usize,
+    /// Rules received in those dumps (iptables-nft only): a chain read for the jumps to
+    /// chains whose references the kernel counts is read only up to the last of them.
+    pub rules_read: usize,
 }
 
 /// Applies `plans` in the calling thread's network namespace: per family the state of the
@@ -786,6 +842,7 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
             if let Some(read) = &read {
                 report.rule_dumps += read.rule_dumps;
                 report.rules_decoded += read.rules_decoded;
+                report.rules_read += read.rules_read;
             }
             let saved;
             let state = match &read {

@@ -23,7 +23,9 @@ use std::path::Path;
 use super::rule::Rule;
 use super::state::{ChainState, IptablesState, TableState};
 use crate::firewall::IpFamily;
-use crate::firewall::nftables::decode::{RawRule, generation, get_chain, list_raw, list_raw_rules};
+use crate::firewall::nftables::decode::{
+    RawRule, generation, get_chain, list_raw, list_raw_rules, list_raw_rules_until,
+};
 use crate::firewall::nftables::socket::NfSocket;
 use crate::firewall::nftables::{Family, NftError};
 use crate::nl::{self, be32};
@@ -88,8 +90,12 @@ pub(crate) struct Need {
     pub(crate) all: bool,
     /// Chains whose rules are all needed.
     pub(crate) chains: BTreeSet<String>,
-    /// Targets whose jump rules are needed from every chain.
-    pub(crate) jumps_to: BTreeSet<String>,
+    /// Targets whose jump rules are needed from every chain, each with the chains they are
+    /// expected in (`None`: no hint, the whole table is read when the target exists). With a
+    /// hint, those chains are read, and the rest of the table only when the kernel's
+    /// reference count of the target (`NFTA_CHAIN_USE`: its own rules plus every jump and
+    /// goto to it) is more than the target's rules and the jumps found there.
+    pub(crate) jumps_to: BTreeMap<String, Option<BTreeSet<String>>>,
     /// Chains whose existence alone is needed (the targets of jumps to write).
     pub(crate) exists: BTreeSet<String>,
     /// Chains (not in `chains`) whose rules matter only where they jump to one of the given
@@ -118,6 +124,8 @@ pub(crate) struct NftState {
     pub(crate) rule_dumps: usize,
     /// Rules decoded.
     pub(crate) rules_decoded: usize,
+    /// Rules received from the kernel (a dump stopped early reads fewer than its chain has).
+    pub(crate) rules_read: usize,
 }
 
 /// Reads `tables` of `family` from nf_tables, as far as `need` asks, into the state
@@ -139,6 +147,7 @@ pub(crate) fn read_state(
         genid: generation(&mut sock)?,
         rule_dumps: 0,
         rules_decoded: 0,
+        rules_read: 0,
     };
     for (table, need) in tables {
         if !need.all {
@@ -155,6 +164,7 @@ pub(crate) fn read_state(
         // it with its built-in chains all the same.
         let (chains, rules) = list_raw(&mut sock, Family::of(family), table)?.unwrap_or_default();
         out.rule_dumps += 1;
+        out.rules_read += rules.len();
         if chains.is_empty() && builtin_chains(table).is_empty() {
             continue;
         }
@@ -169,16 +179,21 @@ pub(crate) fn read_state(
 enum Chains {
     /// The needed chains, read one by one (`None`: a rule did not decode).
     Read(Option<TableState>),
-    /// A target of `jumps_to` exists: every chain must be read.
+    /// A target of `jumps_to` exists and may be jumped to from chains not read: every chain
+    /// must be read.
     NeedTable,
 }
 
 /// The chains `need` names, each with a `GETCHAIN` and a rule dump filtered to it, so the
 /// cost follows the chains a plan touches, not the whole table. A jump target that does not
-/// exist cannot be jumped to (the kernel refuses such rules), so it needs no reading; one that
-/// exists needs the whole table. The chains of `need.exists` only get a `GETCHAIN`; those of
-/// `need.jumps_only` a rule dump only when one of their targets exists (decided after every
-/// `GETCHAIN`), of which only the rules jumping to an existing target are decoded.
+/// exist cannot be jumped to (the kernel refuses such rules), so it needs no reading. One that
+/// exists needs the whole table, unless the plan says where its jumps are expected: then its
+/// own rules and those chains are read, and the kernel's reference count of the target
+/// (`NFTA_CHAIN_USE`, the target's rules plus every jump, goto or other reference to it)
+/// tells whether that found them all; if it did not, the whole table is read. The chains of
+/// `need.exists` only get a `GETCHAIN`; those of `need.jumps_only` a rule dump only when one
+/// of their targets exists (decided after every `GETCHAIN`), of which only the rules jumping
+/// to an existing target are decoded.
 fn chains_state(
     sock: &mut NfSocket,
     family: IpFamily,
@@ -187,55 +202,126 @@ fn chains_state(
     out: &mut NftState,
 ) -> Result<Chains, NftError> {
     let fam = Family::of(family);
-    for target in &need.jumps_to {
-        if get_chain(sock, fam, table, target)?.is_some() {
+    let mut found = BTreeMap::new();
+    // The chains to look for jumps to existing targets in, and each target's reference count.
+    let mut scan: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut counted: Vec<(&str, u32)> = Vec::new();
+    for (target, hint) in &need.jumps_to {
+        let Some((c, uses)) = get_chain(sock, fam, table, target)? else {
+            continue;
+        };
+        let Some(hint) = hint else {
             return Ok(Chains::NeedTable);
+        };
+        found.insert(target.as_str(), (c, uses));
+        counted.push((target, uses));
+        for h in hint {
+            scan.entry(h).or_default().insert(target.clone());
         }
     }
     // One GETCHAIN per name: the chains to read, then the jump targets.
-    let names: BTreeSet<&String> = need
+    let names: BTreeSet<&str> = need
         .chains
         .iter()
         .chain(need.jumps_only.keys())
         .chain(need.exists.iter())
         .chain(need.jumps_only.values().flatten())
+        .map(String::as_str)
+        .chain(scan.keys().copied())
         .collect();
-    let mut found = BTreeMap::new();
     for name in names {
+        if found.contains_key(name) {
+            continue;
+        }
         if let Some(c) = get_chain(sock, fam, table, name)? {
-            found.insert(name.as_str(), c);
+            found.insert(name, c);
         }
     }
     let mut chains = Vec::new();
-    let mut rules = Vec::new();
-    let listed: BTreeSet<&String> = need.chains.iter().chain(need.jumps_only.keys()).collect();
-    for name in listed {
-        let Some(c) = found.get(name.as_str()) else {
+    let mut rules: Vec<RawRule> = Vec::new();
+    // The counted targets are read whole: their own rules are part of their count. The whole
+    // chains are read first, so that the jumps to each of them are known in number (its
+    // reference count less its rules) when the others are read.
+    let full: BTreeSet<&str> = need
+        .chains
+        .iter()
+        .map(String::as_str)
+        .chain(counted.iter().map(|(t, _)| *t))
+        .collect();
+    for name in &full {
+        let Some((c, _)) = found.get(name) else {
             continue;
         };
         chains.push(c.clone());
-        match need.jumps_only.get(name) {
-            Some(targets) => {
-                let live: BTreeSet<String> = targets
-                    .iter()
-                    .filter(|t| found.contains_key(t.as_str()))
-                    .cloned()
-                    .collect();
-                // No target exists: the chain cannot hold any rule the plans look for.
-                if live.is_empty() {
-                    continue;
+        out.rule_dumps += 1;
+        let read = list_raw_rules(sock, fam, table, name)?;
+        out.rules_read += read.len();
+        rules.extend(read);
+    }
+    let partial: BTreeSet<&str> = need
+        .jumps_only
+        .keys()
+        .map(String::as_str)
+        .chain(scan.keys().copied())
+        .filter(|c| !full.contains(c))
+        .collect();
+    for name in partial {
+        let Some((c, _)) = found.get(name) else {
+            continue;
+        };
+        chains.push(c.clone());
+        let mut live: BTreeSet<String> = need
+            .jumps_only
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(|t| found.contains_key(t.as_str()))
+            .cloned()
+            .collect();
+        live.extend(scan.get(name).into_iter().flatten().cloned());
+        // No target exists: the chain cannot hold any rule the plans look for.
+        if live.is_empty() {
+            continue;
+        }
+        // How many jumps to the targets are still unaccounted for, when each target's count
+        // is known: none, no dump; otherwise the dump stops at the last of them (a long
+        // chain whose jump sits near its top costs one message).
+        let mut enough = Some(0usize);
+        for t in &live {
+            let total = match (full.contains(t.as_str()), found.get(t.as_str())) {
+                (true, Some((_, uses))) => {
+                    let own = rules.iter().filter(|r| r.chain == *t).count();
+                    (*uses as usize).checked_sub(own)
                 }
-                out.rule_dumps += 1;
-                rules.extend(
-                    list_raw_rules(sock, fam, table, name)?
-                        .into_iter()
-                        .filter(|r| jumps_to_any(r, &live)),
-                );
-            }
-            None => {
-                out.rule_dumps += 1;
-                rules.extend(list_raw_rules(sock, fam, table, name)?);
-            }
+                _ => None,
+            };
+            let seen = rules
+                .iter()
+                .filter(|r| r.chain != *t && jumps_where(r, |c| c == t))
+                .count();
+            enough = match (enough, total.and_then(|n| n.checked_sub(seen))) {
+                (Some(sum), Some(left)) => Some(sum + left),
+                _ => None,
+            };
+        }
+        if enough == Some(0) {
+            continue;
+        }
+        out.rule_dumps += 1;
+        let keep = |r: &RawRule| jumps_to_any(r, &live);
+        let (kept, read) = list_raw_rules_until(fam, table, name, &keep, enough)?;
+        out.rules_read += read;
+        rules.extend(kept);
+    }
+    // Every reference to each counted target must be one of its rules or a jump read.
+    for (target, uses) in &counted {
+        let own = rules.iter().filter(|r| r.chain == *target).count();
+        let jumps = rules
+            .iter()
+            .filter(|r| r.chain != *target && jumps_where(r, |c| c == target))
+            .count();
+        if own + jumps != *uses as usize {
+            return Ok(Chains::NeedTable);
         }
     }
     for name in &need.exists {
@@ -284,7 +370,8 @@ fn table_state(
         out.present.insert((table.to_owned(), c.name.clone()));
     }
     // iptables-nft creates a built-in chain on first use; iptables-save lists them all.
-    for name in builtin_chains(table) {
+    let builtins = builtin_chains(table);
+    for name in builtins {
         if !t.has_chain(name) {
             t.chains.push(ChainState {
                 name: (*name).to_owned(),
@@ -293,12 +380,23 @@ fn table_state(
             });
         }
     }
+    // In iptables-save's order, whatever order the kernel created them in: the built-in
+    // chains by hook, then the others by name.
+    t.chains.sort_by(|a, b| {
+        let rank = |c: &ChainState| builtins.iter().position(|n| *n == c.name);
+        match (rank(a), rank(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.name.cmp(&b.name),
+        }
+    });
     for r in rules {
         // The whole table was listed (a target of `jumps_to` exists): the chains of
         // `jumps_only` are read in full, as before that optimisation.
         let full =
             need.all || need.chains.contains(&r.chain) || need.jumps_only.contains_key(&r.chain);
-        if !full && !jumps_to_any(r, &need.jumps_to) {
+        if !full && !jumps_where(r, |c| need.jumps_to.contains_key(c)) {
             continue;
         }
         // iptables-nft 1.8.9 stores no userdata; what another tool or version put there
@@ -331,12 +429,14 @@ pub(super) fn builtin_chains(table: &str) -> &'static [&'static str] {
 
 /// Whether the rule ends in a jump or goto to one of `targets` (read from its verdict alone).
 fn jumps_to_any(r: &RawRule, targets: &BTreeSet<String>) -> bool {
-    if targets.is_empty() {
-        return false;
-    }
+    !targets.is_empty() && jumps_where(r, |c| targets.contains(c))
+}
+
+/// Whether the rule ends in a jump or goto to a chain `pred` accepts.
+fn jumps_where(r: &RawRule, pred: impl Fn(&String) -> bool) -> bool {
     r.exprs.iter().any(|(name, data)| {
         name == "immediate"
-            && matches!(verdict(data), Some(Verdict::Jump(c) | Verdict::Goto(c)) if targets.contains(&c))
+            && matches!(verdict(data), Some(Verdict::Jump(c) | Verdict::Goto(c)) if pred(&c))
     })
 }
 

@@ -591,7 +591,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 type NeedParts = (
     BTreeSet<String>,
     Vec<(String, BTreeSet<String>)>,
-    BTreeSet<String>,
+    Vec<(String, Option<BTreeSet<String>>)>,
     BTreeSet<String>,
 );
 
@@ -603,7 +603,7 @@ fn need_of(plans: &[&IptablesPlan]) -> NeedParts {
     (
         need.chains,
         need.jumps_only.into_iter().collect(),
-        need.jumps_to,
+        need.jumps_to.into_iter().collect(),
         need.exists,
     )
 }
@@ -680,10 +680,55 @@ fn needs_only_existence_of_chains_that_get_jumps_to_ensured_chains() {
             ("PREROUTING".to_owned(), set(&["CNI-HOSTPORT-DNAT"])),
         ]
     );
-    assert_eq!(jumps_to, set(&["CNI-DN-x"]));
+    assert_eq!(jumps_to, vec![("CNI-DN-x".to_owned(), None)]);
     assert_eq!(
         exists,
         set(&["CNI-DN-x", "CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ"])
+    );
+}
+
+#[test]
+fn needs_the_hinted_chains_of_a_jump_target_and_no_hint_wins() {
+    let mut p = IptablesPlan::new(IpFamily::V4, "nat");
+    p.delete_jumps_to_expected_in("CNI-DN-x", ["CNI-HOSTPORT-DNAT"])
+        .delete_chain("CNI-DN-x")
+        .delete_jumps_to_expected_in("CNI-SN-x", ["CNI-HOSTPORT-SNAT"])
+        .delete_jumps_to_expected_in("CNI-SN-x", ["POSTROUTING"]);
+    let (chains, lazy, jumps_to, exists) = need_of(&[&p]);
+    assert_eq!(chains, set(&["CNI-DN-x"]));
+    assert!(lazy.is_empty());
+    assert!(exists.is_empty());
+    // Two ops on one target: the jumps may be in either chain.
+    assert_eq!(
+        jumps_to,
+        vec![
+            ("CNI-DN-x".to_owned(), Some(set(&["CNI-HOSTPORT-DNAT"]))),
+            (
+                "CNI-SN-x".to_owned(),
+                Some(set(&["CNI-HOSTPORT-SNAT", "POSTROUTING"]))
+            ),
+        ]
+    );
+    // One op on the target gives no hint: the whole table, in whichever order.
+    for unhinted_first in [false, true] {
+        let mut p = IptablesPlan::new(IpFamily::V4, "nat");
+        if unhinted_first {
+            p.delete_jumps_to("CNI-DN-x");
+        }
+        p.delete_jumps_to_expected_in("CNI-DN-x", ["CNI-HOSTPORT-DNAT"]);
+        if !unhinted_first {
+            p.delete_jumps_to("CNI-DN-x");
+        }
+        let (_, _, jumps_to, _) = need_of(&[&p]);
+        assert_eq!(jumps_to, vec![("CNI-DN-x".to_owned(), None)]);
+    }
+    assert_eq!(
+        p.to_string(),
+        "table ipv4 nat\n  \
+         delete-jumps-to CNI-DN-x (expected in CNI-HOSTPORT-DNAT)\n  \
+         delete-chain CNI-DN-x\n  \
+         delete-jumps-to CNI-SN-x (expected in CNI-HOSTPORT-SNAT)\n  \
+         delete-jumps-to CNI-SN-x (expected in POSTROUTING)\n"
     );
 }
 

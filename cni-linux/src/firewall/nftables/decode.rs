@@ -522,6 +522,13 @@ fn table_of(family: Family, name: &str, m: &RawMsg) -> TableListing {
 
 /// A chain of table `table`; `None` for a chain of another table.
 fn chain_of(table: &str, m: &RawMsg) -> Option<ChainListing> {
+    counted_chain_of(table, m).map(|(c, _)| c)
+}
+
+/// [`chain_of`] with the chain's reference count (`NFTA_CHAIN_USE`: its rules plus every jump,
+/// goto and other reference to it; 0 when the kernel sent none).
+fn counted_chain_of(table: &str, m: &RawMsg) -> Option<(ChainListing, u32)> {
+    let mut uses = 0;
     let mut in_table = false;
     let mut c = ChainListing {
         name: String::new(),
@@ -553,10 +560,11 @@ fn chain_of(table: &str, m: &RawMsg) -> Option<ChainListing> {
             ChainAttribute::Type(t) => c.chain_type = Some(t),
             ChainAttribute::Policy(p) => c.policy = Some(p),
             ChainAttribute::UserData(u) => c.comment = udata_comment(&u, uapi::UDATA_COMMENT),
+            ChainAttribute::Use(n) => uses = n,
             _ => {}
         }
     }
-    in_table.then_some(c)
+    in_table.then_some((c, uses))
 }
 
 /// A rule of table `table` and the name of its chain; `None` for a rule of another table.
@@ -786,6 +794,54 @@ pub(crate) struct RawRule {
     pub(crate) userdata: bool,
 }
 
+/// The rules of `chain` that `keep` accepts, read until `enough` of them were (all of them
+/// when `None`). Stopping early leaves the rest of the dump unread, so it runs on a socket of
+/// its own that is dropped after: a long chain costs only the messages up to the last rule
+/// wanted. An interrupted dump is read again; a missing chain has no rules.
+pub(crate) fn list_raw_rules_until(
+    family: Family,
+    table: &str,
+    chain: &str,
+    keep: &dyn Fn(&RawRule) -> bool,
+    enough: Option<usize>,
+) -> Result<(Vec<RawRule>, usize), NftError> {
+    let rules = retry_interrupted(|| {
+        let mut kept = Vec::new();
+        let mut read = 0;
+        let mut each = |m: crate::nl::Msg<'_>| {
+            let raw = RawMsg::of(m);
+            let rule = raw_rule_of(table, &raw).filter(|r| r.chain == chain);
+            read += usize::from(rule.is_some());
+            if let Some(r) = rule.filter(|r| keep(r)) {
+                kept.push(r);
+                if enough.is_some_and(|n| kept.len() >= n) {
+                    return crate::nl::Flow::Stop;
+                }
+            }
+            crate::nl::Flow::Continue
+        };
+        let interrupted = NfSocket::open()?.dump_until(
+            "list rules",
+            family.nfproto(),
+            NfTablesMessage::GetRule(RuleMessage {
+                attributes: vec![
+                    RuleAttribute::Table(table.to_owned()),
+                    RuleAttribute::Chain(chain.to_owned()),
+                ],
+            }),
+            &mut each,
+        )?;
+        if interrupted {
+            return Err(NftError::Request {
+                request: "list rules".to_owned(),
+                source: std::io::Error::from_raw_os_error(libc::EINTR),
+            });
+        }
+        Ok((kept, read))
+    });
+    Ok(unless_missing(rules)?.unwrap_or_default())
+}
+
 /// A table's chains (without rules) and its raw rules.
 pub(crate) type RawTable = (Vec<ChainListing>, Vec<RawRule>);
 
@@ -871,14 +927,14 @@ fn list_raw_once(
     )))
 }
 
-/// One chain (without its rules) by name (a non-dump `GETCHAIN`); `None` when it or its table
-/// does not exist.
+/// One chain (without its rules) by name (a non-dump `GETCHAIN`), with its reference count
+/// (see [`counted_chain_of`]); `None` when it or its table does not exist.
 pub(crate) fn get_chain(
     sock: &mut NfSocket,
     family: Family,
     table: &str,
     chain: &str,
-) -> Result<Option<ChainListing>, NftError> {
+) -> Result<Option<(ChainListing, u32)>, NftError> {
     Ok(unless_missing(sock.request(
         "get chain",
         family.nfproto(),
@@ -892,8 +948,8 @@ pub(crate) fn get_chain(
     ))?
     .and_then(|m| {
         m.iter()
-            .filter_map(|m| chain_of(table, m))
-            .find(|c| c.name == chain)
+            .filter_map(|m| counted_chain_of(table, m))
+            .find(|(c, _)| c.name == chain)
     }))
 }
 

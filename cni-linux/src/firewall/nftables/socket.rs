@@ -714,7 +714,7 @@ pub(crate) struct RawMsg {
 }
 
 impl RawMsg {
-    fn of(m: nl::Msg<'_>) -> RawMsg {
+    pub(crate) fn of(m: nl::Msg<'_>) -> RawMsg {
         RawMsg {
             payload: m.payload.to_vec(),
         }
@@ -953,6 +953,24 @@ impl NfSocket {
             each(m);
             Ok(Flow::Continue)
         };
+        nl::replies(&self.sock, &mut self.buf, seq, &mut on_data)
+            .map(|o| o.interrupted)
+            .map_err(|e| NftError::from_reply(what, e))
+    }
+
+    /// [`NfSocket::dump_each`] that stops reading when `each` answers [`Flow::Stop`]: the
+    /// rest of the dump stays unread on this socket, which must then be dropped, not reused.
+    /// Returns whether the dump was flagged interrupted in what was read.
+    pub(crate) fn dump_until<M: Into<NetfilterMessageInner>>(
+        mut self,
+        what: &str,
+        family: u8,
+        inner: M,
+        each: &mut dyn FnMut(nl::Msg<'_>) -> Flow,
+    ) -> Result<bool, NftError> {
+        let seq = self.send_request(family, inner, NLM_F_DUMP)?;
+        let mut on_data =
+            |m: nl::Msg<'_>| -> Result<Flow, std::convert::Infallible> { Ok(each(m)) };
         nl::replies(&self.sock, &mut self.buf, seq, &mut on_data)
             .map(|o| o.interrupted)
             .map_err(|e| NftError::from_reply(what, e))
