@@ -22,8 +22,10 @@ pub trait Host {
     /// reference, that is not an error).
     fn enable_route_localnet(&mut self, container: IpAddr) -> Result<Option<String>, PortmapError>;
     /// Whether `route_localnet` is on for any interface but `lo` (or for `all`): the
-    /// [`localnet`](crate::localnet) guard is needed. When unsure, true.
-    fn route_localnet_in_use(&mut self) -> bool;
+    /// [`localnet`](crate::localnet) guard is needed. When unsure, true. The interfaces that
+    /// route to `toward` (the container's addresses: their bridge is where ADD turned it on)
+    /// are asked first, so the usual answer costs a route lookup, not a list of every link.
+    fn route_localnet_in_use(&mut self, toward: &[IpAddr]) -> bool;
     /// Deletes the UDP conntrack entries of `family` whose original destination port is one
     /// of `ports`, in one pass over the table; returns how many were deleted.
     fn delete_udp_conntrack(
@@ -76,13 +78,24 @@ impl Host for SystemHost {
         Ok(Some(link.name))
     }
 
-    fn route_localnet_in_use(&mut self) -> bool {
+    fn route_localnet_in_use(&mut self, toward: &[IpAddr]) -> bool {
         if sysctl::read("net/ipv4/conf/all/route_localnet").map_or(true, |v| v.trim() != "0") {
             return true;
         }
         let Ok(mut h) = Handle::new() else {
             return true;
         };
+        for dst in toward {
+            let on = h
+                .route_get(*dst)
+                .ok()
+                .and_then(|r| r.oif)
+                .and_then(|oif| h.link_by_index(oif).ok().flatten())
+                .is_some_and(|l| l.name != "lo" && l.conf.ipv4_route_localnet == Some(true));
+            if on {
+                return true;
+            }
+        }
         match h.links() {
             Ok(links) => links
                 .iter()
@@ -136,8 +149,9 @@ impl Host for FakeHost {
         Ok(self.route_localnet_if.clone())
     }
 
-    fn route_localnet_in_use(&mut self) -> bool {
-        self.calls.push("route_localnet in use?".to_owned());
+    fn route_localnet_in_use(&mut self, toward: &[IpAddr]) -> bool {
+        self.calls
+            .push(format!("route_localnet in use? {toward:?}"));
         self.route_localnet_in_use
     }
 

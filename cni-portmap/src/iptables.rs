@@ -302,7 +302,7 @@ pub fn add_plan(
         p.append_unique(c, r);
     }
     p.flush(l.container.clone());
-    p.delete_jumps_to(l.container.clone());
+    p.delete_jumps_to_expected_in(l.container.clone(), [TOP_DNAT_CHAIN]);
     for r in l.rules {
         p.append_unique(l.container.clone(), r);
     }
@@ -314,13 +314,16 @@ pub fn add_plan(
 
 /// The plan for DEL in one family: every rule jumping to the container's chain, then the
 /// chain; the same for the old `CNI-SN-` chain. Needs neither the address nor the mappings.
+/// The jumps are expected where ADD puts them (`CNI-HOSTPORT-DNAT`, the old
+/// `CNI-HOSTPORT-SNAT`): on iptables-nft only those chains are read unless the kernel counts
+/// a jump elsewhere.
 pub fn del_plan(family: IpFamily, network: &str, container_id: &str) -> IptablesPlan {
     let mut p = IptablesPlan::new(family, TABLE);
-    for c in [
-        dnat_chain(network, container_id),
-        old_snat_chain(network, container_id),
+    for (c, parent) in [
+        (dnat_chain(network, container_id), TOP_DNAT_CHAIN),
+        (old_snat_chain(network, container_id), OLD_SNAT_CHAIN),
     ] {
-        p.delete_jumps_to(c.clone());
+        p.delete_jumps_to_expected_in(c.clone(), [parent]);
         p.delete_chain(c);
     }
     p
@@ -414,7 +417,7 @@ pub fn stale_chains(
 pub fn gc_plan(state: &IptablesState, network: &str, valid_ids: &BTreeSet<String>) -> IptablesPlan {
     let mut p = IptablesPlan::new(state.family, TABLE);
     for c in stale_chains(state, network, valid_ids) {
-        p.delete_jumps_to(c.clone());
+        p.delete_jumps_to_expected_in(c.clone(), [TOP_DNAT_CHAIN]);
         p.delete_chain(c);
     }
     p

@@ -108,7 +108,7 @@ pub fn iptables_add_plan() -> Result<IptablesPlan, ConfigError> {
 /// The iptables plan that removes the guard.
 pub fn iptables_del_plan() -> IptablesPlan {
     let mut p = IptablesPlan::new(IpFamily::V4, IPT_TABLE);
-    p.delete_jumps_to(IPT_CHAIN);
+    p.delete_jumps_to_expected_in(IPT_CHAIN, ["INPUT"]);
     p.delete_chain(IPT_CHAIN);
     p
 }

@@ -223,7 +223,7 @@ fn golden_add_plan_v4() {
   append-unique PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
   append-unique OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
   flush {chain}
-  delete-jumps-to {chain}
+  delete-jumps-to {chain} (expected in CNI-HOSTPORT-DNAT)
   append-unique {chain} -s 10.88.0.0/16 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
   append-unique {chain} -s 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
   append-unique {chain} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.88.0.5:80
@@ -252,7 +252,7 @@ fn golden_add_plan_v6_external_mark_conditions() {
   append-unique PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
   append-unique OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
   flush {chain}
-  delete-jumps-to {chain}
+  delete-jumps-to {chain} (expected in CNI-HOSTPORT-DNAT)
   append-unique {chain} -s fd00::/64 -p tcp -m tcp --dport 8080 -j KUBE-MARK-MASQ
   append-unique {chain} -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00::5]:80
   append-unique CNI-HOSTPORT-DNAT ! -s fd00:1::/64 -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j {chain}
@@ -269,7 +269,7 @@ fn golden_del_plan() {
     assert_eq!(
         p.to_string(),
         format!(
-            "table ipv4 nat\n  delete-jumps-to {dn}\n  delete-chain {dn}\n  delete-jumps-to {sn}\n  delete-chain {sn}\n"
+            "table ipv4 nat\n  delete-jumps-to {dn} (expected in CNI-HOSTPORT-DNAT)\n  delete-chain {dn}\n  delete-jumps-to {sn} (expected in CNI-HOSTPORT-SNAT)\n  delete-chain {sn}\n"
         )
     );
 }
@@ -366,7 +366,9 @@ COMMIT\n"
     assert_eq!(stale_chains(&state, "net1", &valid), vec![s.clone()]);
     assert_eq!(
         gc_plan(&state, "net1", &valid).to_string(),
-        format!("table ipv4 nat\n  delete-jumps-to {s}\n  delete-chain {s}\n")
+        format!(
+            "table ipv4 nat\n  delete-jumps-to {s} (expected in CNI-HOSTPORT-DNAT)\n  delete-chain {s}\n"
+        )
     );
     // Everything of net1 goes when nothing is valid; other networks stay.
     assert_eq!(stale_chains(&state, "net1", &BTreeSet::new()), vec![a, s]);

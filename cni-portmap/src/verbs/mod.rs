@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
+use std::net::IpAddr;
 
 use cni_linux::conntrack::ConntrackError;
 use cni_linux::firewall::iptables::IptablesError;
@@ -319,15 +320,32 @@ fn nft_del(
 fn drop_unneeded_guard(
     fw: &mut dyn FirewallApplier,
     host: &mut dyn Host,
+    toward: &[IpAddr],
 ) -> Result<(), PortmapError> {
+    let (nft, ipt) = unneeded_guard(fw, host, toward);
+    drop_guard(fw, nft, ipt)
+}
+
+/// Which backends hold a [`localnet`] guard that no interface needs any more: lookups only
+/// (see [`drop_unneeded_guard`]).
+fn unneeded_guard(
+    fw: &mut dyn FirewallApplier,
+    host: &mut dyn Host,
+    toward: &[IpAddr],
+) -> (bool, bool) {
     // A lookup that fails counts as "absent": the guard then stays, the safe side.
     let nft = localnet::nft_present(fw).unwrap_or(false);
     let ipt = fw
         .iptables_chain_may_exist(IpFamily::V4, localnet::IPT_TABLE, localnet::IPT_CHAIN)
         .unwrap_or(false);
-    if !(nft || ipt) || host.route_localnet_in_use() {
-        return Ok(());
+    if !(nft || ipt) || host.route_localnet_in_use(toward) {
+        return (false, false);
     }
+    (nft, ipt)
+}
+
+/// Removes the [`localnet`] guard from the backends named.
+fn drop_guard(fw: &mut dyn FirewallApplier, nft: bool, ipt: bool) -> Result<(), PortmapError> {
     let mut errors = Vec::new();
     if nft && let Err(e) = fw.apply_nft(&localnet::nft_del_plan()) {
         errors.push(PortmapError::firewall(
@@ -361,8 +379,17 @@ pub fn del(
     if !conf.has_mappings() {
         return Ok(());
     }
-    let result = remove(conf.backend, conf, att, fw);
+    // The lookups come before the commit that deletes the container's rules: once a process
+    // has deleted nf_tables objects, the kernel makes its next close of a netfilter socket
+    // wait for an RCU grace period (10-20 ms), so lookups after it would each wait, where
+    // before it they cost their round trips and the one wait overlaps the process's exit.
+    // The guard is looked at first (best effort too: a guard left in place only drops what
+    // route_localnet would let in), then the backend the container did not use, usually
+    // without its table or chains, which costs a lookup.
+    let toward: Vec<IpAddr> = container_nets(conf).iter().map(IpNet::addr).collect();
+    let (guard_nft, guard_ipt) = unneeded_guard(fw, host, &toward);
     let _ = remove(other(conf.backend), conf, att, fw);
+    let result = remove(conf.backend, conf, att, fw);
     let udp = conf.udp_host_ports();
     if !udp.is_empty() {
         let nets = container_nets(conf);
@@ -378,8 +405,7 @@ pub fn del(
             let _ = host.delete_udp_conntrack(f, &udp);
         }
     }
-    // Best effort too: a guard left in place only drops what route_localnet would let in.
-    let _ = drop_unneeded_guard(fw, host);
+    let _ = drop_guard(fw, guard_nft, guard_ipt);
     result
 }
 
@@ -480,7 +506,7 @@ pub fn gc(
 ) -> Result<(), PortmapError> {
     let result = gc_backend(conf.backend, conf, valid, fw);
     let _ = gc_backend(other(conf.backend), conf, valid, fw);
-    let guard = drop_unneeded_guard(fw, host);
+    let guard = drop_unneeded_guard(fw, host, &[]);
     result.and(guard)
 }
 

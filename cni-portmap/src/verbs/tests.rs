@@ -126,7 +126,10 @@ fn del_cleans_both_backends_and_conntrack() {
     );
     assert_eq!(
         host.calls,
-        vec!["conntrack ipv4 udp [53]", "route_localnet in use?"]
+        vec![
+            "route_localnet in use? [10.0.0.2]",
+            "conntrack ipv4 udp [53]"
+        ]
     );
     // Without prevResult: both families.
     let c = conf("nftables", BOTH, "", &[]);
@@ -135,9 +138,9 @@ fn del_cleans_both_backends_and_conntrack() {
     assert_eq!(
         host.calls,
         vec![
+            "route_localnet in use? []",
             "conntrack ipv4 udp [53]",
             "conntrack ipv6 udp [53]",
-            "route_localnet in use?"
         ]
     );
     assert!(fw.dump().starts_with("table ipv4 nat"), "{}", fw.dump());
