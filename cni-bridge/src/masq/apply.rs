@@ -212,24 +212,19 @@ pub(crate) fn teardown_masq(
     if families.is_empty() {
         families = vec![IpFamily::V4, IpFamily::V6];
     }
+    // Lookups first, the iptables commit last: once a process has deleted nf_tables objects,
+    // the kernel makes its next close of a netfilter socket wait for an RCU grace period
+    // (10-20 ms), so a lookup after that commit would wait for it mid-way. The nftables
+    // layouts, usually absent on a node using iptables, cost a lookup each.
     families.retain(|f| {
         fw.iptables_chain_may_exist(*f, "nat", &chain)
             .unwrap_or(true)
     });
-    if !families.is_empty()
-        && let Err(e) = fw.apply_iptables(&masq::iptables_teardown(
-            &conf.name,
-            &att.container_id,
-            &families,
-        ))
-        && backend_available(MasqBackend::Iptables)
-    {
-        errs.push(BridgeError::firewall(TEARDOWN, e));
-    }
+    let existing_ref = fw.nft_table(Family::Inet, masq::REF_NFT_TABLE);
 
     let who = owner(conf, att);
     let nft = nft_del(fw, &who, ips, complete).and_then(|()| {
-        let existing = fw.nft_table(Family::Inet, masq::REF_NFT_TABLE)?;
+        let existing = existing_ref?;
         apply_nonempty(
             fw,
             &masq::ref_nft_teardown(
@@ -242,6 +237,17 @@ pub(crate) fn teardown_masq(
     });
     if let Err(e) = nft
         && backend_available(MasqBackend::Nftables)
+    {
+        errs.push(BridgeError::firewall(TEARDOWN, e));
+    }
+
+    if !families.is_empty()
+        && let Err(e) = fw.apply_iptables(&masq::iptables_teardown(
+            &conf.name,
+            &att.container_id,
+            &families,
+        ))
+        && backend_available(MasqBackend::Iptables)
     {
         errs.push(BridgeError::firewall(TEARDOWN, e));
     }

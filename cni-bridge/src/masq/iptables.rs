@@ -103,7 +103,9 @@ pub fn iptables_setup(
 
 /// Undoes [`iptables_setup`] for the given families, from the network name and container ID
 /// alone: deletes every rule of `nat` that jumps to the container's chain (whatever its `-s`,
-/// so also the old `-s <ip>/<prefix>` form), then flushes and deletes the chain.
+/// so also the old `-s <ip>/<prefix>` form), then flushes and deletes the chain. The jumps are
+/// expected in `POSTROUTING`: on iptables-nft the rest of the table is read only when the
+/// kernel counts a jump elsewhere.
 pub fn iptables_teardown(
     network: &str,
     container_id: &str,
@@ -114,7 +116,7 @@ pub fn iptables_teardown(
         .iter()
         .map(|&family| {
             let mut plan = IptablesPlan::new(family, "nat");
-            plan.delete_jumps_to(&chain);
+            plan.delete_jumps_to_expected_in(&chain, ["POSTROUTING"]);
             plan.delete_chain(&chain);
             plan
         })
@@ -179,7 +181,7 @@ pub fn iptables_gc(
     }
     let mut plan = IptablesPlan::new(state.family, "nat");
     for (_, chain) in stale {
-        plan.delete_jumps_to(&chain);
+        plan.delete_jumps_to_expected_in(&chain, ["POSTROUTING"]);
         plan.delete_chain(&chain);
     }
     Some(plan)
@@ -253,7 +255,7 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "table ipv4 nat\n  delete-jumps-to {chain}\n  delete-chain {chain}\ntable ipv6 nat\n  delete-jumps-to {chain}\n  delete-chain {chain}\n"
+                "table ipv4 nat\n  delete-jumps-to {chain} (expected in POSTROUTING)\n  delete-chain {chain}\ntable ipv6 nat\n  delete-jumps-to {chain} (expected in POSTROUTING)\n  delete-chain {chain}\n"
             )
         );
     }
@@ -311,7 +313,7 @@ mod tests {
         assert_eq!(
             plan.to_string(),
             format!(
-                "table ipv4 nat\n  delete-jumps-to {stale_chain}\n  delete-chain {stale_chain}\n"
+                "table ipv4 nat\n  delete-jumps-to {stale_chain} (expected in POSTROUTING)\n  delete-chain {stale_chain}\n"
             )
         );
         let all: BTreeSet<String> = ["live".to_string(), "gone".to_string()].into();
