@@ -794,16 +794,16 @@ pub(crate) struct RawRule {
     pub(crate) userdata: bool,
 }
 
-/// The rules of `chain` that `keep` accepts, read until `enough` of them were (all of them
-/// when `None`). Stopping early leaves the rest of the dump unread, so it runs on a socket of
-/// its own that is dropped after: a long chain costs only the messages up to the last rule
-/// wanted. An interrupted dump is read again; a missing chain has no rules.
+/// The rules of `chain` that `keep` accepts, read until `enough` of them were, with how many
+/// rules were read in all. Stopping early leaves the rest of the dump unread, so it runs on a
+/// socket of its own that is dropped after: a long chain costs only the messages up to the last
+/// rule wanted. An interrupted dump is read again; a missing chain has no rules.
 pub(crate) fn list_raw_rules_until(
     family: Family,
     table: &str,
     chain: &str,
     keep: &dyn Fn(&RawRule) -> bool,
-    enough: Option<usize>,
+    enough: usize,
 ) -> Result<(Vec<RawRule>, usize), NftError> {
     let rules = retry_interrupted(|| {
         let mut kept = Vec::new();
@@ -814,7 +814,7 @@ pub(crate) fn list_raw_rules_until(
             read += usize::from(rule.is_some());
             if let Some(r) = rule.filter(|r| keep(r)) {
                 kept.push(r);
-                if enough.is_some_and(|n| kept.len() >= n) {
+                if kept.len() >= enough {
                     return crate::nl::Flow::Stop;
                 }
             }
