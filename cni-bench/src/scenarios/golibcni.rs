@@ -49,6 +49,10 @@ struct Side {
     conf: PathBuf,
     cache: TempDir,
     pods: Vec<(TempNetns, String)>,
+    /// The namespaces of the pods deleted, kept until the section ends: deleting a namespace
+    /// makes the kernel clean it up in the background (holding the rtnl lock, waiting for RCU),
+    /// which must not overlap the next DEL measured.
+    gone: Vec<(TempNetns, String)>,
     port: u16,
     add30: Vec<Duration>,
     add200: Vec<Duration>,
@@ -67,6 +71,7 @@ impl Side {
             conf,
             cache,
             pods: Vec::new(),
+            gone: Vec::new(),
             port: 20000,
             add30: Vec::new(),
             add200: Vec::new(),
@@ -115,13 +120,15 @@ impl Side {
         Ok((took, out))
     }
 
-    /// ADD of a new pod through the driver, timed; the pod stays.
+    /// ADD of a new pod through the driver, timed, in a namespace made beforehand (see
+    /// [`ChainNode::reserve`]); the pod stays.
     fn add(&mut self, bins: &Bins, drv: &Driver) -> Result<Duration> {
         self.port += 1;
-        let pod = (
-            TempNetns::new("bench-pod")?,
-            format!("golibcni-{}", self.port),
-        );
+        let netns = match self.node.spare.pop() {
+            Some(n) => n,
+            None => TempNetns::new("bench-pod")?,
+        };
+        let pod = (netns, format!("golibcni-{}", self.port));
         let (took, _) = self.call(bins, drv, None, "add", &pod)?;
         self.pods.push(pod);
         Ok(took)
@@ -175,6 +182,9 @@ pub(super) fn golibcni(r: &mut Report, bins: &Bins, quick: bool) -> Result<()> {
     let (accumulate, present, samples) = if quick { (5, 20, 3) } else { (30, 200, 10) };
     let drv = build()?;
     let mut sides = [Side::new(Impl::OursIpt, bins)?, Side::new(Impl::Go, bins)?];
+    for s in sides.iter_mut() {
+        s.node.reserve(accumulate + samples)?;
+    }
     // ADD while pods accumulate on the node.
     interleave(&mut sides, accumulate, |s, _| {
         let d = s.add(bins, &drv)?;
@@ -197,6 +207,7 @@ pub(super) fn golibcni(r: &mut Report, bins: &Bins, quick: bool) -> Result<()> {
     interleave(&mut sides, samples, |s, i| {
         let pod = s.pods.remove(first + samples - 1 - i);
         let (d, _) = s.call(bins, &drv, None, "del", &pod)?;
+        s.gone.push(pod);
         s.del200.push(d);
         Ok(())
     })?;
