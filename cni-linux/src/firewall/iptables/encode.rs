@@ -894,6 +894,49 @@ pub(crate) fn plan_changes(
     Some(out)
 }
 
+/// The iptables-restore script (for `--noflush`) that creates the tables and built-in chains
+/// that `plans` add rules to and iptables-nft has not created yet, and nothing else: each
+/// as `:CHAIN - [0:0]`, which creates a missing built-in chain as iptables-nft does and
+/// leaves an existing one (rules and policy) alone, so running it twice, or after another
+/// process created the chain, changes nothing. `None` when nothing is missing.
+pub(crate) fn skeleton_script(
+    plans: &[&IptablesPlan],
+    tables: &BTreeSet<&str>,
+    read: &NftState,
+) -> Option<String> {
+    let mut script = String::new();
+    for table in tables {
+        let builtins = builtin_chains(table);
+        let mut missing: Vec<&str> = Vec::new();
+        for plan in plans.iter().filter(|p| p.table == *table) {
+            for op in &plan.ops {
+                let (IptablesOp::AppendUnique { chain, .. }
+                | IptablesOp::InsertUnique { chain, .. }) = op
+                else {
+                    continue;
+                };
+                if let Some(b) = builtins.iter().find(|b| **b == chain.as_str())
+                    && !read.present.contains(&((*table).to_owned(), chain.clone()))
+                    && !missing.contains(b)
+                {
+                    missing.push(b);
+                }
+            }
+        }
+        if missing.is_empty() {
+            continue;
+        }
+        // In iptables-save's order, as iptables-nft creates them on first use.
+        missing.sort_by_key(|m| builtins.iter().position(|b| b == m));
+        script.push_str(&format!("*{table}\n"));
+        for m in missing {
+            script.push_str(&format!(":{m} - [0:0]\n"));
+        }
+        script.push_str("COMMIT\n");
+    }
+    (!script.is_empty()).then_some(script)
+}
+
 fn apply_op(
     family: IpFamily,
     op: &IptablesOp,

@@ -806,8 +806,9 @@ pub struct ApplyReport {
 /// exactly as iptables-nft writes it (module `encode`), one nf_tables batch over netlink that
 /// the kernel refuses if the ruleset changed since the read (then the state is read again,
 /// up to [`NETLINK_ATTEMPTS`] times); otherwise one `iptables-restore --noflush -w`. A failed
-/// restore is retried once from a fresh read (another process may have changed the table in
-/// between); the last error is returned.
+/// restore is retried from a fresh read (another process may have changed the table in
+/// between), over netlink when that read allows it, up to [`RESTORE_ATTEMPTS`] restores in
+/// all; the last error is returned.
 ///
 /// With iptables-nft only the chains the plans touch are read, one by one. A chain that the
 /// plans only ensure, or only append (insert) jumps to chains they ensure, is not dumped
@@ -835,8 +836,11 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
             None
         };
         let mut restores = 0;
+        let mut skeletons = 0;
         let mut netlink_attempts = 0;
-        let mut netlink = true;
+        // Set when the kernel refused a batch for another reason than a changed ruleset: the
+        // rest goes through iptables-restore, which does it or says why not.
+        let mut netlink_refused = false;
         loop {
             let read = read_nft(&bins, family, needs(&fam_plans));
             if let Some(read) = &read {
@@ -857,32 +861,51 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
             if script.is_empty() {
                 break;
             }
-            if netlink && let Some(read) = &read {
-                match netlink_batch(&fam_plans, &tables, read) {
-                    Some(msgs) => {
-                        netlink_attempts += 1;
-                        match encode::commit(&msgs, read.genid) {
-                            Ok(()) => {
-                                report.scripts.push(script);
-                                report.netlink += 1;
-                                break;
-                            }
-                            // The ruleset changed since the read: read again.
-                            Err(e)
-                                if e.errno() == Some(libc::ERESTART)
-                                    && netlink_attempts < NETLINK_ATTEMPTS =>
-                            {
-                                continue;
-                            }
-                            // Refused otherwise (nothing changed): iptables-restore from a
-                            // fresh read, which does it or reports why not.
-                            Err(_) => {
-                                netlink = false;
-                                continue;
-                            }
-                        }
+            // A plan the writer cannot encode from this read (say the table does not exist
+            // yet) goes to iptables-restore; after a restore that failed, the fresh read may
+            // well be encodable (another ADD created the table meanwhile).
+            // A table or built-in chain iptables-nft has not created yet: created first, alone,
+            // by an iptables-restore that changes nothing else (`:CHAIN - [0:0]` with
+            // `--noflush` creates a missing built-in chain and leaves an existing one, its
+            // rules and its policy, as they are), then the rest over netlink from a fresh read.
+            // Two restores computed from the same empty table would otherwise both write the
+            // plans' rules, twice.
+            if !netlink_refused
+                && skeletons == 0
+                && let Some(read) = &read
+                && let Some(skeleton) = encode::skeleton_script(&fam_plans, &tables, read)
+            {
+                skeletons += 1;
+                report.processes += 1;
+                if restore_with(&bins, &skeleton).is_ok() {
+                    report.scripts.push(skeleton);
+                    continue;
+                }
+            }
+            if !netlink_refused
+                && let Some(read) = &read
+                && let Some(msgs) = netlink_batch(&fam_plans, &tables, read)
+            {
+                netlink_attempts += 1;
+                match encode::commit(&msgs, read.genid) {
+                    Ok(()) => {
+                        report.scripts.push(script);
+                        report.netlink += 1;
+                        break;
                     }
-                    None => netlink = false,
+                    // The ruleset changed since the read: read again.
+                    Err(e)
+                        if e.errno() == Some(libc::ERESTART)
+                            && netlink_attempts < NETLINK_ATTEMPTS =>
+                    {
+                        continue;
+                    }
+                    // Refused otherwise (nothing changed): iptables-restore from a fresh
+                    // read, which does it or reports why not.
+                    Err(_) => {
+                        netlink_refused = true;
+                        continue;
+                    }
                 }
             }
             restores += 1;
@@ -892,13 +915,21 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
                     report.scripts.push(script);
                     break;
                 }
-                Err(e) if restores >= 2 => return Err(e),
+                Err(e) if restores >= RESTORE_ATTEMPTS => return Err(e),
+                // Most likely a concurrent change made a line of the script fail (a chain it
+                // creates was created meanwhile): read again.
                 Err(_) => continue,
             }
         }
     }
     Ok(report)
 }
+
+/// How many times [`apply`] runs `iptables-restore` for one family, each from a fresh read,
+/// before it returns the last failure: a script computed before another process changed the
+/// table can fail on a line (a chain created meanwhile), and on a fresh node where many ADDs
+/// race to create the same chains that can happen twice in a row.
+pub const RESTORE_ATTEMPTS: usize = 3;
 
 /// How many times [`apply`] commits a netlink batch that the kernel refused because the
 /// ruleset changed in between (each after a fresh read) before it hands the family to
