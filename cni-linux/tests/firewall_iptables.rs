@@ -433,6 +433,25 @@ fn restore_failure_is_reported_with_stderr_and_changes_nothing() {
     );
 }
 
+/// Applies each of `plans` from a thread of its own, all started together, in `ns`; every
+/// apply must succeed.
+fn apply_at_once(ns: &TestNs, plans: Vec<IptablesPlan>) {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = plans
+            .into_iter()
+            .map(|plan| s.spawn(move || ns.run(|| iptables::apply(std::slice::from_ref(&plan)))))
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    });
+}
+
+/// `-p tcp --dport PORT -j RETURN`.
+fn port_return(port: usize) -> Rule {
+    r(&["-p", "tcp", "--dport", &port.to_string(), "-j", "RETURN"])
+}
+
 #[test]
 fn concurrent_applies_creating_the_same_chain_all_succeed() {
     if !common::require_tool("iptables-restore") {
@@ -440,31 +459,15 @@ fn concurrent_applies_creating_the_same_chain_all_succeed() {
     }
     let ns = TestNs::new("iptcc");
     let n = 8;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|i| {
-                let ns = &ns;
-                s.spawn(move || {
-                    let mut plan = IptablesPlan::new(IpFamily::V4, "nat");
-                    plan.ensure_chain("CNI-HOSTPORT-DNAT").append_unique(
-                        "CNI-HOSTPORT-DNAT",
-                        r(&[
-                            "-p",
-                            "tcp",
-                            "--dport",
-                            &(9000 + i).to_string(),
-                            "-j",
-                            "RETURN",
-                        ]),
-                    );
-                    ns.run(|| iptables::apply(std::slice::from_ref(&plan)))
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap().unwrap();
-        }
-    });
+    let plans = (0..n)
+        .map(|i| {
+            let mut plan = IptablesPlan::new(IpFamily::V4, "nat");
+            plan.ensure_chain("CNI-HOSTPORT-DNAT")
+                .append_unique("CNI-HOSTPORT-DNAT", port_return(9000 + i));
+            plan
+        })
+        .collect();
+    apply_at_once(&ns, plans);
     let state = ns
         .run(|| iptables::save(IpFamily::V4, Some("nat")))
         .unwrap();
@@ -473,13 +476,14 @@ fn concurrent_applies_creating_the_same_chain_all_succeed() {
         .unwrap()
         .chain("CNI-HOSTPORT-DNAT")
         .unwrap();
-    assert_eq!(chain.rules.len(), n as usize, "{:#?}", chain.rules);
+    assert_eq!(chain.rules.len(), n, "{:#?}", chain.rules);
 }
 
 /// 32 portmap-like ADDs at once on a node whose nat table does not exist yet (as the
-/// concurrency benchmark does): each creates the shared chains, its own chain and the jumps,
-/// so restores race to create the same chains and the first scripts fail on a line; every
-/// apply still succeeds, and each shared jump is there once.
+/// concurrency benchmark does): each creates the shared chains, its own chain and the jumps.
+/// Restores computed from the same empty table used to race (one failing on a chain another
+/// created, or two both writing the shared jump); every apply succeeds, and each shared jump
+/// is there once.
 #[test]
 fn concurrent_applies_on_a_fresh_node_all_succeed() {
     if !common::require_tool("iptables-restore") {
@@ -488,48 +492,25 @@ fn concurrent_applies_on_a_fresh_node_all_succeed() {
     let n = 32;
     for round in 0..2 {
         let ns = TestNs::new("iptcf");
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n)
-                .map(|i| {
-                    let ns = &ns;
-                    s.spawn(move || {
-                        let own = format!("CNI-DN-{round}-{i}");
-                        let mut plan = IptablesPlan::new(IpFamily::V4, "nat");
-                        plan.ensure_chain("CNI-HOSTPORT-MASQ")
-                            .ensure_chain("CNI-HOSTPORT-DNAT")
-                            .ensure_chain(own.clone())
-                            .insert_unique("POSTROUTING", r(&["-j", "CNI-HOSTPORT-MASQ"]))
-                            .append_unique(
-                                "PREROUTING",
-                                r(&[
-                                    "-m",
-                                    "addrtype",
-                                    "--dst-type",
-                                    "LOCAL",
-                                    "-j",
-                                    "CNI-HOSTPORT-DNAT",
-                                ]),
-                            )
-                            .append_unique(
-                                own.clone(),
-                                r(&[
-                                    "-p",
-                                    "tcp",
-                                    "--dport",
-                                    &(9000 + i).to_string(),
-                                    "-j",
-                                    "RETURN",
-                                ]),
-                            )
-                            .append_unique("CNI-HOSTPORT-DNAT", r(&["-j", &own]));
-                        ns.run(|| iptables::apply(std::slice::from_ref(&plan)))
-                    })
-                })
-                .collect();
-            for h in handles {
-                h.join().unwrap().unwrap();
-            }
-        });
+        let plans = (0..n)
+            .map(|i| {
+                let own = format!("CNI-DN-{round}-{i}");
+                let mut plan = IptablesPlan::new(IpFamily::V4, "nat");
+                plan.ensure_chain("CNI-HOSTPORT-MASQ")
+                    .ensure_chain("CNI-HOSTPORT-DNAT")
+                    .ensure_chain(own.clone())
+                    .insert_unique("POSTROUTING", r(&["-j", "CNI-HOSTPORT-MASQ"]))
+                    .append_unique(
+                        "PREROUTING",
+                        Rule::new("-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT".split(' '))
+                            .unwrap(),
+                    )
+                    .append_unique(own.clone(), port_return(9000 + i))
+                    .append_unique("CNI-HOSTPORT-DNAT", r(&["-j", &own]));
+                plan
+            })
+            .collect();
+        apply_at_once(&ns, plans);
         let state = ns
             .run(|| iptables::save(IpFamily::V4, Some("nat")))
             .unwrap();

@@ -660,14 +660,7 @@ fn list_table_once(
         .chains
         .extend(chains.iter().filter_map(|m| chain_of(name, m)));
 
-    let rules = sock.request(
-        "list rules",
-        fam,
-        NfTablesMessage::GetRule(RuleMessage {
-            attributes: vec![RuleAttribute::Table(name.to_owned())],
-        }),
-        true,
-    )?;
+    let rules = sock.request("list rules", fam, rules_request(name, None), true)?;
     for (chain, rule) in rules.iter().filter_map(|m| rule_of(name, m)) {
         if let Some(c) = listing.chains.iter_mut().find(|c| c.name == chain) {
             c.rules.push(rule);
@@ -794,6 +787,13 @@ pub(crate) struct RawRule {
     pub(crate) userdata: bool,
 }
 
+/// The `GETRULE` dump request for the rules of `table`, of one `chain` of it if given.
+fn rules_request(table: &str, chain: Option<&str>) -> NfTablesMessage {
+    let mut attributes = vec![RuleAttribute::Table(table.to_owned())];
+    attributes.extend(chain.map(|c| RuleAttribute::Chain(c.to_owned())));
+    NfTablesMessage::GetRule(RuleMessage { attributes })
+}
+
 /// The rules of `chain` that `keep` accepts, read until `enough` of them were, with how many
 /// rules were read in all. Stopping early leaves the rest of the dump unread, so it runs on a
 /// socket of its own that is dropped after: a long chain costs only the messages up to the last
@@ -823,12 +823,7 @@ pub(crate) fn list_raw_rules_until(
         let interrupted = NfSocket::open()?.dump_until(
             "list rules",
             family.nfproto(),
-            NfTablesMessage::GetRule(RuleMessage {
-                attributes: vec![
-                    RuleAttribute::Table(table.to_owned()),
-                    RuleAttribute::Chain(chain.to_owned()),
-                ],
-            }),
+            rules_request(table, Some(chain)),
             &mut each,
         )?;
         if interrupted {
@@ -913,14 +908,7 @@ fn list_raw_once(
         // A dump of the chains of a missing table is empty, not ENOENT.
         return Ok(None);
     }
-    let rules = sock.request(
-        "list rules",
-        fam,
-        NfTablesMessage::GetRule(RuleMessage {
-            attributes: vec![RuleAttribute::Table(name.to_owned())],
-        }),
-        true,
-    )?;
+    let rules = sock.request("list rules", fam, rules_request(name, None), true)?;
     Ok(Some((
         chains,
         rules.iter().filter_map(|m| raw_rule_of(name, m)).collect(),
@@ -982,12 +970,7 @@ pub(crate) fn list_raw_rules(
         unless_missing(sock.request(
             "list rules",
             family.nfproto(),
-            NfTablesMessage::GetRule(RuleMessage {
-                attributes: vec![
-                    RuleAttribute::Table(table.to_owned()),
-                    RuleAttribute::Chain(chain.to_owned()),
-                ],
-            }),
+            rules_request(table, Some(chain)),
             true,
         ))
     })?
