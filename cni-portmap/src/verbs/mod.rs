@@ -381,8 +381,9 @@ pub fn del(
     }
     // The lookups come before the commit that deletes the container's rules: once a process
     // has deleted nf_tables objects, the kernel makes its next close of a netfilter socket
-    // wait for an RCU grace period (10-20 ms), so lookups after it would each wait, where
-    // before it they cost their round trips and the one wait overlaps the process's exit.
+    // wait for an RCU grace period (10-20 ms), so the first lookup after it would wait there,
+    // where before it they cost their round trips and the wait comes once, at the exit (or at
+    // the conntrack cleanup below, which must follow the commit).
     // The guard is looked at first (best effort too: a guard left in place only drops what
     // route_localnet would let in), then the backend the container did not use, usually
     // without its table or chains, which costs a lookup.
