@@ -44,48 +44,28 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::nft::{
-    NF_ACCEPT, NF_DROP, NFT_CMP_EQ, NFT_CMP_NEQ, NFT_GOTO, NFT_JUMP, NFT_META_IIFNAME,
-    NFT_META_L4PROTO, NFT_META_MARK, NFT_META_OIFNAME, NFT_PAYLOAD_NETWORK, NFT_PAYLOAD_TRANSPORT,
-    NFT_RETURN, NFTA_BITWISE_DREG, NFTA_BITWISE_LEN, NFTA_BITWISE_MASK, NFTA_BITWISE_SREG,
-    NFTA_BITWISE_XOR, NFTA_CMP_DATA, NFTA_CMP_OP, NFTA_CMP_SREG, NFTA_DATA_VALUE,
-    NFTA_DATA_VERDICT, NFTA_IMMEDIATE_DATA, NFTA_IMMEDIATE_DREG, NFTA_META_DREG, NFTA_META_KEY,
-    NFTA_PAYLOAD_BASE, NFTA_PAYLOAD_DREG, NFTA_PAYLOAD_LEN, NFTA_PAYLOAD_OFFSET,
-    NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFTA_XT_INFO, NFTA_XT_NAME, NFTA_XT_REV, NftState,
-    REG_1, REG_VERDICT, builtin_chains, decode_rule,
-};
+use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
+
+use super::nft::{NftState, builtin_chains, decode_rule};
 use super::rule::Rule;
 use super::{IptablesOp, IptablesPlan};
 use crate::firewall::IpFamily;
 use crate::firewall::nftables::socket::{NfSocket, raw_attr, raw_nested, raw_nft_msg};
+use crate::firewall::nftables::uapi::{
+    NF_ACCEPT, NF_DROP, NFT_CMP_EQ, NFT_CMP_NEQ, NFT_GOTO, NFT_JUMP, NFT_META_IIFNAME,
+    NFT_META_L4PROTO, NFT_META_MARK, NFT_META_OIFNAME, NFT_MSG_DELCHAIN, NFT_MSG_DELRULE,
+    NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_PAYLOAD_NETWORK, NFT_PAYLOAD_TRANSPORT, NFT_REG_1,
+    NFT_REG_VERDICT, NFT_RETURN, NFT_RULE_COMPAT_F_INV, NFTA_BITWISE_DREG, NFTA_BITWISE_LEN,
+    NFTA_BITWISE_MASK, NFTA_BITWISE_SREG, NFTA_BITWISE_XOR, NFTA_CHAIN_NAME, NFTA_CHAIN_TABLE,
+    NFTA_CMP_DATA, NFTA_CMP_OP, NFTA_CMP_SREG, NFTA_COUNTER_BYTES, NFTA_COUNTER_PACKETS,
+    NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_IMMEDIATE_DATA,
+    NFTA_IMMEDIATE_DREG, NFTA_LIST_ELEM, NFTA_META_DREG, NFTA_META_KEY, NFTA_PAYLOAD_BASE,
+    NFTA_PAYLOAD_DREG, NFTA_PAYLOAD_LEN, NFTA_PAYLOAD_OFFSET, NFTA_RULE_CHAIN, NFTA_RULE_COMPAT,
+    NFTA_RULE_COMPAT_FLAGS, NFTA_RULE_COMPAT_PROTO, NFTA_RULE_EXPRESSIONS, NFTA_RULE_HANDLE,
+    NFTA_RULE_TABLE, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFTA_XT_INFO, NFTA_XT_NAME,
+    NFTA_XT_REV,
+};
 use crate::firewall::nftables::{Family, NftError};
-
-// Message types and attributes of `linux/netfilter/nf_tables.h` only the writer uses.
-const NFT_MSG_NEWCHAIN: u16 = 3;
-const NFT_MSG_DELCHAIN: u16 = 5;
-const NFT_MSG_NEWRULE: u16 = 6;
-const NFT_MSG_DELRULE: u16 = 8;
-const NFTA_CHAIN_TABLE: u16 = 1;
-const NFTA_CHAIN_NAME: u16 = 3;
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
-const NFTA_RULE_HANDLE: u16 = 3;
-const NFTA_RULE_EXPRESSIONS: u16 = 4;
-const NFTA_RULE_COMPAT: u16 = 5;
-const NFTA_RULE_COMPAT_PROTO: u16 = 1;
-const NFTA_RULE_COMPAT_FLAGS: u16 = 2;
-/// `NFT_RULE_COMPAT_F_INV`: the compat protocol is negated (`! -p`).
-const NFT_RULE_COMPAT_F_INV: u32 = 1 << 1;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_COUNTER_BYTES: u16 = 1;
-const NFTA_COUNTER_PACKETS: u16 = 2;
-
-// Netlink flags of the requests (besides `NLM_F_REQUEST | NLM_F_ACK`).
-const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_APPEND: u16 = 0x800;
 
 /// `XT_ALIGN`: xtables info structs are padded to 8 bytes (`__alignof__(struct _xt_align)`).
 const fn xt_align(n: usize) -> usize {
@@ -157,7 +137,7 @@ impl Exprs {
     }
 
     fn payload(&mut self, base: u32, offset: u32, len: u32) {
-        let mut d = u32_attr(NFTA_PAYLOAD_DREG, REG_1);
+        let mut d = u32_attr(NFTA_PAYLOAD_DREG, NFT_REG_1);
         d.extend(u32_attr(NFTA_PAYLOAD_BASE, base));
         d.extend(u32_attr(NFTA_PAYLOAD_OFFSET, offset));
         d.extend(u32_attr(NFTA_PAYLOAD_LEN, len));
@@ -166,13 +146,13 @@ impl Exprs {
 
     fn meta(&mut self, key: u32) {
         let mut d = u32_attr(NFTA_META_KEY, key);
-        d.extend(u32_attr(NFTA_META_DREG, REG_1));
+        d.extend(u32_attr(NFTA_META_DREG, NFT_REG_1));
         self.push("meta", d);
     }
 
     fn bitwise(&mut self, mask: &[u8]) {
-        let mut d = u32_attr(NFTA_BITWISE_SREG, REG_1);
-        d.extend(u32_attr(NFTA_BITWISE_DREG, REG_1));
+        let mut d = u32_attr(NFTA_BITWISE_SREG, NFT_REG_1);
+        d.extend(u32_attr(NFTA_BITWISE_DREG, NFT_REG_1));
         d.extend(u32_attr(NFTA_BITWISE_LEN, mask.len() as u32));
         d.extend(data_value(NFTA_BITWISE_MASK, mask));
         d.extend(data_value(NFTA_BITWISE_XOR, &vec![0; mask.len()]));
@@ -180,7 +160,7 @@ impl Exprs {
     }
 
     fn cmp(&mut self, neg: bool, value: &[u8]) {
-        let mut d = u32_attr(NFTA_CMP_SREG, REG_1);
+        let mut d = u32_attr(NFTA_CMP_SREG, NFT_REG_1);
         d.extend(u32_attr(
             NFTA_CMP_OP,
             if neg { NFT_CMP_NEQ } else { NFT_CMP_EQ },
@@ -200,7 +180,7 @@ impl Exprs {
         if let Some(c) = chain {
             v.extend(raw_attr(NFTA_VERDICT_CHAIN, &strz(c)));
         }
-        let mut d = u32_attr(NFTA_IMMEDIATE_DREG, REG_VERDICT);
+        let mut d = u32_attr(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
         d.extend(raw_nested(
             NFTA_IMMEDIATE_DATA,
             &raw_nested(NFTA_DATA_VERDICT, &v),

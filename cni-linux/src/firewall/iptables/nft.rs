@@ -27,51 +27,18 @@ use crate::firewall::nftables::decode::{
     RawRule, generation, get_chain, list_raw, list_raw_rules, list_raw_rules_until,
 };
 use crate::firewall::nftables::socket::NfSocket;
+use crate::firewall::nftables::uapi::{
+    NF_ACCEPT, NF_DROP, NFT_CMP_EQ, NFT_CMP_NEQ, NFT_GOTO, NFT_JUMP, NFT_META_IIFNAME,
+    NFT_META_L4PROTO, NFT_META_MARK, NFT_META_OIFNAME, NFT_PAYLOAD_NETWORK, NFT_PAYLOAD_TRANSPORT,
+    NFT_REG_1, NFT_REG_VERDICT, NFT_RETURN, NFTA_BITWISE_DREG, NFTA_BITWISE_LEN, NFTA_BITWISE_MASK,
+    NFTA_BITWISE_OP, NFTA_BITWISE_SREG, NFTA_BITWISE_XOR, NFTA_CMP_DATA, NFTA_CMP_OP,
+    NFTA_CMP_SREG, NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_IMMEDIATE_DATA, NFTA_IMMEDIATE_DREG,
+    NFTA_META_DREG, NFTA_META_KEY, NFTA_PAYLOAD_BASE, NFTA_PAYLOAD_DREG, NFTA_PAYLOAD_LEN,
+    NFTA_PAYLOAD_OFFSET, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE, NFTA_XT_INFO, NFTA_XT_NAME,
+    NFTA_XT_REV,
+};
 use crate::firewall::nftables::{Family, NftError};
 use crate::nl::{self, be32};
-
-// Attribute numbers of `linux/netfilter/nf_tables.h` the reader and the writer (module `encode`) use.
-pub(super) const NFTA_PAYLOAD_DREG: u16 = 1;
-pub(super) const NFTA_PAYLOAD_BASE: u16 = 2;
-pub(super) const NFTA_PAYLOAD_OFFSET: u16 = 3;
-pub(super) const NFTA_PAYLOAD_LEN: u16 = 4;
-pub(super) const NFT_PAYLOAD_NETWORK: u32 = 1;
-pub(super) const NFT_PAYLOAD_TRANSPORT: u32 = 2;
-pub(super) const NFTA_META_DREG: u16 = 1;
-pub(super) const NFTA_META_KEY: u16 = 2;
-pub(super) const NFT_META_MARK: u32 = 3;
-pub(super) const NFT_META_IIFNAME: u32 = 6;
-pub(super) const NFT_META_OIFNAME: u32 = 7;
-pub(super) const NFT_META_L4PROTO: u32 = 16;
-pub(super) const NFTA_CMP_SREG: u16 = 1;
-pub(super) const NFTA_CMP_OP: u16 = 2;
-pub(super) const NFTA_CMP_DATA: u16 = 3;
-pub(super) const NFT_CMP_EQ: u32 = 0;
-pub(super) const NFT_CMP_NEQ: u32 = 1;
-pub(super) const NFTA_BITWISE_SREG: u16 = 1;
-pub(super) const NFTA_BITWISE_DREG: u16 = 2;
-pub(super) const NFTA_BITWISE_LEN: u16 = 3;
-pub(super) const NFTA_BITWISE_MASK: u16 = 4;
-pub(super) const NFTA_BITWISE_XOR: u16 = 5;
-pub(super) const NFTA_BITWISE_OP: u16 = 6;
-pub(super) const NFTA_IMMEDIATE_DREG: u16 = 1;
-pub(super) const NFTA_IMMEDIATE_DATA: u16 = 2;
-pub(super) const NFTA_DATA_VALUE: u16 = 1;
-pub(super) const NFTA_DATA_VERDICT: u16 = 2;
-pub(super) const NFTA_VERDICT_CODE: u16 = 1;
-pub(super) const NFTA_VERDICT_CHAIN: u16 = 2;
-pub(super) const NFTA_XT_NAME: u16 = 1;
-pub(super) const NFTA_XT_REV: u16 = 2;
-pub(super) const NFTA_XT_INFO: u16 = 3;
-pub(super) const NF_DROP: u32 = 0;
-pub(super) const NF_ACCEPT: u32 = 1;
-pub(super) const NFT_RETURN: u32 = 0xffff_fffb;
-pub(super) const NFT_GOTO: u32 = 0xffff_fffc;
-pub(super) const NFT_JUMP: u32 = 0xffff_fffd;
-/// `NFT_REG_1`, the register iptables-nft loads into.
-pub(super) const REG_1: u32 = 1;
-/// `NFT_REG_VERDICT`.
-pub(super) const REG_VERDICT: u32 = 0;
 
 /// The most rules of a chain read whole rather than up to the jumps looked for, on a socket
 /// of its own (see `chains_state`). Measured here: a rule costs about 4.5 µs to dump and
@@ -470,7 +437,7 @@ enum Verdict {
 }
 
 fn verdict(data: &[u8]) -> Option<Verdict> {
-    if nl::attr(data, NFTA_IMMEDIATE_DREG).and_then(be32)? != REG_VERDICT {
+    if nl::attr(data, NFTA_IMMEDIATE_DREG).and_then(be32)? != NFT_REG_VERDICT {
         return None;
     }
     let d = nl::attr(data, NFTA_IMMEDIATE_DATA)?;
@@ -527,7 +494,7 @@ pub(crate) fn decode_rule(family: IpFamily, exprs: &[(String, Vec<u8>)]) -> Opti
         match name.as_str() {
             "counter" => {}
             "payload" => {
-                if attr_u32(data, NFTA_PAYLOAD_DREG)? != REG_1 {
+                if attr_u32(data, NFTA_PAYLOAD_DREG)? != NFT_REG_1 {
                     return None;
                 }
                 let (offset, len) = (
@@ -542,7 +509,7 @@ pub(crate) fn decode_rule(family: IpFamily, exprs: &[(String, Vec<u8>)]) -> Opti
                 mask = None;
             }
             "meta" => {
-                if attr_u32(data, NFTA_META_DREG)? != REG_1 {
+                if attr_u32(data, NFTA_META_DREG)? != NFT_REG_1 {
                     return None;
                 }
                 load = Some(Load::Meta(attr_u32(data, NFTA_META_KEY)?));
@@ -550,8 +517,8 @@ pub(crate) fn decode_rule(family: IpFamily, exprs: &[(String, Vec<u8>)]) -> Opti
             }
             "bitwise" => {
                 // Only `reg 1 = (reg 1 & mask) ^ 0` (the boolean form).
-                if attr_u32(data, NFTA_BITWISE_SREG)? != REG_1
-                    || attr_u32(data, NFTA_BITWISE_DREG)? != REG_1
+                if attr_u32(data, NFTA_BITWISE_SREG)? != NFT_REG_1
+                    || attr_u32(data, NFTA_BITWISE_DREG)? != NFT_REG_1
                     || attr_u32(data, NFTA_BITWISE_OP).is_some_and(|op| op != 0)
                     || load.is_none()
                     || mask.is_some()
@@ -567,7 +534,7 @@ pub(crate) fn decode_rule(family: IpFamily, exprs: &[(String, Vec<u8>)]) -> Opti
                 mask = Some(m.to_vec());
             }
             "cmp" => {
-                if attr_u32(data, NFTA_CMP_SREG)? != REG_1 {
+                if attr_u32(data, NFTA_CMP_SREG)? != NFT_REG_1 {
                     return None;
                 }
                 let neg = match attr_u32(data, NFTA_CMP_OP)? {

@@ -570,7 +570,6 @@ fn counted_chain_of(table: &str, m: &RawMsg) -> Option<(ChainListing, u32)> {
 /// A rule of table `table` and the name of its chain; `None` for a rule of another table.
 /// The expressions are read raw (see [`rule_exprs`]).
 fn rule_of(table: &str, m: &RawMsg) -> Option<(String, RuleListing)> {
-    const NFTA_RULE_EXPRESSIONS: u16 = 4;
     let body = m.payload.get(NFGENMSG_LEN..).unwrap_or_default();
     let mut in_table = false;
     let mut chain = String::new();
@@ -580,7 +579,7 @@ fn rule_of(table: &str, m: &RawMsg) -> Option<(String, RuleListing)> {
         exprs: Vec::new(),
     };
     for nla in NlasIterator::new(body).filter_map(Result::ok) {
-        if nla.kind() == NFTA_RULE_EXPRESSIONS {
+        if nla.kind() == uapi::NFTA_RULE_EXPRESSIONS {
             r.exprs = rule_exprs(nla.value());
             continue;
         }
@@ -841,7 +840,6 @@ pub(crate) fn list_raw_rules_until(
 pub(crate) type RawTable = (Vec<ChainListing>, Vec<RawRule>);
 
 fn raw_rule_of(table: &str, m: &RawMsg) -> Option<RawRule> {
-    const NFTA_RULE_EXPRESSIONS: u16 = 4;
     let body = m.payload.get(NFGENMSG_LEN..).unwrap_or_default();
     let mut in_table = false;
     let mut r = RawRule {
@@ -851,7 +849,7 @@ fn raw_rule_of(table: &str, m: &RawMsg) -> Option<RawRule> {
         userdata: false,
     };
     for nla in NlasIterator::new(body).filter_map(Result::ok) {
-        if nla.kind() == NFTA_RULE_EXPRESSIONS {
+        if nla.kind() == uapi::NFTA_RULE_EXPRESSIONS {
             r.exprs = nl::attrs(nla.value())
                 .filter(|(k, _)| *k == uapi::NFTA_LIST_ELEM)
                 .map(|(_, e)| {

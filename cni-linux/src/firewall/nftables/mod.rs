@@ -26,7 +26,7 @@
 pub(crate) mod decode;
 mod expr;
 pub(crate) mod socket;
-mod uapi;
+pub(crate) mod uapi;
 
 use std::fmt;
 

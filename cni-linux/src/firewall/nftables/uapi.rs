@@ -2,8 +2,10 @@
 //! does not name: attributes of the expressions it does not model (nat, masq, redir, ct, fib,
 //! counter), attribute numbers of the expressions it does model as far as our readable dump
 //! (`nft --debug=netlink` style) needs them, verdict codes, set flags and nftnl's userdata
-//! TLVs. Encoding ([`super::expr`], [`super::socket`]) and decoding ([`super::decode`]) share
-//! them. What upstream lacks is worth offering there (issue 18 finding 1).
+//! TLVs, and what the iptables-nft reader and writer (`firewall::iptables`, which build and
+//! read rules byte for byte) need besides. Encoding ([`super::expr`], [`super::socket`]),
+//! decoding ([`super::decode`]) and that reader and writer share them. What upstream lacks is
+//! worth offering there (issue 18 finding 1).
 
 // Verdict codes (`NF_DROP`, `NF_ACCEPT`, `enum nft_verdicts`).
 pub(crate) const NF_DROP: u32 = 0;
@@ -85,12 +87,46 @@ pub(crate) const NFT_CMP_GTE: u32 = 5;
 // bitwise
 pub(crate) const NFTA_BITWISE_SREG: u16 = 1;
 pub(crate) const NFTA_BITWISE_DREG: u16 = 2;
+pub(crate) const NFTA_BITWISE_LEN: u16 = 3;
 pub(crate) const NFTA_BITWISE_MASK: u16 = 4;
 pub(crate) const NFTA_BITWISE_XOR: u16 = 5;
+pub(crate) const NFTA_BITWISE_OP: u16 = 6;
 
 // immediate
 pub(crate) const NFTA_IMMEDIATE_DREG: u16 = 1;
 pub(crate) const NFTA_IMMEDIATE_DATA: u16 = 2;
+
+// `NFTA_DATA_*`, `NFTA_VERDICT_*`: an immediate's value or verdict.
+pub(crate) const NFTA_DATA_VALUE: u16 = 1;
+pub(crate) const NFTA_DATA_VERDICT: u16 = 2;
+pub(crate) const NFTA_VERDICT_CODE: u16 = 1;
+pub(crate) const NFTA_VERDICT_CHAIN: u16 = 2;
+
+// `enum nft_registers`: the verdict register and the first 16-byte one.
+pub(crate) const NFT_REG_VERDICT: u32 = 0;
+pub(crate) const NFT_REG_1: u32 = 1;
+
+// xtables compat `match`/`target` (`NFTA_MATCH_*` and `NFTA_TARGET_*` share these numbers).
+pub(crate) const NFTA_XT_NAME: u16 = 1;
+pub(crate) const NFTA_XT_REV: u16 = 2;
+pub(crate) const NFTA_XT_INFO: u16 = 3;
+
+// Chain and rule messages, as the iptables-nft writer builds them by hand.
+pub(crate) const NFT_MSG_NEWCHAIN: u16 = 3;
+pub(crate) const NFT_MSG_DELCHAIN: u16 = 5;
+pub(crate) const NFT_MSG_NEWRULE: u16 = 6;
+pub(crate) const NFT_MSG_DELRULE: u16 = 8;
+pub(crate) const NFTA_CHAIN_TABLE: u16 = 1;
+pub(crate) const NFTA_CHAIN_NAME: u16 = 3;
+pub(crate) const NFTA_RULE_TABLE: u16 = 1;
+pub(crate) const NFTA_RULE_CHAIN: u16 = 2;
+pub(crate) const NFTA_RULE_HANDLE: u16 = 3;
+pub(crate) const NFTA_RULE_EXPRESSIONS: u16 = 4;
+pub(crate) const NFTA_RULE_COMPAT: u16 = 5;
+pub(crate) const NFTA_RULE_COMPAT_PROTO: u16 = 1;
+pub(crate) const NFTA_RULE_COMPAT_FLAGS: u16 = 2;
+/// `NFT_RULE_COMPAT_F_INV`: the compat protocol is negated (`! -p`).
+pub(crate) const NFT_RULE_COMPAT_F_INV: u32 = 1 << 1;
 
 // lookup
 pub(crate) const NFTA_LOOKUP_SET: u16 = 1;
