@@ -836,7 +836,7 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
             None
         };
         let mut restores = 0;
-        let mut skeletons = 0;
+        let mut skeleton_tried = false;
         let mut netlink_attempts = 0;
         // Set when the kernel refused a batch for another reason than a changed ruleset: the
         // rest goes through iptables-restore, which does it or says why not.
@@ -861,9 +861,6 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
             if script.is_empty() {
                 break;
             }
-            // A plan the writer cannot encode from this read (say the table does not exist
-            // yet) goes to iptables-restore; after a restore that failed, the fresh read may
-            // well be encodable (another ADD created the table meanwhile).
             // A table or built-in chain iptables-nft has not created yet: created first, alone,
             // by an iptables-restore that changes nothing else (`:CHAIN - [0:0]` with
             // `--noflush` creates a missing built-in chain and leaves an existing one, its
@@ -871,17 +868,20 @@ pub fn apply(plans: &[IptablesPlan]) -> Result<ApplyReport, IptablesError> {
             // Two restores computed from the same empty table would otherwise both write the
             // plans' rules, twice.
             if !netlink_refused
-                && skeletons == 0
+                && !skeleton_tried
                 && let Some(read) = &read
                 && let Some(skeleton) = encode::skeleton_script(&fam_plans, &tables, read)
             {
-                skeletons += 1;
+                skeleton_tried = true;
                 report.processes += 1;
                 if restore_with(&bins, &skeleton).is_ok() {
                     report.scripts.push(skeleton);
                     continue;
                 }
             }
+            // A plan the writer cannot encode from this read goes to iptables-restore; after a
+            // restore that failed, the fresh read may well be encodable (another ADD created a
+            // chain meanwhile).
             if !netlink_refused
                 && let Some(read) = &read
                 && let Some(msgs) = netlink_batch(&fam_plans, &tables, read)

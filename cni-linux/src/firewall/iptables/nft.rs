@@ -261,21 +261,12 @@ fn chains_state(
         // chain whose jump sits near its top costs one message).
         let mut enough = Some(0usize);
         for t in &live {
-            let total = match (full.contains(t.as_str()), found.get(t.as_str())) {
-                (true, Some((_, uses))) => {
-                    let own = rules.iter().filter(|r| r.chain == *t).count();
-                    (*uses as usize).checked_sub(own)
-                }
+            // Known only for a target read whole (its own rules are part of its count).
+            let left = match (full.contains(t.as_str()), found.get(t.as_str())) {
+                (true, Some((_, uses))) => (*uses as usize).checked_sub(refs_read(&rules, t)),
                 _ => None,
             };
-            let seen = rules
-                .iter()
-                .filter(|r| r.chain != *t && jumps_where(r, |c| c == t))
-                .count();
-            enough = match (enough, total.and_then(|n| n.checked_sub(seen))) {
-                (Some(sum), Some(left)) => Some(sum + left),
-                _ => None,
-            };
+            enough = enough.zip(left).map(|(sum, left)| sum + left);
         }
         if enough == Some(0) {
             continue;
@@ -302,15 +293,11 @@ fn chains_state(
         }
     }
     // Every reference to each counted target must be one of its rules or a jump read.
-    for (target, uses) in &counted {
-        let own = rules.iter().filter(|r| r.chain == *target).count();
-        let jumps = rules
-            .iter()
-            .filter(|r| r.chain != *target && jumps_where(r, |c| c == target))
-            .count();
-        if own + jumps != *uses as usize {
-            return Ok(Chains::NeedTable);
-        }
+    if counted
+        .iter()
+        .any(|(target, uses)| refs_read(&rules, target) != *uses as usize)
+    {
+        return Ok(Chains::NeedTable);
     }
     for name in &need.exists {
         if found.contains_key(name.as_str()) {
@@ -413,6 +400,15 @@ pub(super) fn builtin_chains(table: &str) -> &'static [&'static str] {
         "security" => &["INPUT", "FORWARD", "OUTPUT"],
         _ => &[],
     }
+}
+
+/// The references to chain `target` among `rules` as the kernel counts them in
+/// `NFTA_CHAIN_USE`: its own rules, and the rules elsewhere that jump or go to it.
+fn refs_read(rules: &[RawRule], target: &str) -> usize {
+    rules
+        .iter()
+        .filter(|r| r.chain == target || jumps_where(r, |c| c == target))
+        .count()
 }
 
 /// Whether the rule ends in a jump or goto to one of `targets` (read from its verdict alone).
