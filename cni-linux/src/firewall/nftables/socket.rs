@@ -948,14 +948,10 @@ impl NfSocket {
         inner: M,
         each: &mut dyn FnMut(nl::Msg<'_>),
     ) -> Result<bool, NftError> {
-        let seq = self.send_request(family, inner, NLM_F_DUMP)?;
-        let mut on_data = |m: nl::Msg<'_>| {
+        self.dump_flow(what, family, inner, &mut |m| {
             each(m);
-            Ok(Flow::Continue)
-        };
-        nl::replies(&self.sock, &mut self.buf, seq, &mut on_data)
-            .map(|o| o.interrupted)
-            .map_err(|e| NftError::from_reply(what, e))
+            Flow::Continue
+        })
     }
 
     /// [`NfSocket::dump_each`] that stops reading when `each` answers [`Flow::Stop`]: the
@@ -963,6 +959,17 @@ impl NfSocket {
     /// Returns whether the dump was flagged interrupted in what was read.
     pub(crate) fn dump_until<M: Into<NetfilterMessageInner>>(
         mut self,
+        what: &str,
+        family: u8,
+        inner: M,
+        each: &mut dyn FnMut(nl::Msg<'_>) -> Flow,
+    ) -> Result<bool, NftError> {
+        self.dump_flow(what, family, inner, each)
+    }
+
+    /// The dump both of those run: `each` decides whether to read on.
+    fn dump_flow<M: Into<NetfilterMessageInner>>(
+        &mut self,
         what: &str,
         family: u8,
         inner: M,
