@@ -870,14 +870,29 @@ impl NfSocket {
             base.wrapping_add(1 + n),
             None,
         ));
-        self.size_buffers(bytes.len(), msgs.len());
-        nl::send(&self.sock, &bytes).map_err(NftError::Socket)?;
+        self.exchange(&bytes, base, n, |index| (index, None))
+    }
+
+    /// Sends the batch `bytes` (`n` messages between a begin and an end numbered from `base`)
+    /// in one `sendmsg` and collects every acknowledgement. A refusal is
+    /// `NftError::Rejected`, its index and op given by `which` from the failing message's index
+    /// (`None` for the batch itself).
+    fn exchange(
+        &mut self,
+        bytes: &[u8],
+        base: u32,
+        n: u32,
+        which: impl FnOnce(Option<usize>) -> (Option<usize>, Option<String>),
+    ) -> Result<(), NftError> {
+        self.size_buffers(bytes.len(), n as usize);
+        nl::send(&self.sock, bytes).map_err(NftError::Socket)?;
         let (acked, first_err) = self.collect_acks(base, n)?;
         if let Some((seq, status)) = first_err {
             let idx = seq.wrapping_sub(base);
+            let (index, op) = which((idx >= 1 && idx <= n).then(|| (idx - 1) as usize));
             return Err(NftError::Rejected {
-                index: (idx >= 1 && idx <= n).then(|| (idx - 1) as usize),
-                op: None,
+                index,
+                op,
                 message: status.ext_ack,
                 source: io::Error::from_raw_os_error(status.errno),
             });
@@ -893,22 +908,13 @@ impl NfSocket {
         let n = msgs.len() as u32;
         let base = self.next_seq(n + 2);
         let bytes = batch_bytes(&msgs, base);
-        self.size_buffers(bytes.len(), msgs.len());
-        nl::send(&self.sock, &bytes).map_err(NftError::Socket)?;
-        let (acked, first_err) = self.collect_acks(base, n)?;
-        if let Some((seq, status)) = first_err {
-            let idx = seq.wrapping_sub(base);
-            let op_index = (idx >= 1 && idx <= n).then(|| msgs[(idx - 1) as usize].op);
-            return Err(NftError::Rejected {
-                index: op_index,
-                op: op_index
-                    .and_then(|i| plan.ops.get(i))
-                    .map(ToString::to_string),
-                message: status.ext_ack,
-                source: io::Error::from_raw_os_error(status.errno),
-            });
-        }
-        all_acked(acked, n)
+        self.exchange(&bytes, base, n, |msg| {
+            let op_index = msg.map(|i| msgs[i].op);
+            let op = op_index
+                .and_then(|i| plan.ops.get(i))
+                .map(ToString::to_string);
+            (op_index, op)
+        })
     }
 
     /// Sends one request for `family` with `flags` (besides `NLM_F_REQUEST`); returns its
